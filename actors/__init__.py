@@ -1,0 +1,1 @@
+"""LLM-backed agents for raymesh (providers, routing, usage, roles) build on `mesh`."""

@@ -1,0 +1,53 @@
+"""raymesh's runtime: agents in Ray actors that find each other and talk directly."""
+
+from mesh.agent import Agent, Context, handler
+from mesh.config import MeshConfig
+from mesh.errors import (
+    ConfigError,
+    DeadlineExceededError,
+    DecodeError,
+    DeliveryError,
+    EncodeError,
+    HandlerError,
+    HopLimitError,
+    MailboxFullError,
+    MeshError,
+    NameTakenError,
+    NoHandlerError,
+    PeerDeadError,
+    PeerNotFoundError,
+    ProtocolError,
+    RegistryUnavailableError,
+    UnknownMessageTypeError,
+)
+from mesh.registry import AgentInfo
+from mesh.runtime import Mesh
+from mesh.stats import AgentStats
+from mesh.tracing import get_logger
+
+__all__ = [
+    "Agent",
+    "AgentInfo",
+    "AgentStats",
+    "ConfigError",
+    "Context",
+    "DeadlineExceededError",
+    "DecodeError",
+    "DeliveryError",
+    "EncodeError",
+    "HandlerError",
+    "HopLimitError",
+    "MailboxFullError",
+    "Mesh",
+    "MeshConfig",
+    "MeshError",
+    "NameTakenError",
+    "NoHandlerError",
+    "PeerDeadError",
+    "PeerNotFoundError",
+    "ProtocolError",
+    "RegistryUnavailableError",
+    "UnknownMessageTypeError",
+    "get_logger",
+    "handler",
+]

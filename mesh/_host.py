@@ -1,0 +1,418 @@
+"""The host: the async Ray actor one agent lives in.
+
+Inbound calls (`deliver`, `request`) only decode headers and queue; replies are routed
+to waiting asks at once, never behind a busy handler. Workers (as many as the agent's
+concurrency) take messages from the bounded mailbox in order and run handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import time
+import traceback
+import uuid
+from typing import Any
+
+import ray
+
+from mesh._endpoint import Endpoint
+from mesh.agent import Agent, Context
+from mesh.config import MeshConfig
+from mesh.errors import (
+    ConfigError,
+    DeadlineExceededError,
+    HandlerError,
+    MailboxFullError,
+    MeshError,
+    NoHandlerError,
+)
+from mesh.registry import AgentInfo, RegistryClient
+from mesh.stats import AgentStats
+from mesh.tracing import configure_logging, get_logger, trace_scope
+from protocols import Envelope, ErrorReply, Kind, Message, ProtocolError
+from protocols.wire import NoReply
+
+__all__ = ["AgentHost"]
+
+
+class AgentHost:
+    """Runs one agent: mailbox, workers, inbound ordering, replies and registration."""
+
+    def __init__(
+        self,
+        agent_cls: type[Agent],
+        *,
+        name: str,
+        role: str | None,
+        capabilities: tuple[str, ...],
+        model: str | None,
+        concurrency: int | None,
+        mailbox_size: int | None,
+        kwargs: dict[str, Any],
+        config: MeshConfig,
+    ) -> None:
+        configure_logging(fmt=config.log_format, level=config.log_level)
+        self._config = config
+        self._agent_cls = agent_cls
+        self._kwargs = kwargs
+        self._concurrency = concurrency or agent_cls.concurrency
+        self._mailbox: asyncio.Queue[Envelope] = asyncio.Queue(
+            maxsize=mailbox_size or config.mailbox_size
+        )
+        self._info = AgentInfo(
+            name=name,
+            role=role,
+            capabilities=capabilities,
+            model=model,
+            node_id=ray.get_runtime_context().get_node_id(),
+            incarnation=uuid.uuid4().hex[:16],
+            pid=os.getpid(),
+            started_at=time.time(),
+        )
+        self._registry = RegistryClient.existing(namespace=config.namespace)
+        self._endpoint = Endpoint(
+            name=name,
+            incarnation=self._info.incarnation,
+            config=config,
+            registry=self._registry,
+            self_handle=ray.get_runtime_context().current_actor,
+        )
+        self._codec = self._endpoint.codec
+        self._log = get_logger(agent=name)
+        self._agent: Agent | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._background: list[asyncio.Task[None]] = []
+        self._stopped = asyncio.Event()
+        # Inbound ordering: next sequence number expected per sender link, and the
+        # calls that arrived early, waiting for their turn.
+        self._expected: dict[str, int] = {}
+        self._early: dict[tuple[str, int], asyncio.Future[None]] = {}
+        # Asks from the edge, by message id: their replies go back as call results.
+        self._edge_waiters: dict[str, asyncio.Future[bytes]] = {}
+        self._stats = AgentStats(name=name)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> dict[str, Any]:
+        """Build the agent, run on_start, register, then take messages.
+
+        Returns the registry entry, or ``{"error": <wire error>}`` if the agent cannot start.
+        """
+        try:
+            agent = self._agent_cls.__new__(self._agent_cls)
+            agent.name = self._info.name
+            agent.role = self._info.role
+            agent.capabilities = self._info.capabilities
+            agent.log = self._log
+            agent.__init__(**self._kwargs)  # type: ignore[misc]
+            await agent.on_start()
+        except Exception as exc:
+            self._log.exception("agent failed to start")
+            return {"error": ConfigError(
+                f"agent {self._info.name!r} ({self._agent_cls.__qualname__}) failed to start: "
+                f"{type(exc).__name__}: {exc}",
+                agent=self._info.name,
+                hint="see the agent's log for the traceback",
+            ).to_wire()}  # fmt: skip
+        self._agent = agent
+        try:
+            await self._registry.register(self._info, self._endpoint._self_handle)
+        except MeshError as exc:
+            return {"error": exc.to_wire()}
+        self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
+        self._background = [asyncio.create_task(self._renew_lease())]
+        self._log.debug("agent started", incarnation=self._info.incarnation)
+        return {"info": self._info.model_dump()}
+
+    async def stop(self) -> None:
+        """Stop taking messages, let running handlers finish (within the grace), run on_stop."""
+        if self._stopped.is_set():
+            return
+        with_timeout = self._config.stop_grace_s
+        await self._quietly(self._registry.unregister(self._info.name, self._info.incarnation))
+        for task in self._background:
+            task.cancel()
+        idle = [asyncio.create_task(self._mailbox.join())] if self._workers else []
+        if idle:
+            await asyncio.wait(idle, timeout=with_timeout)
+            idle[0].cancel()
+        for task in self._workers:
+            task.cancel()
+        if self._agent is not None:
+            await self._quietly(asyncio.wait_for(self._agent.on_stop(), with_timeout))
+        self._endpoint.close()
+        self._stopped.set()
+
+    async def _quietly(self, step: Any) -> None:
+        try:
+            await step
+        except Exception:
+            self._log.warning("step of shutdown failed", exc_info=True)
+
+    async def watch(self) -> None:
+        """Return when the agent stops; a peer holds one of these calls to see it die."""
+        await self._stopped.wait()
+
+    async def ping(self) -> str:
+        """Return the incarnation (a liveness check)."""
+        return self._info.incarnation
+
+    def stats(self) -> dict[str, Any]:
+        """Return counters and the mailbox depth as plain data."""
+        self._stats.mailbox_depth = self._mailbox.qsize()
+        self._stats.sent = self._endpoint.sent
+        return dataclasses.asdict(self._stats)
+
+    async def _renew_lease(self) -> None:
+        period = self._config.lease_s / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                if not await self._registry.renew(self._info.name, self._info.incarnation):
+                    await self._registry.register(self._info, self._endpoint._self_handle)
+                    self._log.info("registered again after the registry lost the entry")
+            except MeshError as exc:
+                self._log.warning("lease renewal failed", error=str(exc))
+
+    # -- inbound ---------------------------------------------------------------------
+
+    async def deliver(
+        self, link_id: str, seq: int, frames: list[bytes], reply_to: Any = None
+    ) -> list[tuple[int, dict[str, Any]]] | None:
+        """Accept a batch of frames from one sender link, in its sequence order.
+
+        Returns the refused frames as ``(index, wire error)``, or None if all were taken.
+        """
+        await self._admit(link_id, seq)
+        try:
+            if reply_to is not None:
+                name, _, incarnation = link_id.rpartition("#")
+                self._endpoint.learn(name, incarnation, reply_to)
+            refusals = None
+            for index, frame in enumerate(frames):
+                error = self._accept(frame)
+                if error is not None:
+                    refusals = refusals or []
+                    refusals.append((index, error.to_wire()))
+            return refusals
+        finally:
+            self._release(link_id, seq)
+
+    async def request(self, link_id: str, seq: int, frame: bytes) -> bytes:
+        """Accept one ask from the edge and return its encoded reply or error."""
+        await self._admit(link_id, seq)
+        try:
+            waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+            error = self._accept(frame, edge_waiter=waiter)
+        finally:
+            self._release(link_id, seq)
+        if error is not None:
+            return self._error_frame_for(frame, error)
+        return await waiter
+
+    async def _admit(self, link_id: str, seq: int) -> None:
+        expected = self._expected.get(link_id, 0)
+        if seq <= expected:
+            return
+        early = asyncio.get_running_loop().create_future()
+        self._early[(link_id, seq)] = early
+        try:
+            await asyncio.wait_for(early, self._config.gap_timeout_s)
+        except TimeoutError:
+            self._stats.gaps += 1
+            self._log.warning("gap in a sender's sequence; later messages go ahead",
+                              link=link_id, missing=list(range(expected, seq)))  # fmt: skip
+        finally:
+            del self._early[(link_id, seq)]
+
+    def _release(self, link_id: str, seq: int) -> None:
+        following = max(self._expected.get(link_id, 0), seq + 1)
+        self._expected[link_id] = following
+        early = self._early.get((link_id, following))
+        if early is not None and not early.done():
+            early.set_result(None)
+
+    def _accept(
+        self, frame: bytes, *, edge_waiter: asyncio.Future[bytes] | None = None
+    ) -> MeshError | None:
+        self._stats.received += 1
+        try:
+            env = self._codec.decode(frame)
+        except ProtocolError as exc:
+            self._stats.refused += 1
+            self._log.warning("refused a malformed frame", error=str(exc), size=len(frame))
+            return exc.with_context(agent=self._info.name)
+        if env.kind is Kind.REPLY or env.kind is Kind.ERROR:
+            waiter = self._endpoint.pending.get(env.correlation_id or "")
+            if waiter is not None and not waiter.done():
+                waiter.set_result(env)
+            else:
+                self._stats.late_replies += 1
+            return None
+        if self._stopped.is_set() or self._agent is None:
+            return MeshError(f"agent {self._info.name!r} is not running", agent=self._info.name)
+        try:
+            self._mailbox.put_nowait(env)
+        except asyncio.QueueFull:
+            self._stats.refused += 1
+            return MailboxFullError(
+                f"mailbox of {self._info.name!r} is full ({self._mailbox.maxsize} messages)",
+                agent=self._info.name,
+                trace_id=env.trace_id,
+                hint="slow down, retry later, or give the agent a larger mailbox_size",
+            )
+        if edge_waiter is not None:
+            self._edge_waiters[env.id] = edge_waiter
+        return None
+
+    def _error_frame_for(self, frame: bytes, error: MeshError) -> bytes:
+        # The edge needs an answer even for a frame that could not be read.
+        try:
+            env = self._codec.decode(frame)
+        except ProtocolError:
+            env = Envelope(kind=Kind.ASK, type="raymesh.unknown/1", sender="edge",
+                           recipient=self._info.name, payload=b"")  # fmt: skip
+        return self._codec.encode(self._reply_envelope(env, error))
+
+    # -- handling ------------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            env = await self._mailbox.get()
+            try:
+                await self._handle(env)
+            except Exception:
+                self._log.exception("message handling failed", message_type=env.type)
+            finally:
+                self._mailbox.task_done()
+
+    async def _handle(self, env: Envelope) -> None:
+        is_ask = env.kind is Kind.ASK
+        outcome: Message | MeshError | None
+        if env.expired():
+            self._stats.expired += 1
+            outcome = DeadlineExceededError(
+                f"{env.type!r} expired before {self._info.name!r} could handle it",
+                agent=self._info.name,
+                trace_id=env.trace_id,
+            )
+        else:
+            outcome = await self._run_handler(env)
+        if isinstance(outcome, MeshError):
+            self._stats.failed += 1
+            if not is_ask:
+                self._log.error("tell not handled", message_type=env.type, sender=env.sender,
+                                trace_id=env.trace_id, error=str(outcome))  # fmt: skip
+        else:
+            self._stats.handled += 1
+        if is_ask:
+            await self._send_reply(env, self._reply_envelope(env, outcome))
+
+    async def _run_handler(self, env: Envelope) -> Message | MeshError | None:  # noqa: PLR0911
+        assert self._agent is not None
+        name = self._info.name
+        method_name = self._agent.handlers.get(env.type)
+        if method_name is None:
+            return NoHandlerError(
+                f"agent {name!r} has no handler for {env.type!r}",
+                agent=name,
+                trace_id=env.trace_id,
+                hint=f"it handles: {', '.join(sorted(self._agent.handlers)) or 'nothing'}",
+            )
+        try:
+            msg = self._codec.decode_message(env)
+        except ProtocolError as exc:
+            return exc.with_context(agent=name, trace_id=env.trace_id)
+        with trace_scope(agent=name, trace_id=env.trace_id, span_id=env.span_id):
+            ctx = Context(self._endpoint, env, self._log)
+            method = getattr(self._agent, method_name)
+            left = env.remaining()
+            try:
+                if left is None:
+                    result = await method(msg, ctx)
+                else:
+                    async with asyncio.timeout(left) as scope:
+                        result = await method(msg, ctx)
+            except TimeoutError as exc:
+                if left is not None and scope.expired():
+                    return DeadlineExceededError(
+                        f"handler {method_name} of {name!r} did not finish by the deadline",
+                        agent=name,
+                        trace_id=env.trace_id,
+                    )
+                return self._handler_error(env, method_name, exc)
+            except Exception as exc:
+                self._log.warning("handler raised", handler=method_name, exc_info=True)
+                return self._handler_error(env, method_name, exc)
+        if result is not None and not isinstance(result, Message):
+            return HandlerError(
+                f"handler {method_name} of {name!r} returned {type(result).__name__}, "
+                "not a Message",
+                remote_type="TypeError",
+                agent=name,
+                trace_id=env.trace_id,
+            )
+        return result
+
+    def _handler_error(self, env: Envelope, method_name: str, exc: Exception) -> HandlerError:
+        return HandlerError(
+            f"handler {method_name} of {self._info.name!r} raised {type(exc).__name__}: {exc}",
+            remote_type=type(exc).__name__,
+            remote_traceback="".join(traceback.format_exception(exc)),
+            agent=self._info.name,
+            trace_id=env.trace_id,
+        )
+
+    def _reply_envelope(self, env: Envelope, outcome: Message | MeshError | None) -> Envelope:
+        if isinstance(outcome, MeshError):
+            kind, body = Kind.ERROR, self._codec.encode_message(ErrorReply.of(outcome))
+            tag = ErrorReply.type_tag
+        else:
+            message = NoReply() if outcome is None else outcome
+            try:
+                kind, body, tag = Kind.REPLY, self._codec.encode_message(message), message.type_tag
+            except MeshError as exc:
+                kind, tag = Kind.ERROR, ErrorReply.type_tag
+                body = self._codec.encode_message(ErrorReply.of(exc.with_context(
+                    agent=self._info.name, trace_id=env.trace_id)))  # fmt: skip
+        return Envelope(
+            kind=kind,
+            type=tag or "",
+            sender=self._info.name,
+            recipient=env.sender,
+            payload=body,
+            trace_id=env.trace_id,
+            span_id=env.span_id,
+            parent_span_id=env.parent_span_id,
+            correlation_id=env.id,
+            deadline=env.deadline,
+            hops=env.hops,
+        )
+
+    async def _send_reply(self, env: Envelope, reply: Envelope) -> None:
+        try:
+            frame = self._codec.encode(reply)
+        except MeshError as exc:  # e.g. a reply larger than max_frame_bytes
+            frame = self._codec.encode(self._reply_envelope(env, exc))
+        edge = self._edge_waiters.pop(env.id, None)
+        if edge is not None:
+            if not edge.done():
+                edge.set_result(frame)
+            return
+        try:
+            link = await self._endpoint.link(env.sender, trace_id=env.trace_id)
+        except MeshError as exc:
+            self._reply_lost(env, exc)
+            return
+        # Not awaited: the worker goes on to the next message while the reply travels.
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(lambda f: self._reply_lost(env, f.exception()))
+        link.send(frame, done)
+
+    def _reply_lost(self, env: Envelope, error: BaseException | None) -> None:
+        if error is None:
+            return
+        self._log.warning("reply not delivered", recipient=env.sender, error=str(error),
+                          trace_id=env.trace_id)  # fmt: skip

@@ -1,0 +1,201 @@
+"""An outbound link: one sender's ordered, coalescing channel to one peer incarnation.
+
+Frames are queued in an outbox and shipped by a pump. While fewer than `max_inflight`
+Ray calls are outstanding, a frame leaves at once (no added latency when traffic is
+light); otherwise frames accumulate and the next call carries all of them, up to
+`max_batch`. Per-call overhead, not bytes, is what limits Ray, so under load one call
+carries many messages.
+
+Each call carries the link id and a sequence number; the receiver admits calls in
+sequence order, which is how raymesh keeps per-pair order on top of async actors that
+do not (DESIGN.md, "Facts about Ray").
+
+Invariant: every future handed out by `send` or `request` is completed exactly once:
+by the receiver's acceptance (tells), by its refusal, by the peer's death, or, for
+asks, by the reply that the endpoint routes to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from functools import partial
+from typing import Any
+
+from mesh._raycalls import translate
+from mesh.errors import MeshError, PeerDeadError
+
+__all__ = ["Link"]
+
+
+class Link:
+    """The channel from one endpoint to one incarnation of a peer agent.
+
+    Args:
+        link_id: The sender's identity, the same for all its links (``name#incarnation``).
+        peer: The peer's agent name.
+        incarnation: The peer's incarnation this link is bound to.
+        handle: The peer host's Ray actor handle.
+        reply_to: The sender's own host handle, sent once so the peer can answer directly;
+            None for the edge, which takes replies as call results instead.
+    """
+
+    def __init__(
+        self,
+        *,
+        link_id: str,
+        peer: str,
+        incarnation: str,
+        handle: Any,
+        reply_to: Any,
+        max_batch: int,
+        max_inflight: int,
+    ) -> None:
+        self.peer = peer
+        self.incarnation = incarnation
+        self.handle = handle
+        self._link_id = link_id
+        self._reply_to = reply_to
+        self._max_batch = max_batch
+        self._max_inflight = max_inflight
+        # (frame, future, is_ask)
+        self._outbox: deque[tuple[bytes, asyncio.Future[Any], bool]] = deque()
+        self._seq = 0
+        self._inflight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Asks the peer accepted and has not answered, by message id.
+        self._awaiting: dict[str, asyncio.Future[Any]] = {}
+        self._watching = False
+        self.dead: MeshError | None = None
+        self.calls = 0
+        self.frames = 0
+
+    def send(self, frame: bytes, future: asyncio.Future[Any], *, ask_id: str | None = None) -> None:
+        """Queue `frame`; `future` completes on acceptance (tells) or by the reply (asks)."""
+        if self.dead is not None:
+            future.set_exception(self.dead)
+            return
+        if ask_id is not None:
+            self._awaiting[ask_id] = future
+            future.add_done_callback(partial(self._settled, ask_id))
+            self._watch()
+        self._outbox.append((frame, future, ask_id is not None))
+        self._pump()
+
+    def _settled(self, ask_id: str, _future: asyncio.Future[Any]) -> None:
+        self._awaiting.pop(ask_id, None)
+
+    def request(self, frame: bytes) -> asyncio.Future[Any]:
+        """Send an ask from the edge and return a future for the encoded reply frame.
+
+        It takes the next sequence number, after everything queued before it, and is
+        its own Ray call whose result is the reply.
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.dead is not None:
+            future.set_exception(self.dead)
+            return future
+        self._flush_all()
+        seq = self._next_seq()
+        ref = self.handle.request.remote(self._link_id, seq, frame)
+        self._spawn(self._complete_request(ref, future))
+        return future
+
+    def _next_seq(self) -> int:
+        seq = self._seq
+        self._seq += 1
+        return seq
+
+    def _pump(self) -> None:
+        while self._outbox and self._inflight < self._max_inflight:
+            self._ship(min(len(self._outbox), self._max_batch))
+
+    def _flush_all(self) -> None:
+        # A request must follow everything queued before it, even past the window.
+        while self._outbox:
+            self._ship(min(len(self._outbox), self._max_batch))
+
+    def _ship(self, count: int) -> None:
+        items = [self._outbox.popleft() for _ in range(count)]
+        seq = self._next_seq()
+        reply_to = self._reply_to if seq == 0 else None
+        ref = self.handle.deliver.remote(self._link_id, seq, [i[0] for i in items], reply_to)
+        self._inflight += 1
+        self.calls += 1
+        self.frames += count
+        self._spawn(self._complete_batch(ref, items))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _complete_batch(
+        self, ref: Any, items: list[tuple[bytes, asyncio.Future[Any], bool]]
+    ) -> None:
+        try:
+            refusals = await ref
+        except BaseException as exc:
+            self._die(translate(exc, agent=self.peer), [i[1] for i in items])
+            return
+        finally:
+            self._inflight -= 1
+        refused: dict[int, dict[str, Any]] = dict(refusals) if refusals else {}
+        for index, (_frame, future, is_ask) in enumerate(items):
+            if future.done():
+                continue
+            error = refused.get(index)
+            if error is not None:
+                future.set_exception(MeshError.from_wire(error))
+            elif not is_ask:
+                future.set_result(None)
+        self._pump()
+
+    async def _complete_request(self, ref: Any, future: asyncio.Future[Any]) -> None:
+        try:
+            reply = await ref
+        except BaseException as exc:
+            error = translate(exc, agent=self.peer)
+            if isinstance(error, PeerDeadError):
+                self._die(error, [])
+            if not future.done():
+                future.set_exception(error)
+            return
+        if not future.done():
+            future.set_result(reply)
+
+    def _watch(self) -> None:
+        # One long call per link that ends when the peer stops or dies, so that asks it
+        # accepted fail at once rather than at their deadline.
+        if self._watching or self.dead is not None:
+            return
+        self._watching = True
+        self._spawn(self._await_end(self.handle.watch.remote()))
+
+    async def _await_end(self, ref: Any) -> None:
+        try:
+            await ref
+        except BaseException as exc:
+            self._die(translate(exc, agent=self.peer), [])
+        else:
+            self._die(PeerDeadError(f"agent {self.peer!r} stopped", agent=self.peer), [])
+
+    def _die(self, error: MeshError, futures: list[asyncio.Future[Any]]) -> None:
+        if self.dead is None:
+            self.dead = error
+        pending = futures + list(self._awaiting.values()) + [i[1] for i in self._outbox]
+        self._outbox.clear()
+        for future in pending:
+            if not future.done():
+                future.set_exception(_copy(error))
+
+    def close(self) -> None:
+        """Fail what still waits on this link and cancel its calls (the sender is going)."""
+        self._die(MeshError(f"the link to {self.peer!r} was closed by its sender"), [])
+        for task in list(self._tasks):
+            task.cancel()
+
+
+def _copy(error: MeshError) -> MeshError:
+    # Each waiter gets its own instance: tracebacks attach to exception objects.
+    return MeshError.from_wire(error.to_wire())

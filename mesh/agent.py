@@ -1,0 +1,235 @@
+"""What users write: `Agent` subclasses with `@handler` methods, and the `Context` they get.
+
+Handlers are found when the class is defined, keyed by the message type annotated on
+their first parameter, so a class with an unusable handler fails at import, not at its
+first message::
+
+    class Echo(Agent):
+        @handler
+        async def on_question(self, msg: Question, ctx: Context) -> Answer:
+            return Answer(text=msg.text)
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+import types
+import typing
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
+
+from mesh.errors import ConfigError
+from protocols import Envelope, Message
+
+if TYPE_CHECKING:
+    from mesh._endpoint import Endpoint
+    from mesh.registry import AgentInfo
+
+__all__ = ["Agent", "Context", "handler"]
+
+M = TypeVar("M", bound=Message)
+HandlerFn = Callable[[Any, Any, "Context"], Awaitable[Message | None]]
+_MARK = "__raymesh_handler__"
+
+
+def handler(fn: HandlerFn) -> HandlerFn:
+    """Mark an ``async def h(self, msg: SomeMessage, ctx: Context)`` method as a handler.
+
+    The annotation of ``msg`` picks the messages it receives; a union (``A | B``) takes
+    several types. It may return a `Message` (the reply to an ask) or None.
+    """
+    if not inspect.iscoroutinefunction(fn):
+        raise ConfigError(f"handler {fn.__qualname__} must be an async def")
+    setattr(fn, _MARK, True)
+    return fn
+
+
+class Agent:
+    """Base class of agents. Each instance lives in its own Ray actor (its host).
+
+    Class attributes:
+        concurrency: Messages handled at once: 1 (serial, the default) or more.
+
+    Attributes (set before ``__init__`` runs):
+        name: This agent's name in the mesh.
+        role: Its role, if any.
+        capabilities: What it can do, for lookups by capability.
+        log: A structlog logger; lines logged in a handler carry its trace and span.
+    """
+
+    concurrency: ClassVar[int] = 1
+    #: Message tag -> handler method name; filled in for each subclass.
+    handlers: ClassVar[dict[str, str]] = {}
+
+    name: str
+    role: str | None
+    capabilities: tuple[str, ...]
+    log: Any
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        found = dict(cls.handlers)
+        for attr, fn in vars(cls).items():
+            if getattr(fn, _MARK, False):
+                for message_cls in _message_types(cls, fn):
+                    assert message_cls.type_tag is not None  # checked by _message_types
+                    found[message_cls.type_tag] = attr
+        cls.handlers = found
+        if not isinstance(cls.concurrency, int) or cls.concurrency < 1:
+            raise ConfigError(f"{cls.__qualname__}.concurrency must be an integer >= 1")
+
+    async def on_start(self) -> None:
+        """Run once before the first message; raising here fails the spawn."""
+
+    async def on_stop(self) -> None:
+        """Run once when the agent is stopped gracefully, after its last handler."""
+
+
+def _message_types(cls: type, fn: Any) -> list[type[Message]]:
+    where = f"{cls.__qualname__}.{fn.__name__}"
+    params = list(inspect.signature(fn).parameters.values())
+    if len(params) != 3:
+        raise ConfigError(f"handler {where} must take (self, msg, ctx)")
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception as exc:  # NameError and friends from unresolvable annotations
+        raise ConfigError(
+            f"cannot resolve the annotations of handler {where}: {exc}",
+            hint="define message classes at module level, before the agent class",
+        ) from None
+    annotation = hints.get(params[1].name)
+    members = (
+        typing.get_args(annotation)
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        else (annotation,)
+    )
+    if not members or not all(
+        isinstance(m, type) and issubclass(m, Message) and m.type_tag for m in members
+    ):
+        raise ConfigError(
+            f"handler {where}: annotate its message parameter with a tagged Message class, "
+            f"not {annotation!r}"
+        )
+    return list(members)
+
+
+class Context:
+    """What a handler knows about the message it handles, and how it talks to peers.
+
+    Asks made through a context continue its trace, count one more hop, and never
+    outlive its deadline.
+    """
+
+    __slots__ = ("_endpoint", "_envelope", "log")
+
+    def __init__(self, endpoint: Endpoint, envelope: Envelope, log: Any) -> None:
+        self._endpoint = endpoint
+        self._envelope = envelope
+        self.log = log
+
+    @property
+    def agent(self) -> str:
+        """This agent's own name."""
+        return self._endpoint.name
+
+    @property
+    def sender(self) -> str:
+        """The name of the agent (or edge client) that sent the message."""
+        return self._envelope.sender
+
+    @property
+    def trace_id(self) -> str:
+        """The conversation's trace id (W3C, 32 hex)."""
+        return self._envelope.trace_id
+
+    @property
+    def span_id(self) -> str:
+        """This handler's span id (W3C, 16 hex)."""
+        return self._envelope.span_id
+
+    @property
+    def parent_span_id(self) -> str | None:
+        """The span of the handler that sent the message; None when it came from the edge."""
+        return self._envelope.parent_span_id
+
+    @property
+    def message_id(self) -> str:
+        """The id of the message being handled."""
+        return self._envelope.id
+
+    @property
+    def deadline(self) -> float | None:
+        """Absolute deadline (epoch seconds) of the message; None for tells."""
+        return self._envelope.deadline
+
+    @property
+    def hops(self) -> int:
+        """How many handlers this causal chain passed through before this one."""
+        return self._envelope.hops
+
+    @property
+    def chain(self) -> tuple[str, ...]:
+        """The agents waiting upstream in this causal chain, outermost first."""
+        return self._envelope.chain
+
+    def remaining(self) -> float | None:
+        """Return the seconds left before the deadline, or None when there is none."""
+        deadline = self._envelope.deadline
+        return None if deadline is None else deadline - time.time()
+
+    @overload
+    async def ask(
+        self, peer: str, msg: Message, *, timeout: float | None = None
+    ) -> Message | None: ...
+    @overload
+    async def ask(
+        self, peer: str, msg: Message, *, timeout: float | None = None, expect: type[M]
+    ) -> M: ...
+
+    async def ask(
+        self,
+        peer: str,
+        msg: Message,
+        *,
+        timeout: float | None = None,
+        expect: type[Message] | None = None,
+    ) -> Message | None:
+        """Send `msg` to `peer` and wait for its reply.
+
+        Args:
+            peer: The recipient's name.
+            msg: The request.
+            timeout: Seconds to wait; never past this message's own deadline.
+            expect: The reply class; another type raises `DecodeError`.
+
+        Raises:
+            PeerNotFoundError: No live agent is registered as `peer`.
+            PeerDeadError: The peer died or stopped before replying.
+            DeadlineExceededError: No reply before the deadline.
+            MailboxFullError: The peer's mailbox was full.
+            HandlerError: The peer's handler raised.
+            HopLimitError: The causal chain is already at its hop limit.
+        """
+        return await self._endpoint.ask(
+            peer, msg, parent=self._envelope, timeout=timeout, expect=expect
+        )
+
+    async def tell(self, peer: str, msg: Message) -> None:
+        """Send `msg` to `peer` without waiting for it to be handled.
+
+        Returns once the peer has accepted the message into its mailbox.
+
+        Raises:
+            PeerNotFoundError: No live agent is registered as `peer`.
+            PeerDeadError: The peer died before accepting the message.
+            MailboxFullError: The peer's mailbox was full; the message was not queued.
+        """
+        await self._endpoint.tell(peer, msg, parent=self._envelope)
+
+    async def peers(
+        self, *, role: str | None = None, capability: str | None = None
+    ) -> list[AgentInfo]:
+        """Return the live agents with this role and/or capability (itself excluded)."""
+        rows = await self._endpoint.registry.find(role=role, capability=capability)
+        return [info for info, _handle in rows if info.name != self.agent]

@@ -1,0 +1,43 @@
+"""Runtime settings, read from ``RAYMESH_*`` environment variables or given in code.
+
+One frozen `MeshConfig` is made at the edge and shipped to every host, so that all agents
+of a mesh share the same limits whatever the environment of the node they land on.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from protocols import DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, Codec
+
+__all__ = ["MeshConfig"]
+
+
+class MeshConfig(BaseSettings):
+    """Limits and timings of a mesh.
+
+    Every field can be set from the environment, e.g. ``RAYMESH_ASK_TIMEOUT_S=5``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RAYMESH_", frozen=True, extra="forbid")
+
+    namespace: str = Field("raymesh", description="Ray namespace of the registry and agents.")
+    ask_timeout_s: float = Field(30.0, gt=0, description="Deadline of an ask given none.")
+    mailbox_size: int = Field(1024, ge=1, description="Messages queued per agent before refusal.")
+    max_frame_bytes: int = Field(DEFAULT_MAX_FRAME_BYTES, ge=256)
+    max_depth: int = Field(DEFAULT_MAX_DEPTH, ge=1, description="Deepest payload nesting.")
+    max_hops: int = Field(64, ge=1, description="Longest causal chain of handled messages.")
+    max_batch: int = Field(512, ge=1, description="Frames coalesced into one Ray call.")
+    max_inflight: int = Field(2, ge=1, description="Ray calls in flight per link.")
+    gap_timeout_s: float = Field(2.0, gt=0, description="Wait for a missing batch before skipping.")
+    lease_s: float = Field(10.0, gt=0, description="Registry lease; hosts renew at a third of it.")
+    stop_grace_s: float = Field(5.0, ge=0, description="Time on_stop and running handlers get.")
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def codec(self) -> Codec:
+        """Return a codec with this mesh's limits."""
+        return Codec(max_frame_bytes=self.max_frame_bytes, max_depth=self.max_depth)

@@ -1,0 +1,120 @@
+"""The runtime's errors; the root and the wire errors come from `protocols.errors`.
+
+::
+
+    MeshError
+    ├── ProtocolError: EncodeError, DecodeError(+ValueError), UnknownMessageTypeError
+    ├── DeliveryError
+    │   ├── PeerNotFoundError(+LookupError)   no agent by that name, role or capability
+    │   ├── PeerDeadError                      the recipient died; do not retry blindly
+    │   ├── MailboxFullError                   backpressure: the recipient refused
+    │   ├── DeadlineExceededError(+TimeoutError)
+    │   ├── NoHandlerError                     the recipient has no handler for the type
+    │   ├── RegistryUnavailableError           the registry did not answer a lookup
+    │   └── HopLimitError                      a causal chain grew past the hop limit
+    ├── HandlerError        the remote handler raised: .remote_type, .remote_traceback
+    └── ConfigError         a bad setting, agent class or name
+        └── NameTakenError  a live agent already has that name
+
+A ``DeliveryError`` means the message was not handled to completion; ``HandlerError``
+means it was, and the handler failed.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from protocols.errors import (
+    DecodeError,
+    EncodeError,
+    MeshError,
+    ProtocolError,
+    UnknownMessageTypeError,
+)
+
+__all__ = [
+    "ConfigError",
+    "DeadlineExceededError",
+    "DecodeError",
+    "DeliveryError",
+    "EncodeError",
+    "HandlerError",
+    "HopLimitError",
+    "MailboxFullError",
+    "MeshError",
+    "NameTakenError",
+    "NoHandlerError",
+    "PeerDeadError",
+    "PeerNotFoundError",
+    "ProtocolError",
+    "RegistryUnavailableError",
+    "UnknownMessageTypeError",
+]
+
+
+class DeliveryError(MeshError):
+    """A message was not delivered to, or not handled by, its recipient."""
+
+
+class PeerNotFoundError(DeliveryError, LookupError):
+    """No live agent is registered under the name, role or capability asked for."""
+
+
+class PeerDeadError(DeliveryError):
+    """The recipient died or stopped before it replied.
+
+    The message may or may not have been handled: do not resend blindly.
+    """
+
+
+class MailboxFullError(DeliveryError):
+    """The recipient's mailbox was full and it refused the message; nothing was queued."""
+
+
+class DeadlineExceededError(DeliveryError, TimeoutError):
+    """No reply arrived before the ask's deadline."""
+
+
+class NoHandlerError(DeliveryError):
+    """The recipient has no handler for the message's type."""
+
+
+class HopLimitError(DeliveryError):
+    """A causal chain of messages passed the configured maximum number of hops."""
+
+
+class RegistryUnavailableError(DeliveryError):
+    """The registry did not answer; it is restarting or the cluster is unreachable."""
+
+
+class HandlerError(MeshError):
+    """The recipient's handler raised; the remote exception is described, not re-raised.
+
+    Attributes:
+        remote_type: The class name of the exception raised in the handler.
+        remote_traceback: The remote traceback as text.
+    """
+
+    details: ClassVar[tuple[str, ...]] = ("remote_type", "remote_traceback")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        remote_type: str = "Exception",
+        remote_traceback: str = "",
+        agent: str | None = None,
+        trace_id: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, agent=agent, trace_id=trace_id, hint=hint)
+        self.remote_type = remote_type
+        self.remote_traceback = remote_traceback
+
+
+class ConfigError(MeshError):
+    """A setting, an agent class, a name or a team file is not usable."""
+
+
+class NameTakenError(ConfigError):
+    """A live agent is already registered under the name."""

@@ -1,0 +1,178 @@
+"""Discovery: a named, detached registry actor and the client hosts use to reach it.
+
+The registry is the control plane only; no message passes through it. Agents register
+under a lease they renew; an entry whose lease lapsed is gone. A restarted registry
+starts empty and is rebuilt as hosts find their renewals refused and register again,
+within one lease period. Refusals are returned as data, not raised, so that no Ray
+exception wrapper ever reaches user code.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import ray
+from pydantic import BaseModel, ConfigDict
+from ray.exceptions import RayError
+
+from mesh.errors import MeshError, NameTakenError, RegistryUnavailableError
+
+__all__ = ["REGISTRY_NAME", "AgentInfo", "Registry", "RegistryClient"]
+
+REGISTRY_NAME = "raymesh.registry"
+
+
+class AgentInfo(BaseModel):
+    """A registry entry: who an agent is and where it runs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    role: str | None = None
+    capabilities: tuple[str, ...] = ()
+    model: str | None = None
+    node_id: str
+    incarnation: str
+    pid: int
+    started_at: float
+
+
+class _Entry:
+    __slots__ = ("expires", "handle", "info")
+
+    def __init__(self, info: AgentInfo, handle: Any, expires: float) -> None:
+        self.info = info
+        self.handle = handle
+        self.expires = expires
+
+
+class Registry:
+    """The registry actor's state and methods (run as a Ray actor by `RegistryClient`)."""
+
+    def __init__(self, lease_s: float) -> None:
+        self._lease_s = lease_s
+        self._entries: dict[str, _Entry] = {}
+
+    def register(self, info: dict[str, Any], handle: Any) -> dict[str, Any] | None:
+        """Add an entry; return a `NameTakenError` as data if a live agent has the name."""
+        entry = AgentInfo.model_validate(info)
+        current = self._live(entry.name)
+        if current is not None and current.info.incarnation != entry.incarnation:
+            return NameTakenError(
+                f"agent name {entry.name!r} is taken by a live agent "
+                f"(incarnation {current.info.incarnation}, node {current.info.node_id[:12]})",
+                agent=entry.name,
+                hint="pick another name, or stop the running agent first",
+            ).to_wire()
+        self._entries[entry.name] = _Entry(entry, handle, time.monotonic() + self._lease_s)
+        return None
+
+    def renew(self, name: str, incarnation: str) -> bool:
+        """Extend a lease; False tells the host to register again (e.g. a new registry)."""
+        entry = self._live(name)
+        if entry is None or entry.info.incarnation != incarnation:
+            return False
+        entry.expires = time.monotonic() + self._lease_s
+        return True
+
+    def unregister(self, name: str, incarnation: str) -> None:
+        """Remove an entry if it still belongs to that incarnation."""
+        entry = self._entries.get(name)
+        if entry is not None and entry.info.incarnation == incarnation:
+            del self._entries[name]
+
+    def lookup(self, name: str) -> tuple[dict[str, Any], Any] | None:
+        """Return the live entry for `name` and its host handle, or None."""
+        entry = self._live(name)
+        return None if entry is None else (entry.info.model_dump(), entry.handle)
+
+    def find(
+        self, role: str | None = None, capability: str | None = None
+    ) -> list[tuple[dict[str, Any], Any]]:
+        """Return the live entries matching a role and/or a capability, by name."""
+        self._expire()
+        return [
+            (entry.info.model_dump(), entry.handle)
+            for name, entry in sorted(self._entries.items())
+            if (role is None or entry.info.role == role)
+            and (capability is None or capability in entry.info.capabilities)
+        ]
+
+    def _live(self, name: str) -> _Entry | None:
+        entry = self._entries.get(name)
+        if entry is not None and entry.expires < time.monotonic():
+            del self._entries[name]
+            return None
+        return entry
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for name in [n for n, e in self._entries.items() if e.expires < now]:
+            del self._entries[name]
+
+
+class RegistryClient:
+    """Async access to the registry actor of a namespace, creating it if needed."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    @classmethod
+    def get_or_create(cls, *, namespace: str, lease_s: float) -> RegistryClient:
+        """Return a client for the namespace's registry, starting it on first use."""
+        actor = ray.remote(Registry).options(
+            name=REGISTRY_NAME,
+            namespace=namespace,
+            lifetime="detached",
+            get_if_exists=True,
+            num_cpus=0,
+            max_restarts=-1,
+            max_concurrency=1,
+        )
+        return cls(actor.remote(lease_s))
+
+    @classmethod
+    def existing(cls, *, namespace: str) -> RegistryClient:
+        """Return a client for a registry that must already exist (inside hosts)."""
+        return cls(ray.get_actor(REGISTRY_NAME, namespace=namespace))
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        try:
+            return await getattr(self.handle, method).remote(*args)
+        except RayError as exc:
+            raise RegistryUnavailableError(
+                f"the registry did not answer {method}: {type(exc).__name__}",
+                hint="it restarts by itself; retry shortly, or check `ray status`",
+            ) from exc
+
+    async def register(self, info: AgentInfo, handle: Any) -> None:
+        """Register an agent.
+
+        Raises:
+            NameTakenError: A live agent already has the name.
+            RegistryUnavailableError: The registry did not answer.
+        """
+        refusal = await self._call("register", info.model_dump(), handle)
+        if refusal is not None:
+            raise MeshError.from_wire(refusal)
+
+    async def renew(self, name: str, incarnation: str) -> bool:
+        """Extend an agent's lease; False means it must register again."""
+        return bool(await self._call("renew", name, incarnation))
+
+    async def unregister(self, name: str, incarnation: str) -> None:
+        """Remove an agent's entry."""
+        await self._call("unregister", name, incarnation)
+
+    async def lookup(self, name: str) -> tuple[AgentInfo, Any] | None:
+        """Return the live entry for `name` and its host handle, or None."""
+        found = await self._call("lookup", name)
+        return None if found is None else (AgentInfo.model_validate(found[0]), found[1])
+
+    async def find(
+        self, *, role: str | None = None, capability: str | None = None
+    ) -> list[tuple[AgentInfo, Any]]:
+        """Return live entries by role and/or capability."""
+        rows = await self._call("find", role, capability)
+        return [(AgentInfo.model_validate(info), handle) for info, handle in rows]

@@ -1,0 +1,296 @@
+"""`Mesh`: the entry point a driver program holds.
+
+It starts or joins Ray, makes sure the namespace's registry exists, spawns agents in
+host actors, and acts as the edge: the place where conversations begin and where trace
+ids are minted. It talks to agents the same way they talk to each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar, overload
+
+import ray
+
+from mesh._endpoint import Endpoint
+from mesh._host import AgentHost
+from mesh._raycalls import translate
+from mesh.agent import Agent
+from mesh.config import MeshConfig
+from mesh.errors import ConfigError, MeshError, PeerNotFoundError
+from mesh.registry import AgentInfo, RegistryClient
+from mesh.stats import AgentStats
+from mesh.tracing import configure_logging, get_logger
+from protocols import Message
+
+__all__ = ["Mesh"]
+
+M = TypeVar("M", bound=Message)
+_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_PING_S = 2.0
+
+
+class Mesh:
+    """A handle on a mesh of agents in one Ray namespace.
+
+    Use `Mesh.local()` or `Mesh.connect()` rather than the constructor, and one event
+    loop per `Mesh`::
+
+        async with Mesh.local() as mesh:
+            await mesh.spawn(Echo, name="echo")
+            reply = await mesh.ask("echo", Question(text="hi"))
+    """
+
+    def __init__(self, *, config: MeshConfig, owns_ray: bool) -> None:
+        configure_logging(fmt=config.log_format, level=config.log_level)
+        self.config = config
+        self._owns_ray = owns_ray
+        self._registry = RegistryClient.get_or_create(
+            namespace=config.namespace, lease_s=config.lease_s
+        )
+        self._edge = Endpoint(
+            name=f"edge-{uuid.uuid4().hex[:8]}",
+            incarnation=uuid.uuid4().hex[:16],
+            config=config,
+            registry=self._registry,
+        )
+        # Agents this mesh spawned, in start order, with their host handles.
+        self._spawned: dict[str, Any] = {}
+        self._log = get_logger(edge=self._edge.name)
+
+    @classmethod
+    def local(cls, *, config: MeshConfig | None = None, **ray_init_kwargs: Any) -> Mesh:
+        """Start a local Ray (or join the one this process already has) and return a mesh.
+
+        Args:
+            config: Limits and timings; read from ``RAYMESH_*`` variables when omitted.
+            ray_init_kwargs: Passed to ``ray.init``, e.g. ``num_cpus=8``.
+        """
+        config = config or MeshConfig()
+        owns = not ray.is_initialized()
+        if owns:
+            ray_init_kwargs.setdefault("include_dashboard", False)
+            ray_init_kwargs.setdefault("log_to_driver", True)
+            ray.init(namespace=config.namespace, **ray_init_kwargs)
+        return cls(config=config, owns_ray=owns)
+
+    @classmethod
+    def connect(
+        cls, address: str, *, config: MeshConfig | None = None, **ray_init_kwargs: Any
+    ) -> Mesh:
+        """Join the Ray cluster at `address` (``auto``, ``ray://host:10001``, ``host:6379``).
+
+        Raises:
+            ConfigError: The cluster cannot be reached.
+        """
+        config = config or MeshConfig()
+        owns = not ray.is_initialized()
+        if owns:
+            try:
+                ray.init(address=address, namespace=config.namespace, **ray_init_kwargs)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ConfigError(
+                    f"cannot join the Ray cluster at {address!r}: {exc}",
+                    hint="check the address; `ray status` on the head shows it",
+                ) from exc
+        return cls(config=config, owns_ray=owns)
+
+    @property
+    def name(self) -> str:
+        """The edge's name: what agents see as the sender of messages from this driver."""
+        return self._edge.name
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+    async def spawn(
+        self,
+        agent_cls: type[Agent],
+        *,
+        name: str,
+        role: str | None = None,
+        capabilities: Sequence[str] = (),
+        model: str | None = None,
+        concurrency: int | None = None,
+        mailbox_size: int | None = None,
+        actor_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> AgentInfo:
+        """Start `agent_cls` in a new host actor and register it as `name`.
+
+        Args:
+            agent_cls: An `Agent` subclass.
+            name: Unique among live agents of the namespace.
+            role: Its role, for `peers(role=...)` lookups.
+            capabilities: What it can do, for `peers(capability=...)` lookups.
+            model: The model behind it, for display.
+            concurrency: Messages handled at once (default: the class's `concurrency`).
+            mailbox_size: Messages queued before refusal (default: the config's).
+            actor_options: Extra Ray actor options (resources, scheduling_strategy, ...).
+            kwargs: Passed to the agent class's constructor.
+
+        Raises:
+            ConfigError: The class, the name or an option is not usable, or the agent
+                failed to start (its constructor or on_start raised).
+            NameTakenError: A live agent already has the name.
+        """
+        if not (isinstance(agent_cls, type) and issubclass(agent_cls, Agent)):
+            raise ConfigError(f"{agent_cls!r} is not an Agent subclass")
+        if not _NAME.match(name):
+            raise ConfigError(
+                f"agent name {name!r} is not valid",
+                hint="use 1-128 letters, digits, '_', '.', ':' or '-'",
+            )
+        if concurrency is not None and concurrency < 1:
+            raise ConfigError(f"concurrency of {name!r} must be >= 1", agent=name)
+        await self._evict_if_dead(name)
+        options: dict[str, Any] = {
+            "num_cpus": 0,
+            "max_restarts": 0,  # raymesh's supervisor decides on restarts, not Ray
+            "max_task_retries": 0,
+            "max_concurrency": 10_000,
+            **(actor_options or {}),
+        }
+        host_actor: Any = ray.remote(AgentHost)
+        host = host_actor.options(**options).remote(
+            agent_cls,
+            name=name,
+            role=role,
+            capabilities=tuple(capabilities),
+            model=model,
+            concurrency=concurrency,
+            mailbox_size=mailbox_size,
+            kwargs=kwargs,
+            config=self.config,
+        )
+        try:
+            started = await host.start.remote()
+        except Exception as exc:
+            ray.kill(host)
+            raise ConfigError(
+                f"agent {name!r} could not be created: {exc}",
+                agent=name,
+                hint="its class and constructor arguments must be importable and picklable",
+            ) from exc
+        if "error" in started:
+            ray.kill(host)
+            raise MeshError.from_wire(started["error"])
+        self._spawned[name] = host
+        return AgentInfo.model_validate(started["info"])
+
+    async def _evict_if_dead(self, name: str) -> None:
+        # A killed agent keeps its name until its lease lapses; a dead holder should
+        # not block a new agent, so check it before the registry refuses the name.
+        found = await self._registry.lookup(name)
+        if found is None:
+            return
+        info, handle = found
+        try:
+            await asyncio.wait_for(handle.ping.remote(), _PING_S)
+        except (TimeoutError, ray.exceptions.RayError):
+            await self._registry.unregister(name, info.incarnation)
+
+    @overload
+    async def ask(self, name: str, msg: Message, *, timeout: float | None = ...,
+                  trace_id: str | None = ...,
+                  expect: None = ...) -> Message | None: ...  # fmt: skip
+    @overload
+    async def ask(self, name: str, msg: Message, *, timeout: float | None = ...,
+                  trace_id: str | None = ..., expect: type[M]) -> M: ...  # fmt: skip
+
+    async def ask(
+        self,
+        name: str,
+        msg: Message,
+        *,
+        timeout: float | None = None,
+        trace_id: str | None = None,
+        expect: type[Message] | None = None,
+    ) -> Message | None:
+        """Send `msg` to agent `name` and return its reply.
+
+        Args:
+            name: The recipient.
+            msg: The request.
+            timeout: Seconds to wait (default: the config's ``ask_timeout_s``).
+            trace_id: Continue this trace instead of starting a new one.
+            expect: The reply class; another type raises `DecodeError`.
+
+        Raises:
+            PeerNotFoundError: No live agent is registered as `name`.
+            PeerDeadError: The agent died before replying.
+            DeadlineExceededError: No reply before the deadline.
+            MailboxFullError: The agent's mailbox was full.
+            HandlerError: The agent's handler raised.
+        """
+        return await self._edge.ask(name, msg, timeout=timeout, trace_id=trace_id, expect=expect)
+
+    async def tell(self, name: str, msg: Message, *, trace_id: str | None = None) -> None:
+        """Send `msg` to agent `name`; return once it is in the agent's mailbox.
+
+        Raises:
+            PeerNotFoundError: No live agent is registered as `name`.
+            PeerDeadError: The agent died before accepting it.
+            MailboxFullError: The agent's mailbox was full; the message was not queued.
+        """
+        await self._edge.tell(name, msg, trace_id=trace_id)
+
+    async def agents(
+        self, *, role: str | None = None, capability: str | None = None
+    ) -> list[AgentInfo]:
+        """Return the live agents of the namespace, optionally by role and/or capability."""
+        return [info for info, _ in await self._registry.find(role=role, capability=capability)]
+
+    async def stats(self, name: str) -> AgentStats:
+        """Return agent `name`'s counters.
+
+        Raises:
+            PeerNotFoundError: No live agent is registered as `name`.
+            PeerDeadError: It died.
+        """
+        handle = await self.actor(name)
+        try:
+            return AgentStats(**await handle.stats.remote())
+        except ray.exceptions.RayError as exc:
+            raise translate(exc, agent=name) from exc
+
+    async def actor(self, name: str) -> Any:
+        """Return the Ray actor handle hosting agent `name` (for Ray-level operations).
+
+        Raises:
+            PeerNotFoundError: No live agent is registered as `name`.
+        """
+        found = await self._registry.lookup(name)
+        if found is None:
+            raise PeerNotFoundError(f"no agent named {name!r}", agent=name)
+        return found[1]
+
+    async def stop(self, name: str) -> None:
+        """Stop agent `name` gracefully (handlers finish, on_stop runs), then end its actor."""
+        host = self._spawned.pop(name, None) or await self.actor(name)
+        try:
+            await asyncio.wait_for(host.stop.remote(), self.config.stop_grace_s * 2 + 1)
+        except (TimeoutError, ray.exceptions.RayError) as exc:
+            self._log.warning("agent did not stop gracefully; killing it", agent=name,
+                              error=type(exc).__name__)  # fmt: skip
+        ray.kill(host)
+
+    async def shutdown(self) -> None:
+        """Stop the agents this mesh spawned, newest first, and Ray if this mesh started it."""
+        for name in reversed(list(self._spawned)):
+            await self.stop(name)
+        self._edge.close()
+        if self._owns_ray and ray.is_initialized():
+            ray.shutdown()

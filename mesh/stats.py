@@ -1,0 +1,35 @@
+"""Per-agent counters, kept by each host and read by `Mesh.stats`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["AgentStats"]
+
+
+@dataclass(slots=True)
+class AgentStats:
+    """What one agent has done since it started.
+
+    Attributes:
+        received: Frames that arrived (messages, replies and malformed ones).
+        handled: Messages whose handler completed.
+        failed: Messages whose handling ended in an error.
+        refused: Frames refused at the door (malformed, mailbox full).
+        expired: Messages dropped because their deadline had passed before handling.
+        late_replies: Replies that came after their ask had given up.
+        gaps: Times a sender's sequence had a hole that was skipped after waiting.
+        sent: Messages this agent sent (asks, tells and replies are not counted).
+        mailbox_depth: Messages waiting when the stats were read.
+    """
+
+    name: str
+    received: int = 0
+    handled: int = 0
+    failed: int = 0
+    refused: int = 0
+    expired: int = 0
+    late_replies: int = 0
+    gaps: int = 0
+    sent: int = 0
+    mailbox_depth: int = 0

@@ -1,0 +1,45 @@
+"""raymesh's wire: typed messages, the envelope and its msgpack codec (no Ray here)."""
+
+from protocols.codec import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_FRAME_BYTES,
+    Codec,
+    decode,
+    decode_message,
+    encode,
+    encode_message,
+)
+from protocols.envelope import Envelope, Kind, new_message_id, new_span_id, new_trace_id
+from protocols.errors import (
+    DecodeError,
+    EncodeError,
+    MeshError,
+    ProtocolError,
+    UnknownMessageTypeError,
+)
+from protocols.message import Message, message_class, message_types
+from protocols.wire import ErrorReply
+
+__all__ = [
+    "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_FRAME_BYTES",
+    "Codec",
+    "DecodeError",
+    "EncodeError",
+    "Envelope",
+    "ErrorReply",
+    "Kind",
+    "MeshError",
+    "Message",
+    "ProtocolError",
+    "UnknownMessageTypeError",
+    "decode",
+    "decode_message",
+    "encode",
+    "encode_message",
+    "message_class",
+    "message_types",
+    "new_message_id",
+    "new_span_id",
+    "new_trace_id",
+]

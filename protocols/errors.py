@@ -1,0 +1,125 @@
+"""The root of raymesh's exception tree and the wire errors.
+
+``MeshError`` lives here, below the runtime, so that the wire layer can raise errors
+that ``mesh`` catches as its own without ``protocols`` importing ``mesh``. The full
+tree (``mesh.errors`` adds the runtime branches)::
+
+    MeshError
+    ├── ProtocolError
+    │   ├── EncodeError
+    │   ├── DecodeError (+ValueError)
+    │   └── UnknownMessageTypeError (+DecodeError)
+    ├── DeliveryError ...            (mesh.errors)
+    ├── HandlerError                 (mesh.errors)
+    └── ConfigError                  (mesh.errors)
+
+Every error knows which agent and trace it concerns and carries a hint on what to do.
+Errors cross process boundaries as data (``to_wire`` / ``from_wire``), never as pickles
+of foreign classes, so an asker always gets the same typed error the remote side raised.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Self
+
+__all__ = [
+    "DecodeError",
+    "EncodeError",
+    "MeshError",
+    "ProtocolError",
+    "UnknownMessageTypeError",
+    "error_class",
+]
+
+_ERROR_CLASSES: dict[str, type[MeshError]] = {}
+
+
+class MeshError(Exception):
+    """Base of every error raymesh raises.
+
+    Attributes:
+        agent: The agent the error concerns, if any.
+        trace_id: The trace of the conversation it happened in, if any.
+        hint: What to do about it.
+    """
+
+    #: Extra constructor keywords a subclass carries; they travel in ``to_wire``.
+    details: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _ERROR_CLASSES[cls.__name__] = cls
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        agent: str | None = None,
+        trace_id: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.agent = agent
+        self.trace_id = trace_id
+        self.hint = hint
+
+    def __str__(self) -> str:
+        where = [f"agent={self.agent}"] if self.agent else []
+        if self.trace_id:
+            where.append(f"trace={self.trace_id}")
+        text = f"{self.message} [{', '.join(where)}]" if where else self.message
+        return f"{text} (hint: {self.hint})" if self.hint else text
+
+    def _kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"agent": self.agent, "trace_id": self.trace_id, "hint": self.hint}
+        kwargs.update({name: getattr(self, name) for name in self.details})
+        return kwargs
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only arguments are lost by Exception's default pickling.
+        return (_rebuild, (type(self).__name__, self.message, self._kwargs()))
+
+    def to_wire(self) -> dict[str, Any]:
+        """Return the error as plain data for an error reply."""
+        return {"code": type(self).__name__, "message": self.message, **self._kwargs()}
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> MeshError:
+        """Rebuild an error sent with `to_wire`; an unknown code becomes a plain `MeshError`."""
+        data = dict(data)
+        target = _ERROR_CLASSES.get(str(data.pop("code", "")), MeshError)
+        message = str(data.pop("message", ""))
+        allowed = {"agent", "trace_id", "hint", *target.details}
+        return target(message, **{k: v for k, v in data.items() if k in allowed})
+
+    def with_context(self, *, agent: str | None = None, trace_id: str | None = None) -> Self:
+        """Fill in the agent and trace where they are still unknown, and return self."""
+        self.agent = self.agent or agent
+        self.trace_id = self.trace_id or trace_id
+        return self
+
+
+def _rebuild(code: str, message: str, kwargs: dict[str, Any]) -> MeshError:
+    return _ERROR_CLASSES.get(code, MeshError)(message, **kwargs)
+
+
+def error_class(code: str) -> type[MeshError] | None:
+    """Return the error class registered under `code` (its class name), if any."""
+    return _ERROR_CLASSES.get(code)
+
+
+class ProtocolError(MeshError):
+    """A message or frame could not be encoded or decoded."""
+
+
+class EncodeError(ProtocolError):
+    """A message or envelope cannot be turned into a frame (bad value, too large)."""
+
+
+class DecodeError(ProtocolError, ValueError):
+    """A frame is malformed, too large, too deep, or its payload fails its schema."""
+
+
+class UnknownMessageTypeError(DecodeError):
+    """A frame names a message type tag that no `Message` class in this process has."""

@@ -1,0 +1,41 @@
+"""Messages the runtime itself sends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from protocols.errors import MeshError
+from protocols.message import Message
+
+__all__ = ["ErrorReply", "NoReply"]
+
+
+class ErrorReply(Message, type="raymesh.error/1"):
+    """The payload of an error envelope: a `MeshError` as data."""
+
+    code: str
+    message: str
+    agent: str | None = None
+    trace_id: str | None = None
+    hint: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, error: MeshError) -> ErrorReply:
+        """Return the wire form of `error`."""
+        data = error.to_wire()
+        core = {key: data.pop(key) for key in ("code", "message", "agent", "trace_id", "hint")}
+        return cls(**core, details=data)
+
+    def to_error(self) -> MeshError:
+        """Return the typed error this reply carries."""
+        return MeshError.from_wire(
+            {**self.details, "code": self.code, "message": self.message,
+             "agent": self.agent, "trace_id": self.trace_id, "hint": self.hint}
+        )  # fmt: skip
+
+
+class NoReply(Message, type="raymesh.noreply/1"):
+    """The reply to an ask whose handler returned None."""
