@@ -357,6 +357,9 @@ class AgentHost:
         return result
 
     def _handler_error(self, env: Envelope, method_name: str, exc: Exception) -> HandlerError:
+        if isinstance(exc, HandlerError):
+            # Passed up unchanged, so the asker learns the agent where it really failed.
+            return exc
         return HandlerError(
             f"handler {method_name} of {self._info.name!r} raised {type(exc).__name__}: {exc}",
             remote_type=type(exc).__name__,
@@ -395,6 +398,7 @@ class AgentHost:
         try:
             frame = self._codec.encode(reply)
         except MeshError as exc:  # e.g. a reply larger than max_frame_bytes
+            exc.agent = self._info.name  # the replier failed, not the asker
             frame = self._codec.encode(self._reply_envelope(env, exc))
         edge = self._edge_waiters.pop(env.id, None)
         if edge is not None:

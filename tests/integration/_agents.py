@@ -1,0 +1,178 @@
+"""Messages and agents shared by the integration tests (importable by Ray workers)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from mesh import Agent, Context, handler
+from protocols import Message
+
+
+class Ping(Message, type="test.ping/1"):
+    text: str = ""
+
+
+class Pong(Message, type="test.pong/1"):
+    text: str
+
+
+class Note(Message, type="test.note/1"):
+    seq: int
+
+
+class GetNotes(Message, type="test.get_notes/1"):
+    pass
+
+
+class Notes(Message, type="test.notes/1"):
+    seqs: list[int]
+    senders: list[str]
+
+
+class SendNotes(Message, type="test.send_notes/1"):
+    peer: str
+    count: int
+
+
+class Sleep(Message, type="test.sleep/1"):
+    seconds: float
+
+
+class Boom(Message, type="test.boom/1"):
+    text: str
+
+
+class Relay(Message, type="test.relay/1"):
+    """Ask each agent in `route` in turn; the last one answers with what it saw."""
+
+    route: list[str]
+
+
+class Seen(Message, type="test.seen/1"):
+    hops: list[dict[str, str | int | None]]
+
+
+class FindPeers(Message, type="test.find_peers/1"):
+    role: str | None = None
+    capability: str | None = None
+
+
+class PeerNames(Message, type="test.peer_names/1"):
+    names: list[str]
+
+
+class Recurse(Message, type="test.recurse/1"):
+    pass
+
+
+class Gather(Message, type="test.gather/1"):
+    """Wait until `count` of these are being handled at once."""
+
+    count: int
+
+
+class Unhandled(Message, type="test.unhandled/1"):
+    pass
+
+
+class Blob(Message, type="test.blob/1"):
+    data: bytes
+
+
+class Echo(Agent):
+    """Answers pings, records notes in arrival order, and fails on request."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.notes: list[int] = []
+        self.senders: list[str] = []
+
+    @handler
+    async def on_ping(self, msg: Ping, ctx: Context) -> Pong:
+        return Pong(text=f"{self.prefix}{msg.text}")
+
+    @handler
+    async def on_note(self, msg: Note, ctx: Context) -> None:
+        self.notes.append(msg.seq)
+        self.senders.append(ctx.sender)
+
+    @handler
+    async def on_get_notes(self, msg: GetNotes, ctx: Context) -> Notes:
+        return Notes(seqs=self.notes, senders=sorted(set(self.senders)))
+
+    @handler
+    async def on_send_notes(self, msg: SendNotes, ctx: Context) -> None:
+        # Concurrent tells from one sender: order must still hold per pair.
+        await asyncio.gather(*(ctx.tell(msg.peer, Note(seq=i)) for i in range(msg.count)))
+
+    @handler
+    async def on_sleep(self, msg: Sleep, ctx: Context) -> Pong:
+        await asyncio.sleep(msg.seconds)
+        return Pong(text="slept")
+
+    @handler
+    async def on_boom(self, msg: Boom, ctx: Context) -> Pong:
+        raise ValueError(f"boom: {msg.text}")
+
+    @handler
+    async def on_blob(self, msg: Blob, ctx: Context) -> Blob:
+        return Blob(data=msg.data * 2)
+
+    @handler
+    async def on_find_peers(self, msg: FindPeers, ctx: Context) -> PeerNames:
+        found = await ctx.peers(role=msg.role, capability=msg.capability)
+        return PeerNames(names=sorted(p.name for p in found))
+
+
+class Relayer(Agent):
+    """Passes a Relay along its route and reports each hop's trace context."""
+
+    @handler
+    async def on_relay(self, msg: Relay, ctx: Context) -> Seen:
+        mine: dict[str, str | int | None] = {
+            "agent": ctx.agent,
+            "sender": ctx.sender,
+            "trace_id": ctx.trace_id,
+            "span_id": ctx.span_id,
+            "parent_span_id": ctx.parent_span_id,
+            "hops": ctx.hops,
+            "chain": ",".join(ctx.chain),
+            "pid": os.getpid(),
+        }
+        if not msg.route:
+            return Seen(hops=[mine])
+        rest = await ctx.ask(msg.route[0], Relay(route=msg.route[1:]), expect=Seen)
+        return Seen(hops=[mine, *rest.hops])
+
+
+class Recursive(Agent):
+    """Asks itself forever: only the hop limit stops it."""
+
+    concurrency = 128
+
+    @handler
+    async def on_recurse(self, msg: Recurse, ctx: Context) -> Pong:
+        await ctx.ask(ctx.agent, Recurse())
+        return Pong(text="unreachable")
+
+
+class Gatherer(Agent):
+    """Replies only once `count` Gather messages are in its handlers together."""
+
+    def __init__(self) -> None:
+        self.inside = 0
+        self.full = asyncio.Event()
+
+    @handler
+    async def on_gather(self, msg: Gather, ctx: Context) -> Pong:
+        self.inside += 1
+        if self.inside >= msg.count:
+            self.full.set()
+        await asyncio.wait_for(self.full.wait(), timeout=5)
+        return Pong(text=str(self.inside))
+
+
+class FailingStart(Agent):
+    async def on_start(self) -> None:
+        raise RuntimeError("no database")
