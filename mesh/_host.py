@@ -89,8 +89,8 @@ class AgentHost:
         # calls that arrived early, waiting for their turn.
         self._expected: dict[str, int] = {}
         self._early: dict[tuple[str, int], asyncio.Future[None]] = {}
-        # Asks from the edge, by message id: their replies go back as call results.
-        self._edge_waiters: dict[str, asyncio.Future[bytes]] = {}
+        # Asks sent as `request` calls, by message id: their replies are the call results.
+        self._call_waiters: dict[str, asyncio.Future[bytes]] = {}
         self._stats = AgentStats(name=name)
 
     # -- lifecycle -----------------------------------------------------------------
@@ -201,11 +201,11 @@ class AgentHost:
             self._release(link_id, seq)
 
     async def request(self, link_id: str, seq: int, frame: bytes) -> bytes:
-        """Accept one ask from the edge and return its encoded reply or error."""
+        """Accept one ask and return its encoded reply or error as the call's result."""
         await self._admit(link_id, seq)
         try:
             waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-            error = self._accept(frame, edge_waiter=waiter)
+            error = self._accept(frame, call_waiter=waiter)
         finally:
             self._release(link_id, seq)
         if error is not None:
@@ -235,7 +235,7 @@ class AgentHost:
             early.set_result(None)
 
     def _accept(
-        self, frame: bytes, *, edge_waiter: asyncio.Future[bytes] | None = None
+        self, frame: bytes, *, call_waiter: asyncio.Future[bytes] | None = None
     ) -> MeshError | None:
         self._stats.received += 1
         try:
@@ -263,12 +263,12 @@ class AgentHost:
                 trace_id=env.trace_id,
                 hint="slow down, retry later, or give the agent a larger mailbox_size",
             )
-        if edge_waiter is not None:
-            self._edge_waiters[env.id] = edge_waiter
+        if call_waiter is not None:
+            self._call_waiters[env.id] = call_waiter
         return None
 
     def _error_frame_for(self, frame: bytes, error: MeshError) -> bytes:
-        # The edge needs an answer even for a frame that could not be read.
+        # A `request` call needs an answer even for a frame that could not be read.
         try:
             env = self._codec.decode(frame)
         except ProtocolError:
@@ -400,10 +400,10 @@ class AgentHost:
         except MeshError as exc:  # e.g. a reply larger than max_frame_bytes
             exc.agent = self._info.name  # the replier failed, not the asker
             frame = self._codec.encode(self._reply_envelope(env, exc))
-        edge = self._edge_waiters.pop(env.id, None)
-        if edge is not None:
-            if not edge.done():
-                edge.set_result(frame)
+        waiter = self._call_waiters.pop(env.id, None)
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_result(frame)
             return
         try:
             link = await self._endpoint.link(env.sender, trace_id=env.trace_id)

@@ -62,6 +62,7 @@ class Link:
         self._outbox: deque[tuple[bytes, asyncio.Future[Any], bool]] = deque()
         self._seq = 0
         self._inflight = 0
+        self._requests = 0
         self._tasks: set[asyncio.Task[None]] = set()
         # Asks the peer accepted and has not answered, by message id.
         self._awaiting: dict[str, asyncio.Future[Any]] = {}
@@ -82,11 +83,16 @@ class Link:
         self._outbox.append((frame, future, ask_id is not None))
         self._pump()
 
+    @property
+    def idle(self) -> bool:
+        """True when no call is in flight or queued: nothing would coalesce with a send."""
+        return self._inflight == 0 and self._requests == 0 and not self._outbox
+
     def _settled(self, ask_id: str, _future: asyncio.Future[Any]) -> None:
         self._awaiting.pop(ask_id, None)
 
     def request(self, frame: bytes) -> asyncio.Future[Any]:
-        """Send an ask from the edge and return a future for the encoded reply frame.
+        """Send an ask as its own call and return a future for the encoded reply frame.
 
         It takes the next sequence number, after everything queued before it, and is
         its own Ray call whose result is the reply.
@@ -98,6 +104,7 @@ class Link:
         self._flush_all()
         seq = self._next_seq()
         ref = self.handle.request.remote(self._link_id, seq, frame)
+        self._requests += 1
         self._spawn(self._complete_request(ref, future))
         return future
 
@@ -161,6 +168,8 @@ class Link:
             if not future.done():
                 future.set_exception(error)
             return
+        finally:
+            self._requests -= 1
         if not future.done():
             future.set_result(reply)
 

@@ -1,0 +1,1 @@
+"""raymesh's benchmarks; run with ``python -m benchmarks``. Nothing imports this package."""

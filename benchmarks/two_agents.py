@@ -1,0 +1,153 @@
+"""Two agents, side by side with two plain Ray actors: tells/s, asks/s and idle latency.
+
+Both sides run the same loop inside an actor (so the driver is not on the path): send
+`count` messages of `payload_bytes` to the peer with at most `window` outstanding, and
+time it. raymesh sends typed msgpack envelopes through its links; the baseline makes
+one Ray actor call per message with the same payload as a pickled dict. Ratios measured
+in one run are what to quote: this machine is shared and absolute rates drift.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+from mesh import Agent, Context, Mesh, handler
+from protocols import Message
+
+
+class Load(Message, type="bench.load/1"):
+    body: bytes
+
+
+class Blast(Message, type="bench.blast/1"):
+    peer: str
+    mode: str  # "tell" | "ask"
+    count: int
+    window: int
+    payload_bytes: int
+
+
+class Timing(Message, type="bench.timing/1"):
+    seconds: float
+    latencies_ms: list[float]
+
+
+async def _windowed(count: int, window: int, send: Any) -> tuple[float, list[float]]:
+    """Run `send()` `count` times with at most `window` in flight; return time, latencies."""
+    latencies: list[float] = []
+    gate = asyncio.Semaphore(window)
+
+    async def one() -> None:
+        async with gate:
+            t0 = time.perf_counter()
+            await send()
+            latencies.append((time.perf_counter() - t0) * 1000)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(count)))
+    return time.perf_counter() - start, latencies
+
+
+class Sink(Agent):
+    """Takes loads; answers asks with an empty load (a tell's return value is dropped)."""
+
+    concurrency = 64
+
+    @handler
+    async def on_load(self, msg: Load, ctx: Context) -> Load:
+        return Load(body=b"")
+
+
+class Blaster(Agent):
+    """Sends the measured stream from inside the mesh."""
+
+    @handler
+    async def on_blast(self, msg: Blast, ctx: Context) -> Timing:
+        load = Load(body=b"x" * msg.payload_bytes)
+        if msg.mode == "tell":
+            seconds, lat = await _windowed(msg.count, msg.window, lambda: ctx.tell(msg.peer, load))
+        else:
+            seconds, lat = await _windowed(
+                msg.count, msg.window, lambda: ctx.ask(msg.peer, load, timeout=60)
+            )
+        return Timing(seconds=seconds, latencies_ms=lat)
+
+
+@ray.remote(num_cpus=0)
+class RawSink:
+    """The baseline's receiver: one method call per message."""
+
+    async def tell(self, load: dict[str, Any]) -> None:
+        return None
+
+    async def ask(self, load: dict[str, Any]) -> dict[str, Any]:
+        return {"body": b""}
+
+
+@ray.remote(num_cpus=0)
+class RawBlaster:
+    """The baseline's sender, running the same windowed loop."""
+
+    async def blast(
+        self, sink: Any, mode: str, count: int, window: int, payload_bytes: int
+    ) -> tuple[float, list[float]]:
+        load = {"body": b"x" * payload_bytes}
+        method = sink.tell if mode == "tell" else sink.ask
+        return await _windowed(count, window, lambda: method.remote(load))
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured stream."""
+
+    scenario: str
+    system: str
+    mode: str
+    window: int
+    messages: int
+    msgs_per_s: float
+    p50_ms: float
+    p99_ms: float
+
+
+def _row(scenario: str, system: str, blast: Blast, seconds: float, lat: list[float]) -> Row:
+    cuts = statistics.quantiles(lat, n=100) if len(lat) > 1 else [lat[0]] * 99
+    return Row(scenario, system, blast.mode, blast.window, blast.count,
+               blast.count / seconds, statistics.median(lat), cuts[98])  # fmt: skip
+
+
+async def run(mesh: Mesh, *, count: int, payload_bytes: int = 1024) -> list[Row]:
+    """Measure raymesh and raw Ray side by side, alternating, and return the rows."""
+    suffix = str(time.time_ns())[-6:]
+    sink, blaster = f"bench-sink-{suffix}", f"bench-blaster-{suffix}"
+    await mesh.spawn(Sink, name=sink)
+    await mesh.spawn(Blaster, name=blaster)
+    raw_sink, raw_blaster = RawSink.remote(), RawBlaster.remote()  # type: ignore[attr-defined]
+    scenarios = [
+        ("tell, windowed", "tell", 256, count),
+        ("ask, windowed", "ask", 64, count),
+        ("ask, one at a time", "ask", 1, max(count // 10, 200)),
+    ]
+    rows: list[Row] = []
+    try:
+        for scenario, mode, window, n in scenarios:
+            blast = Blast(peer=sink, mode=mode, count=n, window=window, payload_bytes=payload_bytes)
+            warm = blast.model_copy(update={"count": min(n, 200)})
+            await mesh.ask(blaster, warm, timeout=120)
+            await raw_blaster.blast.remote(raw_sink, mode, warm.count, window, payload_bytes)
+            timing = await mesh.ask(blaster, blast, timeout=600, expect=Timing)
+            rows.append(_row(scenario, "raymesh", blast, timing.seconds, timing.latencies_ms))
+            seconds, lat = await raw_blaster.blast.remote(raw_sink, mode, n, window, payload_bytes)
+            rows.append(_row(scenario, "raw Ray", blast, seconds, lat))
+    finally:
+        await mesh.stop(blaster)
+        await mesh.stop(sink)
+        ray.kill(raw_sink)
+        ray.kill(raw_blaster)
+    return rows
