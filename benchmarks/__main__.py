@@ -29,7 +29,7 @@ def _table(rows: list[two_agents.Row]) -> Table:
     return table
 
 
-async def _main(args: argparse.Namespace) -> None:
+async def _measure(args: argparse.Namespace) -> list[two_agents.Row]:
     console = Console(stderr=True)
     with console.status("starting Ray"):
         mesh = Mesh.local(num_cpus=os.cpu_count() or 2, log_to_driver=False)
@@ -38,6 +38,15 @@ async def _main(args: argparse.Namespace) -> None:
             rows = await two_agents.run(mesh, count=args.count)
     finally:
         await mesh.shutdown()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--count", type=int, default=5000, help="messages per stream")
+    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    args = parser.parse_args()
+    rows = asyncio.run(_measure(args))
     Console().print(_table(rows))
     if args.json:
         report = {
@@ -47,13 +56,6 @@ async def _main(args: argparse.Namespace) -> None:
         }
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(report, out, indent=2)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--count", type=int, default=5000, help="messages per stream")
-    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
-    asyncio.run(_main(parser.parse_args()))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from mesh.registry import AgentInfo, RegistryClient
 from mesh.stats import AgentStats
 from mesh.tracing import configure_logging, get_logger, trace_scope
 from protocols import Envelope, ErrorReply, Kind, Message, ProtocolError
+from protocols.message import register
 from protocols.wire import NoReply
 
 __all__ = ["AgentHost"]
@@ -54,6 +55,8 @@ class AgentHost:
         config: MeshConfig,
     ) -> None:
         configure_logging(fmt=config.log_format, level=config.log_level)
+        for route in agent_cls.handlers.values():
+            register(route.message)
         self._config = config
         self._agent_cls = agent_cls
         self._kwargs = kwargs
@@ -313,16 +316,17 @@ class AgentHost:
     async def _run_handler(self, env: Envelope) -> Message | MeshError | None:  # noqa: PLR0911
         assert self._agent is not None
         name = self._info.name
-        method_name = self._agent.handlers.get(env.type)
-        if method_name is None:
+        route = self._agent.handlers.get(env.type)
+        if route is None:
             return NoHandlerError(
                 f"agent {name!r} has no handler for {env.type!r}",
                 agent=name,
                 trace_id=env.trace_id,
                 hint=f"it handles: {', '.join(sorted(self._agent.handlers)) or 'nothing'}",
             )
+        method_name = route.method
         try:
-            msg = self._codec.decode_message(env)
+            msg = self._codec.decode_message(env, route.message)
         except ProtocolError as exc:
             return exc.with_context(agent=name, trace_id=env.trace_id)
         with trace_scope(agent=name, trace_id=env.trace_id, span_id=env.span_id):

@@ -17,7 +17,7 @@ import time
 import types
 import typing
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar, overload
 
 from mesh.errors import ConfigError
 from protocols import Envelope, Message
@@ -45,6 +45,13 @@ def handler(fn: HandlerFn) -> HandlerFn:
     return fn
 
 
+class Route(NamedTuple):
+    """Where an agent sends messages of one type."""
+
+    method: str
+    message: type[Message]
+
+
 class Agent:
     """Base class of agents. Each instance lives in its own Ray actor (its host).
 
@@ -59,8 +66,10 @@ class Agent:
     """
 
     concurrency: ClassVar[int] = 1
-    #: Message tag -> handler method name; filled in for each subclass.
-    handlers: ClassVar[dict[str, str]] = {}
+    #: Message tag -> (handler method name, message class); filled in for each subclass.
+    #: Holding the classes themselves means Ray ships them with an agent class defined
+    #: in a script, so its host can decode what it handles.
+    handlers: ClassVar[dict[str, Route]] = {}
 
     name: str
     role: str | None
@@ -74,7 +83,7 @@ class Agent:
             if getattr(fn, _MARK, False):
                 for message_cls in _message_types(cls, fn):
                     assert message_cls.type_tag is not None  # checked by _message_types
-                    found[message_cls.type_tag] = attr
+                    found[message_cls.type_tag] = Route(attr, message_cls)
         cls.handlers = found
         if not isinstance(cls.concurrency, int) or cls.concurrency < 1:
             raise ConfigError(f"{cls.__qualname__}.concurrency must be an integer >= 1")

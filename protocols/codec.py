@@ -23,7 +23,8 @@ from pydantic_core import to_jsonable_python
 
 from protocols.envelope import Envelope, Kind
 from protocols.errors import DecodeError, EncodeError, MeshError
-from protocols.message import Message, message_class
+from protocols.message import _REGISTRY as _REGISTERED
+from protocols.message import Message, message_class, register
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
@@ -136,6 +137,8 @@ class Codec:
                 f"{type(message).__name__} is not a sendable Message",
                 hint="subclass Message with a tag: class Q(Message, type='app.q/1')",
             )
+        if _REGISTERED.get(message.type_tag) is not type(message):
+            register(type(message))
         try:
             payload: bytes = msgpack.packb(
                 message.model_dump(mode="python"),
@@ -167,7 +170,11 @@ class Codec:
             DecodeError: The payload is malformed, too deep, or fails the class's schema.
         """
         try:
-            cls = message_class(envelope.type)
+            cls = (
+                expect
+                if expect is not None and expect.type_tag == envelope.type
+                else message_class(envelope.type)
+            )
         except MeshError as exc:
             raise exc.with_context(agent=envelope.recipient, trace_id=envelope.trace_id) from None
         if expect is not None and not issubclass(cls, expect):

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from protocols.errors import UnknownMessageTypeError
 
-__all__ = ["Message", "message_class", "message_types"]
+__all__ = ["Message", "message_class", "message_types", "register"]
 
 _TAG = re.compile(r"^[A-Za-z0-9_.:-]{1,120}/[0-9]{1,6}$")
 _REGISTRY: dict[str, type[Message]] = {}
@@ -49,16 +49,32 @@ class Message(BaseModel):
                 f"{cls.__qualname__}: type tag {type!r} must look like 'name/version', "
                 "e.g. 'qa.question/1'"
             )
-        previous = _REGISTRY.get(type)
-        # The same class defined again (a module re-import, a class rebuilt by Ray's
-        # pickling) replaces itself; a different class claiming the tag is a bug.
-        if previous is not None and _qualified(previous) != _qualified(cls):
-            raise TypeError(
-                f"message type tag {type!r} is already used by {_qualified(previous)}; "
-                f"{_qualified(cls)} needs a tag of its own"
-            )
         cls.type_tag = type
-        _REGISTRY[type] = cls
+        register(cls)
+
+
+def register(cls: type[Message]) -> None:
+    """Make `cls` the class for its tag in this process.
+
+    Classes register themselves when defined. A class rebuilt by value by Ray's
+    pickling (one defined in a script's ``__main__``) is not defined again, so the
+    runtime registers it when it first meets it.
+
+    Raises:
+        TypeError: Another class (by module and name) already has the tag.
+    """
+    tag = cls.type_tag
+    if tag is None:
+        raise TypeError(f"{cls.__qualname__} has no type tag")
+    previous = _REGISTRY.get(tag)
+    # The same class defined again (a module re-import, a class rebuilt by Ray's
+    # pickling) replaces itself; a different class claiming the tag is a bug.
+    if previous is not None and _qualified(previous) != _qualified(cls):
+        raise TypeError(
+            f"message type tag {tag!r} is already used by {_qualified(previous)}; "
+            f"{_qualified(cls)} needs a tag of its own"
+        )
+    _REGISTRY[tag] = cls
 
 
 def _qualified(cls: type) -> str:

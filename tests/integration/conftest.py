@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from pathlib import Path
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mesh import Agent, AgentInfo, Mesh, MeshConfig
+from mesh import Agent, AgentInfo, Mesh, MeshConfig, MeshError
 
 _names = itertools.count()
 
@@ -42,7 +43,5 @@ async def spawn(mesh: Mesh) -> AsyncIterator[Spawn]:
 
     yield _spawn
     for name in reversed(started):
-        try:
+        with contextlib.suppress(MeshError):  # already killed by the test
             await mesh.stop(name)
-        except Exception:  # already killed by the test
-            pass

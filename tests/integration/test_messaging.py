@@ -308,7 +308,7 @@ async def test_reply_of_another_type_than_expected_raises_decode_error(
     mesh: Mesh, spawn: Spawn
 ) -> None:
     echo = await spawn(Echo, "echo")
-    with pytest.raises(DecodeError, match="test.notes/1"):
+    with pytest.raises(DecodeError, match=r"test\.notes/1"):
         await mesh.ask(echo.name, Ping(), expect=Notes)
 
 

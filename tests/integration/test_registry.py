@@ -1,0 +1,107 @@
+"""The registry: leases, refusal of taken names, and recovery after a registry restart."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import pytest
+import ray
+from _agents import Echo, Ping, Pong
+from conftest import Spawn
+
+from mesh import AgentInfo, Mesh, NameTakenError
+from mesh.registry import Registry, RegistryClient
+
+pytestmark = pytest.mark.ray
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], *, within: float) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within} s")
+        await asyncio.sleep(0.05)
+
+
+def _info(name: str) -> AgentInfo:
+    return AgentInfo(name=name, node_id="n" * 56, incarnation=uuid.uuid4().hex[:16], pid=1,
+                     started_at=time.time())  # fmt: skip
+
+
+@pytest.fixture
+async def registry(mesh: Mesh) -> RegistryClient:
+    # A private registry with a short lease, so that the session's is not disturbed.
+    return RegistryClient(ray.remote(Registry).options(num_cpus=0).remote(0.5))
+
+
+async def test_an_entry_whose_lease_is_not_renewed_drops_out(registry: RegistryClient) -> None:
+    info = _info("transient")
+    await registry.register(info, None)
+    assert (await registry.lookup("transient")) is not None
+
+    async def gone() -> bool:
+        return await registry.lookup("transient") is None
+
+    await _eventually(gone, within=5)
+    assert await registry.find() == []
+    assert await registry.renew("transient", info.incarnation) is False
+
+
+async def test_renewed_lease_keeps_the_entry(registry: RegistryClient) -> None:
+    info = _info("steady")
+    await registry.register(info, None)
+    for _ in range(8):  # 1.6 s, three times the lease
+        assert await registry.renew("steady", info.incarnation)
+        await asyncio.sleep(0.2)
+    assert await registry.lookup("steady") is not None
+
+
+async def test_a_live_name_is_refused_and_a_lapsed_one_is_free(registry: RegistryClient) -> None:
+    first, second = _info("twin"), _info("twin")
+    await registry.register(first, None)
+    with pytest.raises(NameTakenError, match="'twin' is taken"):
+        await registry.register(second, None)
+
+    async def lapsed() -> bool:
+        return await registry.lookup("twin") is None
+
+    await _eventually(lapsed, within=5)
+    await registry.register(second, None)
+    found = await registry.lookup("twin")
+    assert found is not None
+    assert found[0].incarnation == second.incarnation
+
+
+async def test_unregister_only_removes_its_own_incarnation(registry: RegistryClient) -> None:
+    info = _info("owner")
+    await registry.register(info, None)
+    await registry.unregister("owner", "someone-else")
+    assert await registry.lookup("owner") is not None
+    await registry.unregister("owner", info.incarnation)
+    assert await registry.lookup("owner") is None
+
+
+async def test_a_restarted_registry_is_rebuilt_and_direct_traffic_never_stops(
+    mesh: Mesh, spawn: Spawn
+) -> None:
+    front = await spawn(Echo, "front")
+    back = await spawn(Echo, "back")
+    assert await mesh.ask(front.name, Ping(text="warm"), expect=Pong)
+    registry = ray.get_actor("raymesh.registry", namespace=mesh.config.namespace)
+    ray.kill(registry, no_restart=False)  # Ray restarts it, empty
+
+    # Links already open keep working while the registry is away.
+    assert await mesh.ask(front.name, Ping(text="during"), expect=Pong) == Pong(text="during")
+
+    async def rebuilt() -> bool:
+        try:
+            names = {a.name for a in await mesh.agents()}
+        except Exception:  # still restarting
+            return False
+        return {front.name, back.name} <= names
+
+    await _eventually(rebuilt, within=mesh.config.lease_s * 3)
+    assert await mesh.ask(back.name, Ping(text="after"), expect=Pong) == Pong(text="after")
