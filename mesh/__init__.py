@@ -5,6 +5,7 @@ from mesh.config import MeshConfig
 from mesh.errors import (
     ConfigError,
     DeadlineExceededError,
+    DeadlockError,
     DecodeError,
     DeliveryError,
     EncodeError,
@@ -32,6 +33,7 @@ __all__ = [
     "ConfigError",
     "Context",
     "DeadlineExceededError",
+    "DeadlockError",
     "DecodeError",
     "DeliveryError",
     "EncodeError",

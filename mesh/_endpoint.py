@@ -9,25 +9,40 @@ callable, so it sends each ask as one Ray call whose result is the reply.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from mesh._link import Link
 from mesh.config import MeshConfig
 from mesh.errors import (
     DeadlineExceededError,
+    DeadlockError,
     HopLimitError,
     MeshError,
     PeerDeadError,
     PeerNotFoundError,
 )
 from mesh.registry import AgentInfo, RegistryClient
+from mesh.watchdog import PathEntry
 from protocols import Envelope, ErrorReply, Kind, Message, new_trace_id
 from protocols.wire import NoReply
 
-__all__ = ["Endpoint"]
+__all__ = ["Endpoint", "Outstanding"]
 
 M = TypeVar("M", bound=Message)
+
+
+@dataclass(slots=True)
+class Outstanding:
+    """An ask an endpoint waits on: who it waits for, since when, and on behalf of what."""
+
+    peer: str
+    started: float
+    trace_id: str
+    parent: str | None
+    future: asyncio.Future[Any] | None = None
 
 
 class Endpoint:
@@ -60,7 +75,11 @@ class Endpoint:
         self._resolving: dict[str, asyncio.Future[Link]] = {}
         # Asks this host is waiting on, by message id; replies complete them.
         self.pending: dict[str, asyncio.Future[Envelope]] = {}
+        # Every ask this endpoint is waiting on, by message id (for probes and aborts).
+        self.outstanding: dict[str, Outstanding] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self.sent = 0
+        self.probes_sent = 0
 
     @property
     def is_edge(self) -> bool:
@@ -108,7 +127,8 @@ class Endpoint:
         if parent.deadline is not None:
             # A handler's own asks never outlive the message it is handling.
             deadline = parent.deadline if deadline is None else min(deadline, parent.deadline)
-        waiting = (*parent.chain, self.name) if kind is Kind.ASK else parent.chain
+        # Only askers wait; nobody waits on a tell, so it starts a fresh chain.
+        waiting = (*parent.chain, self.name) if kind is Kind.ASK else ()
         return Envelope(
             kind=kind,
             type=msg.type_tag or "",
@@ -159,6 +179,9 @@ class Endpoint:
         env = self.envelope(Kind.ASK, peer, msg, parent=parent, trace_id=trace_id, timeout=timeout)
         frame = self.codec.encode(env)
         assert env.deadline is not None  # every ask has one
+        waiting = Outstanding(peer, time.time(), env.trace_id, parent.id if parent else None)
+        self.outstanding[env.id] = waiting
+        probes = self._schedule_probe(env.id) if self._probing else None
         try:
             async with asyncio.timeout_at(_loop_time(env.deadline)):
                 link = await self.link(peer, trace_id=env.trace_id)
@@ -166,9 +189,10 @@ class Endpoint:
                 if self.is_edge or link.idle:
                     # One Ray call whose result is the reply: the lowest latency when
                     # nothing is waiting to be coalesced with it.
-                    reply = self.codec.decode(await link.request(frame))
+                    waiting.future = link.request(frame)
+                    reply = self.codec.decode(await waiting.future)
                 else:
-                    waiter: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
+                    waiting.future = waiter = asyncio.get_running_loop().create_future()
                     self.pending[env.id] = waiter
                     try:
                         link.send(frame, waiter, ask_id=env.id)
@@ -176,6 +200,7 @@ class Endpoint:
                     finally:
                         self.pending.pop(env.id, None)
         except TimeoutError:
+            self._cancel_downstream(peer, env.id)
             raise DeadlineExceededError(
                 f"no reply from {peer!r} to {env.type!r} by its deadline "
                 f"({env.deadline - time.time():+.3f}s)",
@@ -183,11 +208,79 @@ class Endpoint:
                 trace_id=env.trace_id,
                 hint="raise the timeout, or make the handler faster",
             ) from None
+        except asyncio.CancelledError:
+            self._cancel_downstream(peer, env.id)
+            raise
         except MeshError as exc:
             if isinstance(exc, PeerDeadError):
                 self.forget(peer)
+            elif isinstance(exc, DeadlockError):
+                self._cancel_downstream(peer, env.id)
             raise exc.with_context(agent=peer, trace_id=env.trace_id) from None
+        finally:
+            del self.outstanding[env.id]
+            if probes is not None:
+                probes.cancel()
         return self.open_reply(reply, expect)
+
+    # -- watchdog support: probes, aborts, downstream cancellation ------------------------
+
+    @property
+    def _probing(self) -> bool:
+        # The edge cannot be asked, so it can never be part of a cycle.
+        return not self.is_edge and self.config.watchdogs
+
+    def _schedule_probe(self, ask_id: str) -> asyncio.TimerHandle:
+        return asyncio.get_running_loop().call_later(self.config.probe_delay_s, self._probe, ask_id)
+
+    def _probe(self, ask_id: str) -> None:
+        # Only asks that waited longer than the probe delay get here: fast asks cost
+        # no control message. Probes repeat while the ask waits, as the graph changes.
+        waiting = self.outstanding.get(ask_id)
+        if waiting is None:
+            return
+        self.send_probe(
+            waiting.peer, ask_id, [(self.name, ask_id, waiting.started, waiting.trace_id)]
+        )
+        self._schedule_probe(ask_id)
+
+    def send_probe(self, peer: str, ask_id: str, path: list[PathEntry]) -> None:
+        """Send a deadlock probe about `ask_id` (waiting on `peer`) along its wait edge."""
+        link = self._links.get(peer)
+        if link is not None and link.dead is None:
+            self.probes_sent += 1
+            self._fire(link.handle.probe.remote(ask_id, path))
+
+    def blockers(self, parents: set[str]) -> list[tuple[str, Outstanding]]:
+        """Return the asks that the handlers of messages `parents` are waiting on."""
+        return [(i, o) for i, o in self.outstanding.items() if o.parent in parents]
+
+    def abort(self, ask_id: str, error: MeshError) -> bool:
+        """Fail an outstanding ask with `error`; False if it had already ended."""
+        waiting = self.outstanding.get(ask_id)
+        if waiting is None or waiting.future is None or waiting.future.done():
+            return False
+        waiting.future.set_exception(error)
+        return True
+
+    async def abort_remote(self, owner: str, ask_id: str, error: MeshError) -> None:
+        """Fail the ask `ask_id` that agent `owner` is waiting on."""
+        if owner == self.name:
+            self.abort(ask_id, error)
+            return
+        link = await self.link(owner)
+        await link.handle.abort.remote(ask_id, error.to_wire())
+
+    def _cancel_downstream(self, peer: str, ask_id: str) -> None:
+        # The asker gave up: stop the work it started, so no orphan keeps spending.
+        link = self._links.get(peer)
+        if link is not None and link.dead is None:
+            self._fire(link.handle.cancel.remote(ask_id))
+
+    def _fire(self, ref: Any) -> None:
+        task = asyncio.get_running_loop().create_task(_settle(ref))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def open_reply(self, reply: Envelope, expect: type[Message] | None) -> Message | None:
         """Return the message in a reply envelope, or raise the error it carries."""
@@ -263,6 +356,8 @@ class Endpoint:
 
     def close(self) -> None:
         """Fail everything still waiting on a link and cancel the links' calls."""
+        for task in list(self._background):
+            task.cancel()
         for link in self._links.values():
             link.close()
         self._links.clear()
@@ -271,3 +366,9 @@ class Endpoint:
 def _loop_time(deadline: float) -> float:
     # asyncio deadlines are on the loop's monotonic clock; envelope deadlines are epoch.
     return asyncio.get_running_loop().time() + (deadline - time.time())
+
+
+async def _settle(ref: Any) -> None:
+    # Control calls are best effort: a peer that died cannot be probed or cancelled.
+    with contextlib.suppress(Exception):
+        await ref

@@ -23,6 +23,7 @@ from mesh.config import MeshConfig
 from mesh.errors import (
     ConfigError,
     DeadlineExceededError,
+    DeadlockError,
     HandlerError,
     MailboxFullError,
     MeshError,
@@ -31,6 +32,7 @@ from mesh.errors import (
 from mesh.registry import AgentInfo, RegistryClient
 from mesh.stats import AgentStats
 from mesh.tracing import configure_logging, get_logger, trace_scope
+from mesh.watchdog import Heartbeat, PathEntry, cross_chain_deadlock, same_chain_deadlock
 from protocols import Envelope, ErrorReply, Kind, Message, ProtocolError
 from protocols.message import register
 from protocols.wire import NoReply
@@ -94,6 +96,14 @@ class AgentHost:
         self._early: dict[tuple[str, int], asyncio.Future[None]] = {}
         # Asks sent as `request` calls, by message id: their replies are the call results.
         self._call_waiters: dict[str, asyncio.Future[bytes]] = {}
+        # Messages being handled (with the worker task running each) and waiting in the
+        # mailbox, by id: what probes and cancellations look up.
+        self._running: dict[str, tuple[Envelope, asyncio.Task[None]]] = {}
+        self._queued: set[str] = set()
+        self._cancel_queued: set[str] = set()
+        self._cancel_running: set[str] = set()
+        self._heartbeat = Heartbeat(config.tick_s)
+        self._control: asyncio.Task[None] | None = None
         self._stats = AgentStats(name=name)
 
     # -- lifecycle -----------------------------------------------------------------
@@ -125,9 +135,26 @@ class AgentHost:
         except MeshError as exc:
             return {"error": exc.to_wire()}
         self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
-        self._background = [asyncio.create_task(self._renew_lease())]
+        self._background = [asyncio.create_task(self._heartbeat.run())]
         self._log.debug("agent started", incarnation=self._info.incarnation)
         return {"info": self._info.model_dump()}
+
+    @ray.method(concurrency_group="ctl")
+    async def start_control(self) -> None:
+        """Start the lease renewals on the control lane, which a blocked loop cannot stop."""
+        if self._control is None:
+            self._control = asyncio.get_running_loop().create_task(self._renew_lease())
+
+    @ray.method(concurrency_group="ctl")
+    async def health(self) -> dict[str, Any]:
+        """Answer from the control lane even while the main loop is blocked."""
+        lag = self._heartbeat.lag_s()
+        return {
+            "incarnation": self._info.incarnation,
+            "healthy": lag < self._config.stuck_after_s,
+            "loop_lag_s": lag,
+            "mailbox_depth": self._mailbox.qsize(),
+        }
 
     async def stop(self) -> None:
         """Stop taking messages, let running handlers finish (within the grace), run on_stop."""
@@ -135,6 +162,8 @@ class AgentHost:
             return
         with_timeout = self._config.stop_grace_s
         await self._quietly(self._registry.unregister(self._info.name, self._info.incarnation))
+        if self._control is not None:
+            self._control.get_loop().call_soon_threadsafe(self._control.cancel)
         for task in self._background:
             task.cancel()
         idle = [asyncio.create_task(self._mailbox.join())] if self._workers else []
@@ -166,14 +195,20 @@ class AgentHost:
         """Return counters and the mailbox depth as plain data."""
         self._stats.mailbox_depth = self._mailbox.qsize()
         self._stats.sent = self._endpoint.sent
+        self._stats.probes_sent = self._endpoint.probes_sent
         return dataclasses.asdict(self._stats)
 
     async def _renew_lease(self) -> None:
-        period = self._config.lease_s / 3
+        # Runs on the control lane: renewals carry the main loop's lag, so the registry
+        # shows a host whose loop is stuck as unhealthy instead of letting it vanish.
+        period = min(self._config.lease_s / 3, max(self._config.stuck_after_s / 2, 0.1))
         while True:
             await asyncio.sleep(period)
+            lag = self._heartbeat.lag_s()
+            healthy = lag < self._config.stuck_after_s
             try:
-                if not await self._registry.renew(self._info.name, self._info.incarnation):
+                if not await self._registry.renew(self._info.name, self._info.incarnation,
+                                                  healthy=healthy, loop_lag_s=lag):  # fmt: skip
                     await self._registry.register(self._info, self._endpoint._self_handle)
                     self._log.info("registered again after the registry lost the entry")
             except MeshError as exc:
@@ -256,6 +291,16 @@ class AgentHost:
             return None
         if self._stopped.is_set() or self._agent is None:
             return MeshError(f"agent {self._info.name!r} is not running", agent=self._info.name)
+        if (
+            env.kind is Kind.ASK
+            and self._concurrency == 1
+            and self._config.watchdogs
+            and any(running.trace_id == env.trace_id for running, _ in self._running.values())
+        ):
+            deadlock = same_chain_deadlock(self._info.name, env)
+            if deadlock is not None:
+                self._stats.deadlocks_broken += 1
+                return deadlock
         try:
             self._mailbox.put_nowait(env)
         except asyncio.QueueFull:
@@ -266,6 +311,7 @@ class AgentHost:
                 trace_id=env.trace_id,
                 hint="slow down, retry later, or give the agent a larger mailbox_size",
             )
+        self._queued.add(env.id)
         if call_waiter is not None:
             self._call_waiters[env.id] = call_waiter
         return None
@@ -282,14 +328,68 @@ class AgentHost:
     # -- handling ------------------------------------------------------------------------
 
     async def _work(self) -> None:
+        worker = asyncio.current_task()
+        assert worker is not None
         while True:
             env = await self._mailbox.get()
+            self._queued.discard(env.id)
             try:
+                if env.id in self._cancel_queued:
+                    self._cancel_queued.discard(env.id)
+                    self._stats.cancelled += 1
+                    continue
+                self._running[env.id] = (env, worker)
                 await self._handle(env)
+            except asyncio.CancelledError:
+                # Invariant: a message id is in _cancel_running only while its handler
+                # runs in this worker, so this cancel was for it and not for the worker.
+                if env.id not in self._cancel_running:
+                    raise
+                worker.uncancel()
+                self._stats.cancelled += 1
             except Exception:
                 self._log.exception("message handling failed", message_type=env.type)
             finally:
+                self._running.pop(env.id, None)
+                self._cancel_running.discard(env.id)
                 self._mailbox.task_done()
+
+    # -- control: cancellation, probes, aborts ---------------------------------------------
+
+    async def cancel(self, message_id: str) -> None:
+        """Stop handling a message whose asker gave up, or drop it if it has not started."""
+        running = self._running.get(message_id)
+        if running is not None:
+            self._cancel_running.add(message_id)
+            running[1].cancel()
+        elif message_id in self._queued:
+            self._cancel_queued.add(message_id)
+
+    async def probe(self, ask_id: str, path: list[PathEntry]) -> None:
+        """Forward a deadlock probe about `ask_id` along the asks that block it."""
+        self._stats.probes_received += 1
+        if ask_id in self._running:
+            blocking = {ask_id}
+        elif ask_id in self._queued and len(self._running) >= self._concurrency:
+            blocking = set(self._running)  # every busy handler keeps it waiting
+        else:
+            return
+        origin = path[0][1]
+        for blocked_id, waiting in self._endpoint.blockers(blocking):
+            if blocked_id == origin:
+                victim, error = cross_chain_deadlock(path)
+                self._stats.deadlocks_broken += 1
+                self._log.warning("deadlock across conversations broken", cycle=error.cycle,
+                                  victim=victim[0], trace_id=victim[3])  # fmt: skip
+                await self._quietly(self._endpoint.abort_remote(victim[0], victim[1], error))
+                return
+            if all(entry[1] != blocked_id for entry in path):
+                entry = (self._info.name, blocked_id, waiting.started, waiting.trace_id)
+                self._endpoint.send_probe(waiting.peer, blocked_id, [*path, entry])
+
+    async def abort(self, ask_id: str, error: dict[str, Any]) -> None:
+        """Fail one of this agent's outstanding asks (chosen to break a deadlock)."""
+        self._endpoint.abort(ask_id, MeshError.from_wire(error))
 
     async def _handle(self, env: Envelope) -> None:
         is_ask = env.kind is Kind.ASK
@@ -332,7 +432,7 @@ class AgentHost:
         with trace_scope(agent=name, trace_id=env.trace_id, span_id=env.span_id):
             ctx = Context(self._endpoint, env, self._log)
             method = getattr(self._agent, method_name)
-            left = env.remaining()
+            left = env.remaining() if self._config.watchdogs else None
             try:
                 if left is None:
                     result = await method(msg, ctx)
@@ -360,9 +460,10 @@ class AgentHost:
             )
         return result
 
-    def _handler_error(self, env: Envelope, method_name: str, exc: Exception) -> HandlerError:
-        if isinstance(exc, HandlerError):
-            # Passed up unchanged, so the asker learns the agent where it really failed.
+    def _handler_error(self, env: Envelope, method_name: str, exc: Exception) -> MeshError:
+        if isinstance(exc, HandlerError | DeadlockError):
+            # Passed up unchanged: the asker learns where the failure really happened,
+            # and a deadlock concerns the whole chain, not this handler.
             return exc
         return HandlerError(
             f"handler {method_name} of {self._info.name!r} raised {type(exc).__name__}: {exc}",

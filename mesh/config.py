@@ -34,6 +34,10 @@ class MeshConfig(BaseSettings):
     max_inflight: int = Field(2, ge=1, description="Ray calls in flight per link.")
     gap_timeout_s: float = Field(2.0, gt=0, description="Wait for a missing batch before skipping.")
     lease_s: float = Field(10.0, gt=0, description="Registry lease; hosts renew at a third of it.")
+    watchdogs: bool = Field(True, description="Deadlock probes, handler deadlines, heartbeats.")
+    probe_delay_s: float = Field(0.5, gt=0, description="Wait before an ask sends probes.")
+    tick_s: float = Field(0.1, gt=0, description="Event-loop heartbeat period of each host.")
+    stuck_after_s: float = Field(1.0, gt=0, description="Event-loop lag reported as stuck.")
     stop_grace_s: float = Field(5.0, ge=0, description="Time on_stop and running handlers get.")
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -9,6 +9,7 @@
     │   ├── PeerDeadError                      the recipient died; do not retry blindly
     │   ├── MailboxFullError                   backpressure: the recipient refused
     │   ├── DeadlineExceededError(+TimeoutError)
+    │   ├── DeadlockError                      .cycle names the agents, in order
     │   ├── NoHandlerError                     the recipient has no handler for the type
     │   ├── RegistryUnavailableError           the registry did not answer a lookup
     │   └── HopLimitError                      a causal chain grew past the hop limit
@@ -35,6 +36,7 @@ from protocols.errors import (
 __all__ = [
     "ConfigError",
     "DeadlineExceededError",
+    "DeadlockError",
     "DecodeError",
     "DeliveryError",
     "EncodeError",
@@ -73,6 +75,29 @@ class MailboxFullError(DeliveryError):
 
 class DeadlineExceededError(DeliveryError, TimeoutError):
     """No reply arrived before the ask's deadline."""
+
+
+class DeadlockError(DeliveryError):
+    """Asks waited on each other in a cycle; this one was failed to break it.
+
+    Attributes:
+        cycle: The agents in the cycle, in waiting order, the first repeated at the end
+            (``["A", "B", "A"]``: A waits for B, which waits for A).
+    """
+
+    details: ClassVar[tuple[str, ...]] = ("cycle",)
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        cycle: list[str] | tuple[str, ...] = (),
+        agent: str | None = None,
+        trace_id: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, agent=agent, trace_id=trace_id, hint=hint)
+        self.cycle = list(cycle)
 
 
 class NoHandlerError(DeliveryError):

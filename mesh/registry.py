@@ -36,6 +36,8 @@ class AgentInfo(BaseModel):
     incarnation: str
     pid: int
     started_at: float
+    healthy: bool = True
+    loop_lag_s: float = 0.0
 
 
 class _Entry:
@@ -68,12 +70,16 @@ class Registry:
         self._entries[entry.name] = _Entry(entry, handle, time.monotonic() + self._lease_s)
         return None
 
-    def renew(self, name: str, incarnation: str) -> bool:
-        """Extend a lease; False tells the host to register again (e.g. a new registry)."""
+    def renew(self, name: str, incarnation: str, healthy: bool, loop_lag_s: float) -> bool:
+        """Extend a lease and record health; False tells the host to register again."""
         entry = self._live(name)
         if entry is None or entry.info.incarnation != incarnation:
             return False
         entry.expires = time.monotonic() + self._lease_s
+        if (healthy, loop_lag_s) != (entry.info.healthy, entry.info.loop_lag_s):
+            entry.info = entry.info.model_copy(
+                update={"healthy": healthy, "loop_lag_s": loop_lag_s}
+            )
         return True
 
     def unregister(self, name: str, incarnation: str) -> None:
@@ -157,9 +163,11 @@ class RegistryClient:
         if refusal is not None:
             raise MeshError.from_wire(refusal)
 
-    async def renew(self, name: str, incarnation: str) -> bool:
-        """Extend an agent's lease; False means it must register again."""
-        return bool(await self._call("renew", name, incarnation))
+    async def renew(
+        self, name: str, incarnation: str, *, healthy: bool = True, loop_lag_s: float = 0.0
+    ) -> bool:
+        """Extend an agent's lease and report its health; False means register again."""
+        return bool(await self._call("renew", name, incarnation, healthy, loop_lag_s))
 
     async def unregister(self, name: str, incarnation: str) -> None:
         """Remove an agent's entry."""

@@ -32,6 +32,9 @@ __all__ = ["Mesh"]
 M = TypeVar("M", bound=Message)
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _PING_S = 2.0
+# The control lane: one thread of its own that answers health checks and renews the
+# lease even while a handler blocks the main event loop.
+_HOST: Any = ray.remote(concurrency_groups={"ctl": 1})(AgentHost)  # type: ignore[call-overload]
 
 
 class Mesh:
@@ -163,8 +166,7 @@ class Mesh:
             "max_concurrency": 10_000,
             **(actor_options or {}),
         }
-        host_actor: Any = ray.remote(AgentHost)
-        host = host_actor.options(**options).remote(
+        host = _HOST.options(**options).remote(
             agent_cls,
             name=name,
             role=role,
@@ -187,6 +189,7 @@ class Mesh:
         if "error" in started:
             ray.kill(host)
             raise MeshError.from_wire(started["error"])
+        await host.start_control.remote()
         self._spawned[name] = host
         return AgentInfo.model_validate(started["info"])
 

@@ -19,7 +19,11 @@ class AgentStats:
         expired: Messages dropped because their deadline had passed before handling.
         late_replies: Replies that came after their ask had given up.
         gaps: Times a sender's sequence had a hole that was skipped after waiting.
-        sent: Messages this agent sent (asks, tells and replies are not counted).
+        sent: Messages this agent sent (asks and tells; replies are not counted).
+        cancelled: Messages dropped or stopped because their asker gave up.
+        probes_sent: Deadlock probes this agent sent or forwarded.
+        probes_received: Deadlock probes that reached this agent.
+        deadlocks_broken: Cycles this agent detected and broke.
         mailbox_depth: Messages waiting when the stats were read.
     """
 
@@ -32,4 +36,8 @@ class AgentStats:
     late_replies: int = 0
     gaps: int = 0
     sent: int = 0
+    cancelled: int = 0
+    probes_sent: int = 0
+    probes_received: int = 0
+    deadlocks_broken: int = 0
     mailbox_depth: int = 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, overload
 
 import msgpack
@@ -88,7 +89,7 @@ class Codec:
             envelope.correlation_id,
             envelope.deadline,
             envelope.hops,
-            list(envelope.chain),
+            list(envelope.chain) if isinstance(envelope.chain, tuple | list) else envelope.chain,
             envelope.id,
             envelope.payload,
         ]
@@ -96,7 +97,10 @@ class Codec:
             _check_header(fields)
         except DecodeError as exc:
             raise EncodeError(f"cannot encode envelope: {exc.message}") from None
-        frame: bytes = msgpack.packb(fields, use_bin_type=True)
+        try:
+            frame: bytes = msgpack.packb(fields, use_bin_type=True)
+        except (ValueError, TypeError) as exc:  # e.g. a lone surrogate in a name
+            raise EncodeError(f"cannot encode envelope: {_describe(exc)}") from None
         if len(frame) > self.max_frame_bytes:
             raise EncodeError(
                 f"frame of {len(frame)} bytes for {envelope.type!r} exceeds the limit of "
@@ -143,7 +147,7 @@ class Codec:
             payload: bytes = msgpack.packb(
                 message.model_dump(mode="python"),
                 use_bin_type=True,
-                default=to_jsonable_python,
+                default=_plain,
             )
         except Exception as exc:  # pydantic or msgpack refusing a value
             raise EncodeError(
@@ -210,6 +214,16 @@ class Codec:
                 agent=envelope.recipient,
                 trace_id=envelope.trace_id,
             ) from None
+
+
+def _plain(value: Any) -> Any:
+    # ISO strings carry whole-minute UTC offsets only: keep the instant, in UTC, rather
+    # than let a historical offset with seconds shift the time.
+    if isinstance(value, datetime):
+        offset = value.utcoffset()
+        if offset is not None and offset % timedelta(minutes=1):
+            value = value.astimezone(UTC)
+    return to_jsonable_python(value)
 
 
 def _describe(exc: BaseException) -> str:

@@ -48,7 +48,8 @@ class MeshError(Exception):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _ERROR_CLASSES[cls.__name__] = cls
+        # First come, first kept: a user's class cannot shadow raymesh's own by name.
+        _ERROR_CLASSES.setdefault(cls.__name__, cls)
 
     def __init__(
         self,

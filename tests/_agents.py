@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
-from mesh import Agent, Context, handler
+from mesh import Agent, Context, MeshError, handler
 from protocols import Message
 
 
@@ -51,6 +52,13 @@ class Relay(Message, type="test.relay/1"):
 
 class Seen(Message, type="test.seen/1"):
     hops: list[dict[str, str | int | None]]
+
+
+class SlowRelay(Message, type="test.slow_relay/1"):
+    """Relay along `route`; the last agent sleeps `seconds` before answering."""
+
+    route: list[str]
+    seconds: float
 
 
 class FindPeers(Message, type="test.find_peers/1"):
@@ -138,12 +146,21 @@ class Relayer(Agent):
             "parent_span_id": ctx.parent_span_id,
             "hops": ctx.hops,
             "chain": ",".join(ctx.chain),
+            "deadline": repr(ctx.deadline),
             "pid": os.getpid(),
         }
         if not msg.route:
             return Seen(hops=[mine])
         rest = await ctx.ask(msg.route[0], Relay(route=msg.route[1:]), expect=Seen)
         return Seen(hops=[mine, *rest.hops])
+
+    @handler
+    async def on_slow_relay(self, msg: SlowRelay, ctx: Context) -> Pong:
+        if not msg.route:
+            await asyncio.sleep(msg.seconds)
+            return Pong(text="slept")
+        return await ctx.ask(msg.route[0], msg.model_copy(update={"route": msg.route[1:]}),
+                             expect=Pong)  # fmt: skip
 
 
 class Recursive(Agent):
@@ -176,3 +193,57 @@ class Gatherer(Agent):
 class FailingStart(Agent):
     async def on_start(self) -> None:
         raise RuntimeError("no database")
+
+
+class CrossAsk(Message, type="test.cross_ask/1"):
+    """Wait `delay` seconds inside the handler, then ask `peer` a Ping."""
+
+    peer: str
+    delay: float
+
+
+class Block(Message, type="test.block/1"):
+    """Block the event loop for `seconds` (a synchronous sleep: a badly written handler)."""
+
+    seconds: float
+
+
+class CallPeer(Message, type="test.call_peer/1"):
+    """Ask `peer` to sleep `seconds`; report how the ask ended."""
+
+    peer: str
+    seconds: float
+
+
+class Outcome(Message, type="test.outcome/1"):
+    error_type: str
+    error_agent: str | None
+    seconds: float
+
+
+class Crosser(Agent):
+    """Holds a conversation while asking a peer: two of them can deadlock across traces."""
+
+    @handler
+    async def on_cross_ask(self, msg: CrossAsk, ctx: Context) -> Pong:
+        await asyncio.sleep(msg.delay)
+        return await ctx.ask(msg.peer, Ping(text=ctx.agent), expect=Pong)
+
+    @handler
+    async def on_ping(self, msg: Ping, ctx: Context) -> Pong:
+        return Pong(text=f"{ctx.agent} saw {msg.text}")
+
+    @handler
+    async def on_block(self, msg: Block, ctx: Context) -> Pong:
+        time.sleep(msg.seconds)  # noqa: ASYNC251 -- the fault under test
+        return Pong(text="unblocked")
+
+    @handler
+    async def on_call_peer(self, msg: CallPeer, ctx: Context) -> Outcome:
+        start = time.monotonic()
+        try:
+            await ctx.ask(msg.peer, Sleep(seconds=msg.seconds))
+        except MeshError as exc:
+            return Outcome(error_type=type(exc).__name__, error_agent=exc.agent,
+                           seconds=time.monotonic() - start)  # fmt: skip
+        return Outcome(error_type="", error_agent=None, seconds=time.monotonic() - start)

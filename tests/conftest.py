@@ -1,4 +1,4 @@
-"""One real local Ray for the whole integration session, and per-test agent cleanup."""
+"""One real local Ray for the whole test session (started on first use), per-test cleanup."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ Spawn = Callable[..., Awaitable[AgentInfo]]
 
 @pytest.fixture(scope="session")
 async def mesh() -> AsyncIterator[Mesh]:
-    # Ray workers import the test agents by module name, as they would a user's package.
+    # Ray workers import the test agents (tests/_agents.py) by module name, as they
+    # would a user's package.
     here = str(Path(__file__).parent)
     m = Mesh.local(
         num_cpus=8,
