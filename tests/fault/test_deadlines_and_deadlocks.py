@@ -11,8 +11,8 @@ import ray
 from _agents import (
     Block,
     CallPeer,
-    Crosser,
     CrossAsk,
+    Crosser,
     Echo,
     Outcome,
     Ping,
