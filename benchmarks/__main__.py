@@ -1,4 +1,4 @@
-"""``python -m benchmarks``: raymesh against plain Ray actor calls, in one run."""
+"""``python -m benchmarks``: raymesh measured side by side with its baselines, in one run."""
 
 from __future__ import annotations
 
@@ -8,16 +8,19 @@ import json
 import os
 import platform
 from dataclasses import asdict
+from typing import Any
 
 import ray
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import two_agents
+from benchmarks import two_agents, watchdogs
 from mesh import Mesh
 
+SUITES = ("two-agents", "watchdogs")
 
-def _table(rows: list[two_agents.Row]) -> Table:
+
+def _two_agents_table(rows: list[two_agents.Row]) -> Table:
     table = Table(title="raymesh vs raw Ray: two agents, 1 KiB payload")
     for column in ("scenario", "system", "msgs/s", "p50 ms", "p99 ms", "raymesh / raw"):
         table.add_column(column, justify="left" if column in ("scenario", "system") else "right")
@@ -29,31 +32,64 @@ def _table(rows: list[two_agents.Row]) -> Table:
     return table
 
 
-async def _measure(args: argparse.Namespace) -> list[two_agents.Row]:
-    console = Console(stderr=True)
+def _watchdog_tables(latencies: list[watchdogs.Latency], cost: watchdogs.Cost) -> list[Table]:
+    found = Table(title="deadlock detection and deadline overshoot")
+    for column in ("scenario", "agents", "samples", "median ms", "p95 ms", "max ms"):
+        found.add_column(column, justify="left" if column == "scenario" else "right")
+    for lat in latencies:
+        found.add_row(lat.scenario, str(lat.agents), str(lat.samples), f"{lat.median_ms:.1f}",
+                      f"{lat.p95_ms:.1f}", f"{lat.max_ms:.1f}")  # fmt: skip
+    spent = Table(title="cost of the watchdogs: windowed asks between two agents")
+    for column in ("watchdogs on, msgs/s", "off, msgs/s", "on / off"):
+        spent.add_column(column, justify="right")
+    spent.add_row(f"{cost.on_msgs_per_s:,.0f}", f"{cost.off_msgs_per_s:,.0f}", f"{cost.ratio:.2f}x")
+    return [found, spent]
+
+
+async def _measure(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     with console.status("starting Ray"):
         mesh = Mesh.local(num_cpus=os.cpu_count() or 2, log_to_driver=False)
+    results: dict[str, Any] = {}
     try:
-        with console.status(f"measuring {args.count:,} messages per stream, twice each"):
-            rows = await two_agents.run(mesh, count=args.count)
+        if "two-agents" in args.suites:
+            with console.status(f"two agents: {args.count:,} messages per stream"):
+                results["two-agents"] = await two_agents.run(mesh, count=args.count)
+        if "watchdogs" in args.suites:
+            with console.status("watchdogs: deadlocks, deadlines and their cost"):
+                results["watchdogs"] = await watchdogs.run(
+                    mesh, repeats=args.repeats, count=args.count
+                )
     finally:
         await mesh.shutdown()
-    return rows
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("suites", nargs="*", choices=[*SUITES, []], default=list(SUITES),
+                        help="which suites to run (default: all)")  # fmt: skip
     parser.add_argument("--count", type=int, default=5000, help="messages per stream")
-    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    parser.add_argument("--repeats", type=int, default=20, help="samples per latency figure")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args()
-    rows = asyncio.run(_measure(args))
-    Console().print(_table(rows))
-    if args.json:
-        report = {
-            "ray": ray.__version__,
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-            "rows": [asdict(r) for r in rows],
+    console = Console()
+    results = asyncio.run(_measure(args, Console(stderr=True)))
+    report: dict[str, Any] = {
+        "ray": ray.__version__,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    }
+    if "two-agents" in results:
+        console.print(_two_agents_table(results["two-agents"]))
+        report["two_agents"] = [asdict(r) for r in results["two-agents"]]
+    if "watchdogs" in results:
+        latencies, cost = results["watchdogs"]
+        for table in _watchdog_tables(latencies, cost):
+            console.print(table)
+        report["watchdogs"] = {
+            "latencies": [asdict(lat) for lat in latencies],
+            "cost": {**asdict(cost), "ratio": cost.ratio},
         }
+    if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(report, out, indent=2)
 

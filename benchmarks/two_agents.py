@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,17 +119,34 @@ class Row:
 
 
 def _row(scenario: str, system: str, blast: Blast, seconds: float, lat: list[float]) -> Row:
-    cuts = statistics.quantiles(lat, n=100) if len(lat) > 1 else [lat[0]] * 99
+    cuts = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else [lat[0]] * 99
     return Row(scenario, system, blast.mode, blast.window, blast.count,
                blast.count / seconds, statistics.median(lat), cuts[98])  # fmt: skip
 
 
-async def run(mesh: Mesh, *, count: int, payload_bytes: int = 1024) -> list[Row]:
-    """Measure raymesh and raw Ray side by side, alternating, and return the rows."""
-    suffix = str(time.time_ns())[-6:]
-    sink, blaster = f"bench-sink-{suffix}", f"bench-blaster-{suffix}"
+@asynccontextmanager
+async def agent_pair(mesh: Mesh) -> AsyncIterator[tuple[str, str]]:
+    """Spawn a blaster and a sink on `mesh`; yield their names; stop them after."""
+    suffix = str(time.time_ns())[-9:]
+    blaster, sink = f"bench-blaster-{suffix}", f"bench-sink-{suffix}"
     await mesh.spawn(Sink, name=sink)
     await mesh.spawn(Blaster, name=blaster)
+    try:
+        yield blaster, sink
+    finally:
+        await mesh.stop(blaster)
+        await mesh.stop(sink)
+
+
+async def measure(mesh: Mesh, pair: tuple[str, str], blast: Blast, scenario: str) -> Row:
+    """Warm up, then run `blast` from the pair's blaster to its sink and return the row."""
+    await mesh.ask(pair[0], blast.model_copy(update={"count": min(blast.count, 200)}), timeout=120)
+    timing = await mesh.ask(pair[0], blast, timeout=600, expect=Timing)
+    return _row(scenario, "raymesh", blast, timing.seconds, timing.latencies_ms)
+
+
+async def run(mesh: Mesh, *, count: int, payload_bytes: int = 1024) -> list[Row]:
+    """Measure raymesh and raw Ray side by side, alternating, and return the rows."""
     raw_sink, raw_blaster = RawSink.remote(), RawBlaster.remote()  # type: ignore[attr-defined]
     scenarios = [
         ("tell, windowed", "tell", 256, count),
@@ -136,18 +155,17 @@ async def run(mesh: Mesh, *, count: int, payload_bytes: int = 1024) -> list[Row]
     ]
     rows: list[Row] = []
     try:
-        for scenario, mode, window, n in scenarios:
-            blast = Blast(peer=sink, mode=mode, count=n, window=window, payload_bytes=payload_bytes)
-            warm = blast.model_copy(update={"count": min(n, 200)})
-            await mesh.ask(blaster, warm, timeout=120)
-            await raw_blaster.blast.remote(raw_sink, mode, warm.count, window, payload_bytes)
-            timing = await mesh.ask(blaster, blast, timeout=600, expect=Timing)
-            rows.append(_row(scenario, "raymesh", blast, timing.seconds, timing.latencies_ms))
-            seconds, lat = await raw_blaster.blast.remote(raw_sink, mode, n, window, payload_bytes)
-            rows.append(_row(scenario, "raw Ray", blast, seconds, lat))
+        async with agent_pair(mesh) as pair:
+            for scenario, mode, window, n in scenarios:
+                blast = Blast(peer=pair[1], mode=mode, count=n, window=window,
+                              payload_bytes=payload_bytes)  # fmt: skip
+                rows.append(await measure(mesh, pair, blast, scenario))
+                await raw_blaster.blast.remote(raw_sink, mode, min(n, 200), window, payload_bytes)
+                seconds, lat = await raw_blaster.blast.remote(
+                    raw_sink, mode, n, window, payload_bytes
+                )
+                rows.append(_row(scenario, "raw Ray", blast, seconds, lat))
     finally:
-        await mesh.stop(blaster)
-        await mesh.stop(sink)
         ray.kill(raw_sink)
         ray.kill(raw_blaster)
     return rows
