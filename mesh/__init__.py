@@ -19,16 +19,21 @@ from mesh.errors import (
     PeerNotFoundError,
     ProtocolError,
     RegistryUnavailableError,
+    RestartIntensityError,
+    SupervisionError,
     UnknownMessageTypeError,
 )
 from mesh.registry import AgentInfo
 from mesh.runtime import Mesh
 from mesh.stats import AgentStats
+from mesh.supervisor import TeamHandle
+from mesh.team import AgentSpec, TeamSpec, load_team
 from mesh.tracing import get_logger
 
 __all__ = [
     "Agent",
     "AgentInfo",
+    "AgentSpec",
     "AgentStats",
     "ConfigError",
     "Context",
@@ -49,7 +54,12 @@ __all__ = [
     "PeerNotFoundError",
     "ProtocolError",
     "RegistryUnavailableError",
+    "RestartIntensityError",
+    "SupervisionError",
+    "TeamHandle",
+    "TeamSpec",
     "UnknownMessageTypeError",
     "get_logger",
     "handler",
+    "load_team",
 ]

@@ -28,6 +28,7 @@ from mesh.errors import (
     MailboxFullError,
     MeshError,
     NoHandlerError,
+    PeerDeadError,
 )
 from mesh.registry import AgentInfo, RegistryClient
 from mesh.stats import AgentStats
@@ -90,6 +91,8 @@ class AgentHost:
         self._workers: list[asyncio.Task[None]] = []
         self._background: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
+        self._stopping = False
+        self._exit: dict[str, Any] = {"normal": True, "reason": "stopped"}
         # Inbound ordering: next sequence number expected per sender link, and the
         # calls that arrived early, waiting for their turn.
         self._expected: dict[str, int] = {}
@@ -119,6 +122,7 @@ class AgentHost:
             agent.role = self._info.role
             agent.capabilities = self._info.capabilities
             agent.log = self._log
+            agent._stop_soon = self._stop_soon
             agent.__init__(**self._kwargs)  # type: ignore[misc]
             await agent.on_start()
         except Exception as exc:
@@ -156,26 +160,47 @@ class AgentHost:
             "mailbox_depth": self._mailbox.qsize(),
         }
 
-    async def stop(self) -> None:
-        """Stop taking messages, let running handlers finish (within the grace), run on_stop."""
-        if self._stopped.is_set():
+    async def stop(self, *, normal: bool = True, reason: str = "stopped") -> None:
+        """Stop taking messages and end the agent.
+
+        A normal stop lets queued and running messages finish (within the grace
+        period); an abnormal one (a crash) drops them at once, and their askers get
+        `PeerDeadError`. on_stop runs either way.
+        """
+        if self._stopping:
+            await self._stopped.wait()
             return
-        with_timeout = self._config.stop_grace_s
+        self._stopping = True
+        self._exit = {"normal": normal, "reason": reason}
+        grace = self._config.stop_grace_s
         await self._quietly(self._registry.unregister(self._info.name, self._info.incarnation))
         if self._control is not None:
             self._control.get_loop().call_soon_threadsafe(self._control.cancel)
         for task in self._background:
             task.cancel()
-        idle = [asyncio.create_task(self._mailbox.join())] if self._workers else []
-        if idle:
-            await asyncio.wait(idle, timeout=with_timeout)
-            idle[0].cancel()
+        if normal and self._workers:
+            drained = asyncio.create_task(self._mailbox.join())
+            await asyncio.wait([drained], timeout=grace)
+            drained.cancel()
         for task in self._workers:
-            task.cancel()
+            if task is not asyncio.current_task():
+                task.cancel()
         if self._agent is not None:
-            await self._quietly(asyncio.wait_for(self._agent.on_stop(), with_timeout))
+            await self._quietly(asyncio.wait_for(self._agent.on_stop(), grace))
         self._endpoint.close()
+        gone = PeerDeadError(f"agent {self._info.name!r} stopped before replying ({reason})",
+                             agent=self._info.name)  # fmt: skip
+        for message_id, waiter in list(self._call_waiters.items()):
+            if not waiter.done():
+                waiter.set_result(self._error_frame_for_id(message_id, gone))
+        self._call_waiters.clear()
         self._stopped.set()
+
+    def _stop_soon(self, *, normal: bool, reason: str) -> None:
+        # Requested from inside a handler: the stop waits for that handler to end.
+        if not self._stopping:
+            task = asyncio.get_running_loop().create_task(self.stop(normal=normal, reason=reason))
+            self._background.append(task)
 
     async def _quietly(self, step: Any) -> None:
         try:
@@ -183,9 +208,13 @@ class AgentHost:
         except Exception:
             self._log.warning("step of shutdown failed", exc_info=True)
 
-    async def watch(self) -> None:
-        """Return when the agent stops; a peer holds one of these calls to see it die."""
+    async def watch(self) -> dict[str, Any]:
+        """Return how the agent ended, once it has; peers and supervisors hold this call.
+
+        If the actor dies instead, the call fails with Ray's ActorDiedError.
+        """
         await self._stopped.wait()
+        return self._exit
 
     async def ping(self) -> str:
         """Return the incarnation (a liveness check)."""
@@ -289,8 +318,8 @@ class AgentHost:
             else:
                 self._stats.late_replies += 1
             return None
-        if self._stopped.is_set() or self._agent is None:
-            return MeshError(f"agent {self._info.name!r} is not running", agent=self._info.name)
+        if self._stopping or self._agent is None:
+            return PeerDeadError(f"agent {self._info.name!r} is not running", agent=self._info.name)
         if (
             env.kind is Kind.ASK
             and self._concurrency == 1
@@ -315,6 +344,11 @@ class AgentHost:
         if call_waiter is not None:
             self._call_waiters[env.id] = call_waiter
         return None
+
+    def _error_frame_for_id(self, message_id: str, error: MeshError) -> bytes:
+        env = Envelope(kind=Kind.ASK, type="raymesh.unknown/1", sender="edge",
+                       recipient=self._info.name, payload=b"", id=message_id)  # fmt: skip
+        return self._codec.encode(self._reply_envelope(env, error))
 
     def _error_frame_for(self, frame: bytes, error: MeshError) -> bytes:
         # A `request` call needs an answer even for a frame that could not be read.
@@ -412,6 +446,9 @@ class AgentHost:
             self._stats.handled += 1
         if is_ask:
             await self._send_reply(env, self._reply_envelope(env, outcome))
+        if isinstance(outcome, HandlerError) and self._agent_cls.crash_on_error:
+            # Let it crash: a fresh incarnation from the supervisor, not a bad state.
+            self._stop_soon(normal=False, reason=f"crashed: {outcome.message}")
 
     async def _run_handler(self, env: Envelope) -> Message | MeshError | None:  # noqa: PLR0911
         assert self._agent is not None

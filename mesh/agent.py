@@ -66,6 +66,9 @@ class Agent:
     """
 
     concurrency: ClassVar[int] = 1
+    #: Stop abnormally when a handler raises (after the asker gets its HandlerError), so
+    #: that a supervisor restarts the agent with fresh state: Erlang's "let it crash".
+    crash_on_error: ClassVar[bool] = False
     #: Message tag -> (handler method name, message class); filled in for each subclass.
     #: Holding the classes themselves means Ray ships them with an agent class defined
     #: in a script, so its host can decode what it handles.
@@ -87,6 +90,15 @@ class Agent:
         cls.handlers = found
         if not isinstance(cls.concurrency, int) or cls.concurrency < 1:
             raise ConfigError(f"{cls.__qualname__}.concurrency must be an integer >= 1")
+
+    _stop_soon: Callable[..., None]
+
+    def stop(self, reason: str = "normal") -> None:
+        """Stop this agent after the message being handled: a normal exit.
+
+        A supervisor does not restart a transient or temporary agent that stops this way.
+        """
+        self._stop_soon(normal=True, reason=reason)
 
     async def on_start(self) -> None:
         """Run once before the first message; raising here fails the spawn."""

@@ -14,6 +14,8 @@
     │   ├── RegistryUnavailableError           the registry did not answer a lookup
     │   └── HopLimitError                      a causal chain grew past the hop limit
     ├── HandlerError        the remote handler raised: .remote_type, .remote_traceback
+    ├── SupervisionError
+    │   └── RestartIntensityError  a team restarted too often and gave up
     └── ConfigError         a bad setting, agent class or name
         └── NameTakenError  a live agent already has that name
 
@@ -50,6 +52,8 @@ __all__ = [
     "PeerNotFoundError",
     "ProtocolError",
     "RegistryUnavailableError",
+    "RestartIntensityError",
+    "SupervisionError",
     "UnknownMessageTypeError",
 ]
 
@@ -135,6 +139,14 @@ class HandlerError(MeshError):
         super().__init__(message, agent=agent, trace_id=trace_id, hint=hint)
         self.remote_type = remote_type
         self.remote_traceback = remote_traceback
+
+
+class SupervisionError(MeshError):
+    """A supervisor could not keep its team running."""
+
+
+class RestartIntensityError(SupervisionError):
+    """A team restarted its children more often than its intensity allows, and gave up."""
 
 
 class ConfigError(MeshError):

@@ -8,33 +8,31 @@ ids are minted. It talks to agents the same way they talk to each other.
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, overload
 
 import ray
 
 from mesh._endpoint import Endpoint
-from mesh._host import AgentHost
 from mesh._raycalls import translate
+from mesh._spawn import start_host
 from mesh.agent import Agent
 from mesh.config import MeshConfig
 from mesh.errors import ConfigError, MeshError, PeerNotFoundError
 from mesh.registry import AgentInfo, RegistryClient
 from mesh.stats import AgentStats
+from mesh.supervisor import SUPERVISOR, TeamHandle
+from mesh.team import AgentSpec, TeamSpec, load_team
 from mesh.tracing import configure_logging, get_logger
 from protocols import Message
 
 __all__ = ["Mesh"]
 
 M = TypeVar("M", bound=Message)
-_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _PING_S = 2.0
-# The control lane: one thread of its own that answers health checks and renews the
-# lease even while a handler blocks the main event loop.
-_HOST: Any = ray.remote(concurrency_groups={"ctl": 1})(AgentHost)  # type: ignore[call-overload]
 
 
 class Mesh:
@@ -63,6 +61,7 @@ class Mesh:
         )
         # Agents this mesh spawned, in start order, with their host handles.
         self._spawned: dict[str, Any] = {}
+        self._teams: list[TeamHandle] = []
         self._log = get_logger(edge=self._edge.name)
 
     @classmethod
@@ -149,49 +148,50 @@ class Mesh:
                 failed to start (its constructor or on_start raised).
             NameTakenError: A live agent already has the name.
         """
-        if not (isinstance(agent_cls, type) and issubclass(agent_cls, Agent)):
-            raise ConfigError(f"{agent_cls!r} is not an Agent subclass")
-        if not _NAME.match(name):
-            raise ConfigError(
-                f"agent name {name!r} is not valid",
-                hint="use 1-128 letters, digits, '_', '.', ':' or '-'",
-            )
-        if concurrency is not None and concurrency < 1:
-            raise ConfigError(f"concurrency of {name!r} must be >= 1", agent=name)
-        await self._evict_if_dead(name)
-        options: dict[str, Any] = {
-            "num_cpus": 0,
-            "max_restarts": 0,  # raymesh's supervisor decides on restarts, not Ray
-            "max_task_retries": 0,
-            "max_concurrency": 10_000,
-            **(actor_options or {}),
-        }
-        host = _HOST.options(**options).remote(
-            agent_cls,
+        spec = AgentSpec.build(
             name=name,
+            agent=agent_cls,
             role=role,
             capabilities=tuple(capabilities),
             model=model,
             concurrency=concurrency,
             mailbox_size=mailbox_size,
-            kwargs=kwargs,
-            config=self.config,
+            options=kwargs,
+            actor_options=actor_options or {},
         )
-        try:
-            started = await host.start.remote()
-        except Exception as exc:
-            ray.kill(host)
-            raise ConfigError(
-                f"agent {name!r} could not be created: {exc}",
-                agent=name,
-                hint="its class and constructor arguments must be importable and picklable",
-            ) from exc
-        if "error" in started:
-            ray.kill(host)
-            raise MeshError.from_wire(started["error"])
-        await host.start_control.remote()
+        await self._evict_if_dead(name)
+        host, info = await start_host(spec, self.config)
         self._spawned[name] = host
-        return AgentInfo.model_validate(started["info"])
+        return info
+
+    async def team(self, source: str | Path | dict[str, Any] | TeamSpec) -> TeamHandle:
+        """Start a team tree from a spec, a mapping or a YAML file, under a root supervisor.
+
+        Raises:
+            ConfigError: The team file or spec is invalid, or an agent failed to start.
+            NameTakenError: A live agent already has one of the team's names.
+        """
+        spec = load_team(source)
+        for agent in spec.walk_agents():
+            await self._evict_if_dead(agent.name)
+        root = SUPERVISOR.options(
+            name=f"raymesh.team.{spec.name}",
+            namespace=self.config.namespace,
+            num_cpus=0,
+            max_restarts=0,
+            max_concurrency=1000,
+        ).remote()
+        try:
+            started = await root.start.remote(spec, self.config, spec.name)
+        except ray.exceptions.RayError as exc:
+            ray.kill(root)
+            raise ConfigError(f"team {spec.name!r} could not start: {exc}") from exc
+        if "error" in started:
+            ray.kill(root)
+            raise MeshError.from_wire(started["error"])
+        team = TeamHandle(spec, root)
+        self._teams.append(team)
+        return team
 
     async def _evict_if_dead(self, name: str) -> None:
         # A killed agent keeps its name until its lease lapses; a dead holder should
@@ -291,7 +291,13 @@ class Mesh:
         ray.kill(host)
 
     async def shutdown(self) -> None:
-        """Stop the agents this mesh spawned, newest first, and Ray if this mesh started it."""
+        """Stop the teams and agents this mesh started, newest first, then Ray if it started it."""
+        for team in reversed(self._teams):
+            try:
+                await team.stop()
+            except ray.exceptions.RayError as exc:
+                self._log.warning("team did not stop cleanly", team=team.name, error=str(exc))
+        self._teams.clear()
         for name in reversed(list(self._spawned)):
             await self.stop(name)
         self._edge.close()

@@ -18,7 +18,7 @@ from protocols.errors import (
     UnknownMessageTypeError,
 )
 from protocols.message import Message, message_class, message_types
-from protocols.wire import ErrorReply
+from protocols.wire import ErrorReply, Result, Task
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
@@ -32,6 +32,8 @@ __all__ = [
     "MeshError",
     "Message",
     "ProtocolError",
+    "Result",
+    "Task",
     "UnknownMessageTypeError",
     "decode",
     "decode_message",

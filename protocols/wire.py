@@ -9,7 +9,7 @@ from pydantic import Field
 from protocols.errors import MeshError
 from protocols.message import Message
 
-__all__ = ["ErrorReply", "NoReply"]
+__all__ = ["ErrorReply", "NoReply", "Result", "Task"]
 
 
 class ErrorReply(Message, type="raymesh.error/1"):
@@ -39,3 +39,16 @@ class ErrorReply(Message, type="raymesh.error/1"):
 
 class NoReply(Message, type="raymesh.noreply/1"):
     """The reply to an ask whose handler returned None."""
+
+
+class Task(Message, type="raymesh.task/1"):
+    """A task given to a team's entry agent (by ``raymesh run`` and `TeamHandle` users)."""
+
+    text: str
+
+
+class Result(Message, type="raymesh.result/1"):
+    """What a team's entry agent answers to a `Task`."""
+
+    text: str
+    data: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,282 @@
+"""Supervisors: Ray actors that own a team's children and restart them by OTP rules.
+
+A supervisor starts its children (agents, or sub-teams run by supervisors of their
+own) in order, watches each with one long Ray call that returns when the child ends
+and fails the moment its actor dies, and polls each agent's control lane to catch an
+event loop that a handler has blocked. What to do about an exit is decided by the pure
+`Policy` (strategy, restart type, intensity). Past its intensity a supervisor stops its
+children in reverse order and fails, and its parent, which watches it like any child,
+decides in turn. Children are owned by their supervisor's actor, so when a supervisor
+dies its whole subtree goes with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.exceptions import RayError
+
+from mesh._spawn import start_host
+from mesh._supervision import Plan, Policy
+from mesh.config import MeshConfig
+from mesh.errors import MeshError, RestartIntensityError
+from mesh.registry import RegistryClient
+from mesh.team import AgentSpec, TeamSpec
+from mesh.tracing import configure_logging, get_logger
+
+__all__ = ["SUPERVISOR", "Supervisor", "TeamHandle"]
+
+_HEALTH_PERIOD_S = 0.5
+_HEALTH_STRIKES = 2
+
+
+@dataclass
+class _Child:
+    spec: AgentSpec | TeamSpec
+    handle: Any
+    incarnation: str
+    watcher: asyncio.Task[None] | None = None
+
+    @property
+    def kind(self) -> str:
+        return "agent" if isinstance(self.spec, AgentSpec) else "team"
+
+
+class Supervisor:
+    """The supervisor actor of one team (run with `SUPERVISOR`)."""
+
+    def __init__(self) -> None:
+        self._spec: TeamSpec | None = None
+        self._config = MeshConfig()
+        self._path = ""
+        self._policy: Policy | None = None
+        self._children: dict[str, _Child] = {}
+        self._restarts: dict[str, int] = {}
+        self._strikes: dict[str, int] = {}
+        self._lock = asyncio.Lock()
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self._exit: dict[str, Any] = {"normal": True, "reason": "stopped"}
+        self._monitor: asyncio.Task[None] | None = None
+        self._log: Any = get_logger()
+        self._registry: RegistryClient | None = None
+        self._incarnation = uuid.uuid4().hex[:16]
+
+    async def start(self, spec: TeamSpec, config: MeshConfig, path: str) -> dict[str, Any]:
+        """Start the children in order; on a failure stop those started and report it."""
+        configure_logging(fmt=config.log_format, level=config.log_level)
+        self._spec, self._config, self._path = spec, config, path
+        self._log = get_logger(team=path)
+        self._registry = RegistryClient.existing(namespace=config.namespace)
+        self._policy = Policy(spec.strategy, spec.max_restarts, spec.within_s, spec.children())
+        for name in self._policy.order():
+            try:
+                await self._start_child(name)
+            except MeshError as exc:
+                await self._stop_all()
+                return {"error": exc.to_wire()}
+        self._monitor = asyncio.create_task(self._watch_health())
+        return {"incarnation": self._incarnation}
+
+    async def watch(self) -> dict[str, Any]:
+        """Return how this team ended (normally, or failed past its intensity)."""
+        await self._stopped.wait()
+        return self._exit
+
+    async def stop(self) -> None:
+        """Stop the children in reverse start order, each gracefully, then forcibly."""
+        async with self._lock:
+            self._stopping = True
+            await self._stop_all()
+        self._stopped.set()
+
+    async def members(self) -> list[dict[str, Any]]:
+        """Return a row per child, sub-teams' children included, in start order."""
+        assert self._policy is not None
+        rows: list[dict[str, Any]] = []
+        for name in self._policy.order():
+            child = self._children.get(name)
+            rows.append({"team": self._path, "name": name,
+                         "kind": "agent" if isinstance(self._specs()[name], AgentSpec) else "team",
+                         "incarnation": child.incarnation if child else None,
+                         "restarts": self._restarts.get(name, 0),
+                         "running": child is not None})  # fmt: skip
+            if child is not None and child.kind == "team":
+                with contextlib.suppress(RayError):  # it just died; its restart is under way
+                    rows.extend(await child.handle.members.remote())
+        return rows
+
+    # -- children ------------------------------------------------------------------
+
+    def _specs(self) -> dict[str, AgentSpec | TeamSpec]:
+        assert self._spec is not None
+        return {**{a.name: a for a in self._spec.agents}, **{t.name: t for t in self._spec.teams}}
+
+    async def _start_child(self, name: str) -> None:
+        spec = self._specs()[name]
+        if isinstance(spec, AgentSpec):
+            handle, info = await start_host(spec, self._config)
+            incarnation = info.incarnation
+        else:
+            handle = SUPERVISOR.options(num_cpus=0, max_restarts=0, max_concurrency=1000).remote()
+            try:
+                started = await handle.start.remote(spec, self._config, f"{self._path}/{name}")
+            except RayError as exc:
+                ray.kill(handle)
+                raise MeshError(f"team {name!r} could not start: {exc}", agent=name) from exc
+            if "error" in started:
+                ray.kill(handle)
+                raise MeshError.from_wire(started["error"])
+            incarnation = started["incarnation"]
+        child = _Child(spec, handle, incarnation)
+        child.watcher = asyncio.create_task(self._watch_child(name, child))
+        self._children[name] = child
+        self._strikes[name] = 0
+
+    async def _watch_child(self, name: str, child: _Child) -> None:
+        try:
+            ended = await child.handle.watch.remote()
+            abnormal, reason = not ended["normal"], str(ended["reason"])
+        except RayError as exc:
+            abnormal, reason = True, f"its actor died ({type(exc).__name__})"
+        await self._exited(name, child, abnormal=abnormal, reason=reason)
+
+    async def _exited(self, name: str, child: _Child, *, abnormal: bool, reason: str) -> None:
+        async with self._lock:
+            if self._stopping or self._children.get(name) is not child:
+                return  # stopped on purpose, or already replaced
+            del self._children[name]
+            ray.kill(child.handle)
+            self._log.warning("child exited", child=name, abnormal=abnormal, reason=reason)
+            assert self._policy is not None
+            await self._carry_out(
+                self._policy.exited(name, abnormal=abnormal, now=time.monotonic())
+            )
+
+    async def _carry_out(self, plan: Plan) -> None:
+        assert self._policy is not None
+        plans = deque([plan])
+        while plans:
+            step = plans.popleft()
+            for name in step.stop:
+                await self._stop_child(name)
+            if step.give_up:
+                await self._give_up()
+                return
+            for name in step.start:
+                await self._evict(name)
+                try:
+                    await self._start_child(name)
+                except MeshError as exc:
+                    self._log.error("restart failed", child=name, error=str(exc))
+                    plans.append(self._policy.exited(name, abnormal=True, now=time.monotonic()))
+                    break
+                self._restarts[name] = self._restarts.get(name, 0) + 1
+                self._log.info("child restarted", child=name, restarts=self._restarts[name])
+
+    async def _evict(self, name: str) -> None:
+        # A killed agent keeps its registry entry until its lease lapses; its successor
+        # takes the name over at once.
+        if self._registry is None or not isinstance(self._specs()[name], AgentSpec):
+            return
+        found = await self._registry.lookup(name)
+        if found is not None:
+            await self._registry.unregister(name, found[0].incarnation)
+
+    async def _stop_child(self, name: str) -> None:
+        child = self._children.pop(name, None)
+        if child is None:
+            return
+        if child.watcher is not None:
+            child.watcher.cancel()
+        grace = self._config.stop_grace_s
+        try:
+            await asyncio.wait_for(child.handle.stop.remote(), grace * 2 + 1)
+        except (TimeoutError, RayError) as exc:
+            self._log.warning("child did not stop gracefully; killing it", child=name,
+                              error=type(exc).__name__)  # fmt: skip
+        ray.kill(child.handle)
+
+    async def _stop_all(self) -> None:
+        order = self._policy.order() if self._policy else list(self._children)
+        for name in reversed(order):
+            await self._stop_child(name)
+
+    async def _give_up(self) -> None:
+        assert self._spec is not None
+        error = RestartIntensityError(
+            f"team {self._path!r} restarted its children more than {self._spec.max_restarts} "
+            f"times within {self._spec.within_s:g}s and gave up",
+            agent=self._path,
+            hint="see the agents' logs for why they keep failing, or raise max_restarts",
+        )
+        self._log.error("restart intensity exceeded", team=self._path)
+        self._stopping = True
+        await self._stop_all()
+        self._exit = {"normal": False, "reason": error.message, "error": error.to_wire()}
+        self._stopped.set()
+
+    async def _watch_health(self) -> None:
+        # A handler that blocks the event loop cannot be cancelled; its host says so
+        # from its control lane (or does not answer at all), and is replaced.
+        while not self._stopping:
+            await asyncio.sleep(_HEALTH_PERIOD_S)
+            for name, child in list(self._children.items()):
+                if child.kind != "agent":
+                    continue
+                try:
+                    health = await asyncio.wait_for(child.handle.health.remote(), 1.0)
+                    healthy = bool(health["healthy"])
+                except (TimeoutError, RayError):
+                    healthy = False
+                self._strikes[name] = 0 if healthy else self._strikes.get(name, 0) + 1
+                if self._strikes[name] >= _HEALTH_STRIKES and self._children.get(name) is child:
+                    self._log.warning("child is stuck; killing it", child=name)
+                    ray.kill(child.handle)  # its watcher sees the death and restarts it
+
+
+SUPERVISOR: Any = ray.remote(Supervisor)
+
+
+class TeamHandle:
+    """The driver's handle on a running team."""
+
+    def __init__(self, spec: TeamSpec, handle: Any) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.entry = spec.entry_agent()
+        self._handle = handle
+
+    @property
+    def actor(self) -> Any:
+        """The root supervisor's Ray actor handle."""
+        return self._handle
+
+    async def members(self) -> list[dict[str, Any]]:
+        """Return a row per member (team path, name, kind, incarnation, restarts, running)."""
+        rows: list[dict[str, Any]] = await self._handle.members.remote()
+        return rows
+
+    async def wait(self) -> None:
+        """Wait until the team ends.
+
+        Raises:
+            RestartIntensityError: The team failed past its restart intensity.
+        """
+        ended = await self._handle.watch.remote()
+        if not ended["normal"]:
+            raise MeshError.from_wire(ended["error"])
+
+    async def stop(self) -> None:
+        """Stop the team: children in reverse start order, sub-teams likewise."""
+        try:
+            await self._handle.stop.remote()
+        finally:
+            ray.kill(self._handle)
