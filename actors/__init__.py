@@ -1,1 +1,119 @@
-"""LLM-backed agents for raymesh (providers, routing, usage, roles) build on `mesh`."""
+"""LLM-backed agents for raymesh: providers, routing, usage, budgets, memory and roles.
+
+Everything runs out of the box on the offline model (``offline:default``); point an
+agent at ``openai:MODEL`` or ``anthropic:MODEL`` (with its API key in the environment, or
+a ``base_url`` for an OpenAI-compatible server) for a real one::
+
+    await mesh.spawn(Reasoner, name="reasoner", role="reasoner")
+    reply = await mesh.ask("reasoner", Prompt(text="Why?"), expect=Completion)
+"""
+
+from actors.agent import DEFAULT_MODEL, LLMAgent
+from actors.breaker import BreakerState, CircuitBreaker, breaker_for, reset_breakers
+from actors.budget import Budget
+from actors.client import CompletionResult, LLMClient, ToolRun
+from actors.errors import (
+    BudgetExceededError,
+    ModelError,
+    ModelUnavailableError,
+    ProviderError,
+    StructuredOutputError,
+    ToolError,
+)
+from actors.memory import ConversationWindow, LongTermMemory, MemoryHit, SQLiteMemory
+from actors.messages import (
+    CallUsage,
+    Completion,
+    GetUsage,
+    Prompt,
+    Remember,
+    Remembered,
+    UsageReport,
+    Verdict,
+    Verify,
+)
+from actors.providers import (
+    ChatMessage,
+    ModelClient,
+    ModelSpec,
+    Provider,
+    TokenUsage,
+    make_provider,
+    parse_model,
+)
+from actors.retry import RetryPolicy
+from actors.roles import (
+    Coder,
+    Generalist,
+    Orchestrator,
+    Plan,
+    PlanStep,
+    Reasoner,
+    Retriever,
+    Safety,
+    Verifier,
+)
+from actors.router import RoutedClient, Router, RouteRule
+from actors.tools import Tool, Toolbox, tool
+from actors.usage import DEFAULT_PRICES, Price, PriceTable, UsageLedger, UsageRecord, UsageTotals
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_PRICES",
+    "BreakerState",
+    "Budget",
+    "BudgetExceededError",
+    "CallUsage",
+    "ChatMessage",
+    "CircuitBreaker",
+    "Coder",
+    "Completion",
+    "CompletionResult",
+    "ConversationWindow",
+    "Generalist",
+    "GetUsage",
+    "LLMAgent",
+    "LLMClient",
+    "LongTermMemory",
+    "MemoryHit",
+    "ModelClient",
+    "ModelError",
+    "ModelSpec",
+    "ModelUnavailableError",
+    "Orchestrator",
+    "Plan",
+    "PlanStep",
+    "Price",
+    "PriceTable",
+    "Prompt",
+    "Provider",
+    "ProviderError",
+    "Reasoner",
+    "Remember",
+    "Remembered",
+    "Retriever",
+    "RetryPolicy",
+    "RouteRule",
+    "RoutedClient",
+    "Router",
+    "SQLiteMemory",
+    "Safety",
+    "StructuredOutputError",
+    "TokenUsage",
+    "Tool",
+    "ToolError",
+    "ToolRun",
+    "Toolbox",
+    "UsageLedger",
+    "UsageRecord",
+    "UsageReport",
+    "UsageTotals",
+    "Verdict",
+    "Verifier",
+    "Verify",
+    "breaker_for",
+    "make_provider",
+    "parse_model",
+    "reset_breakers",
+    "tool",
+]

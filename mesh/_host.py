@@ -92,6 +92,7 @@ class AgentHost:
         self._background: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
         self._stopping = False
+        self._stop_task: asyncio.Task[None] | None = None
         self._exit: dict[str, Any] = {"normal": True, "reason": "stopped"}
         # Inbound ordering: next sequence number expected per sender link, and the
         # calls that arrived early, waiting for their turn.
@@ -121,6 +122,7 @@ class AgentHost:
             agent.name = self._info.name
             agent.role = self._info.role
             agent.capabilities = self._info.capabilities
+            agent.model = self._info.model
             agent.log = self._log
             agent._stop_soon = self._stop_soon
             agent.__init__(**self._kwargs)  # type: ignore[misc]
@@ -199,8 +201,10 @@ class AgentHost:
     def _stop_soon(self, *, normal: bool, reason: str) -> None:
         # Requested from inside a handler: the stop waits for that handler to end.
         if not self._stopping:
-            task = asyncio.get_running_loop().create_task(self.stop(normal=normal, reason=reason))
-            self._background.append(task)
+            # Held apart from _background, which stop() cancels.
+            self._stop_task = asyncio.get_running_loop().create_task(
+                self.stop(normal=normal, reason=reason)
+            )
 
     async def _quietly(self, step: Any) -> None:
         try:

@@ -66,10 +66,10 @@ class Link:
         self._tasks: set[asyncio.Task[None]] = set()
         # Asks the peer accepted and has not answered, by message id.
         self._awaiting: dict[str, asyncio.Future[Any]] = {}
-        self._watching = False
         self.dead: MeshError | None = None
         self.calls = 0
         self.frames = 0
+        self._watch()
 
     def send(self, frame: bytes, future: asyncio.Future[Any], *, ask_id: str | None = None) -> None:
         """Queue `frame`; `future` completes on acceptance (tells) or by the reply (asks)."""
@@ -79,7 +79,6 @@ class Link:
         if ask_id is not None:
             self._awaiting[ask_id] = future
             future.add_done_callback(partial(self._settled, ask_id))
-            self._watch()
         self._outbox.append((frame, future, ask_id is not None))
         self._pump()
 
@@ -175,10 +174,8 @@ class Link:
 
     def _watch(self) -> None:
         # One long call per link that ends when the peer stops or dies, so that asks it
-        # accepted fail at once rather than at their deadline.
-        if self._watching or self.dead is not None:
-            return
-        self._watching = True
+        # accepted fail at once rather than at their deadline, and the next send looks
+        # up the peer's successor instead of calling a dead actor.
         self._spawn(self._await_end(self.handle.watch.remote()))
 
     async def _await_end(self, ref: Any) -> None:

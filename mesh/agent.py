@@ -62,6 +62,7 @@ class Agent:
         name: This agent's name in the mesh.
         role: Its role, if any.
         capabilities: What it can do, for lookups by capability.
+        model: The model behind it, as given to spawn or the team file (or None).
         log: A structlog logger; lines logged in a handler carry its trace and span.
     """
 
@@ -77,6 +78,7 @@ class Agent:
     name: str
     role: str | None
     capabilities: tuple[str, ...]
+    model: str | None
     log: Any
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -9,6 +9,7 @@ exception wrapper ever reaches user code.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -172,6 +173,21 @@ class RegistryClient:
     async def unregister(self, name: str, incarnation: str) -> None:
         """Remove an agent's entry."""
         await self._call("unregister", name, incarnation)
+
+    async def evict_if_dead(self, name: str, *, ping_s: float = 2.0) -> None:
+        """Drop the entry for `name` if its agent no longer answers.
+
+        A killed agent keeps its name until its lease lapses; a successor should not
+        have to wait for that, but a live holder must keep its name.
+        """
+        found = await self.lookup(name)
+        if found is None:
+            return
+        info, handle = found
+        try:
+            await asyncio.wait_for(handle.ping.remote(), ping_s)
+        except (TimeoutError, RayError):
+            await self.unregister(name, info.incarnation)
 
     async def lookup(self, name: str) -> tuple[AgentInfo, Any] | None:
         """Return the live entry for `name` and its host handle, or None."""

@@ -32,7 +32,6 @@ from protocols import Message
 __all__ = ["Mesh"]
 
 M = TypeVar("M", bound=Message)
-_PING_S = 2.0
 
 
 class Mesh:
@@ -159,7 +158,7 @@ class Mesh:
             options=kwargs,
             actor_options=actor_options or {},
         )
-        await self._evict_if_dead(name)
+        await self._registry.evict_if_dead(name)
         host, info = await start_host(spec, self.config)
         self._spawned[name] = host
         return info
@@ -173,7 +172,7 @@ class Mesh:
         """
         spec = load_team(source)
         for agent in spec.walk_agents():
-            await self._evict_if_dead(agent.name)
+            await self._registry.evict_if_dead(agent.name)
         root = SUPERVISOR.options(
             name=f"raymesh.team.{spec.name}",
             namespace=self.config.namespace,
@@ -192,18 +191,6 @@ class Mesh:
         team = TeamHandle(spec, root)
         self._teams.append(team)
         return team
-
-    async def _evict_if_dead(self, name: str) -> None:
-        # A killed agent keeps its name until its lease lapses; a dead holder should
-        # not block a new agent, so check it before the registry refuses the name.
-        found = await self._registry.lookup(name)
-        if found is None:
-            return
-        info, handle = found
-        try:
-            await asyncio.wait_for(handle.ping.remote(), _PING_S)
-        except (TimeoutError, ray.exceptions.RayError):
-            await self._registry.unregister(name, info.incarnation)
 
     @overload
     async def ask(self, name: str, msg: Message, *, timeout: float | None = ...,
@@ -293,10 +280,7 @@ class Mesh:
     async def shutdown(self) -> None:
         """Stop the teams and agents this mesh started, newest first, then Ray if it started it."""
         for team in reversed(self._teams):
-            try:
-                await team.stop()
-            except ray.exceptions.RayError as exc:
-                self._log.warning("team did not stop cleanly", team=team.name, error=str(exc))
+            await team.stop()
         self._teams.clear()
         for name in reversed(list(self._spawned)):
             await self.stop(name)

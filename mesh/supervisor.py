@@ -35,6 +35,7 @@ __all__ = ["SUPERVISOR", "Supervisor", "TeamHandle"]
 
 _HEALTH_PERIOD_S = 0.5
 _HEALTH_STRIKES = 2
+_REAP_AFTER_S = 1.0
 
 
 @dataclass
@@ -122,6 +123,8 @@ class Supervisor:
     async def _start_child(self, name: str) -> None:
         spec = self._specs()[name]
         if isinstance(spec, AgentSpec):
+            if self._registry is not None:
+                await self._registry.evict_if_dead(spec.name)  # e.g. its killed predecessor
             handle, info = await start_host(spec, self._config)
             incarnation = info.incarnation
         else:
@@ -153,12 +156,17 @@ class Supervisor:
             if self._stopping or self._children.get(name) is not child:
                 return  # stopped on purpose, or already replaced
             del self._children[name]
-            ray.kill(child.handle)
+            self._reap(child.handle)
             self._log.warning("child exited", child=name, abnormal=abnormal, reason=reason)
             assert self._policy is not None
             await self._carry_out(
                 self._policy.exited(name, abnormal=abnormal, now=time.monotonic())
             )
+
+    def _reap(self, handle: Any) -> None:
+        # A child that ended by itself may still be sending its last replies: end its
+        # process a moment later. It is unregistered and refuses new messages already.
+        asyncio.get_running_loop().call_later(_REAP_AFTER_S, ray.kill, handle)
 
     async def _carry_out(self, plan: Plan) -> None:
         assert self._policy is not None
@@ -171,7 +179,6 @@ class Supervisor:
                 await self._give_up()
                 return
             for name in step.start:
-                await self._evict(name)
                 try:
                     await self._start_child(name)
                 except MeshError as exc:
@@ -180,15 +187,6 @@ class Supervisor:
                     break
                 self._restarts[name] = self._restarts.get(name, 0) + 1
                 self._log.info("child restarted", child=name, restarts=self._restarts[name])
-
-    async def _evict(self, name: str) -> None:
-        # A killed agent keeps its registry entry until its lease lapses; its successor
-        # takes the name over at once.
-        if self._registry is None or not isinstance(self._specs()[name], AgentSpec):
-            return
-        found = await self._registry.lookup(name)
-        if found is not None:
-            await self._registry.unregister(name, found[0].incarnation)
 
     async def _stop_child(self, name: str) -> None:
         child = self._children.pop(name, None)
@@ -252,6 +250,7 @@ class TeamHandle:
         self.spec = spec
         self.name = spec.name
         self.entry = spec.entry_agent()
+        self.stopped = False
         self._handle = handle
 
     @property
@@ -275,8 +274,19 @@ class TeamHandle:
             raise MeshError.from_wire(ended["error"])
 
     async def stop(self) -> None:
-        """Stop the team: children in reverse start order, sub-teams likewise."""
+        """Stop the team: children in reverse start order, sub-teams likewise.
+
+        A team that already failed or was stopped is left as it is.
+        """
+        if self.stopped:
+            return
+        self.stopped = True
         try:
             await self._handle.stop.remote()
+        except RayError as exc:
+            self._log_gone(exc)
         finally:
             ray.kill(self._handle)
+
+    def _log_gone(self, exc: RayError) -> None:
+        get_logger(team=self.name).info("team supervisor already gone", error=type(exc).__name__)

@@ -247,3 +247,51 @@ class Crosser(Agent):
             return Outcome(error_type=type(exc).__name__, error_agent=exc.agent,
                            seconds=time.monotonic() - start)  # fmt: skip
         return Outcome(error_type="", error_agent=None, seconds=time.monotonic() - start)
+
+
+class Die(Message, type="test.die/1"):
+    """End the agent's process at once, as an OOM kill would."""
+
+
+class Quit(Message, type="test.quit/1"):
+    """Stop the agent normally."""
+
+
+class Member(Agent):
+    """A team member that can crash in every way a supervisor must notice."""
+
+    crash_on_error = True
+
+    def __init__(self, record: str | None = None) -> None:
+        self.record = record
+
+    @handler
+    async def on_ping(self, msg: Ping, ctx: Context) -> Pong:
+        return Pong(text=f"{ctx.agent}:{os.getpid()}")
+
+    @handler
+    async def on_boom(self, msg: Boom, ctx: Context) -> Pong:
+        raise RuntimeError(f"crash: {msg.text}")
+
+    @handler
+    async def on_die(self, msg: Die, ctx: Context) -> None:
+        os._exit(1)
+
+    @handler
+    async def on_quit(self, msg: Quit, ctx: Context) -> None:
+        self.stop()
+
+    @handler
+    async def on_sleep(self, msg: Sleep, ctx: Context) -> Pong:
+        await asyncio.sleep(msg.seconds)
+        return Pong(text="slept")
+
+    @handler
+    async def on_block(self, msg: Block, ctx: Context) -> Pong:
+        time.sleep(msg.seconds)  # noqa: ASYNC251 -- the fault under test
+        return Pong(text="unblocked")
+
+    async def on_stop(self) -> None:
+        if self.record:
+            with open(self.record, "a", encoding="utf-8") as out:  # noqa: ASYNC230
+                out.write(f"{self.name}\n")

@@ -1,0 +1,183 @@
+"""The errors of LLM-backed agents, as one branch of raymesh's `MeshError` tree.
+
+They travel between agents like every `MeshError` (``to_wire`` / ``from_wire``), so an
+asker gets the same typed error the model-calling agent raised::
+
+    MeshError
+    ├── ConfigError                   (mesh) bad model string, missing API key, bad option
+    ├── DeliveryError
+    │   └── DeadlineExceededError     (mesh) a model call ran out of time
+    └── ModelError                    a model call failed; .model names it
+        ├── ProviderError             the provider answered with an error (.status, .retryable)
+        ├── ModelUnavailableError     breaker open or retries exhausted: try another model
+        ├── StructuredOutputError(+ValueError)  the reply did not fit the schema, even repaired
+        ├── BudgetExceededError       the call would spend more than the budget allows
+        └── ToolError                 a tool call was refused or the tool raised
+
+`ModelUnavailableError` is what a router falls back on; a `ProviderError` that is not
+retryable (a bad request, a wrong key) is a bug to fix, not a reason to switch models.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from mesh import MeshError
+
+__all__ = [
+    "BudgetExceededError",
+    "ModelError",
+    "ModelUnavailableError",
+    "ProviderError",
+    "StructuredOutputError",
+    "ToolError",
+]
+
+
+class ModelError(MeshError):
+    """A call to a language model failed.
+
+    Attributes:
+        model: The model string (``provider:MODEL``) the call went to, if known.
+    """
+
+    details: ClassVar[tuple[str, ...]] = ("model",)
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        agent: str | None = None,
+        trace_id: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, agent=agent, trace_id=trace_id, hint=hint)
+        self.model = model
+
+
+class ProviderError(ModelError):
+    """The provider refused or failed one request.
+
+    Attributes:
+        status: The HTTP status, or None for a connection error or timeout.
+        retryable: Whether the same request may succeed later (429, 5xx, connection).
+        retry_after: Seconds the provider asked us to wait, if it said.
+    """
+
+    details: ClassVar[tuple[str, ...]] = ("model", "status", "retryable", "retry_after")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        agent: str | None = None,
+        trace_id: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, model=model, agent=agent, trace_id=trace_id, hint=hint)
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class ModelUnavailableError(ModelError):
+    """The model cannot be used now: its circuit breaker is open or retries ran out.
+
+    Attributes:
+        retry_in: Seconds until the breaker lets a probe call through, if known.
+    """
+
+    details: ClassVar[tuple[str, ...]] = ("model", "retry_in")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        retry_in: float | None = None,
+        agent: str | None = None,
+        trace_id: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, model=model, agent=agent, trace_id=trace_id, hint=hint)
+        self.retry_in = retry_in
+
+
+class StructuredOutputError(ModelError, ValueError):
+    """The model's reply did not validate against the requested schema, even after a repair.
+
+    Attributes:
+        raw: The last reply, as text (truncated).
+        errors: The validation errors of the last reply, as text.
+    """
+
+    details: ClassVar[tuple[str, ...]] = ("model", "raw", "errors")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        raw: str = "",
+        errors: str = "",
+        agent: str | None = None,
+        trace_id: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, model=model, agent=agent, trace_id=trace_id, hint=hint)
+        self.raw = raw
+        self.errors = errors
+
+
+class BudgetExceededError(ModelError):
+    """A call would spend more tokens or dollars than its budget has left; it was not made.
+
+    Attributes:
+        needed: What the call needed (``{"tokens": ..., "usd": ...}``, estimated).
+        remaining: What the budget had left (same keys; None means unlimited).
+    """
+
+    details: ClassVar[tuple[str, ...]] = ("model", "needed", "remaining")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        needed: dict[str, float] | None = None,
+        remaining: dict[str, float | None] | None = None,
+        agent: str | None = None,
+        trace_id: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, model=model, agent=agent, trace_id=trace_id, hint=hint)
+        self.needed = dict(needed or {})
+        self.remaining = dict(remaining or {})
+
+
+class ToolError(ModelError):
+    """A tool call asked for by the model was refused (unknown tool, bad arguments) or failed.
+
+    Attributes:
+        tool: The tool's name as the model gave it.
+    """
+
+    details: ClassVar[tuple[str, ...]] = ("model", "tool")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        tool: str = "",
+        model: str | None = None,
+        agent: str | None = None,
+        trace_id: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, model=model, agent=agent, trace_id=trace_id, hint=hint)
+        self.tool = tool

@@ -1,0 +1,172 @@
+"""Tools: typed Python callables a model may call, with their arguments validated first.
+
+A tool's JSON schema comes from its type hints (through a pydantic model built from the
+signature), so what the model is offered and what is checked are the same thing. Model
+output never becomes a call without passing that check: an unknown tool name or bad
+arguments are refused with `ToolError` and the refusal goes back to the model as the
+tool's result, so it can correct itself within the loop's bounded rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import typing
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from actors.errors import ToolError
+from actors.providers._base import ToolCall, ToolSpec
+from mesh import ConfigError
+
+__all__ = ["Tool", "Toolbox", "tool"]
+
+
+class Tool:
+    """A Python callable offered to a model, with a schema taken from its type hints."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> None:
+        """Wrap `fn` (sync or async). Every parameter needs a type hint.
+
+        Raises:
+            ConfigError: A parameter has no type hint or is ``*args`` / ``**kwargs``.
+        """
+        self.fn = fn
+        self.name = name or fn.__name__
+        doc = inspect.getdoc(fn) or ""
+        self.description = description if description is not None else doc.split("\n\n")[0]
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.arguments_model = _arguments_model(fn, self.name)
+
+    def spec(self) -> ToolSpec:
+        """Return the tool as offered to a model."""
+        schema = self.arguments_model.model_json_schema()
+        schema.pop("title", None)
+        return ToolSpec(name=self.name, description=self.description, parameters=schema)
+
+    def validate(self, arguments: str) -> dict[str, Any]:
+        """Parse and validate the model's arguments (JSON text).
+
+        Raises:
+            ToolError: The text is not a JSON object or does not fit the signature.
+        """
+        try:
+            parsed = self.arguments_model.model_validate_json(arguments or "{}")
+        except ValidationError as exc:
+            raise ToolError(
+                f"arguments for tool {self.name!r} are not valid: {_errors(exc)}",
+                tool=self.name,
+                hint="the model's tool call did not match the tool's schema",
+            ) from None
+        return {k: getattr(parsed, k) for k in type(parsed).model_fields}
+
+    async def call(self, arguments: dict[str, Any]) -> Any:
+        """Run the tool with validated arguments; a sync tool runs in a worker thread."""
+        if self.is_async:
+            return await self.fn(**arguments)
+        return await asyncio.to_thread(self.fn, **arguments)
+
+
+def tool(
+    fn: Callable[..., Any] | None = None, *, name: str | None = None
+) -> Any:  # Tool, or a decorator returning one
+    """Turn a function into a `Tool`; use as ``@tool`` or ``@tool(name="...")``."""
+    if fn is None:
+        return lambda f: Tool(f, name=name)
+    return Tool(fn, name=name)
+
+
+class Toolbox:
+    """The tools offered in one conversation, by name."""
+
+    def __init__(self, tools: Iterable[Tool | Callable[..., Any]] = ()) -> None:
+        """Collect tools; plain callables are wrapped.
+
+        Raises:
+            ConfigError: Two tools share a name.
+        """
+        self.tools: dict[str, Tool] = {}
+        for item in tools:
+            wrapped = item if isinstance(item, Tool) else Tool(item)
+            if wrapped.name in self.tools:
+                raise ConfigError(f"two tools are named {wrapped.name!r}")
+            self.tools[wrapped.name] = wrapped
+
+    def __bool__(self) -> bool:
+        return bool(self.tools)
+
+    def specs(self) -> list[ToolSpec]:
+        """Return every tool as offered to a model."""
+        return [t.spec() for t in self.tools.values()]
+
+    async def run(self, call: ToolCall) -> str:
+        """Validate and run one call; return its result as text for the model.
+
+        Raises:
+            ToolError: Unknown tool, invalid arguments, or the tool raised.
+        """
+        found = self.tools.get(call.name)
+        if found is None:
+            raise ToolError(
+                f"the model asked for an unknown tool {call.name!r}",
+                tool=call.name,
+                hint=f"offered tools: {', '.join(self.tools) or 'none'}",
+            )
+        arguments = found.validate(call.arguments)
+        try:
+            result = await found.call(arguments)
+        except Exception as exc:
+            raise ToolError(
+                f"tool {call.name!r} raised {type(exc).__name__}: {exc}", tool=call.name
+            ) from exc
+        return _as_text(result)
+
+
+def _arguments_model(fn: Callable[..., Any], name: str) -> type[BaseModel]:
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception as exc:  # NameError and friends from unresolvable annotations
+        raise ConfigError(f"cannot resolve the type hints of tool {name!r}: {exc}") from None
+    fields: dict[str, Any] = {}
+    for param in inspect.signature(fn).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise ConfigError(f"tool {name!r} cannot take *args or **kwargs")
+        if param.name not in hints:
+            raise ConfigError(
+                f"tool {name!r}: parameter {param.name!r} needs a type hint",
+                hint="the hints are the schema the model is offered and checked against",
+            )
+        default = ... if param.default is param.empty else param.default
+        fields[param.name] = (hints[param.name], default)
+    model: type[BaseModel] = create_model(
+        f"{name}_arguments",
+        __config__=ConfigDict(extra="forbid"),
+        **fields,
+    )
+    return model
+
+
+def _errors(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+def _as_text(result: Any) -> str:
+    if isinstance(result, str):
+        return result
+    if isinstance(result, BaseModel):
+        return result.model_dump_json()
+    try:
+        return json.dumps(result, default=str)
+    except (TypeError, ValueError):
+        return str(result)

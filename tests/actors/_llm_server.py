@@ -1,0 +1,260 @@
+"""A loopback HTTP server speaking the OpenAI Chat Completions and Anthropic Messages wire
+formats, for testing the real SDKs without a network.
+
+It runs aiohttp in a background thread (its own event loop), on 127.0.0.1 and a free
+port, so the test's loop, and Ray worker processes on the same machine, can call it.
+Each model has a script of `Step`s (answer, tool calls, JSON, HTTP error, delay,
+malformed body) consumed in order, or a standing behaviour set with `always`; with
+neither, it echoes the last user message. Every request is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import web
+
+__all__ = ["FakeLLMServer", "Recorded", "Step"]
+
+
+@dataclass
+class Step:
+    """One scripted reply."""
+
+    text: str | None = None
+    #: (tool name, arguments) pairs the model "calls".
+    tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: The structured reply: JSON text (OpenAI content) or an object (Anthropic tool input).
+    structured: str | None = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+    #: A raw body sent as is (malformed JSON, say).
+    raw_body: str | None = None
+    usage: tuple[int, int] | None = (12, 5)
+
+
+@dataclass
+class Recorded:
+    """One request the server received."""
+
+    path: str
+    body: dict[str, Any]
+    #: Header names in lower case.
+    headers: dict[str, str]
+    at: float
+
+
+class FakeLLMServer:
+    """The server; use as a context manager (``with FakeLLMServer() as server``)."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self._scripts: dict[str, deque[Step]] = {}
+        self._always: dict[str, Step] = {}
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def openai_url(self) -> str:
+        """The base_url for the openai SDK."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def anthropic_url(self) -> str:
+        """The base_url for the anthropic SDK."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    def script(self, model: str, *steps: Step) -> None:
+        """Queue replies for `model`, used one per request."""
+        with self._lock:
+            self._scripts.setdefault(model, deque()).extend(steps)
+
+    def always(self, model: str, step: Step) -> None:
+        """Answer every request for `model` (after its script) with `step`."""
+        with self._lock:
+            self._always[model] = step
+
+    def reset(self) -> None:
+        """Forget scripts, standing behaviours and recorded requests."""
+        with self._lock:
+            self._scripts.clear()
+            self._always.clear()
+            self.requests.clear()
+
+    def requests_for(self, model: str) -> list[Recorded]:
+        """Return the requests that named `model`."""
+        with self._lock:
+            return [r for r in self.requests if r.body.get("model") == model]
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._openai)
+        app.router.add_post("/v1/messages", self._anthropic)
+        # Scripted delays may still be running at the end: do not wait for them.
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def _stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _next(self, request: web.Request) -> tuple[dict[str, Any], Step | None]:
+        body = await request.json()
+        with self._lock:
+            self.requests.append(
+                Recorded(
+                    request.path,
+                    body,
+                    {k.lower(): v for k, v in request.headers.items()},
+                    time.time(),
+                )
+            )
+            model = str(body.get("model"))
+            queue = self._scripts.get(model)
+            step = queue.popleft() if queue else self._always.get(model)
+        if step is not None and step.delay_s:
+            await asyncio.sleep(step.delay_s)
+        return body, step
+
+    @staticmethod
+    def _failure(step: Step, *, anthropic: bool) -> web.Response | None:
+        if step.raw_body is not None:
+            return web.Response(
+                status=step.status, text=step.raw_body, content_type="application/json",
+                headers=step.headers,
+            )  # fmt: skip
+        if step.status == 200:
+            return None
+        message = f"scripted failure {step.status}"
+        error = (
+            {"type": "error", "error": {"type": "api_error", "message": message}}
+            if anthropic
+            else {"error": {"message": message, "type": "server_error", "code": None}}
+        )
+        return web.json_response(error, status=step.status, headers=step.headers)
+
+    async def _openai(self, request: web.Request) -> web.Response:
+        body, step = await self._next(request)
+        step = step or Step(text=_echo(body["messages"], anthropic=False))
+        if (failure := self._failure(step, anthropic=False)) is not None:
+            return failure
+        n = next(self._ids)
+        calls = [
+            {
+                "id": f"call_{n}_{i}",
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(args)},
+            }
+            for i, (name, args) in enumerate(step.tool_calls)
+        ]
+        content = step.structured if step.structured is not None else step.text
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if calls:
+            message["tool_calls"] = calls
+        reply: dict[str, Any] = {
+            "id": f"chatcmpl-{n}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": "tool_calls" if calls else "stop",
+                    "logprobs": None,
+                }
+            ],
+        }
+        if step.usage is not None:
+            reply["usage"] = {
+                "prompt_tokens": step.usage[0],
+                "completion_tokens": step.usage[1],
+                "total_tokens": sum(step.usage),
+            }
+        return web.json_response(reply, headers=step.headers)
+
+    async def _anthropic(self, request: web.Request) -> web.Response:
+        body, step = await self._next(request)
+        step = step or Step(text=_echo(body["messages"], anthropic=True))
+        if (failure := self._failure(step, anthropic=True)) is not None:
+            return failure
+        n = next(self._ids)
+        content: list[dict[str, Any]] = []
+        if step.text:
+            content.append({"type": "text", "text": step.text})
+        for i, (name, args) in enumerate(step.tool_calls):
+            content.append(
+                {"type": "tool_use", "id": f"toolu_{n}_{i}", "name": name, "input": args}
+            )
+        forced = (body.get("tool_choice") or {}).get("name")
+        if step.structured is not None and forced:
+            content.append(
+                {
+                    "type": "tool_use",
+                    "id": f"toolu_{n}_s",
+                    "name": forced,
+                    "input": json.loads(step.structured),
+                }
+            )
+        reply = {
+            "id": f"msg_{n}",
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": content,
+            "stop_reason": "tool_use" if step.tool_calls or forced else "end_turn",
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": (step.usage or (0, 0))[0],
+                "output_tokens": (step.usage or (0, 0))[1],
+            },
+        }
+        return web.json_response(reply, headers=step.headers)
+
+
+def _echo(messages: list[dict[str, Any]], *, anthropic: bool) -> str:
+    """Answer with the last user text, or with the tool results it carries."""
+    last = messages[-1]
+    if not anthropic and last.get("role") == "tool":
+        return f"tool said: {last['content']}"
+    content = last.get("content")
+    if isinstance(content, list):
+        results = [b.get("content") for b in content if b.get("type") == "tool_result"]
+        if results:
+            return f"tool said: {'; '.join(str(r) for r in results)}"
+        content = " ".join(str(b.get("text", "")) for b in content)
+    return f"echo: {content}"
