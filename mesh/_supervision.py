@@ -91,7 +91,3 @@ class Policy:
         self.running.difference_update(stop)
         self.running.update(start)
         return Plan(stop=stop, start=start)
-
-    def started(self, name: str) -> None:
-        """Record that `name` runs (again), e.g. after a failed start was retried."""
-        self.running.add(name)
