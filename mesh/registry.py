@@ -15,13 +15,15 @@ from typing import Any
 
 import ray
 from pydantic import BaseModel, ConfigDict
-from ray.exceptions import RayError
+from ray.exceptions import ActorUnavailableError, RayError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from mesh.errors import MeshError, NameTakenError, RegistryUnavailableError
 
 __all__ = ["REGISTRY_NAME", "AgentInfo", "Registry", "RegistryClient"]
 
 REGISTRY_NAME = "raymesh.registry"
+_RETRY_DELAYS_S = (0.1, 0.3, 0.6, 1.0)
 
 
 class AgentInfo(BaseModel):
@@ -119,6 +121,14 @@ class Registry:
             del self._entries[name]
 
 
+def _on_head_node() -> Any:
+    # The head node lives as long as the cluster does; a worker node may go away.
+    for node in ray.nodes():  # type: ignore[no-untyped-call]
+        if node.get("Alive") and "node:__internal_head__" in node.get("Resources", {}):
+            return NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)
+    return "DEFAULT"
+
+
 class RegistryClient:
     """Async access to the registry actor of a namespace, creating it if needed."""
 
@@ -136,6 +146,7 @@ class RegistryClient:
             num_cpus=0,
             max_restarts=-1,
             max_concurrency=1,
+            scheduling_strategy=_on_head_node(),
         )
         return cls(actor.remote(lease_s))
 
@@ -145,13 +156,24 @@ class RegistryClient:
         return cls(ray.get_actor(REGISTRY_NAME, namespace=namespace))
 
     async def _call(self, method: str, *args: Any) -> Any:
-        try:
-            return await getattr(self.handle, method).remote(*args)
-        except RayError as exc:
-            raise RegistryUnavailableError(
-                f"the registry did not answer {method}: {type(exc).__name__}",
-                hint="it restarts by itself; retry shortly, or check `ray status`",
-            ) from exc
+        # A restarting registry answers again within moments: retry briefly first.
+        for delay in (*_RETRY_DELAYS_S, None):
+            try:
+                return await getattr(self.handle, method).remote(*args)
+            except ActorUnavailableError as exc:
+                if delay is None:
+                    raise self._unavailable(method, exc) from exc
+                await asyncio.sleep(delay)
+            except RayError as exc:
+                raise self._unavailable(method, exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _unavailable(method: str, exc: RayError) -> RegistryUnavailableError:
+        return RegistryUnavailableError(
+            f"the registry did not answer {method}: {type(exc).__name__}",
+            hint="it restarts by itself; retry shortly, or check `ray status`",
+        )
 
     async def register(self, info: AgentInfo, handle: Any) -> None:
         """Register an agent.

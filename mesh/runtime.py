@@ -24,7 +24,7 @@ from mesh.config import MeshConfig
 from mesh.errors import ConfigError, MeshError, PeerNotFoundError
 from mesh.registry import AgentInfo, RegistryClient
 from mesh.stats import AgentStats
-from mesh.supervisor import SUPERVISOR, TeamHandle
+from mesh.supervisor import SUPERVISOR, TeamHandle, supervisor_options
 from mesh.team import AgentSpec, TeamSpec, load_team
 from mesh.tracing import configure_logging, get_logger
 from protocols import Message
@@ -174,11 +174,9 @@ class Mesh:
         for agent in spec.walk_agents():
             await self._registry.evict_if_dead(agent.name)
         root = SUPERVISOR.options(
-            name=f"raymesh.team.{spec.name}",
-            namespace=self.config.namespace,
-            num_cpus=0,
-            max_restarts=0,
-            max_concurrency=1000,
+            **supervisor_options(
+                spec, name=f"raymesh.team.{spec.name}", namespace=self.config.namespace
+            )
         ).remote()
         try:
             started = await root.start.remote(spec, self.config, spec.name)

@@ -128,7 +128,7 @@ class Supervisor:
             handle, info = await start_host(spec, self._config)
             incarnation = info.incarnation
         else:
-            handle = SUPERVISOR.options(num_cpus=0, max_restarts=0, max_concurrency=1000).remote()
+            handle = SUPERVISOR.options(**supervisor_options(spec)).remote()
             try:
                 started = await handle.start.remote(spec, self._config, f"{self._path}/{name}")
             except RayError as exc:
@@ -241,6 +241,12 @@ class Supervisor:
 
 
 SUPERVISOR: Any = ray.remote(Supervisor)
+
+
+def supervisor_options(spec: TeamSpec, **extra: Any) -> dict[str, Any]:
+    """Return the Ray actor options for the supervisor of `spec`."""
+    return {"num_cpus": 0, "max_restarts": 0, "max_concurrency": 1000,
+            **spec.actor_options, **extra}  # fmt: skip
 
 
 class TeamHandle:

@@ -116,6 +116,9 @@ class TeamSpec(BaseModel):
     max_restarts: int = Field(3, ge=0)
     within_s: float = Field(5.0, gt=0)
     entry: str | None = Field(None, description="The agent that takes the team's tasks.")
+    actor_options: dict[str, Any] = Field(
+        default_factory=dict, description="Ray actor options of the team's supervisor."
+    )
     agents: tuple[AgentSpec, ...] = ()
     teams: tuple[TeamSpec, ...] = ()
 
