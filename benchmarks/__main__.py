@@ -14,10 +14,10 @@ import ray
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import two_agents, watchdogs
+from benchmarks import supervision, two_agents, watchdogs
 from mesh import Mesh
 
-SUITES = ("two-agents", "watchdogs")
+SUITES = ("two-agents", "watchdogs", "supervision")
 
 
 def _two_agents_table(rows: list[two_agents.Row]) -> Table:
@@ -32,13 +32,18 @@ def _two_agents_table(rows: list[two_agents.Row]) -> Table:
     return table
 
 
-def _watchdog_tables(latencies: list[watchdogs.Latency], cost: watchdogs.Cost) -> list[Table]:
-    found = Table(title="deadlock detection and deadline overshoot")
+def _latency_table(title: str, latencies: list[watchdogs.Latency]) -> Table:
+    table = Table(title=title)
     for column in ("scenario", "agents", "samples", "median ms", "p95 ms", "max ms"):
-        found.add_column(column, justify="left" if column == "scenario" else "right")
+        table.add_column(column, justify="left" if column == "scenario" else "right")
     for lat in latencies:
-        found.add_row(lat.scenario, str(lat.agents), str(lat.samples), f"{lat.median_ms:.1f}",
+        table.add_row(lat.scenario, str(lat.agents), str(lat.samples), f"{lat.median_ms:.1f}",
                       f"{lat.p95_ms:.1f}", f"{lat.max_ms:.1f}")  # fmt: skip
+    return table
+
+
+def _watchdog_tables(latencies: list[watchdogs.Latency], cost: watchdogs.Cost) -> list[Table]:
+    found = _latency_table("deadlock detection and deadline overshoot", latencies)
     spent = Table(title="cost of the watchdogs: windowed asks between two agents")
     for column in ("watchdogs on, msgs/s", "off, msgs/s", "on / off"):
         spent.add_column(column, justify="right")
@@ -58,6 +63,11 @@ async def _measure(args: argparse.Namespace, console: Console) -> dict[str, Any]
             with console.status("watchdogs: deadlocks, deadlines and their cost"):
                 results["watchdogs"] = await watchdogs.run(
                     mesh, repeats=args.repeats, count=args.count
+                )
+        if "supervision" in args.suites:
+            with console.status("supervision: kill to answer"):
+                results["supervision"] = await supervision.kill_to_answer(
+                    mesh, repeats=args.repeats
                 )
     finally:
         await mesh.shutdown()
@@ -89,6 +99,10 @@ def main() -> None:
             "latencies": [asdict(lat) for lat in latencies],
             "cost": {**asdict(cost), "ratio": cost.ratio},
         }
+    if "supervision" in results:
+        restart = results["supervision"]
+        console.print(_latency_table("supervision: kill to restarted agent answering", [restart]))
+        report["supervision"] = asdict(restart)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(report, out, indent=2)

@@ -89,7 +89,7 @@ class Cost:
         return self.on_msgs_per_s / self.off_msgs_per_s
 
 
-def _latency(scenario: str, agents: int, seconds: list[float]) -> Latency:
+def latency(scenario: str, agents: int, seconds: list[float]) -> Latency:
     ms = sorted(s * 1000 for s in seconds)
     p95 = statistics.quantiles(ms, n=20, method="inclusive")[-1] if len(ms) > 1 else ms[0]
     return Latency(scenario, agents, len(ms), statistics.median(ms), p95, ms[-1])
@@ -119,7 +119,7 @@ async def same_chain(mesh: Mesh, size: int, repeats: int) -> Latency:
     finally:
         for name in names:
             await mesh.stop(name)
-    return _latency("same chain", size, seconds)
+    return latency("same chain", size, seconds)
 
 
 async def cross_chain(mesh: Mesh, size: int, repeats: int, *, hold_s: float = 0.2) -> Latency:
@@ -146,7 +146,7 @@ async def cross_chain(mesh: Mesh, size: int, repeats: int, *, hold_s: float = 0.
     finally:
         for name in names:
             await mesh.stop(name)
-    return _latency("cross chain", size, seconds)
+    return latency("cross chain", size, seconds)
 
 
 async def deadline_epsilon(mesh: Mesh, repeats: int, *, timeout: float = 0.3) -> Latency:
@@ -164,7 +164,7 @@ async def deadline_epsilon(mesh: Mesh, repeats: int, *, timeout: float = 0.3) ->
                 raise AssertionError("the ask did not time out")
     finally:
         await mesh.stop(name)
-    return _latency("deadline epsilon", 1, seconds)
+    return latency("deadline epsilon", 1, seconds)
 
 
 async def cost(mesh: Mesh, *, count: int, rounds: int = 3) -> Cost:
