@@ -22,8 +22,9 @@ from actors.providers import ChatMessage
 from actors.retry import RetryPolicy
 from actors.router import RoutedClient, Router
 from actors.tools import Tool, Toolbox
-from actors.usage import Price, PriceTable, UsageLedger
+from actors.usage import Price, PriceTable, UsageLedger, UsageTotals
 from mesh import Agent, ConfigError, Context, handler
+from protocols import Result, Task, Usage, UsageQuery, UsageSummary
 
 __all__ = ["DEFAULT_MODEL", "LLMAgent"]
 
@@ -212,6 +213,24 @@ class LLMAgent(Agent):
         return await self.answer(msg, ctx)
 
     @handler
+    async def on_task(self, msg: Task, ctx: Context) -> Result:
+        """Take a team's task (from ``raymesh run``) as a prompt."""
+        done = await self.answer(Prompt(text=msg.text), ctx)
+        return Result(text=done.text, data={"model": done.model,
+                                            "usage": done.usage.model_dump()})  # fmt: skip
+
+    @handler
+    async def on_usage_query(self, msg: UsageQuery, ctx: Context) -> UsageSummary:
+        """Report usage in the runtime's own terms, for `Mesh.usage` and ``raymesh run``."""
+        ledger = self.ledger
+        return UsageSummary(
+            agent=getattr(self, "name", ""),
+            total=_usage(ledger.total),
+            by_model={model: _usage(t) for model, t in ledger.by_model.items()},
+            by_trace={trace: _usage(t) for trace, t in ledger.by_trace.items()},
+        )
+
+    @handler
     async def on_get_usage(self, msg: GetUsage, ctx: Context) -> UsageReport:
         """Report the usage ledger and what is left of the budget."""
         return UsageReport(
@@ -230,6 +249,12 @@ class LLMAgent(Agent):
         else:
             result = await self.complete(text, ctx, max_tokens=msg.max_tokens)
         return completion(result)
+
+
+def _usage(totals: UsageTotals) -> Usage:
+    return Usage(calls=totals.calls, input_tokens=totals.input_tokens,
+                 output_tokens=totals.output_tokens, cost_usd=totals.cost_usd,
+                 estimated_calls=totals.estimated_calls)  # fmt: skip
 
 
 def completion(result: CompletionResult) -> Completion:

@@ -23,11 +23,11 @@ from mesh.agent import Agent
 from mesh.config import MeshConfig
 from mesh.errors import ConfigError, MeshError, PeerNotFoundError
 from mesh.registry import AgentInfo, RegistryClient
-from mesh.stats import AgentStats
+from mesh.stats import AgentStats, UsageReport
 from mesh.supervisor import SUPERVISOR, TeamHandle, supervisor_options
 from mesh.team import AgentSpec, TeamSpec, load_team
 from mesh.tracing import configure_logging, get_logger
-from protocols import Message
+from protocols import Message, UsageQuery, UsageSummary
 
 __all__ = ["Mesh"]
 
@@ -240,6 +240,26 @@ class Mesh:
     ) -> list[AgentInfo]:
         """Return the live agents of the namespace, optionally by role and/or capability."""
         return [info for info, _ in await self._registry.find(role=role, capability=capability)]
+
+    async def usage(
+        self, *, names: Sequence[str] | None = None, trace_id: str | None = None
+    ) -> UsageReport:
+        """Return model usage and cost, totalled per agent, per model and per trace.
+
+        Args:
+            names: The agents to ask (default: every live agent of the namespace);
+                pass a team's member names for the team's total.
+            trace_id: Count only this conversation.
+        """
+        if names is None:
+            names = [info.name for info in await self.agents()]
+        summaries = await asyncio.gather(
+            *(self.ask(name, UsageQuery(), timeout=5, expect=UsageSummary) for name in names),
+            return_exceptions=True,
+        )
+        return UsageReport.of(
+            [s for s in summaries if isinstance(s, UsageSummary)], trace_id=trace_id
+        )
 
     async def stats(self, name: str) -> AgentStats:
         """Return agent `name`'s counters.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["AgentStats"]
+from protocols import Usage, UsageSummary
+
+__all__ = ["AgentStats", "UsageReport"]
 
 
 @dataclass(slots=True)
@@ -41,3 +43,31 @@ class AgentStats:
     probes_received: int = 0
     deadlocks_broken: int = 0
     mailbox_depth: int = 0
+
+
+@dataclass
+class UsageReport:
+    """Model usage and cost across agents: in total, per agent, per model, per trace."""
+
+    total: Usage = field(default_factory=Usage)
+    by_agent: dict[str, Usage] = field(default_factory=dict)
+    by_model: dict[str, Usage] = field(default_factory=dict)
+    by_trace: dict[str, Usage] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, summaries: list[UsageSummary], *, trace_id: str | None = None) -> UsageReport:
+        """Total agents' summaries, optionally for one trace only."""
+        report = cls()
+        for summary in summaries:
+            mine = summary.total if trace_id is None else summary.by_trace.get(trace_id, Usage())
+            if mine.calls == 0:
+                continue
+            report.total.add(mine)
+            report.by_agent[summary.agent] = mine
+            if trace_id is None:
+                for model, usage in summary.by_model.items():
+                    report.by_model.setdefault(model, Usage()).add(usage)
+            for trace, usage in summary.by_trace.items():
+                if trace_id is None or trace == trace_id:
+                    report.by_trace.setdefault(trace, Usage()).add(usage)
+        return report

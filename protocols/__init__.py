@@ -18,7 +18,7 @@ from protocols.errors import (
     UnknownMessageTypeError,
 )
 from protocols.message import Message, message_class, message_types
-from protocols.wire import ErrorReply, Result, Task
+from protocols.wire import ErrorReply, Result, Task, Usage, UsageQuery, UsageSummary
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
@@ -35,6 +35,9 @@ __all__ = [
     "Result",
     "Task",
     "UnknownMessageTypeError",
+    "Usage",
+    "UsageQuery",
+    "UsageSummary",
     "decode",
     "decode_message",
     "encode",

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from protocols.errors import MeshError
 from protocols.message import Message
 
-__all__ = ["ErrorReply", "NoReply", "Result", "Task"]
+__all__ = [
+    "ErrorReply",
+    "NoReply",
+    "Result",
+    "Task",
+    "Usage",
+    "UsageQuery",
+    "UsageSummary",
+]
 
 
 class ErrorReply(Message, type="raymesh.error/1"):
@@ -52,3 +60,35 @@ class Result(Message, type="raymesh.result/1"):
 
     text: str
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Usage(BaseModel):
+    """Model usage: calls, tokens and cost."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    #: Calls whose tokens were estimated because the provider reported none.
+    estimated_calls: int = 0
+
+    def add(self, other: Usage) -> None:
+        """Add `other` into this total."""
+        self.calls += other.calls
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cost_usd += other.cost_usd
+        self.estimated_calls += other.estimated_calls
+
+
+class UsageQuery(Message, type="raymesh.usage_query/1"):
+    """Ask an agent what its models used; agents without models do not handle it."""
+
+
+class UsageSummary(Message, type="raymesh.usage_summary/1"):
+    """One agent's model usage, in total, per model and per trace."""
+
+    agent: str
+    total: Usage = Field(default_factory=Usage)
+    by_model: dict[str, Usage] = Field(default_factory=dict)
+    by_trace: dict[str, Usage] = Field(default_factory=dict)
