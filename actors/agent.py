@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from actors.budget import Budget
+from actors.budget import Budget, current_budget
 from actors.client import CompletionResult
 from actors.memory import ConversationWindow
 from actors.messages import CallUsage, Completion, GetUsage, Prompt, UsageReport
@@ -195,17 +195,27 @@ class LLMAgent(Agent):
             ModelError: The call failed (see `LLMClient.complete` for the subclasses).
             DeadlineExceededError: The deadline passed.
         """
-        return await self.client.complete(
-            prompt,
-            system=system or self.system_prompt,
-            response_model=response_model,
-            tools=self.tools if tools is None else tools,
-            max_rounds=self.max_rounds,
-            max_tokens=max_tokens or self.max_tokens,
-            deadline=None if ctx is None else ctx.deadline,
-            timeout=timeout,
-            trace_id=None if ctx is None else ctx.trace_id,
-        )
+        allowance = None if ctx is None else ctx.allowance()
+        scoped = None if allowance is None else _budget_of(allowance)
+        token = current_budget.set(scoped)
+        try:
+            return await self.client.complete(
+                prompt,
+                system=system or self.system_prompt,
+                response_model=response_model,
+                tools=self.tools if tools is None else tools,
+                max_rounds=self.max_rounds,
+                max_tokens=max_tokens or self.max_tokens,
+                deadline=None if ctx is None else ctx.deadline,
+                timeout=timeout,
+                trace_id=None if ctx is None else ctx.trace_id,
+            )
+        finally:
+            current_budget.reset(token)
+            if scoped is not None and ctx is not None:
+                # What this call spent now counts against the message's allowance,
+                # and travels back to whoever asked.
+                ctx.spend(tokens=scoped.spent_tokens, usd=scoped.spent_usd)
 
     @handler
     async def on_prompt(self, msg: Prompt, ctx: Context) -> Completion:
@@ -249,6 +259,13 @@ class LLMAgent(Agent):
         else:
             result = await self.complete(text, ctx, max_tokens=msg.max_tokens)
         return completion(result)
+
+
+def _budget_of(allowance: dict[str, float]) -> Budget:
+    tokens = allowance.get("tokens")
+    return Budget.from_remaining(
+        tokens=None if tokens is None else int(tokens), usd=allowance.get("usd")
+    )
 
 
 def _usage(totals: UsageTotals) -> Usage:

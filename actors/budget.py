@@ -12,6 +12,7 @@ whole trace can travel with its messages and be rebuilt by each agent
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
@@ -27,6 +28,11 @@ class Reservation:
 
     tokens: int
     usd: float
+
+
+#: The budget of the message being handled, rebuilt from its envelope's allowance by
+#: `LLMAgent.complete`; every model call checks it besides the agent's own.
+current_budget: ContextVar[Budget | None] = ContextVar("raymesh_current_budget", default=None)
 
 
 class Budget(BaseModel):

@@ -20,8 +20,8 @@ from typing import Any, Self
 from pydantic import BaseModel, ValidationError
 
 from actors.breaker import CircuitBreaker, breaker_for
-from actors.budget import Budget
-from actors.errors import ModelError, StructuredOutputError, ToolError
+from actors.budget import Budget, Reservation, current_budget
+from actors.errors import BudgetExceededError, ModelError, StructuredOutputError, ToolError
 from actors.providers import (
     ChatMessage,
     ModelRequest,
@@ -362,12 +362,20 @@ class LLMClient:
             ProviderError: The provider refused the request (not retryable).
             BudgetExceededError: The request would exceed the budget.
         """
-        reservation = None
-        if self.budget is not None:
+        # The agent's own budget and the conversation's (from the message envelope).
+        budgets = [b for b in (self.budget, current_budget.get()) if b is not None]
+        reservations: list[tuple[Budget, Reservation]] = []
+        if budgets:
             tokens, usd = self.estimate(request)
-            reservation = self.budget.reserve(
-                tokens=tokens, usd=usd, model=self.model_id, agent=self.agent, trace_id=trace_id
-            )
+            try:
+                for budget in budgets:
+                    reservations.append((budget, budget.reserve(
+                        tokens=tokens, usd=usd, model=self.model_id, agent=self.agent,
+                        trace_id=trace_id)))  # fmt: skip
+            except BudgetExceededError:
+                for budget, reservation in reservations:
+                    budget.release(reservation)
+                raise
         started = time.monotonic()
         try:
             response = await call_with_retries(
@@ -379,16 +387,16 @@ class LLMClient:
                 on_retry=lambda n, exc, wait: self._log_retry(n, exc, wait, trace_id),
             )
         except BaseException as exc:
-            if reservation is not None and self.budget is not None:
-                self.budget.release(reservation)
+            for budget, reservation in reservations:
+                budget.release(reservation)
             if isinstance(exc, ModelError | DeadlineExceededError):
                 exc.with_context(agent=self.agent, trace_id=trace_id)
             raise
         latency = time.monotonic() - started
         usage = response.usage or _estimated_usage(request, response)
         cost = self.prices.cost(self.model_id, usage.input_tokens, usage.output_tokens)
-        if reservation is not None and self.budget is not None:
-            self.budget.settle(reservation, tokens=usage.total, usd=cost)
+        for budget, reservation in reservations:
+            budget.settle(reservation, tokens=usage.total, usd=cost)
         response.usage = usage
         response.latency_s = latency
         self.ledger.record(

@@ -143,6 +143,7 @@ class BudgetExceededError(ModelError):
     """
 
     details: ClassVar[tuple[str, ...]] = ("model", "needed", "remaining")
+    conversation_wide: ClassVar[bool] = True
 
     def __init__(
         self,

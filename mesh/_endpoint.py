@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
@@ -95,6 +96,7 @@ class Endpoint:
         parent: Envelope | None,
         trace_id: str | None = None,
         timeout: float | None = None,
+        budget: dict[str, float] | None = None,
     ) -> Envelope:
         """Return a new envelope for `msg`, continuing `parent`'s chain when there is one.
 
@@ -115,6 +117,7 @@ class Endpoint:
                 payload=payload,
                 trace_id=trace_id or new_trace_id(),
                 deadline=deadline,
+                budget=budget,
             )
         hops = parent.hops + 1
         if hops > self.config.max_hops:
@@ -140,12 +143,14 @@ class Endpoint:
             deadline=deadline,
             hops=hops,
             chain=waiting,
+            budget=budget,
         )
 
     async def tell(self, peer: str, msg: Message, *, parent: Envelope | None = None,
-                   trace_id: str | None = None) -> None:  # fmt: skip
+                   trace_id: str | None = None,
+                   budget: dict[str, float] | None = None) -> None:  # fmt: skip
         """Send `msg` to `peer` and return once the peer has accepted it into its mailbox."""
-        env = self.envelope(Kind.TELL, peer, msg, parent=parent, trace_id=trace_id)
+        env = self.envelope(Kind.TELL, peer, msg, parent=parent, trace_id=trace_id, budget=budget)
         frame = self.codec.encode(env)
         link = await self.link(peer, trace_id=env.trace_id)
         accepted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -159,11 +164,15 @@ class Endpoint:
     @overload
     async def ask(self, peer: str, msg: Message, *, parent: Envelope | None = ...,
                   timeout: float | None = ..., trace_id: str | None = ...,
-                  expect: None = ...) -> Message | None: ...  # fmt: skip
+                  expect: None = ..., budget: dict[str, float] | None = ...,
+                  on_spent: Callable[[dict[str, float]], None] | None = ...,
+                  ) -> Message | None: ...  # fmt: skip
     @overload
     async def ask(self, peer: str, msg: Message, *, parent: Envelope | None = ...,
                   timeout: float | None = ..., trace_id: str | None = ...,
-                  expect: type[M]) -> M: ...  # fmt: skip
+                  expect: type[M], budget: dict[str, float] | None = ...,
+                  on_spent: Callable[[dict[str, float]], None] | None = ...,
+                  ) -> M: ...  # fmt: skip
 
     async def ask(
         self,
@@ -174,9 +183,15 @@ class Endpoint:
         timeout: float | None = None,
         trace_id: str | None = None,
         expect: type[Message] | None = None,
+        budget: dict[str, float] | None = None,
+        on_spent: Callable[[dict[str, float]], None] | None = None,
     ) -> Message | None:
-        """Send `msg` to `peer` and return its reply (None if the handler returned None)."""
-        env = self.envelope(Kind.ASK, peer, msg, parent=parent, trace_id=trace_id, timeout=timeout)
+        """Send `msg` to `peer` and return its reply (None if the handler returned None).
+
+        `budget` travels with the ask; what the peer reports spent goes to `on_spent`.
+        """
+        env = self.envelope(Kind.ASK, peer, msg, parent=parent, trace_id=trace_id,
+                            timeout=timeout, budget=budget)  # fmt: skip
         frame = self.codec.encode(env)
         assert env.deadline is not None  # every ask has one
         waiting = Outstanding(peer, time.time(), env.trace_id, parent.id if parent else None)
@@ -221,6 +236,8 @@ class Endpoint:
             del self.outstanding[env.id]
             if probes is not None:
                 probes.cancel()
+        if on_spent is not None and reply.budget:
+            on_spent(reply.budget)
         return self.open_reply(reply, expect)
 
     # -- watchdog support: probes, aborts, downstream cancellation ------------------------

@@ -23,7 +23,6 @@ from mesh.config import MeshConfig
 from mesh.errors import (
     ConfigError,
     DeadlineExceededError,
-    DeadlockError,
     HandlerError,
     MailboxFullError,
     MeshError,
@@ -432,6 +431,7 @@ class AgentHost:
     async def _handle(self, env: Envelope) -> None:
         is_ask = env.kind is Kind.ASK
         outcome: Message | MeshError | None
+        spent: dict[str, float] = {}
         if env.expired():
             self._stats.expired += 1
             outcome = DeadlineExceededError(
@@ -440,7 +440,7 @@ class AgentHost:
                 trace_id=env.trace_id,
             )
         else:
-            outcome = await self._run_handler(env)
+            outcome, spent = await self._run_handler(env)
         if isinstance(outcome, MeshError):
             self._stats.failed += 1
             if not is_ask:
@@ -449,12 +449,18 @@ class AgentHost:
         else:
             self._stats.handled += 1
         if is_ask:
-            await self._send_reply(env, self._reply_envelope(env, outcome))
+            await self._send_reply(env, self._reply_envelope(env, outcome, spent))
         if isinstance(outcome, HandlerError) and self._agent_cls.crash_on_error:
             # Let it crash: a fresh incarnation from the supervisor, not a bad state.
             self._stop_soon(normal=False, reason=f"crashed: {outcome.message}")
 
-    async def _run_handler(self, env: Envelope) -> Message | MeshError | None:  # noqa: PLR0911
+    async def _run_handler(
+        self, env: Envelope
+    ) -> tuple[Message | MeshError | None, dict[str, float]]:
+        ctx = Context(self._endpoint, env, self._log)
+        return await self._call_handler(env, ctx), ctx.spent
+
+    async def _call_handler(self, env: Envelope, ctx: Context) -> Message | MeshError | None:  # noqa: PLR0911
         assert self._agent is not None
         name = self._info.name
         route = self._agent.handlers.get(env.type)
@@ -471,7 +477,6 @@ class AgentHost:
         except ProtocolError as exc:
             return exc.with_context(agent=name, trace_id=env.trace_id)
         with trace_scope(agent=name, trace_id=env.trace_id, span_id=env.span_id):
-            ctx = Context(self._endpoint, env, self._log)
             method = getattr(self._agent, method_name)
             left = env.remaining() if self._config.watchdogs else None
             try:
@@ -502,9 +507,9 @@ class AgentHost:
         return result
 
     def _handler_error(self, env: Envelope, method_name: str, exc: Exception) -> MeshError:
-        if isinstance(exc, HandlerError | DeadlockError):
+        if isinstance(exc, HandlerError) or (isinstance(exc, MeshError) and exc.conversation_wide):
             # Passed up unchanged: the asker learns where the failure really happened,
-            # and a deadlock concerns the whole chain, not this handler.
+            # and a deadlock or a spent budget concerns the whole chain, not this handler.
             return exc
         return HandlerError(
             f"handler {method_name} of {self._info.name!r} raised {type(exc).__name__}: {exc}",
@@ -514,7 +519,12 @@ class AgentHost:
             trace_id=env.trace_id,
         )
 
-    def _reply_envelope(self, env: Envelope, outcome: Message | MeshError | None) -> Envelope:
+    def _reply_envelope(
+        self,
+        env: Envelope,
+        outcome: Message | MeshError | None,
+        spent: dict[str, float] | None = None,
+    ) -> Envelope:
         if isinstance(outcome, MeshError):
             kind, body = Kind.ERROR, self._codec.encode_message(ErrorReply.of(outcome))
             tag = ErrorReply.type_tag
@@ -538,6 +548,7 @@ class AgentHost:
             correlation_id=env.id,
             deadline=env.deadline,
             hops=env.hops,
+            budget=spent or None,
         )
 
     async def _send_reply(self, env: Envelope, reply: Envelope) -> None:

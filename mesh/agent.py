@@ -144,11 +144,12 @@ class Context:
     outlive its deadline.
     """
 
-    __slots__ = ("_endpoint", "_envelope", "log")
+    __slots__ = ("_endpoint", "_envelope", "_spent", "log")
 
     def __init__(self, endpoint: Endpoint, envelope: Envelope, log: Any) -> None:
         self._endpoint = endpoint
         self._envelope = envelope
+        self._spent: dict[str, float] = {}
         self.log = log
 
     @property
@@ -201,6 +202,31 @@ class Context:
         deadline = self._envelope.deadline
         return None if deadline is None else deadline - time.time()
 
+    def allowance(self) -> dict[str, float] | None:
+        """Return what this conversation may still spend, per unit; None when unlimited.
+
+        It is what the message arrived with, less what this handler has spent so far
+        (its own `spend` and its asks' replies). Asks and tells made through this
+        context carry it on, so no sub-agent can spend more than this handler had.
+        """
+        budget = self._envelope.budget
+        if budget is None:
+            return None
+        return {unit: max(0.0, left - self._spent.get(unit, 0.0)) for unit, left in budget.items()}
+
+    def spend(self, **units: float) -> None:
+        """Record spending (e.g. ``tokens=120, usd=0.0004``) against the allowance."""
+        for unit, amount in units.items():
+            self._spent[unit] = self._spent.get(unit, 0.0) + amount
+
+    @property
+    def spent(self) -> dict[str, float]:
+        """What handling this message has spent so far, asks included."""
+        return dict(self._spent)
+
+    def _absorb(self, spent: dict[str, float]) -> None:
+        self.spend(**spent)
+
     @overload
     async def ask(
         self, peer: str, msg: Message, *, timeout: float | None = None
@@ -235,8 +261,9 @@ class Context:
             HopLimitError: The causal chain is already at its hop limit.
         """
         return await self._endpoint.ask(
-            peer, msg, parent=self._envelope, timeout=timeout, expect=expect
-        )
+            peer, msg, parent=self._envelope, timeout=timeout, expect=expect,
+            budget=self.allowance(), on_spent=self._absorb,
+        )  # fmt: skip
 
     async def tell(self, peer: str, msg: Message) -> None:
         """Send `msg` to `peer` without waiting for it to be handled.
@@ -248,7 +275,7 @@ class Context:
             PeerDeadError: The peer died before accepting the message.
             MailboxFullError: The peer's mailbox was full; the message was not queued.
         """
-        await self._endpoint.tell(peer, msg, parent=self._envelope)
+        await self._endpoint.tell(peer, msg, parent=self._envelope, budget=self.allowance())
 
     async def peers(
         self, *, role: str | None = None, capability: str | None = None

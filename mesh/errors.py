@@ -90,6 +90,7 @@ class DeadlockError(DeliveryError):
     """
 
     details: ClassVar[tuple[str, ...]] = ("cycle",)
+    conversation_wide: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -192,11 +192,12 @@ class Mesh:
 
     @overload
     async def ask(self, name: str, msg: Message, *, timeout: float | None = ...,
-                  trace_id: str | None = ...,
-                  expect: None = ...) -> Message | None: ...  # fmt: skip
+                  trace_id: str | None = ..., expect: None = ...,
+                  budget: dict[str, float] | None = ...) -> Message | None: ...  # fmt: skip
     @overload
     async def ask(self, name: str, msg: Message, *, timeout: float | None = ...,
-                  trace_id: str | None = ..., expect: type[M]) -> M: ...  # fmt: skip
+                  trace_id: str | None = ..., expect: type[M],
+                  budget: dict[str, float] | None = ...) -> M: ...  # fmt: skip
 
     async def ask(
         self,
@@ -206,6 +207,7 @@ class Mesh:
         timeout: float | None = None,
         trace_id: str | None = None,
         expect: type[Message] | None = None,
+        budget: dict[str, float] | None = None,
     ) -> Message | None:
         """Send `msg` to agent `name` and return its reply.
 
@@ -215,6 +217,8 @@ class Mesh:
             timeout: Seconds to wait (default: the config's ``ask_timeout_s``).
             trace_id: Continue this trace instead of starting a new one.
             expect: The reply class; another type raises `DecodeError`.
+            budget: What the whole conversation may spend, per unit, e.g.
+                ``{"tokens": 5000, "usd": 0.05}``; every agent it reaches draws on it.
 
         Raises:
             PeerNotFoundError: No live agent is registered as `name`.
@@ -223,7 +227,9 @@ class Mesh:
             MailboxFullError: The agent's mailbox was full.
             HandlerError: The agent's handler raised.
         """
-        return await self._edge.ask(name, msg, timeout=timeout, trace_id=trace_id, expect=expect)
+        return await self._edge.ask(
+            name, msg, timeout=timeout, trace_id=trace_id, expect=expect, budget=budget
+        )
 
     async def tell(self, name: str, msg: Message, *, trace_id: str | None = None) -> None:
         """Send `msg` to agent `name`; return once it is in the agent's mailbox.

@@ -3,7 +3,7 @@
 A frame is one msgpack array::
 
     [1, kind, type, sender, recipient, trace_id, span_id, parent_span_id,
-     correlation_id, deadline, hops, chain, id, payload]
+     correlation_id, deadline, hops, chain, id, payload, budget]
 
 The leading 1 is the frame format version. The payload is itself a msgpack ``bin``
 holding the message's fields, so the header can be read without touching it.
@@ -42,7 +42,8 @@ M = TypeVar("M", bound=Message)
 DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_DEPTH = 32
 FRAME_VERSION = 1
-_FIELDS = 14
+_FIELDS = 15
+_MAX_BUDGET_UNITS = 16
 _MAX_NAME = 256
 _MAX_CHAIN = 256
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
@@ -92,6 +93,7 @@ class Codec:
             list(envelope.chain) if isinstance(envelope.chain, tuple | list) else envelope.chain,
             envelope.id,
             envelope.payload,
+            envelope.budget,
         ]
         try:
             _check_header(fields)
@@ -247,7 +249,7 @@ def _check_header(fields: Any) -> Envelope:
     if type(fields) is not list or len(fields) != _FIELDS:
         raise DecodeError(f"a frame must be a msgpack array of {_FIELDS} fields")
     (version, kind, tag, sender, recipient, trace_id, span_id, parent, corr, deadline, hops,
-     chain, msg_id, payload) = fields  # fmt: skip
+     chain, msg_id, payload, budget) = fields  # fmt: skip
     if version != FRAME_VERSION or type(version) is not int:
         raise DecodeError(f"unsupported frame version {version!r} (expected {FRAME_VERSION})")
     if type(kind) is not str or kind not in _KINDS:
@@ -255,12 +257,7 @@ def _check_header(fields: Any) -> Envelope:
     _check_name("type", tag)
     _check_name("sender", sender)
     _check_name("recipient", recipient)
-    if type(trace_id) is not str or not _TRACE_ID.fullmatch(trace_id):
-        raise DecodeError(f"trace_id {trace_id!r} is not 32 lowercase hex digits")
-    if type(span_id) is not str or not _SPAN_ID.fullmatch(span_id):
-        raise DecodeError(f"span_id {span_id!r} is not 16 lowercase hex digits")
-    if parent is not None and (type(parent) is not str or not _SPAN_ID.fullmatch(parent)):
-        raise DecodeError(f"parent_span_id {parent!r} is not 16 lowercase hex digits")
+    _check_trace(trace_id, span_id, parent)
     if corr is not None:
         _check_name("correlation_id", corr)
     if deadline is not None and (type(deadline) not in (float, int) or not math.isfinite(deadline)):
@@ -274,6 +271,8 @@ def _check_header(fields: Any) -> Envelope:
     _check_name("id", msg_id)
     if type(payload) is not bytes:
         raise DecodeError(f"payload must be msgpack bin, not {type(payload).__name__}")
+    if budget is not None:
+        _check_budget(budget)
     return Envelope(
         kind=_KINDS[kind],
         type=tag,
@@ -288,7 +287,26 @@ def _check_header(fields: Any) -> Envelope:
         hops=hops,
         chain=tuple(chain),
         id=msg_id,
+        budget=budget,
     )
+
+
+def _check_trace(trace_id: Any, span_id: Any, parent: Any) -> None:
+    if type(trace_id) is not str or not _TRACE_ID.fullmatch(trace_id):
+        raise DecodeError(f"trace_id {trace_id!r} is not 32 lowercase hex digits")
+    if type(span_id) is not str or not _SPAN_ID.fullmatch(span_id):
+        raise DecodeError(f"span_id {span_id!r} is not 16 lowercase hex digits")
+    if parent is not None and (type(parent) is not str or not _SPAN_ID.fullmatch(parent)):
+        raise DecodeError(f"parent_span_id {parent!r} is not 16 lowercase hex digits")
+
+
+def _check_budget(budget: Any) -> None:
+    if type(budget) is not dict or len(budget) > _MAX_BUDGET_UNITS:
+        raise DecodeError(f"budget must be a map of at most {_MAX_BUDGET_UNITS} units")
+    for unit, amount in budget.items():
+        _check_name("budget unit", unit)
+        if type(amount) not in (int, float) or not math.isfinite(amount) or amount < 0:
+            raise DecodeError(f"budget of {unit!r} must be a finite number >= 0, not {amount!r}")
 
 
 def _check_name(what: str, value: Any) -> None:

@@ -57,6 +57,9 @@ class Envelope:
         hops: How many handlers this causal chain has passed through.
         chain: The agents waiting, in order, in this causal chain (for deadlock detection).
         id: Unique message id.
+        budget: On asks and tells, what the conversation may still spend, per unit
+            (``{"tokens": 900, "usd": 0.02}``; a missing unit is unlimited); on replies
+            and errors, what handling the ask spent. None when nobody counts.
     """
 
     kind: Kind
@@ -72,6 +75,7 @@ class Envelope:
     hops: int = 0
     chain: tuple[str, ...] = ()
     id: str = field(default_factory=new_message_id)
+    budget: dict[str, float] | None = None
 
     def remaining(self, now: float | None = None) -> float | None:
         """Return the seconds left before the deadline (negative once past), or None."""

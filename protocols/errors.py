@@ -45,6 +45,9 @@ class MeshError(Exception):
 
     #: Extra constructor keywords a subclass carries; they travel in ``to_wire``.
     details: ClassVar[tuple[str, ...]] = ()
+    #: True for errors about the whole conversation (a deadlock, a spent budget): they
+    #: pass up through every handler unchanged instead of becoming a HandlerError.
+    conversation_wide: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

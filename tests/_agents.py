@@ -6,6 +6,7 @@ import asyncio
 import os
 import time
 
+from actors import Completion, LLMAgent, Prompt
 from mesh import Agent, Context, MeshError, handler
 from protocols import Message
 
@@ -295,3 +296,19 @@ class Member(Agent):
         if self.record:
             with open(self.record, "a", encoding="utf-8") as out:  # noqa: ASYNC230
                 out.write(f"{self.name}\n")
+
+
+class Delegate(Message, type="test.delegate/1"):
+    """Ask `peer` a prompt, then answer with the agent's own model."""
+
+    peer: str
+    text: str
+
+
+class Delegator(LLMAgent):
+    """Spends on a peer first, then on its own model: both draw on one allowance."""
+
+    @handler
+    async def on_delegate(self, msg: Delegate, ctx: Context) -> Completion:
+        await ctx.ask(msg.peer, Prompt(text=msg.text), expect=Completion)
+        return await self.answer(Prompt(text=msg.text), ctx)

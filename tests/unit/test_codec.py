@@ -146,6 +146,12 @@ def envelopes_with_messages(draw: st.DrawFn) -> tuple[Envelope, Message]:
         hops=draw(st.integers(min_value=0, max_value=2**31 - 1)),
         chain=tuple(draw(st.lists(names, max_size=5))),
         id=draw(names),
+        budget=draw(
+            st.none()
+            | st.dictionaries(
+                names, st.floats(min_value=0, allow_nan=False, allow_infinity=False), max_size=3
+            )
+        ),
     )
     return envelope, message
 
@@ -178,7 +184,7 @@ def mutated_frames(draw: st.DrawFn) -> bytes:
 
 @st.composite
 def near_valid_frames(draw: st.DrawFn) -> bytes:
-    """A valid frame with 1-3 of its 14 fields replaced by arbitrary msgpack values."""
+    """A valid frame with 1-3 of its 15 fields replaced by arbitrary msgpack values."""
     fields = msgpack.unpackb(encode(draw(envelopes)))
     for index in draw(st.lists(st.integers(min_value=0, max_value=13), min_size=1, max_size=3)):
         fields[index] = draw(plain_values)
@@ -414,9 +420,9 @@ def _fields() -> list[Any]:
 @pytest.mark.parametrize(
     ("frame", "text"),
     [
-        pytest.param(msgpack.packb({"version": 1}), "array of 14 fields", id="map"),
-        pytest.param(msgpack.packb(_fields()[:13]), "array of 14 fields", id="13-fields"),
-        pytest.param(msgpack.packb([*_fields(), 0]), "array of 14 fields", id="15-fields"),
+        pytest.param(msgpack.packb({"version": 1}), "array of 15 fields", id="map"),
+        pytest.param(msgpack.packb(_fields()[:14]), "array of 15 fields", id="14-fields"),
+        pytest.param(msgpack.packb([*_fields(), 0]), "array of 15 fields", id="16-fields"),
         pytest.param(msgpack.packb([2, *_fields()[1:]]), "frame version 2", id="version-2"),
         pytest.param(msgpack.packb([True, *_fields()[1:]]), "frame version True", id="bool"),
         pytest.param(msgpack.packb(["1", *_fields()[1:]]), "frame version '1'", id="str"),
@@ -493,6 +499,9 @@ def malformed(**changes: Any) -> Envelope:
         pytest.param(malformed(chain=None), id="chain-none"),
         pytest.param(malformed(kind="shout"), id="bad-kind"),
         pytest.param(malformed(hops=-1), id="negative-hops"),
+        pytest.param(malformed(budget={"usd": -1.0}), id="negative-budget"),
+        pytest.param(malformed(budget={"": 1.0}), id="unnamed-budget-unit"),
+        pytest.param(malformed(budget=[1.0]), id="budget-not-a-map"),
         pytest.param(malformed(trace_id="x"), id="bad-trace-id"),
         pytest.param(malformed(payload="text"), id="str-payload"),
     ],
