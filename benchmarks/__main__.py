@@ -14,10 +14,10 @@ import ray
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import supervision, two_agents, watchdogs
+from benchmarks import llm_bound, supervision, two_agents, watchdogs
 from mesh import Mesh
 
-SUITES = ("two-agents", "watchdogs", "supervision")
+SUITES = ("two-agents", "watchdogs", "supervision", "llm")
 
 
 def _two_agents_table(rows: list[two_agents.Row]) -> Table:
@@ -51,6 +51,16 @@ def _watchdog_tables(latencies: list[watchdogs.Latency], cost: watchdogs.Cost) -
     return [found, spent]
 
 
+def _llm_table(rows: list[llm_bound.Throughput]) -> Table:
+    table = Table(title="LLM-bound conversations: two model calls of 50 ms each")
+    for column in ("concurrent", "conversations", "per s", "ideal per s", "measured / ideal"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(str(row.concurrency), str(row.conversations), f"{row.per_s:.1f}",
+                      f"{row.ideal_per_s:.1f}", f"{row.ratio:.2f}")  # fmt: skip
+    return table
+
+
 async def _measure(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     with console.status("starting Ray"):
         mesh = Mesh.local(num_cpus=os.cpu_count() or 2, log_to_driver=False)
@@ -69,6 +79,9 @@ async def _measure(args: argparse.Namespace, console: Console) -> dict[str, Any]
                 results["supervision"] = await supervision.kill_to_answer(
                     mesh, repeats=args.repeats
                 )
+        if "llm" in args.suites:
+            with console.status("LLM-bound: a team against a loopback model, 50 ms a call"):
+                results["llm"] = await llm_bound.run(mesh)
     finally:
         await mesh.shutdown()
     return results
@@ -103,6 +116,10 @@ def main() -> None:
         restart = results["supervision"]
         console.print(_latency_table("supervision: kill to restarted agent answering", [restart]))
         report["supervision"] = asdict(restart)
+    if "llm" in results:
+        console.print(_llm_table(results["llm"]))
+        report["llm"] = [{**asdict(r), "ideal_per_s": r.ideal_per_s, "ratio": r.ratio}
+                         for r in results["llm"]]  # fmt: skip
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(report, out, indent=2)

@@ -6,7 +6,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from _llm_server import FakeLLMServer, Step
 from conftest import Spawn
 
 from actors import (
@@ -24,6 +23,7 @@ from actors import (
     Verifier,
     Verify,
 )
+from actors.loopback import LoopbackLLMServer, Step
 from mesh import ConfigError, Mesh
 
 pytestmark = pytest.mark.ray
@@ -32,8 +32,8 @@ TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as running:
+def server() -> Iterator[LoopbackLLMServer]:
+    with LoopbackLLMServer() as running:
         yield running
 
 
@@ -58,7 +58,7 @@ async def test_an_offline_agent_answers_a_prompt_and_reports_its_usage(
 
 
 async def test_a_role_agent_calls_the_openai_sdk_against_the_loopback_server(
-    mesh: Mesh, spawn: Spawn, server: FakeLLMServer
+    mesh: Mesh, spawn: Spawn, server: LoopbackLLMServer
 ) -> None:
     model = "openai:loopback-model"
     server.script("loopback-model", Step(text="Answer: 42", usage=(30, 4)))

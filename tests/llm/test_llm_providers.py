@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _llm_server import FakeLLMServer, Step
 from pydantic import BaseModel
 
 from actors import (
@@ -28,6 +27,7 @@ from actors import (
     reset_breakers,
 )
 from actors.breaker import BreakerState
+from actors.loopback import LoopbackLLMServer, Step
 from mesh import ConfigError, DeadlineExceededError
 
 FAST = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.05)
@@ -35,18 +35,18 @@ PROVIDERS = ["openai", "anthropic"]
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as running:
+def server() -> Iterator[LoopbackLLMServer]:
+    with LoopbackLLMServer() as running:
         yield running
 
 
 @pytest.fixture(autouse=True)
-def _fresh(server: FakeLLMServer) -> None:
+def _fresh(server: LoopbackLLMServer) -> None:
     server.reset()
     reset_breakers()
 
 
-def make(server: FakeLLMServer, provider: str, model: str = "m1", **kwargs: Any) -> LLMClient:
+def make(server: LoopbackLLMServer, provider: str, model: str = "m1", **kwargs: Any) -> LLMClient:
     url = server.openai_url if provider == "openai" else server.anthropic_url
     kwargs.setdefault("retry", FAST)
     return LLMClient(f"{provider}:{model}", agent="tester", api_key="dummy", base_url=url, **kwargs)
@@ -64,7 +64,7 @@ def add(a: int, b: int) -> int:
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_plain_answer_records_reported_usage_and_cost(
-    server: FakeLLMServer, provider: str
+    server: LoopbackLLMServer, provider: str
 ) -> None:
     prices = PriceTable({f"{provider}:m1": {"input": 1.0, "output": 2.0}})
     async with make(server, provider, prices=prices) as client:
@@ -88,7 +88,7 @@ async def test_plain_answer_records_reported_usage_and_cost(
 
 
 async def test_usage_a_compatible_server_does_not_report_is_estimated_and_flagged(
-    server: FakeLLMServer,
+    server: LoopbackLLMServer,
 ) -> None:
     # Some OpenAI-compatible servers omit `usage`; Anthropic's Messages API always has it.
     server.script("m1", Step(text="an answer of some length", usage=None))
@@ -102,7 +102,7 @@ async def test_usage_a_compatible_server_does_not_report_is_estimated_and_flagge
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_rate_limit_is_retried_after_the_advertised_wait_and_counted_once(
-    server: FakeLLMServer, provider: str
+    server: LoopbackLLMServer, provider: str
 ) -> None:
     server.script("m1", Step(status=429, headers={"retry-after-ms": "200"}), Step(text="ok"))
     async with make(server, provider) as client:
@@ -115,7 +115,7 @@ async def test_rate_limit_is_retried_after_the_advertised_wait_and_counted_once(
 
 
 async def test_a_retry_after_longer_than_the_deadline_fails_at_once(
-    server: FakeLLMServer,
+    server: LoopbackLLMServer,
 ) -> None:
     server.script("m1", Step(status=429, headers={"retry-after": "30"}))
     started = time.monotonic()
@@ -128,7 +128,7 @@ async def test_a_retry_after_longer_than_the_deadline_fails_at_once(
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_persistent_server_errors_open_the_breaker_which_then_fails_fast(
-    server: FakeLLMServer, provider: str
+    server: LoopbackLLMServer, provider: str
 ) -> None:
     server.always("m1", Step(status=500))
     async with make(server, provider) as client:
@@ -144,7 +144,7 @@ async def test_persistent_server_errors_open_the_breaker_which_then_fails_fast(
 
 
 async def test_a_half_open_breaker_lets_one_probe_through_and_closes_on_success(
-    server: FakeLLMServer,
+    server: LoopbackLLMServer,
 ) -> None:
     async with make(server, "openai") as client:
         client.breaker.cooldown_s = 0.0
@@ -156,7 +156,9 @@ async def test_a_half_open_breaker_lets_one_probe_through_and_closes_on_success(
     assert client.breaker.state is BreakerState.CLOSED
 
 
-async def test_a_failing_model_falls_back_to_the_next_in_the_chain(server: FakeLLMServer) -> None:
+async def test_a_failing_model_falls_back_to_the_next_in_the_chain(
+    server: LoopbackLLMServer,
+) -> None:
     server.always("broken", Step(status=500))
     router = Router(default="openai:broken", fallback=["anthropic:healthy"])
     ledger = UsageLedger()
@@ -179,7 +181,7 @@ async def test_a_failing_model_falls_back_to_the_next_in_the_chain(server: FakeL
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_a_malformed_structured_reply_is_repaired_once(
-    server: FakeLLMServer, provider: str
+    server: LoopbackLLMServer, provider: str
 ) -> None:
     bad = '{"name": "Paris"}' if provider == "anthropic" else '{"name": "Paris", "popul'
     server.script(
@@ -204,7 +206,7 @@ async def test_a_malformed_structured_reply_is_repaired_once(
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_a_structured_reply_that_stays_wrong_raises_a_typed_error(
-    server: FakeLLMServer, provider: str
+    server: LoopbackLLMServer, provider: str
 ) -> None:
     server.always("m1", Step(structured='{"name": "Paris", "population": "many"}'))
     async with make(server, provider) as client:
@@ -218,7 +220,7 @@ async def test_a_structured_reply_that_stays_wrong_raises_a_typed_error(
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_a_tool_call_round_trip_validates_runs_and_returns_the_result(
-    server: FakeLLMServer, provider: str
+    server: LoopbackLLMServer, provider: str
 ) -> None:
     server.script("m1", Step(tool_calls=[("add", {"a": 2, "b": 3})]))
     async with make(server, provider) as client:
@@ -239,7 +241,7 @@ async def test_a_tool_call_round_trip_validates_runs_and_returns_the_result(
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_unknown_tools_and_invalid_arguments_are_refused_not_called(
-    server: FakeLLMServer, provider: str
+    server: LoopbackLLMServer, provider: str
 ) -> None:
     called: list[tuple[int, int]] = []
 
@@ -260,7 +262,7 @@ async def test_unknown_tools_and_invalid_arguments_are_refused_not_called(
 
 
 async def test_a_model_that_keeps_calling_tools_is_stopped_after_max_rounds(
-    server: FakeLLMServer,
+    server: LoopbackLLMServer,
 ) -> None:
     from actors import ToolError
 
@@ -271,7 +273,7 @@ async def test_a_model_that_keeps_calling_tools_is_stopped_after_max_rounds(
     assert len(server.requests) == 3
 
 
-async def test_a_call_over_budget_is_refused_before_any_request(server: FakeLLMServer) -> None:
+async def test_a_call_over_budget_is_refused_before_any_request(server: LoopbackLLMServer) -> None:
     budget = Budget(max_tokens=50)
     async with make(server, "openai", budget=budget) as client:
         await client.complete("short", max_tokens=16, timeout=5)
@@ -285,7 +287,7 @@ async def test_a_call_over_budget_is_refused_before_any_request(server: FakeLLMS
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_a_deadline_shorter_than_the_servers_latency_ends_on_time(
-    server: FakeLLMServer, provider: str
+    server: LoopbackLLMServer, provider: str
 ) -> None:
     server.script("m1", Step(text="too late", delay_s=3.0))
     async with make(server, provider) as client:
@@ -299,7 +301,7 @@ async def test_a_deadline_shorter_than_the_servers_latency_ends_on_time(
 
 
 async def test_a_malformed_response_body_is_a_provider_error_not_a_crash(
-    server: FakeLLMServer,
+    server: LoopbackLLMServer,
 ) -> None:
     server.script("m1", Step(raw_body='{"choices": [oops'))
     async with make(server, "openai") as client:
@@ -323,7 +325,7 @@ async def test_a_missing_api_key_fails_the_agents_start_naming_the_variable(
 
 
 async def test_an_api_key_from_the_environment_is_used(
-    server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+    server: LoopbackLLMServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "from-env")
     async with LLMClient("anthropic:m1", base_url=server.anthropic_url) as client:

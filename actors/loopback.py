@@ -1,5 +1,5 @@
 """A loopback HTTP server speaking the OpenAI Chat Completions and Anthropic Messages wire
-formats, for testing the real SDKs without a network.
+formats, for testing and benchmarking with the real SDKs and no network.
 
 It runs aiohttp in a background thread (its own event loop), on 127.0.0.1 and a free
 port, so the test's loop, and Ray worker processes on the same machine, can call it.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -22,7 +23,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
-__all__ = ["FakeLLMServer", "Recorded", "Step"]
+__all__ = ["LoopbackLLMServer", "Recorded", "Step"]
 
 
 @dataclass
@@ -53,8 +54,8 @@ class Recorded:
     at: float
 
 
-class FakeLLMServer:
-    """The server; use as a context manager (``with FakeLLMServer() as server``)."""
+class LoopbackLLMServer:
+    """The server; use as a context manager (``with LoopbackLLMServer() as server``)."""
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
@@ -122,11 +123,10 @@ class FakeLLMServer:
         # Scripted delays may still be running at the end: do not wait for them.
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listening.bind(("127.0.0.1", 0))  # a free port, known before serving
+        self.port = listening.getsockname()[1]
+        await web.SockSite(self._runner, listening).start()
 
     async def _stop(self) -> None:
         if self._runner is not None:
