@@ -89,12 +89,18 @@ async def _measure(args: argparse.Namespace, console: Console) -> dict[str, Any]
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("suites", nargs="*", choices=[*SUITES, []], default=list(SUITES),
-                        help="which suites to run (default: all)")  # fmt: skip
+    parser.add_argument("suites", nargs="*", metavar="SUITE",
+                        help=f"suites to run: {', '.join(SUITES)} (default: all)")  # fmt: skip
     parser.add_argument("--count", type=int, default=5000, help="messages per stream")
     parser.add_argument("--repeats", type=int, default=20, help="samples per latency figure")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args()
+    unknown = set(args.suites) - set(SUITES)
+    if unknown:
+        parser.error(
+            f"unknown suite(s) {', '.join(sorted(unknown))}; choose from {', '.join(SUITES)}"
+        )
+    args.suites = args.suites or list(SUITES)
     console = Console()
     results = asyncio.run(_measure(args, Console(stderr=True)))
     report: dict[str, Any] = {

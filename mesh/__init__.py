@@ -1,6 +1,7 @@
 """raymesh's runtime: agents in Ray actors that find each other and talk directly."""
 
 from mesh.agent import Agent, Context, handler
+from mesh.cluster import ClusterError, ClusterUnreachableError
 from mesh.config import MeshConfig
 from mesh.errors import (
     ConfigError,
@@ -35,6 +36,8 @@ __all__ = [
     "AgentInfo",
     "AgentSpec",
     "AgentStats",
+    "ClusterError",
+    "ClusterUnreachableError",
     "ConfigError",
     "Context",
     "DeadlineExceededError",

@@ -16,8 +16,10 @@
     ├── HandlerError        the remote handler raised: .remote_type, .remote_traceback
     ├── SupervisionError
     │   └── RestartIntensityError  a team restarted too often and gave up
-    └── ConfigError         a bad setting, agent class or name
-        └── NameTakenError  a live agent already has that name
+    ├── ConfigError         a bad setting, agent class or name
+    │   └── NameTakenError  a live agent already has that name
+    └── ClusterError        (mesh.cluster) a cluster or job operation failed
+        └── ClusterUnreachableError(+ConnectionError)
 
 A ``DeliveryError`` means the message was not handled to completion; ``HandlerError``
 means it was, and the handler failed.

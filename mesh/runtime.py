@@ -20,6 +20,7 @@ from mesh._endpoint import Endpoint
 from mesh._raycalls import translate
 from mesh._spawn import start_host
 from mesh.agent import Agent
+from mesh.cluster import prepare_driver
 from mesh.config import MeshConfig
 from mesh.errors import ConfigError, MeshError, PeerNotFoundError
 from mesh.registry import AgentInfo, RegistryClient
@@ -86,11 +87,13 @@ class Mesh:
         """Join the Ray cluster at `address` (``auto``, ``ray://host:10001``, ``host:6379``).
 
         Raises:
-            ConfigError: The cluster cannot be reached.
+            ClusterUnreachableError: Nothing answers at the address.
+            ConfigError: The cluster refused the connection.
         """
         config = config or MeshConfig()
         owns = not ray.is_initialized()
         if owns:
+            prepare_driver(address)  # fails fast, and sends Ray's auth token if there is one
             try:
                 ray.init(address=address, namespace=config.namespace, **ray_init_kwargs)
             except (ConnectionError, RuntimeError, ValueError) as exc:
