@@ -8,7 +8,7 @@ import time
 
 from actors import Completion, LLMAgent, Prompt
 from mesh import Agent, Context, MeshError, handler
-from protocols import Message
+from protocols import Message, Result, Task
 
 
 class Ping(Message, type="test.ping/1"):
@@ -312,3 +312,23 @@ class Delegator(LLMAgent):
     async def on_delegate(self, msg: Delegate, ctx: Context) -> Completion:
         await ctx.ask(msg.peer, Prompt(text=msg.text), expect=Completion)
         return await self.answer(Prompt(text=msg.text), ctx)
+
+
+class SlowLead(Agent):
+    """Takes a team task and works on it for a long time; notes its start and stop."""
+
+    def __init__(self, record: str) -> None:
+        self.record = record
+
+    def _note(self, line: str) -> None:
+        with open(self.record, "a", encoding="utf-8") as out:
+            out.write(f"{line}\n")
+
+    @handler
+    async def on_task(self, msg: Task, ctx: Context) -> Result:
+        self._note(f"working {self.name}")
+        await asyncio.sleep(120)
+        return Result(text="too late")
+
+    async def on_stop(self) -> None:
+        self._note(f"stopped {self.name}")
