@@ -1,0 +1,47 @@
+"""`raymesh run` stopped with Ctrl-C stops its team in order and exits 130."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+TESTS = Path(__file__).parents[1]
+
+
+def test_ctrl_c_stops_the_team_in_reverse_start_order(tmp_path: Path) -> None:
+    record = tmp_path / "record.txt"
+    team = tmp_path / "team.yaml"
+    team.write_text(
+        "name: interrupted\nentry: first\nagents:\n"
+        f"  - {{name: first, agent: '_agents:SlowLead', options: {{record: '{record}'}}}}\n"
+        f"  - {{name: second, agent: '_agents:SlowLead', options: {{record: '{record}'}}}}\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "mesh.cli", "run", str(team), "--task", "take your time"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while "working first" not in (record.read_text() if record.exists() else ""):
+            assert run.poll() is None, run.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "the team never started working"
+            time.sleep(0.1)
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 130, err[-2000:]
+    assert "interrupted" in err
+    lines = record.read_text().split("\n")
+    assert [x for x in lines if x.startswith("stopped")] == ["stopped second", "stopped first"]
