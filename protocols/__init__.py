@@ -18,23 +18,43 @@ from protocols.errors import (
     UnknownMessageTypeError,
 )
 from protocols.message import Message, message_class, message_types
+from protocols.messenger import (
+    AskTimeoutError,
+    Delivery,
+    Handler,
+    InMemoryMessenger,
+    Messenger,
+    Peer,
+    PeerInfo,
+    UnknownPeerError,
+)
+from protocols.patterns.errors import PatternError
 from protocols.wire import ErrorReply, Result, Task, Usage, UsageQuery, UsageSummary
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_FRAME_BYTES",
+    "AskTimeoutError",
     "Codec",
     "DecodeError",
+    "Delivery",
     "EncodeError",
     "Envelope",
     "ErrorReply",
+    "Handler",
+    "InMemoryMessenger",
     "Kind",
     "MeshError",
     "Message",
+    "Messenger",
+    "PatternError",
+    "Peer",
+    "PeerInfo",
     "ProtocolError",
     "Result",
     "Task",
     "UnknownMessageTypeError",
+    "UnknownPeerError",
     "Usage",
     "UsageQuery",
     "UsageSummary",
