@@ -39,6 +39,7 @@ async def start_host(spec: AgentSpec, config: MeshConfig) -> tuple[Any, AgentInf
         role=spec.role,
         capabilities=spec.capabilities,
         model=spec.model,
+        topics=spec.topics,
         concurrency=spec.concurrency,
         mailbox_size=spec.mailbox_size,
         kwargs=spec.options,

@@ -12,6 +12,7 @@ first message::
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 import types
@@ -67,6 +68,8 @@ class Agent:
     """
 
     concurrency: ClassVar[int] = 1
+    #: Topics this agent subscribes to: `publish` on one delivers to it as a tell.
+    topics: ClassVar[tuple[str, ...]] = ()
     #: Stop abnormally when a handler raises (after the asker gets its HandlerError), so
     #: that a supervisor restarts the agent with fresh state: Erlang's "let it crash".
     crash_on_error: ClassVar[bool] = False
@@ -276,6 +279,23 @@ class Context:
             MailboxFullError: The peer's mailbox was full; the message was not queued.
         """
         await self._endpoint.tell(peer, msg, parent=self._envelope, budget=self.allowance())
+
+    async def publish(self, topic: str, msg: Message) -> None:
+        """Tell `msg` to every agent subscribed to `topic` (this agent excluded).
+
+        Subscribers are looked up in the registry at each call; a subscriber that
+        refuses (mailbox full) or has died is logged, not raised: publishing is
+        fire-and-forget to many.
+        """
+        rows = await self._endpoint.registry.find(topic=topic)
+        names = [info.name for info, _ in rows if info.name != self.agent]
+        outcomes = await asyncio.gather(
+            *(self.tell(name, msg) for name in names), return_exceptions=True
+        )
+        for name, outcome in zip(names, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                self.log.warning("publish not delivered", topic=topic, subscriber=name,
+                                 error=str(outcome))  # fmt: skip
 
     async def peers(
         self, *, role: str | None = None, capability: str | None = None

@@ -35,6 +35,7 @@ class AgentInfo(BaseModel):
     role: str | None = None
     capabilities: tuple[str, ...] = ()
     model: str | None = None
+    topics: tuple[str, ...] = ()
     node_id: str
     incarnation: str
     pid: int
@@ -97,15 +98,16 @@ class Registry:
         return None if entry is None else (entry.info.model_dump(), entry.handle)
 
     def find(
-        self, role: str | None = None, capability: str | None = None
+        self, role: str | None = None, capability: str | None = None, topic: str | None = None
     ) -> list[tuple[dict[str, Any], Any]]:
-        """Return the live entries matching a role and/or a capability, by name."""
+        """Return the live entries matching a role, a capability and/or a topic, by name."""
         self._expire()
         return [
             (entry.info.model_dump(), entry.handle)
             for name, entry in sorted(self._entries.items())
             if (role is None or entry.info.role == role)
             and (capability is None or capability in entry.info.capabilities)
+            and (topic is None or topic in entry.info.topics)
         ]
 
     def _live(self, name: str) -> _Entry | None:
@@ -217,8 +219,8 @@ class RegistryClient:
         return None if found is None else (AgentInfo.model_validate(found[0]), found[1])
 
     async def find(
-        self, *, role: str | None = None, capability: str | None = None
+        self, *, role: str | None = None, capability: str | None = None, topic: str | None = None
     ) -> list[tuple[AgentInfo, Any]]:
-        """Return live entries by role and/or capability."""
-        rows = await self._call("find", role, capability)
+        """Return live entries by role, capability and/or subscribed topic."""
+        rows = await self._call("find", role, capability, topic)
         return [(AgentInfo.model_validate(info), handle) for info, handle in rows]

@@ -127,6 +127,7 @@ class Mesh:
         role: str | None = None,
         capabilities: Sequence[str] = (),
         model: str | None = None,
+        topics: Sequence[str] = (),
         concurrency: int | None = None,
         mailbox_size: int | None = None,
         actor_options: dict[str, Any] | None = None,
@@ -139,7 +140,8 @@ class Mesh:
             name: Unique among live agents of the namespace.
             role: Its role, for `peers(role=...)` lookups.
             capabilities: What it can do, for `peers(capability=...)` lookups.
-            model: The model behind it, for display.
+            model: The model behind it (LLM agents use it; the registry shows it).
+            topics: Topics it subscribes to, besides its class's `topics`.
             concurrency: Messages handled at once (default: the class's `concurrency`).
             mailbox_size: Messages queued before refusal (default: the config's).
             actor_options: Extra Ray actor options (resources, scheduling_strategy, ...).
@@ -156,6 +158,7 @@ class Mesh:
             role=role,
             capabilities=tuple(capabilities),
             model=model,
+            topics=tuple(topics),
             concurrency=concurrency,
             mailbox_size=mailbox_size,
             options=kwargs,

@@ -59,6 +59,7 @@ class AgentSpec(BaseModel):
     role: str | None = None
     capabilities: tuple[str, ...] = ()
     model: str | None = None
+    topics: tuple[str, ...] = Field((), description="Topics to subscribe to (adds to the class's).")
     concurrency: int | None = Field(None, ge=1)
     mailbox_size: int | None = Field(None, ge=1)
     restart: RestartType = "permanent"

@@ -9,6 +9,9 @@ import time
 from actors import Completion, LLMAgent, Prompt
 from mesh import Agent, Context, MeshError, handler
 from protocols import Message, Result, Task
+from protocols.patterns import pipeline
+from protocols.patterns.messages import Reply as PatternReply
+from protocols.patterns.messages import Request as PatternRequest
 
 
 class Ping(Message, type="test.ping/1"):
@@ -332,3 +335,55 @@ class SlowLead(Agent):
 
     async def on_stop(self) -> None:
         self._note(f"stopped {self.name}")
+
+
+class Stage(Agent):
+    """A pipeline stage: appends its name to the text it is given."""
+
+    @handler
+    async def on_request(self, msg: PatternRequest, ctx: Context) -> PatternReply:
+        return PatternReply(text=f"{msg.text}>{ctx.agent}")
+
+
+class RunPipeline(Message, type="test.run_pipeline/1"):
+    stages: list[str]
+    text: str
+
+
+class Piper(Agent):
+    """Runs the pipeline pattern from inside a handler, over its own context."""
+
+    @handler
+    async def on_run(self, msg: RunPipeline, ctx: Context) -> PatternReply:
+        done = await pipeline(ctx, msg.stages, PatternRequest(text=msg.text), timeout=10)
+        return PatternReply(text=done.output.text, data={"trace": done.trace_id})
+
+
+class News(Message, type="test.news/1"):
+    headline: str
+
+
+class Publish(Message, type="test.publish/1"):
+    topic: str
+    headline: str
+
+
+class Subscriber(Agent):
+    """Keeps the news it hears on its topics; publishes on request."""
+
+    topics = ("news",)
+
+    def __init__(self) -> None:
+        self.heard: list[str] = []
+
+    @handler
+    async def on_news(self, msg: News, ctx: Context) -> None:
+        self.heard.append(msg.headline)
+
+    @handler
+    async def on_publish(self, msg: Publish, ctx: Context) -> None:
+        await ctx.publish(msg.topic, News(headline=msg.headline))
+
+    @handler
+    async def on_get_notes(self, msg: GetNotes, ctx: Context) -> Notes:
+        return Notes(seqs=[], senders=self.heard)
