@@ -17,6 +17,7 @@ from typing import Any
 
 import ray
 
+from mesh import telemetry
 from mesh._endpoint import Endpoint
 from mesh.agent import Agent, Context
 from mesh.config import MeshConfig
@@ -30,6 +31,7 @@ from mesh.errors import (
     PeerDeadError,
 )
 from mesh.registry import AgentInfo, RegistryClient
+from mesh.spanstore import SPAN_STORE_NAME
 from mesh.stats import AgentStats
 from mesh.tracing import configure_logging, get_logger, trace_scope
 from mesh.watchdog import Heartbeat, PathEntry, cross_chain_deadlock, same_chain_deadlock
@@ -79,6 +81,9 @@ class AgentHost:
             started_at=time.time(),
         )
         self._registry = RegistryClient.existing(namespace=config.namespace)
+        if config.tracing:
+            telemetry.setup(ray.get_actor(SPAN_STORE_NAME, namespace=config.namespace),
+                            service=f"agent.{name}")  # fmt: skip
         self._endpoint = Endpoint(
             name=name,
             incarnation=self._info.incarnation,
@@ -191,6 +196,7 @@ class AgentHost:
         if self._agent is not None:
             await self._quietly(asyncio.wait_for(self._agent.on_stop(), grace))
         self._endpoint.close()
+        telemetry.flush()
         gone = PeerDeadError(f"agent {self._info.name!r} stopped before replying ({reason})",
                              agent=self._info.name)  # fmt: skip
         for message_id, waiter in list(self._call_waiters.items()):
@@ -460,7 +466,11 @@ class AgentHost:
         self, env: Envelope
     ) -> tuple[Message | MeshError | None, dict[str, float]]:
         ctx = Context(self._endpoint, env, self._log)
-        return await self._call_handler(env, ctx), ctx.spent
+        info = self._info
+        with telemetry.handler_span(env, agent=info.name, role=info.role, model=info.model) as span:
+            outcome = await self._call_handler(env, ctx)
+            telemetry.mark_outcome(span, outcome if isinstance(outcome, MeshError) else None)
+        return outcome, ctx.spent
 
     async def _call_handler(self, env: Envelope, ctx: Context) -> Message | MeshError | None:  # noqa: PLR0911
         assert self._agent is not None

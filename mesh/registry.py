@@ -20,7 +20,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from mesh.errors import MeshError, NameTakenError, RegistryUnavailableError
 
-__all__ = ["REGISTRY_NAME", "AgentInfo", "Registry", "RegistryClient"]
+__all__ = ["REGISTRY_NAME", "AgentInfo", "Registry", "RegistryClient", "on_head_node"]
 
 REGISTRY_NAME = "raymesh.registry"
 _RETRY_DELAYS_S = (0.1, 0.3, 0.6, 1.0)
@@ -123,8 +123,8 @@ class Registry:
             del self._entries[name]
 
 
-def _on_head_node() -> Any:
-    # The head node lives as long as the cluster does; a worker node may go away.
+def on_head_node() -> Any:
+    """Return a scheduling strategy for the head node, which lives as long as the cluster."""
     for node in ray.nodes():  # type: ignore[no-untyped-call]
         if node.get("Alive") and "node:__internal_head__" in node.get("Resources", {}):
             return NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)
@@ -148,7 +148,7 @@ class RegistryClient:
             num_cpus=0,
             max_restarts=-1,
             max_concurrency=1,
-            scheduling_strategy=_on_head_node(),
+            scheduling_strategy=on_head_node(),
         )
         return cls(actor.remote(lease_s))
 

@@ -24,6 +24,7 @@ from mesh.cluster import prepare_driver
 from mesh.config import MeshConfig
 from mesh.errors import ConfigError, MeshError, PeerNotFoundError
 from mesh.registry import AgentInfo, RegistryClient
+from mesh.spanstore import span_store
 from mesh.stats import AgentStats, UsageReport
 from mesh.supervisor import SUPERVISOR, TeamHandle, supervisor_options
 from mesh.team import AgentSpec, TeamSpec, load_team
@@ -53,6 +54,7 @@ class Mesh:
         self._registry = RegistryClient.get_or_create(
             namespace=config.namespace, lease_s=config.lease_s
         )
+        self._spans = span_store(namespace=config.namespace, capacity=config.max_spans)
         self._edge = Endpoint(
             name=f"edge-{uuid.uuid4().hex[:8]}",
             incarnation=uuid.uuid4().hex[:16],
@@ -75,6 +77,9 @@ class Mesh:
         config = config or MeshConfig()
         owns = not ray.is_initialized()
         if owns:
+            # A new Ray of this process's own, even if a cluster runs on this machine:
+            # joining one is what `Mesh.connect("auto")` is for.
+            ray_init_kwargs.setdefault("address", "local")
             ray_init_kwargs.setdefault("include_dashboard", False)
             ray_init_kwargs.setdefault("log_to_driver", True)
             ray.init(namespace=config.namespace, **ray_init_kwargs)
@@ -272,6 +277,24 @@ class Mesh:
         return UsageReport.of(
             [s for s in summaries if isinstance(s, UsageSummary)], trace_id=trace_id
         )
+
+    async def trace(self, trace_id: str | None = None) -> list[dict[str, Any]]:
+        """Return the spans of a conversation kept by the mesh, in start order.
+
+        Args:
+            trace_id: The conversation; the most recent one when None.
+        """
+        if trace_id is None:
+            trace_id = await self._spans.last_trace.remote()
+            if trace_id is None:
+                return []
+        spans: list[dict[str, Any]] = await self._spans.trace.remote(trace_id)
+        return spans
+
+    async def span_stats(self) -> dict[str, int]:
+        """Return how many spans the mesh keeps, its capacity and how many it dropped."""
+        stats: dict[str, int] = await self._spans.stats.remote()
+        return stats
 
     async def stats(self, name: str) -> AgentStats:
         """Return agent `name`'s counters.
