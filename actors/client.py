@@ -17,7 +17,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 
 from actors.breaker import CircuitBreaker, breaker_for
@@ -37,7 +36,7 @@ from actors.retry import RetryPolicy, call_with_retries
 from actors.structured import describe, parse_reply, repair_prompt, structured_spec
 from actors.tools import Tool, Toolbox
 from actors.usage import Price, PriceTable, UsageLedger, UsageRecord, UsageTotals
-from mesh import DeadlineExceededError, get_logger
+from mesh import DeadlineExceededError, get_logger, telemetry
 
 __all__ = ["CompletionResult", "LLMClient", "ToolRun"]
 
@@ -420,19 +419,12 @@ class LLMClient:
 def _annotate_span(
     model: str, tokens_in: int, tokens_out: int, cost: float, latency: float
 ) -> None:
-    # The handler's span (the runtime's) totals what its model calls used, so a trace
-    # shows tokens and cost per message; each call is also an event on it.
-    span = trace.get_current_span()
-    if not span.is_recording():
-        return
-    seen = getattr(span, "attributes", None) or {}
-    span.set_attribute("llm.calls", int(seen.get("llm.calls", 0)) + 1)
-    span.set_attribute("llm.tokens_in", int(seen.get("llm.tokens_in", 0)) + tokens_in)
-    span.set_attribute("llm.tokens_out", int(seen.get("llm.tokens_out", 0)) + tokens_out)
-    span.set_attribute("llm.cost_usd", float(seen.get("llm.cost_usd", 0.0)) + cost)
-    span.add_event("llm.call", {"model": model, "tokens_in": tokens_in,
-                                "tokens_out": tokens_out, "cost_usd": cost,
-                                "latency_s": latency})  # fmt: skip
+    # The span of the message being handled totals what its model calls used, so a
+    # trace shows tokens and cost per message; each call is also an event on it.
+    telemetry.add_to(**{"llm.calls": 1, "llm.tokens_in": tokens_in,
+                        "llm.tokens_out": tokens_out, "llm.cost_usd": cost})  # fmt: skip
+    telemetry.add_event("llm.call", model=model, tokens_in=tokens_in, tokens_out=tokens_out,
+                        cost_usd=cost, latency_s=latency)  # fmt: skip
 
 
 def _conversation(prompt: str | Sequence[ChatMessage], system: str | None) -> list[ChatMessage]:

@@ -17,6 +17,11 @@ from benchmarks.watchdogs import Done, Latency, Looper, latency
 from mesh import DeliveryError, Mesh
 
 
+async def _incarnation(mesh: Mesh, name: str) -> str | None:
+    found = [a.incarnation for a in await mesh.agents() if a.name == name]
+    return found[0] if found else None
+
+
 async def kill_to_answer(mesh: Mesh, *, repeats: int) -> Latency:
     """Kill a supervised agent `repeats` times; return the time to its next answer."""
     name = f"phoenix-{time.time_ns() % 10**9}"
@@ -29,15 +34,19 @@ async def kill_to_answer(mesh: Mesh, *, repeats: int) -> Latency:
     seconds = []
     try:
         for _ in range(repeats):
-            await mesh.ask(name, Done(), timeout=10)
+            old = await _incarnation(mesh, name)
             ray.kill(await mesh.actor(name))
             killed = time.perf_counter()
+            # ray.kill is asynchronous: an ask right after it may still reach the old
+            # incarnation, so count only an answer from a new one.
             while True:
                 try:
                     await mesh.ask(name, Done(), timeout=2)
-                    break
+                    if await _incarnation(mesh, name) not in (old, None):
+                        break
                 except DeliveryError:
-                    await asyncio.sleep(0.01)
+                    pass
+                await asyncio.sleep(0.01)
             seconds.append(time.perf_counter() - killed)
     finally:
         await team.stop()

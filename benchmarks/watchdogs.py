@@ -7,8 +7,8 @@
   DeadlockError (probes start after the configured probe delay).
 - Deadline epsilon: how long after its deadline an ask to a handler that never
   answers ends.
-- Cost: windowed ask throughput between two agents with watchdogs on and off,
-  alternating rounds in one run.
+- Cost: windowed ask throughput between two agents with watchdogs and tracing on and
+  off, alternating rounds in one run.
 """
 
 from __future__ import annotations
@@ -168,8 +168,9 @@ async def deadline_epsilon(mesh: Mesh, repeats: int, *, timeout: float = 0.3) ->
 
 
 async def cost(mesh: Mesh, *, count: int, rounds: int = 3) -> Cost:
-    """Windowed ask throughput between two agents with watchdogs on, then off, alternating."""
-    off = Mesh.local(config=mesh.config.model_copy(update={"watchdogs": False}))
+    """Windowed ask throughput between two agents with the runtime's instrumentation on
+    (watchdogs and tracing), then off, alternating rounds in one run."""
+    off = Mesh.local(config=mesh.config.model_copy(update={"watchdogs": False, "tracing": False}))
     rates: dict[bool, list[float]] = {True: [], False: []}
     async with agent_pair(mesh) as on_pair, agent_pair(off) as off_pair:
         for _ in range(rounds):

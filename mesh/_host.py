@@ -17,7 +17,6 @@ from typing import Any
 
 import ray
 
-from mesh import telemetry
 from mesh._endpoint import Endpoint
 from mesh.agent import Agent, Context
 from mesh.config import MeshConfig
@@ -33,6 +32,7 @@ from mesh.errors import (
 from mesh.registry import AgentInfo, RegistryClient
 from mesh.spanstore import SPAN_STORE_NAME
 from mesh.stats import AgentStats
+from mesh.telemetry import Recorder
 from mesh.tracing import configure_logging, get_logger, trace_scope
 from mesh.watchdog import Heartbeat, PathEntry, cross_chain_deadlock, same_chain_deadlock
 from protocols import Envelope, ErrorReply, Kind, Message, ProtocolError
@@ -81,9 +81,10 @@ class AgentHost:
             started_at=time.time(),
         )
         self._registry = RegistryClient.existing(namespace=config.namespace)
+        self._recorder: Recorder | None = None
         if config.tracing:
-            telemetry.setup(ray.get_actor(SPAN_STORE_NAME, namespace=config.namespace),
-                            service=f"agent.{name}")  # fmt: skip
+            store = ray.get_actor(SPAN_STORE_NAME, namespace=config.namespace)
+            self._recorder = Recorder(store, service=f"agent.{name}")
         self._endpoint = Endpoint(
             name=name,
             incarnation=self._info.incarnation,
@@ -148,6 +149,8 @@ class AgentHost:
             return {"error": exc.to_wire()}
         self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
         self._background = [asyncio.create_task(self._heartbeat.run())]
+        if self._recorder is not None:
+            self._background.append(asyncio.create_task(self._recorder.run()))
         self._log.debug("agent started", incarnation=self._info.incarnation)
         return {"info": self._info.model_dump()}
 
@@ -196,7 +199,8 @@ class AgentHost:
         if self._agent is not None:
             await self._quietly(asyncio.wait_for(self._agent.on_stop(), grace))
         self._endpoint.close()
-        telemetry.flush()
+        if self._recorder is not None:
+            self._recorder.flush()
         gone = PeerDeadError(f"agent {self._info.name!r} stopped before replying ({reason})",
                              agent=self._info.name)  # fmt: skip
         for message_id, waiter in list(self._call_waiters.items()):
@@ -466,10 +470,12 @@ class AgentHost:
         self, env: Envelope
     ) -> tuple[Message | MeshError | None, dict[str, float]]:
         ctx = Context(self._endpoint, env, self._log)
+        if self._recorder is None:
+            return await self._call_handler(env, ctx), ctx.spent
         info = self._info
-        with telemetry.handler_span(env, agent=info.name, role=info.role, model=info.model) as span:
+        with self._recorder.span(env, agent=info.name, role=info.role, model=info.model) as span:
             outcome = await self._call_handler(env, ctx)
-            telemetry.mark_outcome(span, outcome if isinstance(outcome, MeshError) else None)
+            self._recorder.outcome(span, outcome if isinstance(outcome, MeshError) else None)
         return outcome, ctx.spent
 
     async def _call_handler(self, env: Envelope, ctx: Context) -> Message | MeshError | None:  # noqa: PLR0911
