@@ -80,8 +80,18 @@ def add_event(name: str, **attributes: Any) -> None:
         record.otel.add_event(name, attributes)
 
 
+def _known_secrets() -> list[str]:
+    # Values of the environment's keys and tokens, e.g. OPENAI_API_KEY, redacted wherever
+    # they turn up even if they do not look like keys.
+    marks = ("_API_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
+    return sorted((v for k, v in os.environ.items() if k.endswith(marks) and len(v) >= 8),
+                  key=len, reverse=True)  # fmt: skip
+
+
 def redact(text: str) -> str:
-    """Replace what looks like an API key or token with ``[redacted]``."""
+    """Replace API keys and tokens (the environment's, and key-like strings) with a mark."""
+    for secret in _known_secrets():
+        text = text.replace(secret, "[redacted]")
     return _SECRET.sub("[redacted]", text)
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any, Literal
 
 import structlog
 
+from mesh.telemetry import redact
 from protocols import new_span_id, new_trace_id
 
 __all__ = ["configure_logging", "get_logger", "new_span_id", "new_trace_id", "trace_scope"]
@@ -39,6 +40,7 @@ def configure_logging(*, fmt: Literal["console", "json"] = "console", level: str
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _redact_secrets,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
@@ -51,6 +53,16 @@ def configure_logging(*, fmt: Literal["console", "json"] = "console", level: str
         cache_logger_on_first_use=True,
     )
     _configured = (fmt, level)
+
+
+def _redact_secrets(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    # Secrets must not reach a log line, whoever passed them in.
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = redact(value)
+    return event
 
 
 def get_logger(**initial: Any) -> Any:
