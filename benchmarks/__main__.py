@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import ray
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from benchmarks import llm_bound, supervision, two_agents, watchdogs
+from benchmarks import llm_bound, supervision, topology, two_agents, watchdogs
 from mesh import Mesh
 
-SUITES = ("two-agents", "watchdogs", "supervision", "llm")
+SUITES = ("two-agents", "watchdogs", "supervision", "llm", "topology")
+#: Messages per stream of the two-agents and watchdogs suites when --count is not given.
+DEFAULT_COUNT = 5000
 
 
 def _two_agents_table(rows: list[two_agents.Row]) -> Table:
@@ -61,19 +70,67 @@ def _llm_table(rows: list[llm_bound.Throughput]) -> Table:
     return table
 
 
+def _topology_table(outcome: topology.Outcome) -> Table:
+    table = Table(title="mesh vs hub: N agents in a ring, raymesh vs raw Ray vs autogen-core")
+    columns = ("mode", "N", "bytes", "topology", "msgs/s", "p50 ms", "p95 ms", "p99 ms",
+               "CPU s / 1k", "vs raw")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("mode", "topology") else "right")
+    index = {(r.scenario, r.topology, r.mode, r.agents, r.payload_bytes): r for r in outcome.rows}
+    raw_of = {"mesh": "raw-mesh", "hub": "raw-hub"}
+    previous: tuple[str, int, int] | None = None
+    for row in outcome.rows:
+        point = (row.mode, row.agents, row.payload_bytes)
+        if previous is not None and point != previous:
+            table.add_section()
+        previous = point
+        raw = index.get((row.scenario, raw_of.get(row.topology, ""), *point))
+        ratio = f"{row.msgs_per_s / raw.msgs_per_s:.2f}x" if raw else ""
+        table.add_row(row.mode, str(row.agents), f"{row.payload_bytes:,}", row.topology,
+                      f"{row.msgs_per_s:,.0f}", _ms(row.p50_ms), _ms(row.p95_ms),
+                      _ms(row.p99_ms), _ms(row.cpu_s_per_1k, ".3f"), ratio)  # fmt: skip
+    return table
+
+
+def _ms(value: float | None, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _plan(args: argparse.Namespace) -> topology.Plan:
+    plan = topology.PLANS["quick" if args.quick else "full" if args.full else "default"]
+    if args.agents:
+        plan = dataclasses.replace(plan, agents=tuple(sorted(set(args.agents))))
+    return plan
+
+
+async def _run_topology(mesh: Mesh, args: argparse.Namespace, console: Console) -> topology.Outcome:
+    """The topology suite with a progress bar: it makes dozens of measurements."""
+    plan = _plan(args)
+    columns = (TextColumn("[bold]topology[/bold] {task.description}"), BarColumn(),
+               MofNCompleteColumn(), TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("starting", total=topology.steps(plan) + 1)
+
+        def step(text: str) -> None:
+            progress.update(task, description=text, advance=1)
+
+        return await topology.run(mesh, plan, count=args.count, on_step=step)
+
+
 async def _measure(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     with console.status("starting Ray"):
         mesh = Mesh.local(num_cpus=os.cpu_count() or 2, log_to_driver=False)
     results: dict[str, Any] = {}
+    count = args.count or DEFAULT_COUNT
     try:
+        if "topology" in args.suites:
+            results["topology"] = await _run_topology(mesh, args, console)
         if "two-agents" in args.suites:
-            with console.status(f"two agents: {args.count:,} messages per stream"):
-                results["two-agents"] = await two_agents.run(mesh, count=args.count)
+            with console.status(f"two agents: {count:,} messages per stream"):
+                results["two-agents"] = await two_agents.run(mesh, count=count)
         if "watchdogs" in args.suites:
             with console.status("watchdogs: deadlocks, deadlines and their cost"):
-                results["watchdogs"] = await watchdogs.run(
-                    mesh, repeats=args.repeats, count=args.count
-                )
+                results["watchdogs"] = await watchdogs.run(mesh, repeats=args.repeats, count=count)
         if "supervision" in args.suites:
             with console.status("supervision: kill to answer"):
                 results["supervision"] = await supervision.kill_to_answer(
@@ -87,26 +144,105 @@ async def _measure(args: argparse.Namespace, console: Console) -> dict[str, Any]
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+def _version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
+    """The runner's arguments (shared with ``raymesh bench``, which forwards to `main`)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("suites", nargs="*", metavar="SUITE",
                         help=f"suites to run: {', '.join(SUITES)} (default: all)")  # fmt: skip
-    parser.add_argument("--count", type=int, default=5000, help="messages per stream")
+    parser.add_argument("--count", type=int, default=None,
+                        help=f"messages per stream (default {DEFAULT_COUNT:,}); for topology, "
+                        "messages per measurement over all senders")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=20, help="samples per latency figure")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true",
+                      help="topology: N in {2, 8}, 1 KiB only (under a minute)")  # fmt: skip
+    size.add_argument("--full", action="store_true",
+                      help="topology: N up to 32, payloads up to 64 KiB")  # fmt: skip
+    parser.add_argument("--agents", type=int, nargs="+", metavar="N",
+                        help="topology: agent counts to measure (not the preset)")  # fmt: skip
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    args = parser.parse_args()
+    parser.add_argument("--cross-node", action="store_true",
+                        help="topology: also mesh vs hub on a two-node cluster")  # fmt: skip
+    parser.add_argument("--plot", metavar="PATH.png",
+                        help="topology: plot msgs/s, ask latency vs N (matplotlib)")  # fmt: skip
+    return parser
+
+
+def _cross_node(args: argparse.Namespace, outcome: topology.Outcome, console: Console) -> None:
+    """Run benchmarks.crossnode in a subprocess (a driver joins one cluster) and merge its rows."""
+    plan = _plan(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "crossnode.json")
+        command = [sys.executable, "-m", "benchmarks.crossnode", "--json", out,
+                   "--agents", *map(str, plan.agents)]  # fmt: skip
+        command += ["--count", str(args.count)] if args.count else []
+        with console.status("topology across two Ray nodes (a local two-node cluster)"):
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+            outcome.notes.append(f"cross-node run failed (exit {done.returncode}): {tail[0]}")
+            return
+        with open(out, encoding="utf-8") as rows:
+            outcome.rows += [topology.Row(**row) for row in json.load(rows)["rows"]]
+
+
+def _report_topology(
+    outcome: topology.Outcome, console: Console, *, plot_path: str | None
+) -> dict[str, Any]:
+    """Print the topology table and summary, draw the plot; return the JSON parts."""
+    console.print(_topology_table(outcome))
+    for note in outcome.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    for name, by_mode in topology.summarize(outcome.rows).items():
+        for mode, ratios in by_mode.items():
+            shown = ", ".join(f"{k}: {v:.2f}x" for k, v in ratios.items())
+            console.print(f"{name.replace('_', ' ')} ({mode}): {shown}")
+    if plot_path:
+        from benchmarks import plot
+
+        plot.draw(outcome.rows, plot_path)
+        console.print(f"plot written to {plot_path}")
+    return outcome.as_json()
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m benchmarks") -> None:
+    """Run the chosen suites, print their tables, and write the JSON and plot if asked."""
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
     unknown = set(args.suites) - set(SUITES)
     if unknown:
         parser.error(
             f"unknown suite(s) {', '.join(sorted(unknown))}; choose from {', '.join(SUITES)}"
         )
     args.suites = args.suites or list(SUITES)
-    console = Console()
+    if args.agents and min(args.agents) < 2:
+        parser.error("--agents: a ring needs at least 2 agents")
+    if args.plot and "topology" not in args.suites:
+        parser.error("--plot draws the topology suite: add `topology` to the suites")
+    if args.plot:
+        from benchmarks import plot  # fail before measuring, not after
+
+        plot.require()
+    # Not a terminal (CI logs, pipes): rich would wrap the wide tables at 80 columns.
+    console = Console() if sys.stdout.isatty() else Console(width=140)
     results = asyncio.run(_measure(args, Console(stderr=True)))
+    if "topology" in results and args.cross_node:
+        _cross_node(args, results["topology"], Console(stderr=True))
     report: dict[str, Any] = {
+        "raymesh": _version("raymesh"),
         "ray": ray.__version__,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-    }
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform(), "machine": platform.machine()},
+    }  # fmt: skip
+    if "topology" in results:
+        report |= _report_topology(results["topology"], console, plot_path=args.plot)
     if "two-agents" in results:
         console.print(_two_agents_table(results["two-agents"]))
         report["two_agents"] = [asdict(r) for r in results["two-agents"]]

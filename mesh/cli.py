@@ -164,6 +164,65 @@ def _print_outcome(outcome: dict[str, Any]) -> None:
                    f"${usage['cost_usd']:.4f}")  # fmt: skip
 
 
+@app.command("bench")
+def bench(  # noqa: PLR0917 (typer maps each parameter to an option)
+    suites: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Suites: two-agents, watchdogs, supervision, llm, topology.",
+            show_default="all",
+        ),
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="topology: N in {2, 8}, 1 KiB (under a minute).")
+    ] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="topology: N up to 32, payloads up to 64 KiB.")
+    ] = False,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results as JSON.")
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="topology: plot throughput and latency (matplotlib)."),
+    ] = None,
+    count: Annotated[
+        int | None,
+        typer.Option(help="Messages per stream (topology: per measurement).", show_default=False),
+    ] = None,
+) -> None:
+    """Measure raymesh against its baselines (mesh vs hub, raw Ray, autogen-core).
+
+    Forwards to `python -m benchmarks`. The suite is not part of the installed package:
+    run from a raymesh checkout (the directory holding `benchmarks/`).
+    """
+    here = os.getcwd()
+    # The console script's sys.path does not hold the working directory: add a checkout's.
+    if (Path(here) / "benchmarks" / "__main__.py").is_file() and here not in sys.path:
+        sys.path.insert(0, here)
+    try:
+        from benchmarks.__main__ import main as bench_main
+    except ImportError as exc:
+        _err.print(
+            f"[red]error:[/red] the benchmark suite is not importable ({exc}). It ships with "
+            "the source, not the package: run `raymesh bench` from a raymesh checkout, "
+            "or `python -m benchmarks` there."
+        )
+        raise typer.Exit(1) from None
+    argv = list(suites or [])
+    argv += ["--quick"] if quick else []
+    argv += ["--full"] if full else []
+    argv += ["--json", str(json_path)] if json_path else []
+    argv += ["--plot", str(plot)] if plot else []
+    argv += ["--count", str(count)] if count is not None else []
+    # Ray workers import the agent classes by module path: make the checkout importable.
+    if here not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (here, os.environ.get("PYTHONPATH", "")) if p
+        )
+    bench_main(argv, prog="raymesh bench")
+
+
 # -- clusters and jobs ---------------------------------------------------------------
 
 _ADDRESS_HELP = (

@@ -1,0 +1,63 @@
+"""The topology benchmark runs end to end and writes the JSON its consumers read.
+
+Run as a subprocess, the way people run it (`python -m benchmarks` from a checkout),
+in its tiniest configuration. No timing is asserted: this machine is shared and noisy;
+what must hold is the report's shape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPOLOGIES = {"mesh", "hub", "raw-mesh", "raw-hub", "autogen"}
+ROW_FIELDS = {"scenario": str, "topology": str, "mode": str, "agents": int, "payload_bytes": int,
+              "msgs_per_s": float}  # fmt: skip
+OPTIONAL_FLOATS = ("p50_ms", "p95_ms", "p99_ms", "cpu_s_per_1k")
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.timeout(110)
+def test_topology_quick_writes_the_report(tmp_path: Path) -> None:
+    out = tmp_path / "topo.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}  # fmt: skip
+    env.pop("RAY_ADDRESS", None)  # its own local Ray, not the test session's
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "topology", "--quick", "--agents", "2",
+         "--count", "20", "--json", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=100, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+
+    assert isinstance(report["raymesh"], str)
+    assert isinstance(report["ray"], str)
+    assert report["machine"]["cpus"] >= 1
+    rows = report["rows"]
+    assert {(r["topology"], r["mode"]) for r in rows} >= {
+        (t, m) for t in ("mesh", "hub", "raw-mesh", "raw-hub") for m in ("tell", "ask")
+    }
+    for row in rows:
+        for name, kind in ROW_FIELDS.items():
+            assert isinstance(row[name], kind), (name, row)
+        for name in OPTIONAL_FLOATS:
+            assert row[name] is None or isinstance(row[name], float), (name, row)
+        assert row["topology"] in TOPOLOGIES
+        assert row["mode"] in ("tell", "ask")
+        assert row["msgs_per_s"] > 0
+        if row["mode"] == "ask":
+            assert row["p50_ms"] is not None
+            assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
+    summary = report["summary"]
+    for key in ("mesh_over_hub", "mesh_over_raw", "mesh_over_autogen"):
+        assert key in summary
+    assert set(summary["mesh_over_hub"]) == {"tell", "ask"}
+    assert set(summary["mesh_over_raw"]) == {"tell", "ask"}
