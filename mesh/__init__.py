@@ -22,6 +22,7 @@ from mesh.errors import (
     RegistryUnavailableError,
     RestartIntensityError,
     SupervisionError,
+    TraceNotFoundError,
     UnknownMessageTypeError,
 )
 from mesh.registry import AgentInfo
@@ -61,6 +62,7 @@ __all__ = [
     "SupervisionError",
     "TeamHandle",
     "TeamSpec",
+    "TraceNotFoundError",
     "UnknownMessageTypeError",
     "get_logger",
     "handler",

@@ -12,6 +12,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mesh.errors import MeshError
@@ -71,7 +72,7 @@ def run(  # noqa: PLR0917 (typer maps each parameter to an option)
         _err.print("[yellow]interrupted: the team was stopped[/yellow]")
         raise typer.Exit(130) from None
     except MeshError as exc:
-        _err.print(f"[red]error:[/red] {exc}")
+        _err.print(f"[red]error:[/red] {escape(str(exc))}")  # "[agent=..]" is no markup
         raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps(outcome, indent=2, default=str))
@@ -83,6 +84,7 @@ async def _run_team(
     spec: Any, team_dir: str, task: str, timeout: float, *, logs: bool, address: str | None
 ) -> dict[str, Any]:
     from mesh.runtime import Mesh
+    from mesh.traceview import save_trace, settled_trace
     from protocols import Result, Task, new_trace_id
 
     if address not in (None, "local"):
@@ -126,6 +128,8 @@ async def _run_team(
             if spent is not None:
                 row |= {"tokens": spent.input_tokens + spent.output_tokens,
                         "cost_usd": spent.cost_usd}  # fmt: skip
+        if mesh.config.tracing:  # kept for `raymesh trace` after this mesh has gone
+            save_trace(await settled_trace(mesh, trace_id))
         return {"team": spec.name, "entry": team.entry, "trace_id": trace_id,
                 "result": result.model_dump(), "members": members,
                 "usage": _usage_of(usage)}  # fmt: skip
@@ -146,7 +150,7 @@ def _print_outcome(outcome: dict[str, Any]) -> None:
     _out.print(f"[bold]{result['text']}[/bold]")
     for key, value in result["data"].items():
         _out.print(f"  {key}: {value}")
-    _out.print(f"trace id: {outcome['trace_id']}")
+    _out.print(f"trace id: {outcome['trace_id']}  (raymesh trace {outcome['trace_id']})")
     table = Table(title=f"team {outcome['team']}")
     columns = ("team", "agent", "restarts", "handled", "sent", "failed", "tokens", "cost $")
     for column in columns:
@@ -235,7 +239,7 @@ JobAddress = Annotated[
 
 
 def _fail(exc: MeshError) -> NoReturn:
-    _err.print(f"[red]error:[/red] {exc}")
+    _err.print(f"[red]error:[/red] {escape(str(exc))}")  # "[agent=..]" is no markup
     raise typer.Exit(1)
 
 
@@ -514,6 +518,73 @@ def status(
                       row["incarnation"][:8], health, _dash(row["mailbox_depth"]),
                       _dash(row["handled"]))  # fmt: skip
     _out.print(table if rows else f"no agents in namespace {namespace!r} of {gcs}")
+
+
+@app.command("trace")
+def trace(
+    trace_id: Annotated[
+        str | None,
+        typer.Argument(help="The trace id (`raymesh run` prints it).", show_default=False),
+    ] = None,
+    last: Annotated[bool, typer.Option("--last", help="Show the most recent trace.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw spans as JSON.")] = False,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            "-a",
+            help="The GCS address (HOST:PORT) of the cluster the mesh runs on. Default: "
+            "$RAY_ADDRESS, else the cluster `raymesh up` started, else the traces "
+            "`raymesh run` saved.",
+            show_default=False,
+        ),
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option(help="The mesh's Ray namespace.", show_default="raymesh")
+    ] = None,
+) -> None:
+    """Show one conversation as a tree of handled messages with timing bars."""
+    from mesh.traceview import trace_table
+
+    if (trace_id is None) == (not last):
+        _err.print("[red]error:[/red] give a TRACE_ID or --last (not both)")
+        raise typer.Exit(2)
+    try:
+        spans = _trace_spans(trace_id, address, namespace)
+    except MeshError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(spans, indent=2))
+        return
+    _out.print(trace_table(spans))
+
+
+def _trace_spans(trace_id: str | None, address: str | None, namespace: str | None) -> list[Any]:
+    # The running mesh's span store first, then what `raymesh run` saved.
+    from mesh import cluster
+    from mesh.config import MeshConfig
+    from mesh.errors import TraceNotFoundError
+    from mesh.traceview import saved_trace
+
+    spans: list[Any] = []
+    if address or os.environ.get("RAY_ADDRESS") or cluster.live_head() is not None:
+        gcs = cluster.gcs_address(address)
+        namespace = namespace or MeshConfig().namespace
+        with _err.status(f"reading the spans of {gcs} (namespace {namespace})"):
+            spans = cluster.trace_spans(gcs, namespace=namespace, trace_id=trace_id)
+    spans = spans or saved_trace(trace_id)
+    if spans:
+        return spans
+    if trace_id is None:
+        raise TraceNotFoundError(
+            "no traces yet", hint="run a team (`raymesh run`), or pass --address of a running mesh"
+        )
+    raise TraceNotFoundError(
+        "no spans are kept for this trace",
+        trace_id=trace_id,
+        hint="check the id; the span store keeps the newest spans only (`--last` shows the "
+        "most recent trace)",
+    )
 
 
 def _dash(value: Any) -> str:

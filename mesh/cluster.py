@@ -35,10 +35,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 import yaml
@@ -66,6 +66,7 @@ __all__ = [
     "stop_head",
     "stop_job",
     "submit_team",
+    "trace_spans",
     "version_mismatch",
 ]
 
@@ -798,10 +799,60 @@ def agent_rows(address: str, *, namespace: str, timeout: float = 5.0) -> list[di
         ClusterUnreachableError: Nothing answers at the address.
         ClusterError: Ray refused to join (e.g. another Ray version).
     """
-    prepare_driver(address)
     import ray
 
     from mesh.registry import REGISTRY_NAME
+
+    with _joined(address, namespace):
+        try:
+            registry = ray.get_actor(REGISTRY_NAME, namespace=namespace)
+        except ValueError:
+            return []
+        nodes = {n["NodeID"]: n.get("NodeManagerAddress", "") for n in ray.nodes()}  # type: ignore[no-untyped-call]
+        entries: list[tuple[dict[str, Any], Any]] = ray.get(
+            registry.find.remote(None, None), timeout=timeout
+        )
+        return [_agent_row(info, handle, nodes, timeout) for info, handle in entries]
+
+
+def trace_spans(
+    address: str, *, namespace: str, trace_id: str | None, timeout: float = 10.0
+) -> list[dict[str, Any]]:
+    """Join the cluster at `address` and return one trace's spans from the mesh's span store.
+
+    Args:
+        trace_id: The conversation; the most recent one when None.
+
+    Returns the spans in start order; none when the trace (or the span store) is unknown.
+
+    Raises:
+        ClusterUnreachableError: Nothing answers at the address.
+        ClusterError: Ray refused to join (e.g. another Ray version).
+    """
+    import ray
+
+    from mesh.spanstore import SPAN_STORE_NAME
+
+    with _joined(address, namespace):
+        try:
+            store = ray.get_actor(SPAN_STORE_NAME, namespace=namespace)
+        except ValueError:
+            return []
+        if trace_id is None:
+            last = cast("str | None", ray.get(store.last_trace.remote(), timeout=timeout))
+            if last is None:
+                return []
+            trace_id = last
+        spans: list[dict[str, Any]] = ray.get(store.trace.remote(trace_id), timeout=timeout)
+        return spans
+
+
+@contextlib.contextmanager
+def _joined(address: str, namespace: str) -> Iterator[None]:
+    # A short-lived driver that only reads the mesh's actors; a process already in Ray
+    # (a test, a notebook) reads through its own connection.
+    prepare_driver(address)
+    import ray
 
     owns = not ray.is_initialized()
     if owns:
@@ -816,15 +867,7 @@ def agent_rows(address: str, *, namespace: str, timeout: float = 5.0) -> list[di
                 hint="`raymesh version` and the dashboard show both Ray versions",
             ) from exc
     try:
-        try:
-            registry = ray.get_actor(REGISTRY_NAME, namespace=namespace)
-        except ValueError:
-            return []
-        nodes = {n["NodeID"]: n.get("NodeManagerAddress", "") for n in ray.nodes()}  # type: ignore[no-untyped-call]
-        entries: list[tuple[dict[str, Any], Any]] = ray.get(
-            registry.find.remote(None, None), timeout=timeout
-        )
-        return [_agent_row(info, handle, nodes, timeout) for info, handle in entries]
+        yield
     finally:
         if owns:
             ray.shutdown()

@@ -18,6 +18,7 @@
     │   └── RestartIntensityError  a team restarted too often and gave up
     ├── ConfigError         a bad setting, agent class or name
     │   └── NameTakenError  a live agent already has that name
+    ├── TraceNotFoundError(+LookupError)  no spans kept for that trace (``raymesh trace``)
     └── ClusterError        (mesh.cluster) a cluster or job operation failed
         └── ClusterUnreachableError(+ConnectionError)
 
@@ -56,6 +57,7 @@ __all__ = [
     "RegistryUnavailableError",
     "RestartIntensityError",
     "SupervisionError",
+    "TraceNotFoundError",
     "UnknownMessageTypeError",
 ]
 
@@ -158,3 +160,7 @@ class ConfigError(MeshError):
 
 class NameTakenError(ConfigError):
     """A live agent is already registered under the name."""
+
+
+class TraceNotFoundError(MeshError, LookupError):
+    """No spans are kept for the trace asked for (unknown id, dropped, or no traces yet)."""

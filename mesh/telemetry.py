@@ -27,11 +27,12 @@ from typing import Any
 
 from protocols import Envelope
 
-__all__ = ["Recorder", "SpanRecord", "add_event", "add_to", "redact"]
+__all__ = ["FLUSH_S", "Recorder", "SpanRecord", "add_event", "add_to", "redact"]
 
 _SECRET = re.compile(r"(sk-[A-Za-z0-9_-]{8,}|[A-Za-z0-9_-]{40,})")
 _current: ContextVar[SpanRecord | None] = ContextVar("raymesh_span", default=None)
-_FLUSH_S = 0.5
+#: Seconds between a host's shipments of recorded spans to the span store.
+FLUSH_S = 0.5
 
 
 @dataclass(slots=True)
@@ -164,7 +165,7 @@ class Recorder:
     async def run(self) -> None:
         """Ship the recorded spans every half second, off the message path."""
         while True:
-            await asyncio.sleep(_FLUSH_S)
+            await asyncio.sleep(FLUSH_S)
             self.flush()
 
     def flush(self) -> None:

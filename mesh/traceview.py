@@ -1,15 +1,79 @@
-"""``raymesh trace``: one conversation as a tree of handled messages with timing bars."""
+"""``raymesh trace``: one conversation as a tree of handled messages with timing bars.
+
+The spans come from the span store of a running mesh, or, once the mesh is gone (a
+``raymesh run`` on a local Ray ends with it), from the copy the run saved under the
+raymesh home (``$RAYMESH_HOME/traces``; the newest `KEEP_SAVED` are kept).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["trace_table"]
+from mesh.cluster import raymesh_home
+from mesh.telemetry import FLUSH_S
 
+if TYPE_CHECKING:
+    from mesh.runtime import Mesh
+
+__all__ = ["KEEP_SAVED", "save_trace", "saved_trace", "settled_trace", "trace_table"]
+
+KEEP_SAVED = 100
 _BAR = 30
+
+
+async def settled_trace(mesh: Mesh, trace_id: str, *, within: float = 5.0) -> list[dict[str, Any]]:
+    """Return a conversation's spans once they have all reached the span store.
+
+    Hosts ship spans every `FLUSH_S`: once the root span (which ends last) is in, one
+    more shipment period brings the spans of the other hosts.
+    """
+    deadline = time.monotonic() + within
+    while not any(s["parent_span_id"] is None for s in await mesh.trace(trace_id)):
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(FLUSH_S + 0.1)
+    return await mesh.trace(trace_id)
+
+
+def _saved_dir() -> Path:
+    return raymesh_home() / "traces"
+
+
+def save_trace(spans: list[dict[str, Any]]) -> Path | None:
+    """Keep a trace's spans under the raymesh home, for `raymesh trace` after the mesh ends."""
+    if not spans:
+        return None
+    folder = _saved_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{spans[0]['trace_id']}.json"
+    path.write_text(json.dumps(spans))
+    for old in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)[:-KEEP_SAVED]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def saved_trace(trace_id: str | None) -> list[dict[str, Any]]:
+    """Return a saved trace's spans (the newest saved when `trace_id` is None), or none."""
+    folder = _saved_dir()
+    if trace_id is None:
+        saved = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        if not saved:
+            return []
+        path = saved[-1]
+    else:
+        path = folder / f"{trace_id}.json"
+        if path.parent != folder or not path.is_file():  # an id is never a path
+            return []
+    spans: list[dict[str, Any]] = json.loads(path.read_text())
+    return spans
 
 
 def _ordered(spans: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
@@ -35,10 +99,11 @@ def trace_table(spans: list[dict[str, Any]]) -> Table:
     end = max(s["end_ns"] for s in spans)
     width = max(end - start, 1)
     table = Table(title=f"trace {spans[0]['trace_id']}  ({width / 1e6:.1f} ms)")
-    for column in ("agent / message", "timeline", "ms", "tokens", "cost $", "outcome"):
-        table.add_column(
-            column, justify="right" if column in ("ms", "tokens", "cost $") else "left"
-        )
+    table.add_column("agent / message", overflow="fold")
+    table.add_column("timeline", min_width=_BAR, no_wrap=True)  # the bars must stay whole
+    for column in ("ms", "tokens", "cost $"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("outcome", overflow="fold")
     for depth, span in _ordered(spans):
         attrs = span["attributes"]
         left = round((span["start_ns"] - start) / width * _BAR)
