@@ -37,6 +37,7 @@ from actors.structured import describe, parse_reply, repair_prompt, structured_s
 from actors.tools import Tool, Toolbox
 from actors.usage import Price, PriceTable, UsageLedger, UsageRecord, UsageTotals
 from mesh import DeadlineExceededError, get_logger, telemetry
+from mesh.stats import count_model_call
 
 __all__ = ["CompletionResult", "LLMClient", "ToolRun"]
 
@@ -413,6 +414,9 @@ class LLMClient:
             )
         )
         _annotate_span(self.model_id, usage.input_tokens, usage.output_tokens, cost, latency)
+        count_model_call(self.model_id, tokens_in=usage.input_tokens,
+                         tokens_out=usage.output_tokens, cost_usd=cost,
+                         estimated=usage.estimated)  # fmt: skip
         return response
 
 

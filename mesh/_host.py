@@ -124,6 +124,7 @@ class AgentHost:
 
         Returns the registry entry, or ``{"error": <wire error>}`` if the agent cannot start.
         """
+        self._stats.bind()  # the workers and on_start count their model calls on it
         try:
             agent = self._agent_cls.__new__(self._agent_cls)
             agent.name = self._info.name

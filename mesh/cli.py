@@ -489,7 +489,7 @@ def status(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show the mesh's agents from the registry: role, model, node, health, mailbox, handled."""
+    """Show the mesh's agents: role, model, node, health, mailbox, handled, tokens, cost."""
     from mesh import cluster
     from mesh.config import MeshConfig
 
@@ -504,10 +504,11 @@ def status(
         typer.echo(json.dumps({"address": gcs, "namespace": namespace, "agents": rows}, indent=2))
         return
     table = Table(title=f"agents of {gcs}, namespace {namespace}")
-    for column in ("agent", "role", "model", "node", "incarnation", "health", "mailbox",
-                   "handled"):  # fmt: skip
-        table.add_column(column, justify="right" if column in ("mailbox", "handled") else "left")
+    numbers = ("mailbox", "handled", "tokens", "cost $")
+    for column in ("agent", "role", "model", "node", "incarnation", "health", *numbers):
+        table.add_column(column, justify="right" if column in numbers else "left")
     for row in rows:
+        cost = None if row["cost_usd"] is None else f"{row['cost_usd']:.4f}"
         if not row["reachable"]:
             health = "[red]unreachable[/red]"
         elif row["healthy"]:
@@ -516,7 +517,8 @@ def status(
             health = f"[red]stuck[/red] ({row['loop_lag_s']:.1f} s lag)"
         table.add_row(row["name"], row["role"] or "", row["model"] or "", row["node"],
                       row["incarnation"][:8], health, _dash(row["mailbox_depth"]),
-                      _dash(row["handled"]))  # fmt: skip
+                      _dash(row["handled"]), _dash(row["tokens"]),
+                      _dash(cost))  # fmt: skip
     _out.print(table if rows else f"no agents in namespace {namespace!r} of {gcs}")
 
 

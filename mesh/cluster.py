@@ -792,8 +792,8 @@ def agent_rows(address: str, *, namespace: str, timeout: float = 5.0) -> list[di
     """Join the cluster at `address` and return a row per live agent of the namespace.
 
     Each row holds the registry entry (name, role, model, node, incarnation, health)
-    and the host's counters (mailbox depth, messages handled). The registry is only
-    read: a namespace without one has no agents, and none is created.
+    and the host's counters (mailbox depth, messages handled, model tokens and cost).
+    The registry is only read: a namespace without one has no agents, and none is created.
 
     Raises:
         ClusterUnreachableError: Nothing answers at the address.
@@ -888,6 +888,8 @@ def _agent_row(
         "loop_lag_s": info.get("loop_lag_s", 0.0),
         "mailbox_depth": None,
         "handled": None,
+        "tokens": None,
+        "cost_usd": None,
         "reachable": True,
     }
     try:
@@ -903,5 +905,7 @@ def _agent_row(
         handled=stats.get("handled"),
         received=stats.get("received"),
         failed=stats.get("failed"),
+        tokens=sum(u.input_tokens + u.output_tokens for u in stats["models"].values()),
+        cost_usd=sum(u.cost_usd for u in stats["models"].values()),
     )
     return row

@@ -8,6 +8,7 @@ ids are minted. It talks to agents the same way they talk to each other.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -261,12 +262,13 @@ class Mesh:
     async def usage(
         self, *, names: Sequence[str] | None = None, trace_id: str | None = None
     ) -> UsageReport:
-        """Return model usage and cost, totalled per agent, per model and per trace.
+        """Return model usage and cost, totalled per agent, team, model and trace.
 
         Args:
-            names: The agents to ask (default: every live agent of the namespace);
-                pass a team's member names for the team's total.
+            names: The agents to ask (default: every live agent of the namespace).
             trace_id: Count only this conversation.
+
+        The teams are those this mesh started (`team`).
         """
         if names is None:
             names = [info.name for info in await self.agents()]
@@ -275,8 +277,20 @@ class Mesh:
             return_exceptions=True,
         )
         return UsageReport.of(
-            [s for s in summaries if isinstance(s, UsageSummary)], trace_id=trace_id
+            [s for s in summaries if isinstance(s, UsageSummary)],
+            trace_id=trace_id,
+            teams=await self._team_paths(),
         )
+
+    async def _team_paths(self) -> dict[str, str]:
+        # Each member agent's team path (``review/writers``), for usage per team.
+        paths: dict[str, str] = {}
+        for team in self._teams:
+            if not team.stopped:
+                with contextlib.suppress(ray.exceptions.RayError):  # it failed: none run
+                    paths |= {row["name"]: row["team"] for row in await team.members()
+                              if row["kind"] == "agent"}  # fmt: skip
+        return paths
 
     async def trace(self, trace_id: str | None = None) -> list[dict[str, Any]]:
         """Return the spans of a conversation kept by the mesh, in start order.

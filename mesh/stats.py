@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from protocols import Usage, UsageSummary
 
-__all__ = ["AgentStats", "UsageReport"]
+__all__ = ["AgentStats", "UsageReport", "count_model_call"]
+
+_current: ContextVar[AgentStats | None] = ContextVar("raymesh_agent_stats", default=None)
 
 
 @dataclass(slots=True)
@@ -27,6 +31,7 @@ class AgentStats:
         probes_received: Deadlock probes that reached this agent.
         deadlocks_broken: Cycles this agent detected and broke.
         mailbox_depth: Messages waiting when the stats were read.
+        models: Model calls, tokens and cost, per model (see `count_model_call`).
     """
 
     name: str
@@ -43,20 +48,57 @@ class AgentStats:
     probes_received: int = 0
     deadlocks_broken: int = 0
     mailbox_depth: int = 0
+    models: dict[str, Usage] = field(default_factory=dict)
+
+    def bind(self) -> None:
+        """Make these the stats that model calls in this context (and its tasks) count on."""
+        _current.set(self)
+
+
+def count_model_call(
+    model: str, *, tokens_in: int, tokens_out: int, cost_usd: float, estimated: bool = False
+) -> None:
+    """Count a model call on the stats of the agent whose handler made it.
+
+    LLM clients call it; they do not know their host, the context does. Outside an
+    agent (a driver calling a model itself) it does nothing.
+    """
+    stats = _current.get()
+    if stats is None:
+        return
+    usage = Usage(calls=1, input_tokens=tokens_in, output_tokens=tokens_out,
+                  cost_usd=cost_usd, estimated_calls=int(estimated))  # fmt: skip
+    stats.models.setdefault(model, Usage()).add(usage)
 
 
 @dataclass
 class UsageReport:
-    """Model usage and cost across agents: in total, per agent, per model, per trace."""
+    """Model usage and cost across agents: in total, per agent, team, model and trace.
+
+    A team's figure includes its sub-teams' (``review`` totals ``review/writers`` too).
+    """
 
     total: Usage = field(default_factory=Usage)
     by_agent: dict[str, Usage] = field(default_factory=dict)
+    by_team: dict[str, Usage] = field(default_factory=dict)
     by_model: dict[str, Usage] = field(default_factory=dict)
     by_trace: dict[str, Usage] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, summaries: list[UsageSummary], *, trace_id: str | None = None) -> UsageReport:
-        """Total agents' summaries, optionally for one trace only."""
+    def of(
+        cls,
+        summaries: list[UsageSummary],
+        *,
+        trace_id: str | None = None,
+        teams: Mapping[str, str] | None = None,
+    ) -> UsageReport:
+        """Total agents' summaries, optionally for one trace only.
+
+        Args:
+            summaries: What each agent reported.
+            trace_id: Count only this conversation.
+            teams: Each team member's team path (``review/writers``), for `by_team`.
+        """
         report = cls()
         for summary in summaries:
             mine = summary.total if trace_id is None else summary.by_trace.get(trace_id, Usage())
@@ -64,6 +106,9 @@ class UsageReport:
                 continue
             report.total.add(mine)
             report.by_agent[summary.agent] = mine
+            path = (teams or {}).get(summary.agent, "").split("/")
+            for depth in range(1, len(path) + 1 if path[0] else 0):
+                report.by_team.setdefault("/".join(path[:depth]), Usage()).add(mine)
             if trace_id is None:
                 for model, usage in summary.by_model.items():
                     report.by_model.setdefault(model, Usage()).add(usage)

@@ -17,12 +17,21 @@ from rich.table import Table
 from rich.text import Text
 
 from mesh.cluster import raymesh_home
+from mesh.stats import UsageReport
 from mesh.telemetry import FLUSH_S
+from protocols import Usage
 
 if TYPE_CHECKING:
     from mesh.runtime import Mesh
 
-__all__ = ["KEEP_SAVED", "save_trace", "saved_trace", "settled_trace", "trace_table"]
+__all__ = [
+    "KEEP_SAVED",
+    "save_trace",
+    "saved_trace",
+    "settled_trace",
+    "trace_table",
+    "trace_usage",
+]
 
 KEEP_SAVED = 100
 _BAR = 30
@@ -93,12 +102,48 @@ def _ordered(spans: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
     return rows
 
 
+def trace_usage(spans: list[dict[str, Any]]) -> UsageReport:
+    """Total a trace's model calls from its spans: in all, per agent and per model."""
+    report = UsageReport()
+    for span in spans:
+        for event in span["events"]:
+            if event["name"] != "llm.call":
+                continue
+            call = event["attributes"]
+            usage = Usage(calls=1, input_tokens=call["tokens_in"],
+                          output_tokens=call["tokens_out"], cost_usd=call["cost_usd"])  # fmt: skip
+            agent = span["attributes"].get("raymesh.agent", "?")
+            for total in (report.total, report.by_agent.setdefault(agent, Usage()),
+                          report.by_model.setdefault(call["model"], Usage()),
+                          report.by_trace.setdefault(span["trace_id"], Usage())):  # fmt: skip
+                total.add(usage)
+    return report
+
+
+def _caption(usage: UsageReport) -> str:
+    total = usage.total
+    if total.calls == 0:
+        return "no model calls"
+    per_agent = ", ".join(f"{agent} ${u.cost_usd:.4f}" for agent, u in usage.by_agent.items())
+    per_model = ", ".join(f"{model} ${u.cost_usd:.4f}" for model, u in usage.by_model.items())
+    tokens = total.input_tokens + total.output_tokens
+    return (f"{total.calls} model calls, {tokens} tokens, ${total.cost_usd:.4f} in all\n"
+            f"by agent: {per_agent}\nby model: {per_model}")  # fmt: skip
+
+
 def trace_table(spans: list[dict[str, Any]]) -> Table:
-    """Return the spans of one trace as a table: tree, timing bar, duration, tokens, cost."""
+    """Return the spans of one trace as a table: tree, timing bar, duration, tokens, cost.
+
+    Its caption totals the trace's model calls, tokens and cost, per agent and model.
+    """
     start = min(s["start_ns"] for s in spans)
     end = max(s["end_ns"] for s in spans)
     width = max(end - start, 1)
-    table = Table(title=f"trace {spans[0]['trace_id']}  ({width / 1e6:.1f} ms)")
+    table = Table(
+        title=f"trace {spans[0]['trace_id']}  ({width / 1e6:.1f} ms)",
+        caption=_caption(trace_usage(spans)),
+        caption_justify="left",
+    )
     table.add_column("agent / message", overflow="fold")
     table.add_column("timeline", min_width=_BAR, no_wrap=True)  # the bars must stay whole
     for column in ("ms", "tokens", "cost $"):
