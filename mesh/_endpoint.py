@@ -80,6 +80,7 @@ class Endpoint:
         self.outstanding: dict[str, Outstanding] = {}
         self._background: set[asyncio.Task[None]] = set()
         self.sent = 0
+        self.sent_by_type: dict[str, int] = {}
         self.probes_sent = 0
 
     @property
@@ -156,6 +157,7 @@ class Endpoint:
         accepted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         link.send(frame, accepted)
         self.sent += 1
+        self.sent_by_type[env.type] = self.sent_by_type.get(env.type, 0) + 1
         try:
             await accepted
         except MeshError as exc:
@@ -201,6 +203,7 @@ class Endpoint:
             async with asyncio.timeout_at(_loop_time(env.deadline)):
                 link = await self.link(peer, trace_id=env.trace_id)
                 self.sent += 1
+                self.sent_by_type[env.type] = self.sent_by_type.get(env.type, 0) + 1
                 if self.is_edge or link.idle:
                     # One Ray call whose result is the reply: the lowest latency when
                     # nothing is waiting to be coalesced with it.

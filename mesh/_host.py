@@ -29,6 +29,7 @@ from mesh.errors import (
     NoHandlerError,
     PeerDeadError,
 )
+from mesh.metrics import HostMetrics
 from mesh.registry import AgentInfo, RegistryClient
 from mesh.spanstore import SPAN_STORE_NAME
 from mesh.stats import AgentStats
@@ -81,6 +82,7 @@ class AgentHost:
             started_at=time.time(),
         )
         self._registry = RegistryClient.existing(namespace=config.namespace)
+        self._stats = AgentStats(name=name)
         self._recorder: Recorder | None = None
         if config.tracing:
             store = ray.get_actor(SPAN_STORE_NAME, namespace=config.namespace)
@@ -93,6 +95,10 @@ class AgentHost:
             self_handle=ray.get_runtime_context().current_actor,
         )
         self._codec = self._endpoint.codec
+        self._metrics: HostMetrics | None = None
+        if config.metrics:
+            self._metrics = HostMetrics(name, stats=self._stats, sent=self._endpoint.sent_by_type,
+                                        mailbox_depth=self._mailbox.qsize)  # fmt: skip
         self._log = get_logger(agent=name)
         self._agent: Agent | None = None
         self._workers: list[asyncio.Task[None]] = []
@@ -115,7 +121,6 @@ class AgentHost:
         self._cancel_running: set[str] = set()
         self._heartbeat = Heartbeat(config.tick_s)
         self._control: asyncio.Task[None] | None = None
-        self._stats = AgentStats(name=name)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -152,6 +157,8 @@ class AgentHost:
         self._background = [asyncio.create_task(self._heartbeat.run())]
         if self._recorder is not None:
             self._background.append(asyncio.create_task(self._recorder.run()))
+        if self._metrics is not None:
+            self._background.append(asyncio.create_task(self._metrics.run()))
         self._log.debug("agent started", incarnation=self._info.incarnation)
         return {"info": self._info.model_dump()}
 
@@ -202,6 +209,8 @@ class AgentHost:
         self._endpoint.close()
         if self._recorder is not None:
             self._recorder.flush()
+        if self._metrics is not None:
+            self._metrics.flush()
         gone = PeerDeadError(f"agent {self._info.name!r} stopped before replying ({reason})",
                              agent=self._info.name)  # fmt: skip
         for message_id, waiter in list(self._call_waiters.items()):
@@ -453,7 +462,11 @@ class AgentHost:
                 trace_id=env.trace_id,
             )
         else:
+            started = time.perf_counter()
             outcome, spent = await self._run_handler(env)
+            if self._metrics is not None:
+                failed = type(outcome).__name__ if isinstance(outcome, MeshError) else None
+                self._metrics.handled(env.type, time.perf_counter() - started, failed)
         if isinstance(outcome, MeshError):
             self._stats.failed += 1
             if not is_ask:

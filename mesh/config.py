@@ -40,6 +40,7 @@ class MeshConfig(BaseSettings):
     stuck_after_s: float = Field(1.0, gt=0, description="Event-loop lag reported as stuck.")
     tracing: bool = Field(True, description="A span per handled message, kept by the mesh.")
     max_spans: int = Field(100_000, ge=100, description="Spans the span store keeps.")
+    metrics: bool = Field(True, description="Per-agent metrics in Ray's metrics (Prometheus).")
     stop_grace_s: float = Field(5.0, ge=0, description="Time on_stop and running handlers get.")
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

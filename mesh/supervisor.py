@@ -27,6 +27,7 @@ from mesh._spawn import start_host
 from mesh._supervision import Plan, Policy
 from mesh.config import MeshConfig
 from mesh.errors import MeshError, RestartIntensityError
+from mesh.metrics import count_restart
 from mesh.registry import RegistryClient
 from mesh.team import AgentSpec, TeamSpec
 from mesh.tracing import configure_logging, get_logger
@@ -186,6 +187,8 @@ class Supervisor:
                     plans.append(self._policy.exited(name, abnormal=True, now=time.monotonic()))
                     break
                 self._restarts[name] = self._restarts.get(name, 0) + 1
+                if self._config.metrics and self._children[name].kind == "agent":
+                    count_restart(name, self._path)
                 self._log.info("child restarted", child=name, restarts=self._restarts[name])
 
     async def _stop_child(self, name: str) -> None:
