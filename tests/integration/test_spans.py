@@ -12,10 +12,12 @@ import pytest
 import ray
 from _agents import Boom, Echo, Relay, Relayer, Seen
 from conftest import Spawn
+from typer.testing import CliRunner
 
 from actors import Prompt, Reasoner
 from actors.loopback import LoopbackLLMServer, Step
 from mesh import HandlerError, Mesh
+from mesh.cli import app
 from mesh.spanstore import SpanStore
 
 pytestmark = pytest.mark.ray
@@ -93,6 +95,22 @@ async def test_an_api_key_given_to_an_agent_appears_in_no_span_and_no_log(
     assert span["attributes"]["llm.calls"] == 1
     assert span["attributes"]["llm.tokens_in"] > 0
     assert canary not in json.dumps(await mesh.trace(trace_id))
+    echo = await spawn(Echo, "keyleaker")  # a handler that fails with the key in its error
+    leaked = "cb" * 16
+    with pytest.raises(HandlerError):
+        await mesh.ask(echo.name, Boom(text=f"key={canary}"), trace_id=leaked)
+    (failed,) = await _spans(mesh, leaked, 1)
+    assert "boom: key=[redacted]" in failed["error"]
+    gcs = str(ray.get_runtime_context().gcs_address)
+    for shown_id, shows in ((trace_id, agent.name), (leaked, echo.name)):
+        for options in ([], ["--json"]):
+            shown = await asyncio.to_thread(
+                CliRunner(env={"COLUMNS": "200"}).invoke, app,
+                ["trace", shown_id, "--address", gcs, *options],
+            )  # fmt: skip
+            assert shown.exit_code == 0, shown.output
+            assert shows in shown.output  # the trace is there, the key is not
+            assert canary not in shown.output
     logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
     leaks = [
         p.name for p in logs.rglob("*") if p.is_file() and canary in p.read_text(errors="ignore")
