@@ -53,8 +53,8 @@ def _latency_table(title: str, latencies: list[watchdogs.Latency]) -> Table:
 
 def _watchdog_tables(latencies: list[watchdogs.Latency], cost: watchdogs.Cost) -> list[Table]:
     found = _latency_table("deadlock detection and deadline overshoot", latencies)
-    spent = Table(title="cost of the watchdogs: windowed asks between two agents")
-    for column in ("watchdogs on, msgs/s", "off, msgs/s", "on / off"):
+    spent = Table(title="watchdogs, tracing and metrics: windowed asks between two agents")
+    for column in ("all on, msgs/s", "all off, msgs/s", "on / off"):
         spent.add_column(column, justify="right")
     spent.add_row(f"{cost.on_msgs_per_s:,.0f}", f"{cost.off_msgs_per_s:,.0f}", f"{cost.ratio:.2f}x")
     return [found, spent]

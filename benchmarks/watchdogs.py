@@ -7,8 +7,8 @@
   DeadlockError (probes start after the configured probe delay).
 - Deadline epsilon: how long after its deadline an ask to a handler that never
   answers ends.
-- Cost: windowed ask throughput between two agents with watchdogs and tracing on and
-  off, alternating rounds in one run.
+- Cost: windowed ask throughput between two agents with the instrumentation
+  (watchdogs, tracing and metrics) all on and all off, alternating rounds in one run.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from benchmarks.two_agents import Blast, agent_pair, measure
 from mesh import Agent, Context, DeadlineExceededError, DeadlockError, Mesh, handler
 from protocols import Message
+
+#: The MeshConfig switches of the instrumentation whose cost `cost` measures.
+_INSTRUMENTS = ("watchdogs", "tracing", "metrics")
 
 
 class Loop(Message, type="bench.loop/1"):
@@ -78,14 +81,14 @@ class Latency:
 
 @dataclass(frozen=True)
 class Cost:
-    """Ask throughput with watchdogs on and off, measured in alternating rounds."""
+    """Ask throughput with watchdogs, tracing and metrics on and off, in alternating rounds."""
 
     on_msgs_per_s: float
     off_msgs_per_s: float
 
     @property
     def ratio(self) -> float:
-        """Throughput with watchdogs on over off."""
+        """Throughput with the instrumentation on over off."""
         return self.on_msgs_per_s / self.off_msgs_per_s
 
 
@@ -169,12 +172,13 @@ async def deadline_epsilon(mesh: Mesh, repeats: int, *, timeout: float = 0.3) ->
 
 async def cost(mesh: Mesh, *, count: int, rounds: int = 3) -> Cost:
     """Windowed ask throughput between two agents with the runtime's instrumentation on
-    (watchdogs and tracing), then off, alternating rounds in one run."""
-    off = Mesh.local(config=mesh.config.model_copy(update={"watchdogs": False, "tracing": False}))
+    (watchdogs, tracing and metrics), then off, alternating rounds in one run."""
+    on = Mesh.local(config=mesh.config.model_copy(update=dict.fromkeys(_INSTRUMENTS, True)))
+    off = Mesh.local(config=mesh.config.model_copy(update=dict.fromkeys(_INSTRUMENTS, False)))
     rates: dict[bool, list[float]] = {True: [], False: []}
-    async with agent_pair(mesh) as on_pair, agent_pair(off) as off_pair:
+    async with agent_pair(on) as on_pair, agent_pair(off) as off_pair:
         for _ in range(rounds):
-            for enabled, m, pair in ((True, mesh, on_pair), (False, off, off_pair)):
+            for enabled, m, pair in ((True, on, on_pair), (False, off, off_pair)):
                 blast = Blast(peer=pair[1], mode="ask", count=count, window=64, payload_bytes=1024)
                 rates[enabled].append((await measure(m, pair, blast, "ask")).msgs_per_s)
     return Cost(statistics.median(rates[True]), statistics.median(rates[False]))

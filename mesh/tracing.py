@@ -1,17 +1,19 @@
 """Trace context for handlers and structured logs that carry it.
 
-structlog's contextvars hold ``trace_id``, ``span_id`` and ``agent`` while a handler
-runs; asyncio copies the context into each task, so concurrent handlers never see each
-other's ids. Every log line written inside a handler, by raymesh or by user code using
-`get_logger`, carries the three.
+While a handler runs, one context variable holds its ``agent``, ``trace_id`` and
+``span_id``; asyncio copies the context into each task, so concurrent handlers never
+see each other's ids. A log processor adds the three to every line written inside a
+handler, by raymesh or by user code using `get_logger`. Setting one variable costs far
+less than binding three of structlog's contextvars for every message (measured: that
+was 7 to 10% of a busy host's CPU); the ids are only copied into lines written.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator, MutableMapping
-from contextlib import contextmanager
+from collections.abc import MutableMapping
+from contextvars import ContextVar, Token
 from typing import Any, Literal
 
 import structlog
@@ -19,9 +21,17 @@ import structlog
 from mesh.telemetry import redact
 from protocols import new_span_id, new_trace_id
 
-__all__ = ["configure_logging", "get_logger", "new_span_id", "new_trace_id", "trace_scope"]
+__all__ = [
+    "configure_logging",
+    "get_logger",
+    "new_span_id",
+    "new_trace_id",
+    "trace_context",
+    "trace_scope",
+]
 
 _configured: tuple[str, str] | None = None
+_scope: ContextVar[tuple[str, str, str] | None] = ContextVar("raymesh_log_scope", default=None)
 
 
 def configure_logging(*, fmt: Literal["console", "json"] = "console", level: str = "info") -> None:
@@ -40,6 +50,7 @@ def configure_logging(*, fmt: Literal["console", "json"] = "console", level: str
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _add_trace_context,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
@@ -70,8 +81,34 @@ def get_logger(**initial: Any) -> Any:
     return structlog.get_logger(**initial)
 
 
-@contextmanager
-def trace_scope(*, agent: str, trace_id: str, span_id: str) -> Iterator[None]:
-    """Bind the trace, span and agent to every log line inside the block."""
-    with structlog.contextvars.bound_contextvars(agent=agent, trace_id=trace_id, span_id=span_id):
-        yield
+def _add_trace_context(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    scope = _scope.get()
+    if scope is not None:
+        for key, value in zip(("agent", "trace_id", "span_id"), scope, strict=True):
+            event.setdefault(key, value)
+    return event
+
+
+def trace_context() -> dict[str, str]:
+    """Return the agent, trace and span that log lines written here now carry."""
+    scope = _scope.get()
+    return {} if scope is None else dict(zip(("agent", "trace_id", "span_id"), scope, strict=True))
+
+
+class trace_scope:  # noqa: N801 -- a context manager, named like contextlib's
+    """Make every log line inside the block carry the trace, span and agent."""
+
+    __slots__ = ("_ids", "_token")
+
+    def __init__(self, *, agent: str, trace_id: str, span_id: str) -> None:
+        self._ids = (agent, trace_id, span_id)
+        self._token: Token[tuple[str, str, str] | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _scope.set(self._ids)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._token is not None
+        _scope.reset(self._token)

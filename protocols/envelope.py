@@ -8,6 +8,7 @@ host (as a typed error to the asker) rather than in the transport.
 from __future__ import annotations
 
 import os
+import random
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -24,19 +25,26 @@ class Kind(StrEnum):
     ERROR = "error"
 
 
+# Ids need to be unique, not secret: a generator of raymesh's own, seeded from the OS
+# (again in a forked child), costs a fraction of an os.urandom call per message, and a
+# user seeding the `random` module for repeatable runs cannot make ids repeat.
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
+
+
 def new_trace_id() -> str:
     """Return a W3C trace id: 32 lowercase hex digits, never all zero."""
-    return os.urandom(16).hex()
+    return f"{_ids.getrandbits(128) or 1:032x}"
 
 
 def new_span_id() -> str:
-    """Return a W3C span id: 16 lowercase hex digits."""
-    return os.urandom(8).hex()
+    """Return a W3C span id: 16 lowercase hex digits, never all zero."""
+    return f"{_ids.getrandbits(64) or 1:016x}"
 
 
 def new_message_id() -> str:
     """Return a unique message id (128 random bits)."""
-    return os.urandom(16).hex()
+    return f"{_ids.getrandbits(128):032x}"
 
 
 @dataclass(slots=True)

@@ -8,19 +8,16 @@ import subprocess
 import sys
 import textwrap
 
-import structlog
-
-from mesh.tracing import trace_scope
+from mesh.tracing import trace_context, trace_scope
 
 
 def test_trace_scope_binds_and_unbinds_the_trace_context() -> None:
     with trace_scope(agent="a", trace_id="t" * 32, span_id="s" * 16):
-        assert structlog.contextvars.get_contextvars() == {
-            "agent": "a",
-            "trace_id": "t" * 32,
-            "span_id": "s" * 16,
-        }
-    assert structlog.contextvars.get_contextvars() == {}
+        assert trace_context() == {"agent": "a", "trace_id": "t" * 32, "span_id": "s" * 16}
+        with trace_scope(agent="b", trace_id="u" * 32, span_id="v" * 16):
+            assert trace_context()["agent"] == "b"
+        assert trace_context()["agent"] == "a"
+    assert trace_context() == {}
 
 
 async def test_concurrent_handlers_do_not_see_each_others_trace() -> None:
@@ -29,7 +26,7 @@ async def test_concurrent_handlers_do_not_see_each_others_trace() -> None:
     async def handle(name: str) -> None:
         with trace_scope(agent=name, trace_id=name * 32, span_id=name * 16):
             await asyncio.sleep(0)  # let the other task run inside its own scope
-            seen[name] = structlog.contextvars.get_contextvars()["trace_id"]
+            seen[name] = trace_context()["trace_id"]
 
     await asyncio.gather(handle("a"), handle("b"))
     assert seen == {"a": "a" * 32, "b": "b" * 32}
