@@ -45,21 +45,32 @@ async def test_agents_metrics_appear_in_rays_prometheus_endpoint(mesh: Mesh, spa
     echo = await spawn(Echo, "mecho")
     llm = await spawn(Reasoner, "mllm", model="offline:metered",
                       prices={"offline:": {"input": 1.0, "output": 1.0}})  # fmt: skip
-    for _ in range(3):
-        await mesh.ask(a.name, Relay(route=[b.name]), expect=Seen)
-    await mesh.ask(echo.name, Ping(text="hi"))
-    with pytest.raises(HandlerError):
-        await mesh.ask(echo.name, Boom(text="bad"))
-    await mesh.ask(llm.name, Prompt(text="count me"))
+    team = await mesh.team({"name": "metered", "agents": [
+        {"name": "metered-member", "agent": "_agents:Member"}]})  # fmt: skip
+    try:
+        for _ in range(3):
+            await mesh.ask(a.name, Relay(route=[b.name]), expect=Seen)
+        await mesh.ask(echo.name, Ping(text="hi"))
+        with pytest.raises(HandlerError):
+            await mesh.ask(echo.name, Boom(text="bad"))
+        await mesh.ask(llm.name, Prompt(text="count me"))
+        with pytest.raises(HandlerError):  # it crashes, and its supervisor restarts it
+            await mesh.ask("metered-member", Boom(text="crash"))
+        await _check_series(a.name, b.name, echo.name, llm.name)
+    finally:
+        await team.stop()
 
+
+async def _check_series(a: str, b: str, echo: str, llm: str) -> None:
     expected = {
-        ("ray_raymesh_messages_in_total", a.name, "type", "test.relay/1"): 3,
-        ("ray_raymesh_messages_in_total", b.name, "type", "test.relay/1"): 3,
-        ("ray_raymesh_messages_out_total", a.name, "type", "test.relay/1"): 3,
-        ("ray_raymesh_handler_seconds_count", b.name, "type", "test.relay/1"): 3,
-        ("ray_raymesh_errors_total", echo.name, "error", "HandlerError"): 1,
-        ("ray_raymesh_model_tokens_total", llm.name, "model", "offline:metered"): None,
-        ("ray_raymesh_model_cost_usd_total", llm.name, "model", "offline:metered"): None,
+        ("ray_raymesh_messages_in_total", a, "type", "test.relay/1"): 3,
+        ("ray_raymesh_messages_in_total", b, "type", "test.relay/1"): 3,
+        ("ray_raymesh_messages_out_total", a, "type", "test.relay/1"): 3,
+        ("ray_raymesh_handler_seconds_count", b, "type", "test.relay/1"): 3,
+        ("ray_raymesh_errors_total", echo, "error", "HandlerError"): 1,
+        ("ray_raymesh_model_tokens_total", llm, "model", "offline:metered"): None,
+        ("ray_raymesh_model_cost_usd_total", llm, "model", "offline:metered"): None,
+        ("ray_raymesh_restarts_total", "metered-member", "team", "metered"): 1,
     }
     deadline = time.monotonic() + 90  # Ray exports every few seconds
     while True:
@@ -73,5 +84,5 @@ async def test_agents_metrics_appear_in_rays_prometheus_endpoint(mesh: Mesh, spa
         if count is not None:
             assert found[key] == count, (key, found)
     gauges = [labels for metric, labels, _ in samples if metric == "ray_raymesh_mailbox_depth"]
-    assert {a.name, b.name, echo.name} <= {labels["agent"] for labels in gauges}
-    assert _total(samples, "ray_raymesh_messages_in_total", agent=echo.name) == 2
+    assert {a, b, echo} <= {labels["agent"] for labels in gauges}
+    assert _total(samples, "ray_raymesh_messages_in_total", agent=echo) == 2
