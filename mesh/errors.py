@@ -3,7 +3,9 @@
 ::
 
     MeshError
-    ├── ProtocolError: EncodeError, DecodeError(+ValueError), UnknownMessageTypeError
+    ├── ProtocolError: EncodeError, DecodeError(+ValueError), UnknownMessageTypeError,
+    │   └── SignatureError                      forged, unsigned or stale frame
+    │       └── ReplayError                     a signed frame received twice
     ├── DeliveryError
     │   ├── PeerNotFoundError(+LookupError)   no agent by that name, role or capability
     │   ├── PeerDeadError                      the recipient died; do not retry blindly
@@ -34,6 +36,8 @@ from protocols.errors import (
     EncodeError,
     MeshError,
     ProtocolError,
+    ReplayError,
+    SignatureError,
     UnknownMessageTypeError,
 )
 
@@ -54,7 +58,9 @@ __all__ = [
     "PeerNotFoundError",
     "ProtocolError",
     "RegistryUnavailableError",
+    "ReplayError",
     "RestartIntensityError",
+    "SignatureError",
     "SupervisionError",
     "UnknownMessageTypeError",
 ]
