@@ -20,6 +20,7 @@ import ray
 from mesh._endpoint import Endpoint
 from mesh._inbound import InboundGuard
 from mesh._signing_config import remember_secrets
+from mesh.acl import AgentAccess
 from mesh.agent import Agent, Context
 from mesh.config import MeshConfig
 from mesh.errors import (
@@ -60,6 +61,7 @@ class AgentHost:
         mailbox_size: int | None,
         kwargs: dict[str, Any],
         config: MeshConfig,
+        access: AgentAccess | None = None,
     ) -> None:
         configure_logging(fmt=config.log_format, level=config.log_level)
         remember_secrets(config)
@@ -96,7 +98,7 @@ class AgentHost:
             self_handle=ray.get_runtime_context().current_actor,
         )
         self._codec = self._endpoint.codec
-        self._guard = InboundGuard(name=name, config=config)
+        self._guard = InboundGuard(name=name, config=config, access=access)
         self._log = get_logger(agent=name)
         self._agent: Agent | None = None
         self._workers: list[asyncio.Task[None]] = []

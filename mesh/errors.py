@@ -14,6 +14,7 @@
     │   ├── DeadlockError                      .cycle names the agents, in order
     │   ├── NoHandlerError                     the recipient has no handler for the type
     │   ├── RegistryUnavailableError           the registry did not answer a lookup
+    │   ├── AccessDeniedError                  the team's access rules refuse it
     │   └── HopLimitError                      a causal chain grew past the hop limit
     ├── HandlerError        the remote handler raised: .remote_type, .remote_traceback
     ├── SupervisionError
@@ -42,6 +43,7 @@ from protocols.errors import (
 )
 
 __all__ = [
+    "AccessDeniedError",
     "ConfigError",
     "DeadlineExceededError",
     "DeadlockError",
@@ -119,6 +121,13 @@ class NoHandlerError(DeliveryError):
 
 class HopLimitError(DeliveryError):
     """A causal chain of messages passed the configured maximum number of hops."""
+
+
+class AccessDeniedError(DeliveryError):
+    """The recipient's team access rules do not let this sender send it this message type.
+
+    Refused at the recipient, never handled; do not retry.
+    """
 
 
 class RegistryUnavailableError(DeliveryError):

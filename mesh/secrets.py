@@ -83,7 +83,9 @@ def looks_like_secret(name: str, value: Any) -> bool:
     text = value.strip()
     if _KEY_PREFIX.match(text):
         return True
-    return bool(_SECRET_NAME.search(name)) and bool(_RANDOM.match(text))
+    # Random keys mix digits in; an upper-case env var name does not.
+    random = bool(_RANDOM.match(text)) and any(c.isdigit() for c in text)
+    return random and bool(_SECRET_NAME.search(name))
 
 
 def secret_fields(data: Any, path: str = "") -> list[str]:
