@@ -9,6 +9,7 @@ a ``base_url`` for an OpenAI-compatible server) for a real one::
 """
 
 from actors.agent import DEFAULT_MODEL, LLMAgent
+from actors.delegation import ASK_PEER, peer_tool
 from actors.breaker import BreakerState, CircuitBreaker, breaker_for, reset_breakers
 from actors.budget import Budget
 from actors.client import CompletionResult, LLMClient, ToolRun
@@ -54,13 +55,15 @@ from actors.roles import (
     Verifier,
 )
 from actors.router import RoutedClient, Router, RouteRule
-from actors.tools import Tool, Toolbox, tool
+from actors.tools import Approver, Tool, Toolbox, tool
 from actors.usage import DEFAULT_PRICES, Price, PriceTable, UsageLedger, UsageRecord, UsageTotals
 
 __all__ = [
+    "ASK_PEER",
     "DEFAULT_MODEL",
     "DEFAULT_PRICES",
     "BreakerState",
+    "Approver",
     "Budget",
     "BudgetExceededError",
     "CallUsage",
@@ -115,5 +118,6 @@ __all__ = [
     "make_provider",
     "parse_model",
     "reset_breakers",
+    "peer_tool",
     "tool",
 ]
