@@ -9,10 +9,10 @@ a ``base_url`` for an OpenAI-compatible server) for a real one::
 """
 
 from actors.agent import DEFAULT_MODEL, LLMAgent
-from actors.delegation import ASK_PEER, peer_tool
 from actors.breaker import BreakerState, CircuitBreaker, breaker_for, reset_breakers
 from actors.budget import Budget
 from actors.client import CompletionResult, LLMClient, ToolRun
+from actors.delegation import ASK_PEER, peer_tool
 from actors.errors import (
     BudgetExceededError,
     ModelError,
@@ -62,8 +62,8 @@ __all__ = [
     "ASK_PEER",
     "DEFAULT_MODEL",
     "DEFAULT_PRICES",
-    "BreakerState",
     "Approver",
+    "BreakerState",
     "Budget",
     "BudgetExceededError",
     "CallUsage",
@@ -117,7 +117,7 @@ __all__ = [
     "breaker_for",
     "make_provider",
     "parse_model",
-    "reset_breakers",
     "peer_tool",
+    "reset_breakers",
     "tool",
 ]
