@@ -396,3 +396,9 @@ class Guarded(Crosser):
     async def on_sleep(self, msg: Sleep, ctx: Context) -> Pong:
         await asyncio.sleep(msg.seconds)
         return Pong(text="slept")
+
+
+class Obedient(LLMAgent):
+    """An LLM agent that takes several prompts at once, so a delegation loop runs to its limits."""
+
+    concurrency = 8
