@@ -35,7 +35,7 @@ from mesh.errors import (
 from mesh.registry import AgentInfo, RegistryClient
 from mesh.spanstore import SPAN_STORE_NAME
 from mesh.stats import AgentStats
-from mesh.telemetry import Recorder
+from mesh.telemetry import Recorder, redact
 from mesh.tracing import configure_logging, get_logger, trace_scope
 from mesh.watchdog import Heartbeat, PathEntry, cross_chain_deadlock, same_chain_deadlock
 from protocols import Envelope, ErrorReply, Kind, Message, ProtocolError, SignatureError
@@ -561,9 +561,11 @@ class AgentHost:
             # and a deadlock or a spent budget concerns the whole chain, not this handler.
             return exc
         return HandlerError(
-            f"handler {method_name} of {self._info.name!r} raised {type(exc).__name__}: {exc}",
+            redact(
+                f"handler {method_name} of {self._info.name!r} raised {type(exc).__name__}: {exc}"
+            ),
             remote_type=type(exc).__name__,
-            remote_traceback="".join(traceback.format_exception(exc)),
+            remote_traceback=redact("".join(traceback.format_exception(exc))),
             agent=self._info.name,
             trace_id=env.trace_id,
         )

@@ -53,10 +53,12 @@ def with_file_secrets(config: MeshConfig) -> None:
 
 
 def remember_secrets(config: MeshConfig) -> None:
-    """Make this process redact the config's secrets wherever they turn up."""
+    """Make this process redact the config's secrets and its secrets file's values."""
     for key in (config.secret, *config.previous_secrets):
         if key is not None:
             remember_secret(key.get_secret_value())
+    if config.secrets_file is not None and config.secrets_file.exists():
+        read_secrets_file(config.secrets_file)  # remembers every value it reads
 
 
 def signer_of(config: MeshConfig) -> Signer | None:

@@ -67,10 +67,17 @@ def read_secrets_file(path: str | Path) -> dict[str, str]:
 
 
 def get_secret(name: str, *, secrets_file: str | Path | None = None) -> str | None:
-    """Return the secret `name` from the environment, else from `secrets_file`, else None."""
+    """Return the secret `name` from the environment, else from a secrets file, else None.
+
+    The file is `secrets_file`, or the one ``RAYMESH_SECRETS_FILE`` names.
+
+    Raises:
+        ConfigError: The secrets file is missing or others can read it.
+    """
     value = os.environ.get(name)
     if value:
         return value
+    secrets_file = secrets_file or os.environ.get("RAYMESH_SECRETS_FILE") or None
     if secrets_file is None:
         return None
     return read_secrets_file(secrets_file).get(name) or None

@@ -40,10 +40,11 @@ def configure_logging(*, fmt: Literal["console", "json"] = "console", level: str
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
-            _redact_secrets,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            # After the traceback is text: an exception's message may hold a key.
+            _redact_secrets,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
