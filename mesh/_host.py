@@ -19,7 +19,7 @@ import ray
 
 from mesh._endpoint import Endpoint
 from mesh._inbound import InboundGuard
-from mesh._signing_config import remember_secrets
+from mesh._signing_config import adopt_secrets
 from mesh.acl import AgentAccess
 from mesh.agent import Agent, Context
 from mesh.config import MeshConfig
@@ -64,7 +64,7 @@ class AgentHost:
         access: AgentAccess | None = None,
     ) -> None:
         configure_logging(fmt=config.log_format, level=config.log_level)
-        remember_secrets(config)
+        adopt_secrets(config)
         for route in agent_cls.handlers.values():
             register(route.message)
         self._config = config

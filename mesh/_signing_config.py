@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
@@ -13,7 +14,7 @@ from protocols.signing import Signer
 if TYPE_CHECKING:
     from mesh.config import MeshConfig
 
-__all__ = ["previous_keys", "remember_secrets", "signer_of", "with_file_secrets"]
+__all__ = ["adopt_secrets", "previous_keys", "remember_secrets", "signer_of", "with_file_secrets"]
 
 _MIN_SECRET = 16
 
@@ -53,12 +54,19 @@ def with_file_secrets(config: MeshConfig) -> None:
 
 
 def remember_secrets(config: MeshConfig) -> None:
-    """Make this process redact the config's secrets and its secrets file's values."""
+    """Make this process redact the config's secrets wherever they turn up."""
     for key in (config.secret, *config.previous_secrets):
         if key is not None:
             remember_secret(key.get_secret_value())
+
+
+def adopt_secrets(config: MeshConfig) -> None:
+    """In an agent's process: redact the config's secrets and its secrets file's values,
+    and let providers find API keys in that file (``RAYMESH_SECRETS_FILE``)."""
+    remember_secrets(config)
     if config.secrets_file is not None and config.secrets_file.exists():
         read_secrets_file(config.secrets_file)  # remembers every value it reads
+        os.environ.setdefault("RAYMESH_SECRETS_FILE", str(config.secrets_file))
 
 
 def signer_of(config: MeshConfig) -> Signer | None:
