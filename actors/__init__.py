@@ -12,6 +12,7 @@ from actors.agent import DEFAULT_MODEL, LLMAgent
 from actors.breaker import BreakerState, CircuitBreaker, breaker_for, reset_breakers
 from actors.budget import Budget
 from actors.client import CompletionResult, LLMClient, ToolRun
+from actors.delegation import ASK_PEER, peer_tool
 from actors.errors import (
     BudgetExceededError,
     ModelError,
@@ -54,12 +55,14 @@ from actors.roles import (
     Verifier,
 )
 from actors.router import RoutedClient, Router, RouteRule
-from actors.tools import Tool, Toolbox, tool
+from actors.tools import Approver, Tool, Toolbox, tool
 from actors.usage import DEFAULT_PRICES, Price, PriceTable, UsageLedger, UsageRecord, UsageTotals
 
 __all__ = [
+    "ASK_PEER",
     "DEFAULT_MODEL",
     "DEFAULT_PRICES",
+    "Approver",
     "BreakerState",
     "Budget",
     "BudgetExceededError",
@@ -114,6 +117,7 @@ __all__ = [
     "breaker_for",
     "make_provider",
     "parse_model",
+    "peer_tool",
     "reset_breakers",
     "tool",
 ]

@@ -16,12 +16,13 @@ from pydantic import BaseModel
 
 from actors.budget import Budget, current_budget
 from actors.client import CompletionResult
+from actors.delegation import peer_tool
 from actors.memory import ConversationWindow
 from actors.messages import CallUsage, Completion, GetUsage, Prompt, UsageReport
 from actors.providers import ChatMessage
 from actors.retry import RetryPolicy
 from actors.router import RoutedClient, Router
-from actors.tools import Tool, Toolbox
+from actors.tools import Approver, Tool, Toolbox
 from actors.usage import Price, PriceTable, UsageLedger, UsageTotals
 from mesh import Agent, ConfigError, Context, handler
 from protocols import Result, Task, Usage, UsageQuery, UsageSummary
@@ -66,6 +67,8 @@ class LLMAgent(Agent):
         max_rounds: int = 4,
         history_tokens: int = 0,
         model_options: Mapping[str, Any] | None = None,
+        approver: Approver | None = None,
+        peers: Sequence[str] = (),
     ) -> None:
         """Record the configuration; the clients are built in `on_start`.
 
@@ -87,6 +90,10 @@ class LLMAgent(Agent):
             history_tokens: Keep a conversation across prompts, trimmed to this many
                 tokens (0: each prompt stands alone).
             model_options: Offline options of the primary model (``latency_s``, ...).
+            approver: Decides on calls of tools marked ``requires_approval``; without
+                one, the model's calls of those tools are refused.
+            peers: Agents the model may delegate to through the ``ask_peer`` tool (an
+                allow-list: no other name the model writes is ever used as an address).
         """
         # `model` given to spawn or in a team file reaches the agent as self.model.
         model = model or getattr(self, "model", None)
@@ -118,6 +125,8 @@ class LLMAgent(Agent):
         self.ledger = UsageLedger()
         self._client: RoutedClient | None = None
         self.tools: list[Tool] = []
+        self.approver = approver
+        self.peers = tuple(peers)
 
     async def on_start(self) -> None:
         """Build the model clients and check the tools.
@@ -132,7 +141,7 @@ class LLMAgent(Agent):
                 if isinstance(self._prices, str | Path)
                 else PriceTable(self._prices)
             )
-            self.tools = list(Toolbox(self.tool_list).tools.values())
+            self.tools = list(Toolbox(self.tool_list, approver=self.approver).tools.values())
         except ConfigError as exc:
             raise exc.with_context(agent=name) from None
         self._client = RoutedClient(
@@ -195,6 +204,10 @@ class LLMAgent(Agent):
             ModelError: The call failed (see `LLMClient.complete` for the subclasses).
             DeadlineExceededError: The deadline passed.
         """
+        if tools is None:
+            tools = self.tools
+            if ctx is not None and self.peers:
+                tools = [*tools, peer_tool(ctx, self.peers)]
         allowance = None if ctx is None else ctx.allowance()
         scoped = None if allowance is None else _budget_of(allowance)
         token = current_budget.set(scoped)
@@ -203,7 +216,7 @@ class LLMAgent(Agent):
                 prompt,
                 system=system or self.system_prompt,
                 response_model=response_model,
-                tools=self.tools if tools is None else tools,
+                tools=tools,
                 max_rounds=self.max_rounds,
                 max_tokens=max_tokens or self.max_tokens,
                 deadline=None if ctx is None else ctx.deadline,

@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -61,6 +62,7 @@ class LoopbackLLMServer:
         self.requests: list[Recorded] = []
         self._scripts: dict[str, deque[Step]] = {}
         self._always: dict[str, Step] = {}
+        self._deciders: dict[str, Callable[[dict[str, Any]], Step]] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._loop = asyncio.new_event_loop()
@@ -104,11 +106,17 @@ class LoopbackLLMServer:
         with self._lock:
             self._always[model] = step
 
+    def respond_with(self, model: str, decide: Callable[[dict[str, Any]], Step]) -> None:
+        """Answer every request for `model` (after its script) with `decide(request body)`."""
+        with self._lock:
+            self._deciders[model] = decide
+
     def reset(self) -> None:
         """Forget scripts, standing behaviours and recorded requests."""
         with self._lock:
             self._scripts.clear()
             self._always.clear()
+            self._deciders.clear()
             self.requests.clear()
 
     def requests_for(self, model: str) -> list[Recorded]:
@@ -146,6 +154,9 @@ class LoopbackLLMServer:
             model = str(body.get("model"))
             queue = self._scripts.get(model)
             step = queue.popleft() if queue else self._always.get(model)
+            decide = None if queue or step is not None else self._deciders.get(model)
+        if decide is not None:
+            step = decide(body)
         if step is not None and step.delay_s:
             await asyncio.sleep(step.delay_s)
         return body, step

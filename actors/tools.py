@@ -5,15 +5,21 @@ signature), so what the model is offered and what is checked are the same thing.
 output never becomes a call without passing that check: an unknown tool name or bad
 arguments are refused with `ToolError` and the refusal goes back to the model as the
 tool's result, so it can correct itself within the loop's bounded rounds.
+
+A tool that changes the world can be marked ``requires_approval``: each call then
+waits for an approver (a person, a policy) to say yes, and without an approver it is
+refused. What goes back to the model is redacted: a key in a tool's exception text
+must not reach a model that may repeat it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import json
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
@@ -21,8 +27,16 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from actors.errors import ToolError
 from actors.providers._base import ToolCall, ToolSpec
 from mesh import ConfigError
+from mesh.telemetry import redact
+from mesh.tracing import get_logger
 
-__all__ = ["Tool", "Toolbox", "tool"]
+__all__ = ["Approver", "Tool", "Toolbox", "tool"]
+
+#: Decides on one call of a tool that requires approval: (tool name, validated
+#: arguments) -> True to run it. A person behind a UI, or a policy.
+Approver = Callable[[str, dict[str, Any]], Awaitable[bool]]
+
+_log = get_logger(component="tools")
 
 
 class Tool:
@@ -34,8 +48,12 @@ class Tool:
         *,
         name: str | None = None,
         description: str | None = None,
+        requires_approval: bool = False,
     ) -> None:
         """Wrap `fn` (sync or async). Every parameter needs a type hint.
+
+        Args:
+            requires_approval: Each call must be approved first (see `Toolbox`).
 
         Raises:
             ConfigError: A parameter has no type hint or is ``*args`` / ``**kwargs``.
@@ -46,6 +64,16 @@ class Tool:
         self.description = description if description is not None else doc.split("\n\n")[0]
         self.is_async = inspect.iscoroutinefunction(fn)
         self.arguments_model = _arguments_model(fn, self.name)
+        self.requires_approval = requires_approval
+        self.approver: Approver | None = None
+
+    def approved_by(self, approver: Approver | None) -> Tool:
+        """Return this tool with `approver` deciding on its calls (if it requires approval)."""
+        if not self.requires_approval or approver is None:
+            return self
+        bound = copy.copy(self)
+        bound.approver = approver
+        return bound
 
     def spec(self) -> ToolSpec:
         """Return the tool as offered to a model."""
@@ -77,26 +105,36 @@ class Tool:
 
 
 def tool(
-    fn: Callable[..., Any] | None = None, *, name: str | None = None
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    requires_approval: bool = False,
 ) -> Any:  # Tool, or a decorator returning one
-    """Turn a function into a `Tool`; use as ``@tool`` or ``@tool(name="...")``."""
+    """Turn a function into a `Tool`: ``@tool``, or ``@tool(requires_approval=True)``."""
     if fn is None:
-        return lambda f: Tool(f, name=name)
-    return Tool(fn, name=name)
+        return lambda f: Tool(f, name=name, requires_approval=requires_approval)
+    return Tool(fn, name=name, requires_approval=requires_approval)
 
 
 class Toolbox:
     """The tools offered in one conversation, by name."""
 
-    def __init__(self, tools: Iterable[Tool | Callable[..., Any]] = ()) -> None:
+    def __init__(
+        self, tools: Iterable[Tool | Callable[..., Any]] = (), *, approver: Approver | None = None
+    ) -> None:
         """Collect tools; plain callables are wrapped.
+
+        Args:
+            tools: The tools.
+            approver: Decides on calls of the tools that require approval; without
+                one, those calls are refused.
 
         Raises:
             ConfigError: Two tools share a name.
         """
         self.tools: dict[str, Tool] = {}
         for item in tools:
-            wrapped = item if isinstance(item, Tool) else Tool(item)
+            wrapped = (item if isinstance(item, Tool) else Tool(item)).approved_by(approver)
             if wrapped.name in self.tools:
                 raise ConfigError(f"two tools are named {wrapped.name!r}")
             self.tools[wrapped.name] = wrapped
@@ -112,7 +150,7 @@ class Toolbox:
         """Validate and run one call; return its result as text for the model.
 
         Raises:
-            ToolError: Unknown tool, invalid arguments, or the tool raised.
+            ToolError: Unknown tool, invalid arguments, not approved, or the tool raised.
         """
         found = self.tools.get(call.name)
         if found is None:
@@ -122,13 +160,28 @@ class Toolbox:
                 hint=f"offered tools: {', '.join(self.tools) or 'none'}",
             )
         arguments = found.validate(call.arguments)
+        if found.requires_approval:
+            await _approve(found, arguments)
         try:
             result = await found.call(arguments)
         except Exception as exc:
             raise ToolError(
-                f"tool {call.name!r} raised {type(exc).__name__}: {exc}", tool=call.name
+                redact(f"tool {call.name!r} raised {type(exc).__name__}: {exc}"), tool=call.name
             ) from exc
         return _as_text(result)
+
+
+async def _approve(found: Tool, arguments: dict[str, Any]) -> None:
+    if found.approver is None:
+        _log.warning("tool call blocked: approval required, no approver", tool=found.name)
+        raise ToolError(
+            f"tool {found.name!r} requires approval and no approver is configured",
+            tool=found.name,
+            hint="give the agent an approver, or do not offer this tool",
+        )
+    if not await found.approver(found.name, arguments):
+        _log.warning("tool call blocked: not approved", tool=found.name)
+        raise ToolError(f"the call of tool {found.name!r} was not approved", tool=found.name)
 
 
 def _arguments_model(fn: Callable[..., Any], name: str) -> type[BaseModel]:

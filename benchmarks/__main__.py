@@ -41,6 +41,27 @@ def _two_agents_table(rows: list[two_agents.Row]) -> Table:
     return table
 
 
+def _signing_table(costs: list[two_agents.SigningCost]) -> Table:
+    table = Table(title="cost of signed frames (HMAC-SHA256): two agents, 1 KiB payload")
+    for column in ("scenario", "unsigned msgs/s", "signed msgs/s", "signed / unsigned"):
+        table.add_column(column, justify="left" if column == "scenario" else "right")
+    for cost in costs:
+        table.add_row(cost.scenario, f"{cost.unsigned_msgs_per_s:,.0f}",
+                      f"{cost.signed_msgs_per_s:,.0f}", f"{cost.ratio:.2f}x")  # fmt: skip
+    return table
+
+
+def _report_two_agents(results: dict[str, Any], console: Console) -> dict[str, Any]:
+    report: dict[str, Any] = {}
+    if "two-agents" in results:
+        console.print(_two_agents_table(results["two-agents"]))
+        report["two_agents"] = [asdict(r) for r in results["two-agents"]]
+    if "signing" in results:
+        console.print(_signing_table(results["signing"]))
+        report["signing"] = [{**asdict(c), "ratio": c.ratio} for c in results["signing"]]
+    return report
+
+
 def _latency_table(title: str, latencies: list[watchdogs.Latency]) -> Table:
     table = Table(title=title)
     for column in ("scenario", "agents", "samples", "median ms", "p95 ms", "max ms"):
@@ -128,6 +149,9 @@ async def _measure(args: argparse.Namespace, console: Console) -> dict[str, Any]
         if "two-agents" in args.suites:
             with console.status(f"two agents: {count:,} messages per stream"):
                 results["two-agents"] = await two_agents.run(mesh, count=count)
+        if "two-agents" in args.suites and args.sign:
+            with console.status(f"signing: {count:,} messages per stream, unsigned vs signed"):
+                results["signing"] = await two_agents.signing_cost(mesh, count=count)
         if "watchdogs" in args.suites:
             with console.status("watchdogs: deadlocks, deadlines and their cost"):
                 results["watchdogs"] = await watchdogs.run(mesh, repeats=args.repeats, count=count)
@@ -167,6 +191,8 @@ def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
                       help="topology: N up to 32, payloads up to 64 KiB")  # fmt: skip
     parser.add_argument("--agents", type=int, nargs="+", metavar="N",
                         help="topology: agent counts to measure (not the preset)")  # fmt: skip
+    parser.add_argument("--sign", action="store_true",
+                        help="two-agents: also measure the cost of signed frames")  # fmt: skip
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--cross-node", action="store_true",
                         help="topology: also mesh vs hub on a two-node cluster")  # fmt: skip
@@ -243,9 +269,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m benchmarks
     }  # fmt: skip
     if "topology" in results:
         report |= _report_topology(results["topology"], console, plot_path=args.plot)
-    if "two-agents" in results:
-        console.print(_two_agents_table(results["two-agents"]))
-        report["two_agents"] = [asdict(r) for r in results["two-agents"]]
+    report |= _report_two_agents(results, console)
     if "watchdogs" in results:
         latencies, cost = results["watchdogs"]
         for table in _watchdog_tables(latencies, cost):

@@ -10,6 +10,7 @@ in one run are what to quote: this machine is shared and absolute rates drift.
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from typing import Any
 
 import ray
 
-from mesh import Agent, Context, Mesh, handler
+from mesh import Agent, Context, Mesh, MeshConfig, handler
 from protocols import Message
 
 
@@ -169,3 +170,45 @@ async def run(mesh: Mesh, *, count: int, payload_bytes: int = 1024) -> list[Row]
         ray.kill(raw_sink)
         ray.kill(raw_blaster)
     return rows
+
+
+@dataclass(frozen=True)
+class SigningCost:
+    """One stream measured on an unsigned and on a signed mesh (HMAC-SHA256 frames)."""
+
+    scenario: str
+    unsigned_msgs_per_s: float
+    signed_msgs_per_s: float
+
+    @property
+    def ratio(self) -> float:
+        """Signed over unsigned throughput: 1.0 means signing costs nothing."""
+        return self.signed_msgs_per_s / self.unsigned_msgs_per_s
+
+
+async def signing_cost(
+    mesh: Mesh, *, count: int, payload_bytes: int = 1024, rounds: int = 2
+) -> list[SigningCost]:
+    """Measure the same streams without and with a cluster secret, alternating rounds.
+
+    The signed pair lives in the same Ray beside the unsigned one, under a second edge
+    whose config has a secret; each figure is the best of `rounds`.
+    """
+    secret = os.urandom(24).hex()
+    signed = Mesh.local(config=MeshConfig(**{**mesh.config.model_dump(), "secret": secret}))
+    costs = []
+    try:
+        async with agent_pair(mesh) as plain, agent_pair(signed) as guarded:
+            for scenario, mode, window in (("tell, windowed", "tell", 256),
+                                           ("ask, windowed", "ask", 64)):  # fmt: skip
+                best = {"plain": 0.0, "signed": 0.0}
+                for _ in range(rounds):
+                    for key, where, pair in (("plain", mesh, plain), ("signed", signed, guarded)):
+                        blast = Blast(peer=pair[1], mode=mode, count=count, window=window,
+                                      payload_bytes=payload_bytes)  # fmt: skip
+                        row = await measure(where, pair, blast, scenario)
+                        best[key] = max(best[key], row.msgs_per_s)
+                costs.append(SigningCost(scenario, best["plain"], best["signed"]))
+    finally:
+        await signed.shutdown()
+    return costs

@@ -1,9 +1,11 @@
 """raymesh's runtime: agents in Ray actors that find each other and talk directly."""
 
+from mesh.acl import AccessPolicy, AccessRule
 from mesh.agent import Agent, Context, handler
 from mesh.cluster import ClusterError, ClusterUnreachableError
 from mesh.config import MeshConfig
 from mesh.errors import (
+    AccessDeniedError,
     ConfigError,
     DeadlineExceededError,
     DeadlockError,
@@ -20,7 +22,9 @@ from mesh.errors import (
     PeerNotFoundError,
     ProtocolError,
     RegistryUnavailableError,
+    ReplayError,
     RestartIntensityError,
+    SignatureError,
     SupervisionError,
     TraceNotFoundError,
     UnknownMessageTypeError,
@@ -33,6 +37,9 @@ from mesh.team import AgentSpec, TeamSpec, load_team
 from mesh.tracing import get_logger
 
 __all__ = [
+    "AccessDeniedError",
+    "AccessPolicy",
+    "AccessRule",
     "Agent",
     "AgentInfo",
     "AgentSpec",
@@ -58,7 +65,9 @@ __all__ = [
     "PeerNotFoundError",
     "ProtocolError",
     "RegistryUnavailableError",
+    "ReplayError",
     "RestartIntensityError",
+    "SignatureError",
     "SupervisionError",
     "TeamHandle",
     "TeamSpec",

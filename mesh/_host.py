@@ -18,6 +18,9 @@ from typing import Any
 import ray
 
 from mesh._endpoint import Endpoint
+from mesh._inbound import InboundGuard
+from mesh._signing_config import adopt_secrets
+from mesh.acl import AgentAccess
 from mesh.agent import Agent, Context
 from mesh.config import MeshConfig
 from mesh.errors import (
@@ -33,10 +36,10 @@ from mesh.metrics import HostMetrics
 from mesh.registry import AgentInfo, RegistryClient
 from mesh.spanstore import SPAN_STORE_NAME
 from mesh.stats import AgentStats
-from mesh.telemetry import Recorder
+from mesh.telemetry import Recorder, redact
 from mesh.tracing import configure_logging, get_logger, trace_scope
 from mesh.watchdog import Heartbeat, PathEntry, cross_chain_deadlock, same_chain_deadlock
-from protocols import Envelope, ErrorReply, Kind, Message, ProtocolError
+from protocols import Envelope, ErrorReply, Kind, Message, ProtocolError, SignatureError
 from protocols.message import register
 from protocols.wire import NoReply
 
@@ -59,8 +62,10 @@ class AgentHost:
         mailbox_size: int | None,
         kwargs: dict[str, Any],
         config: MeshConfig,
+        access: AgentAccess | None = None,
     ) -> None:
         configure_logging(fmt=config.log_format, level=config.log_level)
+        adopt_secrets(config)
         for route in agent_cls.handlers.values():
             register(route.message)
         self._config = config
@@ -99,6 +104,7 @@ class AgentHost:
         if config.metrics:
             self._metrics = HostMetrics(name, stats=self._stats, sent=self._endpoint.sent_by_type,
                                         mailbox_depth=self._mailbox.qsize)  # fmt: skip
+        self._guard = InboundGuard(name=name, config=config, access=access)
         self._log = get_logger(agent=name)
         self._agent: Agent | None = None
         self._workers: list[asyncio.Task[None]] = []
@@ -284,7 +290,7 @@ class AgentHost:
                 self._endpoint.learn(name, incarnation, reply_to)
             refusals = None
             for index, frame in enumerate(frames):
-                error = self._accept(frame)
+                error = self._accept(frame, link_id)
                 if error is not None:
                     refusals = refusals or []
                     refusals.append((index, error.to_wire()))
@@ -297,7 +303,7 @@ class AgentHost:
         await self._admit(link_id, seq)
         try:
             waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-            error = self._accept(frame, call_waiter=waiter)
+            error = self._accept(frame, link_id, call_waiter=waiter)
         finally:
             self._release(link_id, seq)
         if error is not None:
@@ -327,15 +333,13 @@ class AgentHost:
             early.set_result(None)
 
     def _accept(
-        self, frame: bytes, *, call_waiter: asyncio.Future[bytes] | None = None
+        self, frame: bytes, link_id: str, *, call_waiter: asyncio.Future[bytes] | None = None
     ) -> MeshError | None:
         self._stats.received += 1
-        try:
-            env = self._codec.decode(frame)
-        except ProtocolError as exc:
-            self._stats.refused += 1
-            self._log.warning("refused a malformed frame", error=str(exc), size=len(frame))
-            return exc.with_context(agent=self._info.name)
+        opened = self._open(frame, link_id)
+        if isinstance(opened, MeshError):
+            return opened
+        env = opened
         if env.kind is Kind.REPLY or env.kind is Kind.ERROR:
             waiter = self._endpoint.pending.get(env.correlation_id or "")
             if waiter is not None and not waiter.done():
@@ -369,6 +373,33 @@ class AgentHost:
         if call_waiter is not None:
             self._call_waiters[env.id] = call_waiter
         return None
+
+    def _open(self, frame: bytes, link_id: str) -> Envelope | MeshError:
+        # Decode, then the security checks; what fails comes back as the sender's error.
+        try:
+            env = self._codec.decode(frame)
+        except SignatureError as exc:
+            return self._refuse("signature", None, exc)
+        except ProtocolError as exc:
+            self._stats.refused += 1
+            self._log.warning("refused a malformed frame", error=str(exc), size=len(frame))
+            return exc.with_context(agent=self._info.name)
+        refusal = self._guard.check(env, link_id)
+        if refusal is not None:
+            return self._refuse(refusal[0], env, refusal[1])
+        return env
+
+    def _refuse(self, reason: str, header: Envelope | None, error: MeshError) -> MeshError:
+        # Every refusal of a frame by the security checks passes here: counted, logged
+        # (redacted) with its header, never handled. Returns the error for the sender.
+        self._stats.refused += 1
+        self._stats.refusals[reason] = self._stats.refusals.get(reason, 0) + 1
+        where = {} if header is None else {
+            "kind": str(header.kind), "message_type": header.type, "sender": header.sender,
+            "recipient": header.recipient, "message_id": header.id, "trace_id": header.trace_id,
+        }  # fmt: skip
+        self._log.warning("refused a frame", reason=reason, error=str(error), **where)
+        return error.with_context(agent=self._info.name)
 
     def _error_frame_for_id(self, message_id: str, error: MeshError) -> bytes:
         env = Envelope(kind=Kind.ASK, type="raymesh.unknown/1", sender="edge",
@@ -544,9 +575,11 @@ class AgentHost:
             # and a deadlock or a spent budget concerns the whole chain, not this handler.
             return exc
         return HandlerError(
-            f"handler {method_name} of {self._info.name!r} raised {type(exc).__name__}: {exc}",
+            redact(
+                f"handler {method_name} of {self._info.name!r} raised {type(exc).__name__}: {exc}"
+            ),
             remote_type=type(exc).__name__,
-            remote_traceback="".join(traceback.format_exception(exc)),
+            remote_traceback=redact("".join(traceback.format_exception(exc))),
             agent=self._info.name,
             trace_id=env.trace_id,
         )

@@ -44,6 +44,7 @@ async def start_host(spec: AgentSpec, config: MeshConfig) -> tuple[Any, AgentInf
         mailbox_size=spec.mailbox_size,
         kwargs=spec.options,
         config=config,
+        access=spec.access,
     )
     try:
         started = await host.start.remote()

@@ -244,7 +244,7 @@ def _fail(exc: MeshError) -> NoReturn:
 
 
 @app.command("up")
-def up(
+def up(  # noqa: PLR0917 (typer maps each parameter to an option)
     port: Annotated[
         int | None, typer.Option(help="The GCS port.", show_default="a free port")
     ] = None,
@@ -257,6 +257,12 @@ def up(
     ] = None,
     block: Annotated[
         bool, typer.Option(help="Stay in the foreground; Ctrl-C stops the cluster.")
+    ] = False,
+    host: Annotated[
+        str, typer.Option(help="Bind to this address; 0.0.0.0 exposes Ray's ports.")
+    ] = "127.0.0.1",
+    dev: Annotated[
+        bool, typer.Option(help="Allow RAY_AUTH_MODE=disabled (loopback only).")
     ] = False,
 ) -> None:
     """Start a local Ray head with its dashboard and Jobs API on 127.0.0.1.
@@ -274,7 +280,8 @@ def up(
             _print_next_steps(current)
             return
         with _err.status("starting a Ray head (ray start --head)"):
-            state = cluster.start_head(port=port, dashboard_port=dashboard_port, num_cpus=num_cpus)
+            state = cluster.start_head(port=port, dashboard_port=dashboard_port,
+                                       num_cpus=num_cpus, host=host, dev=dev)  # fmt: skip
     except MeshError as exc:
         _fail(exc)
     _out.print(f"[green]cluster up[/green] (Ray {state.ray_version}, "

@@ -43,7 +43,9 @@ from urllib.parse import urlparse
 
 import yaml
 
+from mesh._ray_security import LOOPBACK, bind_args, head_env, secure_token_file, token_path
 from mesh.errors import MeshError
+from mesh.telemetry import redact, remember_secret
 
 __all__ = [
     "ClusterError",
@@ -283,6 +285,8 @@ def start_head(
     dashboard_port: int | None = None,
     num_cpus: int | None = None,
     wait_s: float = 60.0,
+    host: str = LOOPBACK,
+    dev: bool = False,
 ) -> HeadState:
     """Start a local Ray head with ``ray start --head`` and record it in the state file.
 
@@ -291,6 +295,9 @@ def start_head(
         dashboard_port: The dashboard / Jobs API port on 127.0.0.1 (default: a free one).
         num_cpus: CPUs to offer (default: Ray's count of this machine's).
         wait_s: Seconds to wait for the Jobs API to answer.
+        host: The address the head binds to; anything but loopback exposes Ray's
+            ports (see the README's security section).
+        dev: Allow ``RAY_AUTH_MODE=disabled`` (on loopback only).
 
     Raises:
         ClusterError: A head started by ``raymesh up`` already runs, or Ray failed to
@@ -302,6 +309,8 @@ def start_head(
             f"a cluster is already up at {current.address} (dashboard {current.dashboard_url})",
             hint="use it, or `raymesh down` first",
         )
+    env = head_env(_cluster_env(), host=host, dev=dev)
+    secure_token_file(token_path(env))
     free = iter(_free_ports(7))
     port = port or next(free)
     dashboard_port = dashboard_port or next(free)
@@ -310,7 +319,7 @@ def start_head(
         _ray_executable(), "start", "--head", "--disable-usage-stats",
         "--port", str(port),
         "--include-dashboard", "true",
-        "--dashboard-host", "127.0.0.1",
+        *bind_args(host),
         "--dashboard-port", str(dashboard_port),
         # Ray's fixed defaults (10001, 52365) would clash with a second head.
         "--ray-client-server-port", str(next(free)),
@@ -326,9 +335,8 @@ def start_head(
     home.mkdir(parents=True, exist_ok=True)
     log = home / "up.log"
     with log.open("wb") as out:
-        done = subprocess.run(
-            command, stdout=out, stderr=subprocess.STDOUT, env=_cluster_env(), check=False
-        )
+        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env, check=False)
+    secure_token_file(token_path(env))  # Ray writes it on first start
     address_file = temp_dir / "ray_current_cluster"
     if done.returncode != 0 or not address_file.exists():
         _stop_processes(_scan(str(temp_dir)))
@@ -612,6 +620,7 @@ def parse_env(pairs: Sequence[str], environ: Mapping[str, str] | None = None) ->
                 )
             value = environ[name]
         env[name] = value
+        remember_secret(value)  # values are never shown: masked in the job's logs here
     return env
 
 
@@ -702,7 +711,7 @@ def follow_job(
     async def tail() -> None:
         async for chunk in client.tail_job_logs(job_id):
             for line in chunk.splitlines():
-                on_line(line)
+                on_line(redact(line))
 
     try:
         asyncio.run(tail())
@@ -772,7 +781,7 @@ def job_logs(client: Any, job_id: str) -> str:
     """
     job_status(client, job_id)
     logs: str = client.get_job_logs(job_id)
-    return logs
+    return redact(logs)
 
 
 def stop_job(client: Any, job_id: str) -> bool:

@@ -6,11 +6,13 @@ of a mesh share the same limits whatever the environment of the node they land o
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from mesh._signing_config import previous_keys, signer_of, with_file_secrets
 from protocols import DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, Codec
 
 __all__ = ["MeshConfig"]
@@ -44,7 +46,25 @@ class MeshConfig(BaseSettings):
     stop_grace_s: float = Field(5.0, ge=0, description="Time on_stop and running handlers get.")
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    secret: SecretStr | None = Field(None, description="Cluster secret: frames are signed with it.")
+    previous_secrets: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        (), description="Earlier secrets still accepted during a rollover (comma-separated)."
+    )
+    secrets_file: Path | None = Field(None, description="A 0600 KEY=value file of secrets.")
+    replay_window_s: float = Field(300.0, gt=0, description="Age beyond which signed frames fail.")
+
+    @field_validator("previous_secrets", mode="before")
+    @classmethod
+    def _split_previous(cls, value: Any) -> Any:
+        return previous_keys(value)
+
+    @model_validator(mode="after")
+    def _read_secrets_file(self) -> Self:
+        with_file_secrets(self)
+        return self
 
     def codec(self) -> Codec:
-        """Return a codec with this mesh's limits."""
-        return Codec(max_frame_bytes=self.max_frame_bytes, max_depth=self.max_depth)
+        """Return a codec with this mesh's limits, signing frames when a secret is set."""
+        return Codec(
+            max_frame_bytes=self.max_frame_bytes, max_depth=self.max_depth, signer=signer_of(self)
+        )

@@ -3,7 +3,9 @@
 ::
 
     MeshError
-    ├── ProtocolError: EncodeError, DecodeError(+ValueError), UnknownMessageTypeError
+    ├── ProtocolError: EncodeError, DecodeError(+ValueError), UnknownMessageTypeError,
+    │   └── SignatureError                      forged, unsigned or stale frame
+    │       └── ReplayError                     a signed frame received twice
     ├── DeliveryError
     │   ├── PeerNotFoundError(+LookupError)   no agent by that name, role or capability
     │   ├── PeerDeadError                      the recipient died; do not retry blindly
@@ -12,6 +14,7 @@
     │   ├── DeadlockError                      .cycle names the agents, in order
     │   ├── NoHandlerError                     the recipient has no handler for the type
     │   ├── RegistryUnavailableError           the registry did not answer a lookup
+    │   ├── AccessDeniedError                  the team's access rules refuse it
     │   └── HopLimitError                      a causal chain grew past the hop limit
     ├── HandlerError        the remote handler raised: .remote_type, .remote_traceback
     ├── SupervisionError
@@ -35,10 +38,13 @@ from protocols.errors import (
     EncodeError,
     MeshError,
     ProtocolError,
+    ReplayError,
+    SignatureError,
     UnknownMessageTypeError,
 )
 
 __all__ = [
+    "AccessDeniedError",
     "ConfigError",
     "DeadlineExceededError",
     "DeadlockError",
@@ -55,7 +61,9 @@ __all__ = [
     "PeerNotFoundError",
     "ProtocolError",
     "RegistryUnavailableError",
+    "ReplayError",
     "RestartIntensityError",
+    "SignatureError",
     "SupervisionError",
     "TraceNotFoundError",
     "UnknownMessageTypeError",
@@ -115,6 +123,13 @@ class NoHandlerError(DeliveryError):
 
 class HopLimitError(DeliveryError):
     """A causal chain of messages passed the configured maximum number of hops."""
+
+
+class AccessDeniedError(DeliveryError):
+    """The recipient's team access rules do not let this sender send it this message type.
+
+    Refused at the recipient, never handled; do not retry.
+    """
 
 
 class RegistryUnavailableError(DeliveryError):

@@ -21,7 +21,9 @@ class AgentStats:
         received: Frames that arrived (messages, replies and malformed ones).
         handled: Messages whose handler completed.
         failed: Messages whose handling ended in an error.
-        refused: Frames refused at the door (malformed, mailbox full).
+        refused: Frames refused at the door (malformed, mailbox full, forged, denied).
+        refusals: Refusals by the security checks, by reason (signature, replay,
+            spoofed_sender, access).
         expired: Messages dropped because their deadline had passed before handling.
         late_replies: Replies that came after their ask had given up.
         gaps: Times a sender's sequence had a hole that was skipped after waiting.
@@ -39,6 +41,7 @@ class AgentStats:
     handled: int = 0
     failed: int = 0
     refused: int = 0
+    refusals: dict[str, int] = field(default_factory=dict)
     expired: int = 0
     late_replies: int = 0
     gaps: int = 0

@@ -22,6 +22,10 @@ error then, naming the file and the field, not at the first message.
     teams:
       - name: writers
         agents: [...]
+    access: {...}                  # who may send what to whom: see mesh.acl
+
+A value that looks like an API key or token is a load error: keys come from the
+environment or a secrets file (mesh.secrets), never from a team file.
 """
 
 from __future__ import annotations
@@ -35,13 +39,23 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mesh._supervision import RestartType, Strategy
+from mesh.acl import AccessPolicy, AgentAccess, compile_access
 from mesh.agent import Agent
 from mesh.errors import ConfigError
+from mesh.secrets import secret_fields
 
-__all__ = ["ROLE_GROUP", "AgentSpec", "TeamSpec", "load_team", "resolve_agent"]
+__all__ = ["ROLE_GROUP", "AgentSpec", "TeamSpec", "load_team", "resolve_agent", "with_access"]
 
 ROLE_GROUP = "raymesh.roles"
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -67,6 +81,8 @@ class AgentSpec(BaseModel):
     actor_options: dict[str, Any] = Field(
         default_factory=dict, description="Ray actor options: resources, scheduling_strategy."
     )
+    # What this agent accepts from whom; set by `load_team` from its team's access rules.
+    _access: AgentAccess | None = PrivateAttr(None)
 
     @field_validator("name")
     @classmethod
@@ -106,6 +122,11 @@ class AgentSpec(BaseModel):
         """Return the agent class this spec names."""
         return self.agent if isinstance(self.agent, type) else resolve_agent(self.agent)
 
+    @property
+    def access(self) -> AgentAccess | None:
+        """The access rules its host enforces; None for an agent outside any team."""
+        return self._access
+
 
 class TeamSpec(BaseModel):
     """A team: a supervisor with its agents and sub-teams."""
@@ -122,6 +143,7 @@ class TeamSpec(BaseModel):
     )
     agents: tuple[AgentSpec, ...] = ()
     teams: tuple[TeamSpec, ...] = ()
+    access: AccessPolicy | None = Field(None, description="Who may send what to whom.")
 
     @model_validator(mode="after")
     def _consistent(self) -> TeamSpec:
@@ -134,6 +156,12 @@ class TeamSpec(BaseModel):
             seen.add(name)
         if self.entry is not None and self.entry not in {a.name for a in self.walk_agents()}:
             raise ValueError(f"entry {self.entry!r} is not an agent of team {self.name!r}")
+        if any(team.access is not None for team in self.walk_teams()):
+            raise ValueError("access: only the top-level team of a file may declare access rules")
+        if self.access is not None:
+            problems = self.access.check_names({a.name: a.role for a in self.walk_agents()})
+            if problems:
+                raise ValueError("; ".join(problems))
         return self
 
     def walk_agents(self) -> Iterator[AgentSpec]:
@@ -202,7 +230,7 @@ def load_team(source: str | Path | dict[str, Any] | TeamSpec) -> TeamSpec:
             names the file, the field path and what is wrong.
     """
     if isinstance(source, TeamSpec):
-        return source
+        return with_access(source)
     where = "team"
     if isinstance(source, str | Path):
         path = Path(source)
@@ -221,11 +249,35 @@ def load_team(source: str | Path | dict[str, Any] | TeamSpec) -> TeamSpec:
         data = source
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: a team must be a mapping with 'name' and 'agents'")
+    keys = secret_fields(data)
+    if keys:
+        raise ConfigError(
+            f"{where}: {', '.join(keys)} looks like an API key or secret in plain text",
+            hint="remove it; set it in the environment (e.g. OPENAI_API_KEY) or in the "
+            "0600 file named by RAYMESH_SECRETS_FILE",
+        )
     try:
-        return TeamSpec.model_validate(data)
+        return with_access(TeamSpec.model_validate(data))
     except ValidationError as exc:
         raise ConfigError(f"{where}: invalid team\n{_problems(exc)}",
                           hint="see the team file reference in the README") from None  # fmt: skip
+
+
+def with_access(team: TeamSpec) -> TeamSpec:
+    """Return `team` with each agent carrying the access rules its host will enforce."""
+    roles = {a.name: a.role for a in team.walk_agents()}
+
+    def compiled(node: TeamSpec) -> TeamSpec:
+        agents = []
+        for agent in node.agents:
+            copy = agent.model_copy()
+            copy._access = compile_access(team.access, team=team.name, roles=roles,
+                                          agent=agent.name)  # fmt: skip
+            agents.append(copy)
+        teams = tuple(compiled(t) for t in node.teams)
+        return node.model_copy(update={"agents": tuple(agents), "teams": teams})
+
+    return compiled(team)
 
 
 def _problems(exc: ValidationError) -> str:

@@ -81,12 +81,21 @@ def add_event(name: str, **attributes: Any) -> None:
         record.otel.add_event(name, attributes)
 
 
+_REMEMBERED: set[str] = set()
+
+
+def remember_secret(value: str) -> None:
+    """Redact `value` wherever it turns up from now on (e.g. a key read from a secrets file)."""
+    if len(value) >= 8:
+        _REMEMBERED.add(value)
+
+
 def _known_secrets() -> list[str]:
     # Values of the environment's keys and tokens, e.g. OPENAI_API_KEY, redacted wherever
     # they turn up even if they do not look like keys.
-    marks = ("_API_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
-    return sorted((v for k, v in os.environ.items() if k.endswith(marks) and len(v) >= 8),
-                  key=len, reverse=True)  # fmt: skip
+    marks = ("_API_KEY", "_TOKEN", "_SECRET", "_SECRETS", "_PASSWORD")
+    found = {v for k, v in os.environ.items() if k.endswith(marks) and len(v) >= 8}
+    return sorted(found | _REMEMBERED, key=len, reverse=True)
 
 
 def redact(text: str) -> str:

@@ -15,6 +15,8 @@ from protocols.errors import (
     EncodeError,
     MeshError,
     ProtocolError,
+    ReplayError,
+    SignatureError,
     UnknownMessageTypeError,
 )
 from protocols.message import Message, message_class, message_types
@@ -29,6 +31,7 @@ from protocols.messenger import (
     UnknownPeerError,
 )
 from protocols.patterns.errors import PatternError
+from protocols.signing import ReplayGuard, Signer
 from protocols.wire import ErrorReply, Result, Task, Usage, UsageQuery, UsageSummary
 
 __all__ = [
@@ -51,7 +54,11 @@ __all__ = [
     "Peer",
     "PeerInfo",
     "ProtocolError",
+    "ReplayError",
+    "ReplayGuard",
     "Result",
+    "SignatureError",
+    "Signer",
     "Task",
     "UnknownMessageTypeError",
     "UnknownPeerError",

@@ -6,7 +6,9 @@ A frame is one msgpack array::
      correlation_id, deadline, hops, chain, id, payload, budget]
 
 The leading 1 is the frame format version. The payload is itself a msgpack ``bin``
-holding the message's fields, so the header can be read without touching it.
+holding the message's fields, so the header can be read without touching it. A codec
+given a `Signer` appends a signature trailer on encode and refuses, on decode, any
+frame whose signature is missing or wrong before unpacking it (see protocols.signing).
 Decoding is strict: each header field must have its exact type and shape, so that a
 frame from a buggy or hostile peer fails here, named, and never inside a handler.
 """
@@ -23,9 +25,10 @@ from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
 from protocols.envelope import Envelope, Kind
-from protocols.errors import DecodeError, EncodeError, MeshError
+from protocols.errors import DecodeError, EncodeError, MeshError, SignatureError
 from protocols.message import _REGISTRY as _REGISTERED
 from protocols.message import Message, message_class, register
+from protocols.signing import Signer, is_signed
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
@@ -57,20 +60,24 @@ class Codec:
     Args:
         max_frame_bytes: The largest frame accepted or produced, payload included.
         max_depth: The deepest nesting of lists and maps allowed in a payload.
+        signer: Signs every frame encoded and verifies every frame decoded; None for
+            an unsigned mesh.
     """
 
-    __slots__ = ("max_depth", "max_frame_bytes")
+    __slots__ = ("max_depth", "max_frame_bytes", "signer")
 
     def __init__(
         self,
         *,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         max_depth: int = DEFAULT_MAX_DEPTH,
+        signer: Signer | None = None,
     ) -> None:
         if max_frame_bytes < 256 or max_depth < 1:
             raise ValueError("max_frame_bytes must be >= 256 and max_depth >= 1")
         self.max_frame_bytes = max_frame_bytes
         self.max_depth = max_depth
+        self.signer = signer
 
     def encode(self, envelope: Envelope) -> bytes:
         """Return `envelope` as one frame.
@@ -103,6 +110,8 @@ class Codec:
             frame: bytes = msgpack.packb(fields, use_bin_type=True)
         except (ValueError, TypeError) as exc:  # e.g. a lone surrogate in a name
             raise EncodeError(f"cannot encode envelope: {_describe(exc)}") from None
+        if self.signer is not None:
+            frame = self.signer.sign(frame)
         if len(frame) > self.max_frame_bytes:
             raise EncodeError(
                 f"frame of {len(frame)} bytes for {envelope.type!r} exceeds the limit of "
@@ -119,6 +128,7 @@ class Codec:
 
         Raises:
             DecodeError: The frame is too large, not msgpack, or its header is malformed.
+            SignatureError: The codec signs and the frame's signature is missing or wrong.
         """
         if not isinstance(frame, bytes | bytearray | memoryview):
             raise DecodeError(f"a frame must be bytes, not {type(frame).__name__}")
@@ -126,11 +136,21 @@ class Codec:
             raise DecodeError(
                 f"frame of {len(frame)} bytes exceeds the limit of {self.max_frame_bytes} bytes"
             )
+        signed_at: float | None = None
+        if self.signer is not None:
+            frame, signed_at = self.signer.verify(frame)
         try:
             fields = msgpack.unpackb(frame, raw=False, use_list=True, strict_map_key=True)
         except Exception as exc:  # msgpack raises a zoo of types for bad input
+            if self.signer is None and is_signed(frame):
+                raise SignatureError(
+                    "frame is signed but this process has no secret to verify it",
+                    hint="give every process of the mesh the same RAYMESH_SECRET",
+                ) from None
             raise DecodeError(f"frame is not valid msgpack: {_describe(exc)}") from None
-        return _check_header(fields)
+        envelope = _check_header(fields)
+        envelope.signed_at = signed_at
+        return envelope
 
     def encode_message(self, message: Message) -> bytes:
         """Return the payload bytes for `message`.

@@ -68,6 +68,8 @@ class Envelope:
         budget: On asks and tells, what the conversation may still spend, per unit
             (``{"tokens": 900, "usd": 0.02}``; a missing unit is unlimited); on replies
             and errors, what handling the ask spent. None when nobody counts.
+        signed_at: When the frame was signed (epoch seconds), set on decode by a signing
+            codec; None for unsigned frames. Not a header field: the signature carries it.
     """
 
     kind: Kind
@@ -84,6 +86,7 @@ class Envelope:
     chain: tuple[str, ...] = ()
     id: str = field(default_factory=new_message_id)
     budget: dict[str, float] | None = None
+    signed_at: float | None = None
 
     def remaining(self, now: float | None = None) -> float | None:
         """Return the seconds left before the deadline (negative once past), or None."""

@@ -8,7 +8,9 @@ tree (``mesh.errors`` adds the runtime branches)::
     ├── ProtocolError
     │   ├── EncodeError
     │   ├── DecodeError (+ValueError)
-    │   └── UnknownMessageTypeError (+DecodeError)
+    │   ├── UnknownMessageTypeError (+DecodeError)
+    │   └── SignatureError       a frame's signature is missing, wrong or stale
+    │       └── ReplayError      a signed frame that was already received
     ├── DeliveryError ...            (mesh.errors)
     ├── HandlerError                 (mesh.errors)
     └── ConfigError                  (mesh.errors)
@@ -27,6 +29,8 @@ __all__ = [
     "EncodeError",
     "MeshError",
     "ProtocolError",
+    "ReplayError",
+    "SignatureError",
     "UnknownMessageTypeError",
     "error_class",
 ]
@@ -127,3 +131,14 @@ class DecodeError(ProtocolError, ValueError):
 
 class UnknownMessageTypeError(DecodeError):
     """A frame names a message type tag that no `Message` class in this process has."""
+
+
+class SignatureError(ProtocolError):
+    """A frame of a signed mesh has no signature, a wrong one, an unknown key or a stale time.
+
+    The frame was refused at the receiving host and never handled.
+    """
+
+
+class ReplayError(SignatureError):
+    """A signed frame that the receiving host had already received (a replay)."""

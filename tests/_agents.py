@@ -387,3 +387,18 @@ class Subscriber(Agent):
     @handler
     async def on_get_notes(self, msg: GetNotes, ctx: Context) -> Notes:
         return Notes(seqs=[], senders=self.heard)
+
+
+class Guarded(Crosser):
+    """A Crosser that also sleeps on request: both ends of the access-control tests."""
+
+    @handler
+    async def on_sleep(self, msg: Sleep, ctx: Context) -> Pong:
+        await asyncio.sleep(msg.seconds)
+        return Pong(text="slept")
+
+
+class Obedient(LLMAgent):
+    """An LLM agent that takes several prompts at once, so a delegation loop runs to its limits."""
+
+    concurrency = 8

@@ -7,7 +7,6 @@ built, that is when the agent starts, never at its first message.
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
@@ -25,6 +24,7 @@ from actors.providers._base import (
     estimate_tokens,
 )
 from mesh import ConfigError
+from mesh.secrets import get_secret
 
 __all__ = [
     "API_KEY_ENV",
@@ -147,14 +147,14 @@ def make_provider(
             f"options {sorted(options)} are only for offline models, not {parsed}", agent=agent
         )
     env = API_KEY_ENV[parsed.provider]
-    key = api_key if api_key is not None else os.environ.get(env)
+    key = api_key if api_key is not None else get_secret(env)
     if not key:
         raise ConfigError(
             f"no API key for model {str(parsed)!r}: {env} is not set",
             agent=agent,
-            hint=f"set {env} in the agent's environment (a Ray runtime_env env_vars entry "
-            "on a cluster) or pass api_key=...; for a local server that needs no key, any "
-            "non-empty value works",
+            hint=f"set {env} in the agent's environment or in the 0600 file named by "
+            "RAYMESH_SECRETS_FILE, or pass api_key=...; for a local server that needs no "
+            "key, any non-empty value works",
         )
     if parsed.provider == "openai":
         from actors.providers.openai import OpenAIProvider

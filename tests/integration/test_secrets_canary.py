@@ -1,0 +1,74 @@
+"""Canary keys in a secrets file, a message and an exception never show up anywhere.
+
+A signed mesh reads its secret and an API key from a 0600 file; a handler raises with
+the key in its message, and forged frames are refused. Then the key and the secret are
+looked for in what the asker got, the spans, the refusals and Ray's session logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import ray
+from _agents import Boom, Echo, Ping, Pong
+
+from mesh import HandlerError, Mesh, MeshConfig, SignatureError
+from mesh._endpoint import Endpoint
+from mesh._spawn import start_host
+from mesh.team import AgentSpec
+from protocols import Codec, Envelope, Kind, MeshError
+
+pytestmark = pytest.mark.ray
+
+
+async def test_canaries_never_reach_errors_spans_refusals_or_ray_logs(
+    mesh: Mesh, tmp_path: Path
+) -> None:
+    secret = "canary-secret-" + uuid.uuid4().hex
+    key = "sk-canary-" + uuid.uuid4().hex
+    path = tmp_path / "secrets.env"
+    path.write_text(f"RAYMESH_SECRET={secret}\nOPENAI_API_KEY={key}\n")
+    path.chmod(0o600)
+    config = MeshConfig(**{**mesh.config.model_dump(exclude={"secret"}), "secrets_file": path})
+    edge = Endpoint(name=f"edge-{uuid.uuid4().hex[:8]}", incarnation=uuid.uuid4().hex[:16],
+                    config=config, registry=mesh._registry)  # fmt: skip
+    name = f"canary-{uuid.uuid4().hex[:6]}"
+    host, _ = await start_host(AgentSpec.build(name=name, agent=Echo), config)
+    seen: list[str] = []
+    try:
+        assert await edge.ask(name, Ping(text="hi"), expect=Pong) == Pong(text="hi")
+        with pytest.raises(HandlerError) as raised:  # the exception text holds the key
+            await edge.ask(name, Boom(text=f"using {key}"))
+        seen += [str(raised.value), raised.value.remote_traceback]
+        # Forged frames carrying the key are refused; what the refusal says is looked at.
+        forged = Codec().encode(Envelope(kind=Kind.TELL, type="test.ping/1", sender=key,
+                                         recipient=name, payload=key.encode()))  # fmt: skip
+        refusals = await host.deliver.remote(f"{key}#1", 0, [forged, forged + b"RMS1" * 13])
+        seen += [str(MeshError.from_wire(error)) for _, error in refusals]
+        assert {MeshError.from_wire(e).__class__ for _, e in refusals} == {SignatureError}
+        spans: list[dict[str, object]] = []
+        for _ in range(100):  # spans reach the store in batches
+            spans = await mesh.trace(raised.value.trace_id)
+            if spans:
+                break
+            await asyncio.sleep(0.1)
+        seen.append(repr(spans))
+        assert spans, "the failed handling left a span"
+        seen.append(repr(await host.stats.remote()))
+    finally:
+        edge.close()
+        await host.stop.remote()
+        ray.kill(host)
+    await asyncio.sleep(1.0)  # Ray flushes worker output to the session logs
+    logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
+    for file in logs.rglob("*"):
+        if file.is_file() and file.stat().st_size < 50_000_000:
+            seen.append(file.read_text(errors="replace"))
+    assert "[redacted]" in "".join(seen[:2])  # the key was there, masked
+    leaks = [text[:200] for text in seen if key in text or secret in text]
+    assert leaks == []
+    assert os.environ.get("OPENAI_API_KEY") != key  # nothing set it in this process
