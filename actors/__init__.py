@@ -32,6 +32,7 @@ from actors.messages import (
     Verdict,
     Verify,
 )
+from actors.pattern_agent import PatternAgent
 from actors.providers import (
     ChatMessage,
     ModelClient,
@@ -81,6 +82,7 @@ __all__ = [
     "ModelSpec",
     "ModelUnavailableError",
     "Orchestrator",
+    "PatternAgent",
     "Plan",
     "PlanStep",
     "Price",

@@ -18,8 +18,8 @@ another pattern: that is how patterns nest in a team file.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -68,6 +68,15 @@ class PatternOutcome(BaseModel):
     summary: dict[str, Any]
 
 
+class _Member(Protocol):
+    """What a pattern checks of a team's agent (an `AgentSpec` fits)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def role(self) -> str | None: ...
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -83,6 +92,23 @@ class _Spec(BaseModel):
     def roles(self) -> Iterator[tuple[str, str]]:
         """Yield (field path, role) for every role the pattern routes to."""
         yield from ()
+
+    def check(self, team: str, members: Sequence[_Member]) -> None:
+        """Check that every agent and role the pattern names is in the team.
+
+        Raises:
+            ValueError: One is not; the message names the field.
+        """
+        names = {m.name for m in members}
+        roles = {m.role for m in members}
+        for where, name in self.agents():
+            if name not in names:
+                raise ValueError(f"pattern.{where}: {name!r} is not an agent of team {team!r} "
+                                 f"(its agents: {', '.join(sorted(names))})")  # fmt: skip
+        for where, role in self.roles():
+            if role not in roles:
+                raise ValueError(f"pattern.{where}: no agent of team {team!r} has the role "
+                                 f"{role!r}")  # fmt: skip
 
 
 def _each(field: str, names: list[str]) -> Iterator[tuple[str, str]]:

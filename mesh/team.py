@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mesh._supervision import RestartType, Strategy
 from mesh.agent import Agent
 from mesh.errors import ConfigError
+from mesh.patterns_run import PatternSpec, with_conductor
 
 __all__ = ["ROLE_GROUP", "AgentSpec", "TeamSpec", "load_team", "resolve_agent"]
 
@@ -122,6 +123,14 @@ class TeamSpec(BaseModel):
     )
     agents: tuple[AgentSpec, ...] = ()
     teams: tuple[TeamSpec, ...] = ()
+    pattern: PatternSpec | None = Field(
+        None, description="A conversation pattern its conductor runs on each task."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _conductor(cls, data: Any) -> Any:
+        return with_conductor(data)
 
     @model_validator(mode="after")
     def _consistent(self) -> TeamSpec:
@@ -134,6 +143,8 @@ class TeamSpec(BaseModel):
             seen.add(name)
         if self.entry is not None and self.entry not in {a.name for a in self.walk_agents()}:
             raise ValueError(f"entry {self.entry!r} is not an agent of team {self.name!r}")
+        if self.pattern is not None:
+            self.pattern.check(self.name, list(self.walk_agents()))
         return self
 
     def walk_agents(self) -> Iterator[AgentSpec]:
@@ -233,5 +244,6 @@ def _problems(exc: ValidationError) -> str:
     for error in exc.errors():
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"  {path.lstrip('.') or '<root>'}: {message}")
+        where = path.lstrip(".")
+        lines.append(f"  {where}: {message}" if where else f"  {message}")
     return "\n".join(lines)
