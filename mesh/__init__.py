@@ -1,6 +1,7 @@
 """raymesh's runtime: agents in Ray actors that find each other and talk directly."""
 
 from mesh.agent import Agent, Context, handler
+from mesh.approvals import CheckpointNotFoundError
 from mesh.cluster import ClusterError, ClusterUnreachableError
 from mesh.config import MeshConfig
 from mesh.errors import (
@@ -36,6 +37,7 @@ __all__ = [
     "AgentInfo",
     "AgentSpec",
     "AgentStats",
+    "CheckpointNotFoundError",
     "ClusterError",
     "ClusterUnreachableError",
     "ConfigError",

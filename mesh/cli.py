@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mesh.approvals_cli import register as register_approval_commands
 from mesh.errors import MeshError
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 _out = Console()
 _err = Console(stderr=True)
+register_approval_commands(app)
 
 
 @app.callback()

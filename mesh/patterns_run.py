@@ -24,13 +24,16 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from mesh.agent import Agent, Context, handler
+from mesh.approvals import RayApprovalGate
 from protocols import Result, Task
 from protocols.messenger import Messenger
 from protocols.patterns import (
+    OnTimeout,
     Plan,
     Reply,
     Request,
     Subtask,
+    checkpoint,
     debate,
     delegate,
     hub_and_spoke,
@@ -42,6 +45,7 @@ from protocols.patterns import (
 
 __all__ = [
     "CONDUCTOR",
+    "ApprovalSpec",
     "DebateSpec",
     "DelegationSpec",
     "HubSpec",
@@ -325,9 +329,55 @@ class VerifyRetrySpec(_Spec):
         )
 
 
+class ApprovalSpec(_Spec):
+    """Approval: the proposer drafts, a person approves, edits or rejects, the executor acts.
+
+    The checkpoint waits on the namespace's approval desk (`mesh.approvals`) for at most
+    `wait_s` (never past `timeout` or the task's deadline), then `on_timeout` decides.
+    """
+
+    name: Literal["approval"]
+    proposer: str
+    executor: str | None = None
+    wait_s: float = Field(300.0, gt=0)
+    on_timeout: OnTimeout = OnTimeout.REJECT
+
+    def agents(self) -> Iterator[tuple[str, str]]:
+        """The proposer and the executor."""
+        yield "proposer", self.proposer
+        if self.executor is not None:
+            yield "executor", self.executor
+
+    async def run(self, messenger: Messenger, task: str) -> PatternOutcome:
+        """Draft, wait for a decision, then act on the approved (or edited) proposal."""
+        draft = await messenger.ask(self.proposer, Request(text=task), timeout=self.timeout,
+                                    expect=Reply)  # fmt: skip
+        limits = [t for t in (self.wait_s, self.timeout, messenger.remaining()) if t is not None]
+        decision = await checkpoint(
+            RayApprovalGate.here(), draft.text, timeout=max(0.0, min(limits)),
+            on_timeout=self.on_timeout, trace_id=messenger.trace_id,
+            data={"task": task, "proposer": self.proposer, "executor": self.executor},
+        )  # fmt: skip
+        answer = decision.edited or draft.text
+        if self.executor is not None:
+            done = await messenger.ask(self.executor, Request(text=answer), expect=Reply)
+            answer = done.text
+        return PatternOutcome(
+            pattern=self.name,
+            answer=answer,
+            summary={
+                "proposer": self.proposer,
+                "decision": decision.kind.value,
+                "decided_by": decision.by,
+                "by_policy": decision.by_policy,
+                "executor": self.executor,
+            },
+        )
+
+
 PatternSpec = Annotated[
     HubSpec | PipelineSpec | MeshReviewSpec | DebateSpec | DelegationSpec | RaceSpec
-    | VerifyRetrySpec,
+    | VerifyRetrySpec | ApprovalSpec,
     Field(discriminator="name"),
 ]  # fmt: skip
 """A pattern named in a team file, with its parameters."""
