@@ -171,7 +171,7 @@ def bench(  # noqa: PLR0917 (typer maps each parameter to an option)
     suites: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Suites: two-agents, watchdogs, supervision, llm, topology.",
+            help="Suites: two-agents, watchdogs, supervision, llm, topology, patterns.",
             show_default="all",
         ),
     ] = None,
