@@ -13,7 +13,9 @@ import asyncio
 from typing import Any, ClassVar
 
 import ray
+from ray.exceptions import RayError
 
+from mesh._raycalls import translate
 from mesh.registry import on_head_node
 from protocols.patterns import Checkpoint, Decision, DecisionKind, PatternError
 
@@ -97,13 +99,19 @@ class RayApprovalGate:
         """Return the gate of the namespace this process runs in (inside an agent)."""
         return cls.get_or_create(namespace=ray.get_runtime_context().namespace)
 
+    async def _call(self, method: str, *args: Any) -> Any:
+        try:
+            return await getattr(self.handle, method).remote(*args)
+        except RayError as exc:
+            raise translate(exc, agent=APPROVALS_NAME) from exc
+
     async def post(self, checkpoint: Checkpoint) -> None:
         """Make `checkpoint` visible to reviewers."""
-        await self.handle.post.remote(checkpoint)
+        await self._call("post", checkpoint)
 
     async def wait_decision(self, checkpoint_id: str, *, timeout: float | None) -> Decision | None:
         """Return the decision on a checkpoint, or None if none came within `timeout`."""
-        decision: Decision | None = await self.handle.wait_decision.remote(checkpoint_id, timeout)
+        decision: Decision | None = await self._call("wait_decision", checkpoint_id, timeout)
         return decision
 
     async def decide(self, checkpoint_id: str, decision: Decision) -> None:
@@ -111,8 +119,9 @@ class RayApprovalGate:
 
         Raises:
             CheckpointNotFoundError: No such checkpoint is pending.
+            PeerDeadError: The desk actor is gone (as for every method here).
         """
-        if not await self.handle.decide.remote(checkpoint_id, decision):
+        if not await self._call("decide", checkpoint_id, decision):
             raise CheckpointNotFoundError(
                 f"no checkpoint {checkpoint_id!r} is pending",
                 checkpoint=checkpoint_id,
@@ -121,7 +130,7 @@ class RayApprovalGate:
 
     async def pending(self) -> list[Checkpoint]:
         """Return the checkpoints still waiting, oldest first."""
-        points: list[Checkpoint] = await self.handle.pending.remote()
+        points: list[Checkpoint] = await self._call("pending")
         return points
 
     async def approve(self, checkpoint_id: str, *, edit: str | None = None, by: str) -> None:
