@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from mesh.agent import Agent, Context, handler
 from mesh.approvals import RayApprovalGate
@@ -30,9 +30,11 @@ from protocols.messenger import Messenger
 from protocols.patterns import (
     OnTimeout,
     Plan,
+    PlanError,
     Reply,
     Request,
     Subtask,
+    check_plan,
     checkpoint,
     debate,
     delegate,
@@ -244,6 +246,14 @@ class DelegationSpec(_Spec):
     subtasks: list[Subtask] = Field(min_length=1)
     integrator: str | None = None
     max_attempts: int = Field(2, ge=1)
+
+    @model_validator(mode="after")
+    def _a_dag(self) -> DelegationSpec:
+        try:
+            check_plan(Plan(goal="", subtasks=self.subtasks))
+        except PlanError as exc:
+            raise ValueError(f"subtasks: {exc.message}") from None
+        return self
 
     def agents(self) -> Iterator[tuple[str, str]]:
         """The subtasks' agents and the integrator."""

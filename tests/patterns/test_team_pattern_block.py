@@ -57,3 +57,14 @@ def test_a_role_nobody_has_fails_at_load(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"pattern\.routes\[1\]: no agent of team 'hub' has "
                                           r"the role 'poet'"):  # fmt: skip
         load_team(bad)
+
+
+def test_a_delegation_plan_with_a_cycle_fails_at_load_naming_the_cycle(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    text = (EXAMPLES / "delegation.yaml").read_text()
+    bad.write_text(text.replace('role: researcher}\n    - {id: options', 'role: researcher, '
+                                'depends_on: [decide]}\n    - {id: options'))  # fmt: skip
+    with pytest.raises(ConfigError) as caught:
+        load_team(bad)
+    assert "pattern.delegation: subtasks: the plan's dependencies form a cycle" in str(caught.value)
+    assert "needs -> decide -> needs" in str(caught.value)
