@@ -33,6 +33,7 @@ from actors.messages import (
     Verdict,
     Verify,
 )
+from actors.pattern_agent import PatternAgent
 from actors.providers import (
     ChatMessage,
     ModelClient,
@@ -84,6 +85,7 @@ __all__ = [
     "ModelSpec",
     "ModelUnavailableError",
     "Orchestrator",
+    "PatternAgent",
     "Plan",
     "PlanStep",
     "Price",

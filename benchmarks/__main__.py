@@ -21,10 +21,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from benchmarks import llm_bound, supervision, topology, two_agents, watchdogs
+from benchmarks import llm_bound, patterns, supervision, topology, two_agents, watchdogs
 from mesh import Mesh
 
-SUITES = ("two-agents", "watchdogs", "supervision", "llm", "topology")
+SUITES = ("two-agents", "watchdogs", "supervision", "llm", "topology", "patterns")
 #: Messages per stream of the two-agents and watchdogs suites when --count is not given.
 DEFAULT_COUNT = 5000
 
@@ -113,6 +113,31 @@ def _topology_table(outcome: topology.Outcome) -> Table:
     return table
 
 
+def _report_patterns(rows: list[patterns.Row] | None, console: Console) -> dict[str, Any]:
+    """Print the patterns tables; return the JSON part (nothing when the suite did not run)."""
+    if rows is None:
+        return {}
+    for table in _patterns_tables(rows):
+        console.print(table)
+    return {"patterns": {"rows": [asdict(r) for r in rows],
+                         "mesh_over_hub": patterns.ratios(rows)}}  # fmt: skip
+
+
+def _patterns_tables(rows: list[patterns.Row]) -> list[Table]:
+    table = Table(title="hub vs mesh review: the same task, N agents on the offline model")
+    for column in ("pattern", "N", "conversations", "concurrent", "conv/s", "msgs / conv"):
+        table.add_column(column, justify="left" if column == "pattern" else "right")
+    for row in rows:
+        table.add_row(row.pattern, str(row.agents), str(row.conversations), str(row.concurrency),
+                      f"{row.per_s:.2f}", f"{row.messages_per_conversation:.1f}")  # fmt: skip
+    ratio = Table(title="mesh review / hub")
+    for column in ("N", "conv/s", "msgs / conv"):
+        ratio.add_column(column, justify="right")
+    for n, r in patterns.ratios(rows).items():
+        ratio.add_row(str(n), f"{r['per_s']:.2f}x", f"{r['messages']:.2f}x")
+    return [table, ratio]
+
+
 def _ms(value: float | None, spec: str = ".1f") -> str:
     return "-" if value is None else format(value, spec)
 
@@ -163,6 +188,12 @@ async def _measure(args: argparse.Namespace, console: Console) -> dict[str, Any]
         if "llm" in args.suites:
             with console.status("LLM-bound: a team against a loopback model, 50 ms a call"):
                 results["llm"] = await llm_bound.run(mesh)
+        if "patterns" in args.suites:
+            with console.status("patterns: hub vs mesh review, N agents"):
+                sizes = tuple(args.agents or ((2, 4) if args.quick else (2, 4, 8)))
+                results["patterns"] = await patterns.run(
+                    mesh, agents=sizes, conversations=args.count or 20
+                )
     finally:
         await mesh.shutdown()
     return results
@@ -190,7 +221,7 @@ def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
     size.add_argument("--full", action="store_true",
                       help="topology: N up to 32, payloads up to 64 KiB")  # fmt: skip
     parser.add_argument("--agents", type=int, nargs="+", metavar="N",
-                        help="topology: agent counts to measure (not the preset)")  # fmt: skip
+                        help="topology, patterns: agent counts (not the preset)")  # fmt: skip
     parser.add_argument("--sign", action="store_true",
                         help="two-agents: also measure the cost of signed frames")  # fmt: skip
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
@@ -286,6 +317,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m benchmarks
         console.print(_llm_table(results["llm"]))
         report["llm"] = [{**asdict(r), "ideal_per_s": r.ideal_per_s, "ratio": r.ratio}
                          for r in results["llm"]]  # fmt: skip
+    report |= _report_patterns(results.get("patterns"), console)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(report, out, indent=2)

@@ -2,6 +2,7 @@
 
 from mesh.acl import AccessPolicy, AccessRule
 from mesh.agent import Agent, Context, handler
+from mesh.approvals import CheckpointNotFoundError
 from mesh.cluster import ClusterError, ClusterUnreachableError
 from mesh.config import MeshConfig
 from mesh.errors import (
@@ -44,6 +45,7 @@ __all__ = [
     "AgentInfo",
     "AgentSpec",
     "AgentStats",
+    "CheckpointNotFoundError",
     "ClusterError",
     "ClusterUnreachableError",
     "ConfigError",

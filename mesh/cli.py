@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mesh.approvals_cli import register as register_approval_commands
 from mesh.errors import MeshError
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 _out = Console()
 _err = Console(stderr=True)
+register_approval_commands(app)
 
 
 @app.callback()
@@ -173,7 +175,7 @@ def bench(  # noqa: PLR0917 (typer maps each parameter to an option)
     suites: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Suites: two-agents, watchdogs, supervision, llm, topology.",
+            help="Suites: two-agents, watchdogs, supervision, llm, topology, patterns.",
             show_default="all",
         ),
     ] = None,

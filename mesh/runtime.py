@@ -21,6 +21,7 @@ from mesh._endpoint import Endpoint
 from mesh._raycalls import translate
 from mesh._spawn import start_host
 from mesh.agent import Agent
+from mesh.approvals import RayApprovalGate
 from mesh.cluster import prepare_driver
 from mesh.config import MeshConfig
 from mesh.errors import ConfigError, MeshError, PeerNotFoundError
@@ -31,6 +32,7 @@ from mesh.supervisor import SUPERVISOR, TeamHandle, supervisor_options
 from mesh.team import AgentSpec, TeamSpec, load_team
 from mesh.tracing import configure_logging, get_logger
 from protocols import Message, UsageQuery, UsageSummary
+from protocols.patterns import Checkpoint
 
 __all__ = ["Mesh"]
 
@@ -309,6 +311,29 @@ class Mesh:
         """Return how many spans the mesh keeps, its capacity and how many it dropped."""
         stats: dict[str, int] = await self._spans.stats.remote()
         return stats
+
+    async def approvals(self) -> list[Checkpoint]:
+        """Return the approval checkpoints waiting for a person, oldest first."""
+        return await self._approval_gate().pending()
+
+    async def approve(self, checkpoint_id: str, *, edit: str | None = None) -> None:
+        """Approve a waiting checkpoint; `edit` replaces its proposal.
+
+        Raises:
+            CheckpointNotFoundError: No such checkpoint is pending (decided or timed out).
+        """
+        await self._approval_gate().approve(checkpoint_id, edit=edit, by=self.name)
+
+    async def reject(self, checkpoint_id: str, *, reason: str = "") -> None:
+        """Reject a waiting checkpoint: its conversation fails with `ApprovalRejectedError`.
+
+        Raises:
+            CheckpointNotFoundError: No such checkpoint is pending (decided or timed out).
+        """
+        await self._approval_gate().reject(checkpoint_id, reason=reason, by=self.name)
+
+    def _approval_gate(self) -> RayApprovalGate:
+        return RayApprovalGate.get_or_create(namespace=self.config.namespace)
 
     async def stats(self, name: str) -> AgentStats:
         """Return agent `name`'s counters.

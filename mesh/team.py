@@ -53,6 +53,7 @@ from mesh._supervision import RestartType, Strategy
 from mesh.acl import AccessPolicy, AgentAccess, compile_access
 from mesh.agent import Agent
 from mesh.errors import ConfigError
+from mesh.patterns_run import PatternSpec, with_conductor
 from mesh.secrets import secret_fields
 
 __all__ = ["ROLE_GROUP", "AgentSpec", "TeamSpec", "load_team", "resolve_agent", "with_access"]
@@ -144,6 +145,14 @@ class TeamSpec(BaseModel):
     agents: tuple[AgentSpec, ...] = ()
     teams: tuple[TeamSpec, ...] = ()
     access: AccessPolicy | None = Field(None, description="Who may send what to whom.")
+    pattern: PatternSpec | None = Field(
+        None, description="A conversation pattern its conductor runs on each task."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _conductor(cls, data: Any) -> Any:
+        return with_conductor(data)
 
     @model_validator(mode="after")
     def _consistent(self) -> TeamSpec:
@@ -162,6 +171,8 @@ class TeamSpec(BaseModel):
             problems = self.access.check_names({a.name: a.role for a in self.walk_agents()})
             if problems:
                 raise ValueError("; ".join(problems))
+        if self.pattern is not None:
+            self.pattern.check(self.name, list(self.walk_agents()))
         return self
 
     def walk_agents(self) -> Iterator[AgentSpec]:
@@ -285,5 +296,6 @@ def _problems(exc: ValidationError) -> str:
     for error in exc.errors():
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"  {path.lstrip('.') or '<root>'}: {message}")
+        where = path.lstrip(".")
+        lines.append(f"  {where}: {message}" if where else f"  {message}")
     return "\n".join(lines)

@@ -9,9 +9,22 @@ import time
 from actors import Completion, LLMAgent, Prompt
 from mesh import Agent, Context, MeshError, handler
 from protocols import Message, Result, Task
-from protocols.patterns import pipeline
+from protocols.patterns import collect_reviews, pipeline
+from protocols.patterns.messages import (
+    Assemble,
+    Critique,
+    DraftShare,
+    Judge,
+    Position,
+    Propose,
+    Review,
+    ReviewDraft,
+    Verify,
+)
+from protocols.patterns.messages import Draft as PatternDraft
 from protocols.patterns.messages import Reply as PatternReply
 from protocols.patterns.messages import Request as PatternRequest
+from protocols.patterns.messages import Verdict as PatternVerdict
 
 
 class Ping(Message, type="test.ping/1"):
@@ -402,3 +415,82 @@ class Obedient(LLMAgent):
     """An LLM agent that takes several prompts at once, so a delegation loop runs to its limits."""
 
     concurrency = 8
+
+
+class Scripted(Agent):
+    """Takes part in every pattern with canned answers; fails, stalls or rejects on request.
+
+    Args:
+        answer: Its answer to requests and its debate position (its name by default).
+        fail: Raise in every handler.
+        delay: Seconds to wait in every handler first.
+        pass_after: As a verifier: reject this many answers before passing any.
+        reject: As a verifier: reject answers containing this text, always.
+    """
+
+    concurrency = 8
+
+    def __init__(
+        self,
+        answer: str | None = None,
+        *,
+        fail: bool = False,
+        delay: float = 0.0,
+        pass_after: int = 0,
+        reject: str | None = None,
+    ) -> None:
+        self.answer = answer
+        self.fail = fail
+        self.delay = delay
+        self.pass_after = pass_after
+        self.reject = reject
+        self.checked = 0
+
+    async def _act(self, ctx: Context) -> str:
+        await asyncio.sleep(self.delay)
+        if self.fail:
+            raise RuntimeError(f"{ctx.agent} fails on purpose")
+        return self.answer or ctx.agent
+
+    @handler
+    async def on_request(self, msg: PatternRequest, ctx: Context) -> PatternReply:
+        mine = await self._act(ctx)
+        inputs = msg.data.get("inputs", {})
+        text = f"{mine}({msg.text.splitlines()[0]}" + "".join(f"+{k}" for k in sorted(inputs)) + ")"
+        return PatternReply(text=text, data={"trace": ctx.trace_id, "feedback": msg.feedback})
+
+    @handler
+    async def on_position(self, msg: Propose | Critique, ctx: Context) -> Position:
+        return Position(answer=await self._act(ctx), reasoning=ctx.trace_id)
+
+    @handler
+    async def on_judge(self, msg: Judge, ctx: Context) -> PatternVerdict:
+        await self._act(ctx)
+        winner = sorted(msg.positions)[-1]
+        return PatternVerdict(passed=True, winner=winner, feedback=ctx.trace_id)
+
+    @handler
+    async def on_verify(self, msg: Verify, ctx: Context) -> PatternVerdict:
+        await self._act(ctx)
+        self.checked += 1
+        if self.reject is not None and self.reject in msg.answer:
+            return PatternVerdict(passed=False, feedback=f"{self.reject!r} is not allowed")
+        if self.checked <= self.pass_after:
+            return PatternVerdict(passed=False, feedback=f"not yet (check {self.checked})")
+        return PatternVerdict(passed=True)
+
+    @handler
+    async def on_draft_share(self, msg: DraftShare, ctx: Context) -> PatternDraft:
+        mine = await self._act(ctx)
+        return await collect_reviews(ctx, msg, f"{mine} drafts share {msg.share}")
+
+    @handler
+    async def on_review_draft(self, msg: ReviewDraft, ctx: Context) -> Review:
+        await self._act(ctx)
+        return Review(reviewer=ctx.agent, author=msg.author, comments=ctx.trace_id)
+
+    @handler
+    async def on_assemble(self, msg: Assemble, ctx: Context) -> PatternReply:
+        await self._act(ctx)
+        text = " + ".join(d.text for d in msg.drafts)
+        return PatternReply(text=f"assembled by {ctx.agent}: {text}", data={"trace": ctx.trace_id})

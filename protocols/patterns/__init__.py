@@ -20,6 +20,7 @@ from protocols.patterns.delegate import (
     Plan,
     Subtask,
     SubtaskRecord,
+    check_plan,
     delegate,
     plan_with,
 )
@@ -104,6 +105,7 @@ __all__ = [
     "VerificationFailedError",
     "VerifiedResult",
     "Verify",
+    "check_plan",
     "checkpoint",
     "collect_reviews",
     "debate",

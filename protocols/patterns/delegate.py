@@ -25,7 +25,15 @@ from protocols.patterns._deadline import (
 from protocols.patterns.errors import NoPeerError, PlanCycleError, PlanError, SubtaskFailedError
 from protocols.patterns.messages import Reply, Request
 
-__all__ = ["DelegationResult", "Plan", "Subtask", "SubtaskRecord", "delegate", "plan_with"]
+__all__ = [
+    "DelegationResult",
+    "Plan",
+    "Subtask",
+    "SubtaskRecord",
+    "check_plan",
+    "delegate",
+    "plan_with",
+]
 
 
 class Subtask(BaseModel):
@@ -83,15 +91,15 @@ async def plan_with(
         ) from None
 
 
-def _check(plan: Plan, messenger: Messenger) -> dict[str, Subtask]:
+def _check(plan: Plan, trace_id: str | None) -> dict[str, Subtask]:
     by_id: dict[str, Subtask] = {}
     for sub in plan.subtasks:
         if sub.id in by_id:
-            raise PlanError(f"subtask id {sub.id!r} is used twice", trace_id=messenger.trace_id)
+            raise PlanError(f"subtask id {sub.id!r} is used twice", trace_id=trace_id)
         if (sub.role is None) == (sub.agent is None):
             raise PlanError(
                 f"subtask {sub.id!r} must name exactly one of role and agent",
-                trace_id=messenger.trace_id,
+                trace_id=trace_id,
             )
         by_id[sub.id] = sub
     for sub in plan.subtasks:
@@ -99,7 +107,7 @@ def _check(plan: Plan, messenger: Messenger) -> dict[str, Subtask]:
         if missing:
             raise PlanError(
                 f"subtask {sub.id!r} depends on unknown subtasks {missing}",
-                trace_id=messenger.trace_id,
+                trace_id=trace_id,
             )
     return by_id
 
@@ -118,7 +126,7 @@ async def _candidates(plan: Plan, messenger: Messenger) -> dict[str, list[str]]:
     return candidates
 
 
-def _sorter(plan: Plan, messenger: Messenger) -> graphlib.TopologicalSorter[str]:
+def _sorter(plan: Plan, trace_id: str | None) -> graphlib.TopologicalSorter[str]:
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter(
         {sub.id: sub.depends_on for sub in plan.subtasks}
     )
@@ -131,10 +139,21 @@ def _sorter(plan: Plan, messenger: Messenger) -> graphlib.TopologicalSorter[str]
         raise PlanCycleError(
             f"the plan's dependencies form a cycle: {' -> '.join(cycle)}",
             cycle=cycle,
-            trace_id=messenger.trace_id,
+            trace_id=trace_id,
             hint="remove one dependency of the cycle",
         ) from None
     return sorter
+
+
+def check_plan(plan: Plan, *, trace_id: str | None = None) -> None:
+    """Check a plan's shape without running it (`delegate` does the same first).
+
+    Raises:
+        PlanCycleError: The dependencies form a cycle; ``.cycle`` names it.
+        PlanError: A duplicate id, an unknown dependency, or neither/both of role and agent.
+    """
+    _check(plan, trace_id)
+    _sorter(plan, trace_id)
 
 
 async def delegate(
@@ -166,8 +185,8 @@ async def delegate(
     """
     if max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
-    by_id = _check(plan, messenger)
-    sorter = _sorter(plan, messenger)
+    by_id = _check(plan, messenger.trace_id)
+    sorter = _sorter(plan, messenger.trace_id)
     deadline = deadline_of(messenger, timeout)
     candidates = await _candidates(plan, messenger)
     spread: dict[str, int] = {}
