@@ -485,6 +485,8 @@ class AgentHost:
         is_ask = env.kind is Kind.ASK
         outcome: Message | MeshError | None
         spent: dict[str, float] = {}
+        started = time.perf_counter()
+        ran: float | None = None  # how long the handler ran; None if it never did
         if env.expired():
             self._stats.expired += 1
             outcome = DeadlineExceededError(
@@ -493,11 +495,11 @@ class AgentHost:
                 trace_id=env.trace_id,
             )
         else:
-            started = time.perf_counter()
             outcome, spent = await self._run_handler(env)
-            if self._metrics is not None:
-                failed = type(outcome).__name__ if isinstance(outcome, MeshError) else None
-                self._metrics.handled(env.type, time.perf_counter() - started, failed)
+            ran = time.perf_counter() - started
+        if self._metrics is not None:
+            failed = type(outcome).__name__ if isinstance(outcome, MeshError) else None
+            self._metrics.handled(env.type, ran, failed)
         if isinstance(outcome, MeshError):
             self._stats.failed += 1
             if not is_ask:

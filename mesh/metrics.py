@@ -117,11 +117,16 @@ class HostMetrics:
         # What Ray was last given of the running totals kept elsewhere.
         self._given: dict[Any, float] = {}
 
-    def handled(self, message_type: str, seconds: float, error: str | None) -> None:
-        """Count a handled message: its type, how long it took, and its error type if any."""
+    def handled(self, message_type: str, seconds: float | None, error: str | None) -> None:
+        """Count a handled message: its type, its handler's run time, its error type if any.
+
+        `seconds` is None for a message that expired before its handler could run.
+        """
         self._handled[message_type] = self._handled.get(message_type, 0) + 1
         if error is not None:
             self._errors[error] = self._errors.get(error, 0) + 1
+        if seconds is None:
+            return
         self._seen += 1
         if len(self._latencies) < LATENCY_SAMPLES:
             self._latencies.append((message_type, seconds))

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
+import pytest
 from rich.console import Console
 
+from mesh import traceview
 from mesh.telemetry import redact
-from mesh.traceview import trace_table
+from mesh.traceview import save_trace, saved_trace, trace_table
 
 
 def _span(agent: str, span_id: str, parent: str | None, start: int, end: int,
@@ -44,6 +48,20 @@ def test_the_trace_view_shows_the_tree_in_order_with_tokens_and_errors() -> None
     assert "0.0021" in lines[2]
     assert "HandlerError: boom" in lines[3]
     assert "10.0 ms" in text
+
+
+def test_saved_traces_keep_only_the_newest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAYMESH_HOME", str(tmp_path))
+    monkeypatch.setattr(traceview, "KEEP_SAVED", 2)
+    traces = [[{**_span("lead", "a" * 16, None, 0, 1), "trace_id": f"{i:032x}"}] for i in range(3)]
+    for age, spans in enumerate(traces):
+        path = save_trace(spans)
+        assert path is not None
+        os.utime(path, (age, age))  # saved one after the other
+    assert saved_trace(f"{0:032x}") == []  # the oldest went
+    assert saved_trace(f"{1:032x}") == traces[1]
+    assert saved_trace(None) == traces[2]
+    assert saved_trace("../" + f"{1:032x}") == []  # an id is never a path
 
 
 def test_redact_hides_key_like_strings_and_the_environments_keys() -> None:
