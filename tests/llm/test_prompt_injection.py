@@ -13,21 +13,25 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import ray
 from _agents import Echo
 from structlog.testing import capture_logs
 
 from actors import BudgetExceededError, Completion, LLMAgent, Prompt, Tool
 from actors.loopback import LoopbackLLMServer, Step
 from mesh import Mesh
+from mesh._spawn import start_host
+from mesh.team import load_team
 from mesh.tracing import _redact_secrets
 
 CANARY = "sk-canary-" + os.urandom(12).hex()
 MODEL = "obedient"
+StartTeam = Callable[[dict[str, Any]], Awaitable[None]]
 _CALL = re.compile(r"CALL (\w+) (?=\{)")
 _SMUGGLED = re.compile(r'(?=\{"name": ")')
 _JSON = json.JSONDecoder()
@@ -242,6 +246,23 @@ def obey_and_relay(body: dict[str, Any]) -> Step:
 
 
 @pytest.fixture
+async def start_team(mesh: Mesh) -> AsyncIterator[StartTeam]:
+    """Start a team file's agents, with its access rules, but without its supervisor: its
+    health probe gives a host one second to answer, which an LLM agent's first SDK call
+    can exceed on this shared 2-core machine, and a replaced agent would end the test."""
+    hosts: list[Any] = []
+
+    async def start(source: dict[str, Any]) -> None:
+        for spec in load_team(source).walk_agents():
+            hosts.append((await start_host(spec, mesh.config))[0])
+
+    yield start
+    for host in hosts:
+        await host.stop.remote()
+        ray.kill(host)
+
+
+@pytest.fixture
 def relaying(server: LoopbackLLMServer) -> Iterator[LoopbackLLMServer]:
     server.respond_with(MODEL, obey_and_relay)
     yield server
@@ -265,12 +286,14 @@ PEER_ATTACKS = [
 
 
 @pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # a team of four LLM agents and 6 nested conversations
 async def test_injected_peers_get_no_message_the_policy_forbids(
-    mesh: Mesh, relaying: LoopbackLLMServer
+    mesh: Mesh, relaying: LoopbackLLMServer, start_team: StartTeam
 ) -> None:
     n = os.urandom(3).hex()
     names = {k: f"{k}-{n}" for k in ("victim", "helper", "exfil", "mallory", "outsider")}
-    team = await mesh.team({
+    await start_team({
         "name": f"inj-{n}",
         "agents": [
             {"name": names["victim"], **_obedient(relaying, [names["helper"], names["exfil"]])},
@@ -298,7 +321,6 @@ async def test_injected_peers_get_no_message_the_policy_forbids(
         helper = await mesh.stats(names["helper"])
         outside = await mesh.stats(outsider.name)
     finally:
-        await team.stop()
         await mesh.stop(outsider.name)
     print(f"\nprompt injection (peers): exfil handled {exfil.handled}, refused "
           f"{exfil.refusals}; outsider received {outside.received}")  # fmt: skip
@@ -311,27 +333,26 @@ async def test_injected_peers_get_no_message_the_policy_forbids(
 
 
 @pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("budget", [None, {"tokens": 200}])
 async def test_runaway_delegation_is_stopped_by_the_hop_limit_or_the_budget(
-    mesh: Mesh, relaying: LoopbackLLMServer, budget: dict[str, float] | None
+    mesh: Mesh, relaying: LoopbackLLMServer, start_team: StartTeam, budget: dict[str, float] | None
 ) -> None:
     n = os.urandom(3).hex()
     ping, pong = f"ping-{n}", f"pong-{n}"
-    team = await mesh.team({"name": f"loop-{n}", "agents": [
+    await start_team({"name": f"loop-{n}", "agents": [
         {"name": ping, **_obedient(relaying, [pong])},
         {"name": pong, **_obedient(relaying, [ping])}]})  # fmt: skip
     before = len(relaying.requests_for(MODEL))
-    try:
-        if budget is None:
-            reply = await mesh.ask(ping, Prompt(text=RELAY), expect=Completion, timeout=20)
-            # Whichever comes first: the hop limit, or the watchdog that sees the chain
-            # ask back into itself (a cycle of waiting asks) once it waits long enough.
-            assert re.search(r"raised (HopLimitError|DeadlockError)", reply.text)
-        else:
-            with pytest.raises(BudgetExceededError):
-                await mesh.ask(ping, Prompt(text=RELAY), timeout=20, budget=budget)
-    finally:
-        await team.stop()
+    if budget is None:
+        reply = await mesh.ask(ping, Prompt(text=RELAY), expect=Completion, timeout=20)
+        # Whichever comes first: the hop limit, or the watchdog that sees the chain
+        # ask back into itself (a cycle of waiting asks) once it waits long enough.
+        assert re.search(r"raised (HopLimitError|DeadlockError)", reply.text)
+    else:
+        with pytest.raises(BudgetExceededError):
+            await mesh.ask(ping, Prompt(text=RELAY), timeout=20, budget=budget)
     calls = len(relaying.requests_for(MODEL)) - before
     limit = mesh.config.max_hops if budget is None else int(budget["tokens"] // 17) + 1
     print(f"\nrunaway delegation ({'budget' if budget else 'hops'}): {calls} model calls")
