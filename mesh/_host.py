@@ -34,7 +34,7 @@ from mesh.spanstore import SPAN_STORE_NAME
 from mesh.stats import AgentStats
 from mesh.telemetry import Recorder
 from mesh.tracing import configure_logging, get_logger, trace_scope
-from mesh.watchdog import Heartbeat, PathEntry, cross_chain_deadlock, same_chain_deadlock
+from mesh.watchdog import Heartbeat, Probe, cross_chain_deadlock, same_chain_deadlock
 from protocols import Envelope, ErrorReply, Kind, Message, ProtocolError
 from protocols.message import register
 from protocols.wire import NoReply
@@ -414,27 +414,36 @@ class AgentHost:
         elif message_id in self._queued:
             self._cancel_queued.add(message_id)
 
-    async def probe(self, ask_id: str, path: list[PathEntry]) -> None:
-        """Forward a deadlock probe about `ask_id` along the asks that block it."""
-        self._stats.probes_received += 1
-        if ask_id in self._running:
-            blocking = {ask_id}
-        elif ask_id in self._queued and len(self._running) >= self._concurrency:
-            blocking = set(self._running)  # every busy handler keeps it waiting
-        else:
-            return
-        origin = path[0][1]
-        for blocked_id, waiting in self._endpoint.blockers(blocking):
-            if blocked_id == origin:
-                victim, error = cross_chain_deadlock(path)
-                self._stats.deadlocks_broken += 1
-                self._log.warning("deadlock across conversations broken", cycle=error.cycle,
-                                  victim=victim[0], trace_id=victim[3])  # fmt: skip
-                await self._quietly(self._endpoint.abort_remote(victim[0], victim[1], error))
-                return
-            if all(entry[1] != blocked_id for entry in path):
-                entry = (self._info.name, blocked_id, waiting.started, waiting.trace_id)
-                self._endpoint.send_probe(waiting.peer, blocked_id, [*path, entry])
+    async def probe(self, probes: list[Probe]) -> None:
+        """Forward deadlock probes along the asks that block the probed asks."""
+        self._stats.probes_received += len(probes)
+        blockers = self._endpoint.blockers()
+        onward: dict[str, list[Probe]] = {}
+        for ask_id, path in probes:
+            if ask_id in self._running:
+                blocking = [ask_id]
+            elif ask_id in self._queued and self._concurrency == 1 and self._running:
+                # A queued message waits on the one running handler. With more workers
+                # it waits for any of them to end: a path back through one is no cycle,
+                # and following all of them multiplied probes by the concurrency (a hub
+                # collapsed under it), so concurrent agents are left to deadlines.
+                blocking = list(self._running)
+            else:
+                continue
+            origin = path[0][1]
+            for blocked_id, waiting in (b for parent in blocking for b in blockers.get(parent, [])):
+                if blocked_id == origin:
+                    victim, error = cross_chain_deadlock(path)
+                    self._stats.deadlocks_broken += 1
+                    self._log.warning("deadlock across conversations broken", cycle=error.cycle,
+                                      victim=victim[0], trace_id=victim[3])  # fmt: skip
+                    await self._quietly(self._endpoint.abort_remote(victim[0], victim[1], error))
+                    break
+                if all(entry[1] != blocked_id for entry in path):
+                    entry = (self._info.name, blocked_id, waiting.started, waiting.trace_id)
+                    onward.setdefault(waiting.peer, []).append((blocked_id, [*path, entry]))
+        for peer, batch in onward.items():
+            self._endpoint.send_probes(peer, batch)
 
     async def abort(self, ask_id: str, error: dict[str, Any]) -> None:
         """Fail one of this agent's outstanding asks (chosen to break a deadlock)."""
