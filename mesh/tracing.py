@@ -73,5 +73,10 @@ def get_logger(**initial: Any) -> Any:
 @contextmanager
 def trace_scope(*, agent: str, trace_id: str, span_id: str) -> Iterator[None]:
     """Bind the trace, span and agent to every log line inside the block."""
-    with structlog.contextvars.bound_contextvars(agent=agent, trace_id=trace_id, span_id=span_id):
+    # Set and reset by token rather than with `bound_contextvars`, which copies the
+    # whole context to save the old values: that was a tenth of a host's CPU per message.
+    tokens = structlog.contextvars.bind_contextvars(agent=agent, trace_id=trace_id, span_id=span_id)
+    try:
         yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
