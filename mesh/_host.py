@@ -17,6 +17,7 @@ from typing import Any
 
 import ray
 
+from mesh._deadlines import DeadlineWheel
 from mesh._endpoint import Endpoint
 from mesh.agent import Agent, Context
 from mesh.config import MeshConfig
@@ -114,6 +115,7 @@ class AgentHost:
         self._cancel_queued: set[str] = set()
         self._cancel_running: set[str] = set()
         self._heartbeat = Heartbeat(config.tick_s)
+        self._deadlines = DeadlineWheel()
         self._control: asyncio.Task[None] | None = None
         self._stats = AgentStats(name=name)
 
@@ -487,7 +489,7 @@ class AgentHost:
             self._recorder.outcome(span, outcome if isinstance(outcome, MeshError) else None)
         return outcome, ctx.spent
 
-    async def _call_handler(self, env: Envelope, ctx: Context) -> Message | MeshError | None:  # noqa: PLR0911
+    async def _call_handler(self, env: Envelope, ctx: Context) -> Message | MeshError | None:
         assert self._agent is not None
         name = self._info.name
         route = self._agent.handlers.get(env.type)
@@ -505,24 +507,30 @@ class AgentHost:
             return exc.with_context(agent=name, trace_id=env.trace_id)
         with trace_scope(agent=name, trace_id=env.trace_id, span_id=env.span_id):
             method = getattr(self._agent, method_name)
-            left = env.remaining() if self._config.watchdogs else None
+            worker = asyncio.current_task()
+            assert worker is not None
+            deadline = env.deadline if self._config.watchdogs else None
+            slot = None if deadline is None else self._deadlines.watch(worker, deadline)
+            cancelling = worker.cancelling()
             try:
-                if left is None:
-                    result = await method(msg, ctx)
-                else:
-                    async with asyncio.timeout(left) as scope:
-                        result = await method(msg, ctx)
-            except TimeoutError as exc:
-                if left is not None and scope.expired():
-                    return DeadlineExceededError(
-                        f"handler {method_name} of {name!r} did not finish by the deadline",
-                        agent=name,
-                        trace_id=env.trace_id,
-                    )
-                return self._handler_error(env, method_name, exc)
+                result = await method(msg, ctx)
+            except asyncio.CancelledError:
+                if slot is None or not self._deadlines.unwatch(worker, slot):
+                    raise
+                slot = None
+                if worker.uncancel() > cancelling:
+                    raise  # cancelled for another reason too: a stop, or the asker gave up
+                return DeadlineExceededError(
+                    f"handler {method_name} of {name!r} did not finish by the deadline",
+                    agent=name,
+                    trace_id=env.trace_id,
+                )
             except Exception as exc:
                 self._log.warning("handler raised", handler=method_name, exc_info=True)
                 return self._handler_error(env, method_name, exc)
+            finally:
+                if slot is not None and self._deadlines.unwatch(worker, slot):
+                    worker.uncancel()  # the handler swallowed the deadline's cancellation
         if result is not None and not isinstance(result, Message):
             return HandlerError(
                 f"handler {method_name} of {name!r} returned {type(result).__name__}, "
