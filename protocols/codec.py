@@ -130,7 +130,7 @@ class Codec:
             fields = msgpack.unpackb(frame, raw=False, use_list=True, strict_map_key=True)
         except Exception as exc:  # msgpack raises a zoo of types for bad input
             raise DecodeError(f"frame is not valid msgpack: {_describe(exc)}") from None
-        return _check_header(fields)
+        return _read_header(fields)
 
     def encode_message(self, message: Message) -> bytes:
         """Return the payload bytes for `message`.
@@ -245,7 +245,30 @@ def _within_depth(data: Any, limit: int) -> bool:
     return True
 
 
-def _check_header(fields: Any) -> Envelope:
+def _read_header(fields: Any) -> Envelope:
+    _check_header(fields)
+    (_, kind, tag, sender, recipient, trace_id, span_id, parent, corr, deadline, hops,
+     chain, msg_id, payload, budget) = fields  # fmt: skip
+    return Envelope(
+        kind=_KINDS[kind],
+        type=tag,
+        sender=sender,
+        recipient=recipient,
+        payload=payload,
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent,
+        correlation_id=corr,
+        deadline=deadline,
+        hops=hops,
+        chain=tuple(chain),
+        id=msg_id,
+        budget=budget,
+    )
+
+
+def _check_header(fields: Any) -> None:
+    # Also run on encode, where building the envelope again would be wasted work.
     if type(fields) is not list or len(fields) != _FIELDS:
         raise DecodeError(f"a frame must be a msgpack array of {_FIELDS} fields")
     (version, kind, tag, sender, recipient, trace_id, span_id, parent, corr, deadline, hops,
@@ -273,22 +296,6 @@ def _check_header(fields: Any) -> Envelope:
         raise DecodeError(f"payload must be msgpack bin, not {type(payload).__name__}")
     if budget is not None:
         _check_budget(budget)
-    return Envelope(
-        kind=_KINDS[kind],
-        type=tag,
-        sender=sender,
-        recipient=recipient,
-        payload=payload,
-        trace_id=trace_id,
-        span_id=span_id,
-        parent_span_id=parent,
-        correlation_id=corr,
-        deadline=deadline,
-        hops=hops,
-        chain=tuple(chain),
-        id=msg_id,
-        budget=budget,
-    )
 
 
 def _check_trace(trace_id: Any, span_id: Any, parent: Any) -> None:
