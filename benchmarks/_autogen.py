@@ -94,12 +94,14 @@ class RingNode(RoutedAgent):
     @message_handler
     async def on_burst(self, message: ABurst, ctx: MessageContext) -> ADone:
         load = ALoad(body="x" * message.payload_bytes, ask=message.ask)
-        gate = asyncio.Semaphore(message.window)
         latencies: list[float] = []
         target = str(message.target)
+        left = message.count
 
-        async def one() -> None:
-            async with gate:
+        async def lane() -> None:  # the same harness as the raymesh and Ray rows
+            nonlocal left
+            while left > 0:
+                left -= 1
                 t0 = time.perf_counter()
                 if message.ask:
                     await self.send_message(load, AgentId(_TYPE, target))
@@ -108,7 +110,7 @@ class RingNode(RoutedAgent):
                 latencies.append((time.perf_counter() - t0) * 1000)
 
         started = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(message.count)))
+        await asyncio.gather(*(lane() for _ in range(min(message.window, message.count))))
         return ADone(started=started, ended=time.perf_counter(), latencies_ms=latencies)
 
 

@@ -26,7 +26,7 @@ from mesh.errors import (
     PeerNotFoundError,
 )
 from mesh.registry import AgentInfo, RegistryClient
-from mesh.watchdog import PathEntry
+from mesh.watchdog import Probe
 from protocols import Envelope, ErrorReply, Kind, Message, new_trace_id
 from protocols.wire import NoReply
 
@@ -79,6 +79,8 @@ class Endpoint:
         # Every ask this endpoint is waiting on, by message id (for probes and aborts).
         self.outstanding: dict[str, Outstanding] = {}
         self._background: set[asyncio.Task[None]] = set()
+        # The next probe round, scheduled while asks are outstanding.
+        self._probe_round: asyncio.TimerHandle | None = None
         self.sent = 0
         self.sent_by_type: dict[str, int] = {}
         self.probes_sent = 0
@@ -198,7 +200,8 @@ class Endpoint:
         assert env.deadline is not None  # every ask has one
         waiting = Outstanding(peer, time.time(), env.trace_id, parent.id if parent else None)
         self.outstanding[env.id] = waiting
-        probes = self._schedule_probe(env.id) if self._probing else None
+        if self._probe_round is None and self._probing:
+            self._schedule_probes()
         try:
             async with asyncio.timeout_at(_loop_time(env.deadline)):
                 link = await self.link(peer, trace_id=env.trace_id)
@@ -237,8 +240,6 @@ class Endpoint:
             raise exc.with_context(agent=peer, trace_id=env.trace_id) from None
         finally:
             del self.outstanding[env.id]
-            if probes is not None:
-                probes.cancel()
         if on_spent is not None and reply.budget:
             on_spent(reply.budget)
         return self.open_reply(reply, expect)
@@ -250,30 +251,43 @@ class Endpoint:
         # The edge cannot be asked, so it can never be part of a cycle.
         return not self.is_edge and self.config.watchdogs
 
-    def _schedule_probe(self, ask_id: str) -> asyncio.TimerHandle:
-        return asyncio.get_running_loop().call_later(self.config.probe_delay_s, self._probe, ask_id)
-
-    def _probe(self, ask_id: str) -> None:
-        # Only asks that waited longer than the probe delay get here: fast asks cost
-        # no control message. Probes repeat while the ask waits, as the graph changes.
-        waiting = self.outstanding.get(ask_id)
-        if waiting is None:
-            return
-        self.send_probe(
-            waiting.peer, ask_id, [(self.name, ask_id, waiting.started, waiting.trace_id)]
+    def _schedule_probes(self) -> None:
+        self._probe_round = asyncio.get_running_loop().call_later(
+            self.config.probe_delay_s, self._send_probe_round
         )
-        self._schedule_probe(ask_id)
 
-    def send_probe(self, peer: str, ask_id: str, path: list[PathEntry]) -> None:
-        """Send a deadlock probe about `ask_id` (waiting on `peer`) along its wait edge."""
+    def _send_probe_round(self) -> None:
+        # Only asks that waited longer than the probe delay are probed: fast asks cost no
+        # control message. One call per peer per round, however many asks wait on it:
+        # under load many asks wait that long, and a call for each would add to the load
+        # that made them slow. Rounds repeat while asks wait, as the wait graph changes.
+        self._probe_round = None
+        if not self.outstanding:
+            return
+        cutoff = time.time() - self.config.probe_delay_s
+        by_peer: dict[str, list[Probe]] = {}
+        for ask_id, waiting in self.outstanding.items():
+            if waiting.started <= cutoff:
+                entry = (self.name, ask_id, waiting.started, waiting.trace_id)
+                by_peer.setdefault(waiting.peer, []).append((ask_id, [entry]))
+        for peer, probes in by_peer.items():
+            self.send_probes(peer, probes)
+        self._schedule_probes()
+
+    def send_probes(self, peer: str, probes: list[Probe]) -> None:
+        """Send deadlock probes along wait edges to `peer`, all in one call."""
         link = self._links.get(peer)
         if link is not None and link.dead is None:
-            self.probes_sent += 1
-            self._fire(link.handle.probe.remote(ask_id, path))
+            self.probes_sent += len(probes)
+            self._fire(link.handle.probe.remote(probes))
 
-    def blockers(self, parents: set[str]) -> list[tuple[str, Outstanding]]:
-        """Return the asks that the handlers of messages `parents` are waiting on."""
-        return [(i, o) for i, o in self.outstanding.items() if o.parent in parents]
+    def blockers(self) -> dict[str, list[tuple[str, Outstanding]]]:
+        """Return the asks this endpoint waits on, grouped by the message they were sent for."""
+        by_parent: dict[str, list[tuple[str, Outstanding]]] = {}
+        for ask_id, waiting in self.outstanding.items():
+            if waiting.parent is not None:
+                by_parent.setdefault(waiting.parent, []).append((ask_id, waiting))
+        return by_parent
 
     def abort(self, ask_id: str, error: MeshError) -> bool:
         """Fail an outstanding ask with `error`; False if it had already ended."""
@@ -376,6 +390,8 @@ class Endpoint:
 
     def close(self) -> None:
         """Fail everything still waiting on a link and cancel the links' calls."""
+        if self._probe_round is not None:
+            self._probe_round.cancel()
         for task in list(self._background):
             task.cancel()
         for link in self._links.values():

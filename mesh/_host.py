@@ -17,6 +17,7 @@ from typing import Any
 
 import ray
 
+from mesh._deadlines import DeadlineWheel
 from mesh._endpoint import Endpoint
 from mesh._inbound import InboundGuard
 from mesh._signing_config import adopt_secrets
@@ -38,7 +39,7 @@ from mesh.spanstore import SPAN_STORE_NAME
 from mesh.stats import AgentStats
 from mesh.telemetry import Recorder, redact
 from mesh.tracing import configure_logging, get_logger, trace_scope
-from mesh.watchdog import Heartbeat, PathEntry, cross_chain_deadlock, same_chain_deadlock
+from mesh.watchdog import Heartbeat, Probe, cross_chain_deadlock, same_chain_deadlock
 from protocols import Envelope, ErrorReply, Kind, Message, ProtocolError, SignatureError
 from protocols.message import register
 from protocols.wire import NoReply
@@ -126,6 +127,7 @@ class AgentHost:
         self._cancel_queued: set[str] = set()
         self._cancel_running: set[str] = set()
         self._heartbeat = Heartbeat(config.tick_s)
+        self._deadlines = DeadlineWheel()
         self._control: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------
@@ -455,27 +457,36 @@ class AgentHost:
         elif message_id in self._queued:
             self._cancel_queued.add(message_id)
 
-    async def probe(self, ask_id: str, path: list[PathEntry]) -> None:
-        """Forward a deadlock probe about `ask_id` along the asks that block it."""
-        self._stats.probes_received += 1
-        if ask_id in self._running:
-            blocking = {ask_id}
-        elif ask_id in self._queued and len(self._running) >= self._concurrency:
-            blocking = set(self._running)  # every busy handler keeps it waiting
-        else:
-            return
-        origin = path[0][1]
-        for blocked_id, waiting in self._endpoint.blockers(blocking):
-            if blocked_id == origin:
-                victim, error = cross_chain_deadlock(path)
-                self._stats.deadlocks_broken += 1
-                self._log.warning("deadlock across conversations broken", cycle=error.cycle,
-                                  victim=victim[0], trace_id=victim[3])  # fmt: skip
-                await self._quietly(self._endpoint.abort_remote(victim[0], victim[1], error))
-                return
-            if all(entry[1] != blocked_id for entry in path):
-                entry = (self._info.name, blocked_id, waiting.started, waiting.trace_id)
-                self._endpoint.send_probe(waiting.peer, blocked_id, [*path, entry])
+    async def probe(self, probes: list[Probe]) -> None:
+        """Forward deadlock probes along the asks that block the probed asks."""
+        self._stats.probes_received += len(probes)
+        blockers = self._endpoint.blockers()
+        onward: dict[str, list[Probe]] = {}
+        for ask_id, path in probes:
+            if ask_id in self._running:
+                blocking = [ask_id]
+            elif ask_id in self._queued and self._concurrency == 1 and self._running:
+                # A queued message waits on the one running handler. With more workers
+                # it waits for any of them to end: a path back through one is no cycle,
+                # and following all of them multiplied probes by the concurrency (a hub
+                # collapsed under it), so concurrent agents are left to deadlines.
+                blocking = list(self._running)
+            else:
+                continue
+            origin = path[0][1]
+            for blocked_id, waiting in (b for parent in blocking for b in blockers.get(parent, [])):
+                if blocked_id == origin:
+                    victim, error = cross_chain_deadlock(path)
+                    self._stats.deadlocks_broken += 1
+                    self._log.warning("deadlock across conversations broken", cycle=error.cycle,
+                                      victim=victim[0], trace_id=victim[3])  # fmt: skip
+                    await self._quietly(self._endpoint.abort_remote(victim[0], victim[1], error))
+                    break
+                if all(entry[1] != blocked_id for entry in path):
+                    entry = (self._info.name, blocked_id, waiting.started, waiting.trace_id)
+                    onward.setdefault(waiting.peer, []).append((blocked_id, [*path, entry]))
+        for peer, batch in onward.items():
+            self._endpoint.send_probes(peer, batch)
 
     async def abort(self, ask_id: str, error: dict[str, Any]) -> None:
         """Fail one of this agent's outstanding asks (chosen to break a deadlock)."""
@@ -525,7 +536,7 @@ class AgentHost:
             self._recorder.outcome(span, outcome if isinstance(outcome, MeshError) else None)
         return outcome, ctx.spent
 
-    async def _call_handler(self, env: Envelope, ctx: Context) -> Message | MeshError | None:  # noqa: PLR0911
+    async def _call_handler(self, env: Envelope, ctx: Context) -> Message | MeshError | None:
         assert self._agent is not None
         name = self._info.name
         route = self._agent.handlers.get(env.type)
@@ -543,24 +554,30 @@ class AgentHost:
             return exc.with_context(agent=name, trace_id=env.trace_id)
         with trace_scope(agent=name, trace_id=env.trace_id, span_id=env.span_id):
             method = getattr(self._agent, method_name)
-            left = env.remaining() if self._config.watchdogs else None
+            worker = asyncio.current_task()
+            assert worker is not None
+            deadline = env.deadline if self._config.watchdogs else None
+            slot = None if deadline is None else self._deadlines.watch(worker, deadline)
+            cancelling = worker.cancelling()
             try:
-                if left is None:
-                    result = await method(msg, ctx)
-                else:
-                    async with asyncio.timeout(left) as scope:
-                        result = await method(msg, ctx)
-            except TimeoutError as exc:
-                if left is not None and scope.expired():
-                    return DeadlineExceededError(
-                        f"handler {method_name} of {name!r} did not finish by the deadline",
-                        agent=name,
-                        trace_id=env.trace_id,
-                    )
-                return self._handler_error(env, method_name, exc)
+                result = await method(msg, ctx)
+            except asyncio.CancelledError:
+                if slot is None or not self._deadlines.unwatch(worker, slot):
+                    raise
+                slot = None
+                if worker.uncancel() > cancelling:
+                    raise  # cancelled for another reason too: a stop, or the asker gave up
+                return DeadlineExceededError(
+                    f"handler {method_name} of {name!r} did not finish by the deadline",
+                    agent=name,
+                    trace_id=env.trace_id,
+                )
             except Exception as exc:
                 self._log.warning("handler raised", handler=method_name, exc_info=True)
                 return self._handler_error(env, method_name, exc)
+            finally:
+                if slot is not None and self._deadlines.unwatch(worker, slot):
+                    worker.uncancel()  # the handler swallowed the deadline's cancellation
         if result is not None and not isinstance(result, Message):
             return HandlerError(
                 f"handler {method_name} of {name!r} returned {type(result).__name__}, "

@@ -33,7 +33,7 @@ class MeshConfig(BaseSettings):
     max_depth: int = Field(DEFAULT_MAX_DEPTH, ge=1, description="Deepest payload nesting.")
     max_hops: int = Field(64, ge=1, description="Longest causal chain of handled messages.")
     max_batch: int = Field(512, ge=1, description="Frames coalesced into one Ray call.")
-    max_inflight: int = Field(2, ge=1, description="Ray calls in flight per link.")
+    max_inflight: int = Field(1, ge=1, description="Ray calls in flight per link.")
     gap_timeout_s: float = Field(2.0, gt=0, description="Wait for a missing batch before skipping.")
     lease_s: float = Field(10.0, gt=0, description="Registry lease; hosts renew at a third of it.")
     watchdogs: bool = Field(True, description="Deadlock probes, handler deadlines, heartbeats.")

@@ -17,10 +17,12 @@ import time
 from mesh.errors import DeadlockError
 from protocols import Envelope
 
-__all__ = ["Heartbeat", "PathEntry", "cross_chain_deadlock", "same_chain_deadlock"]
+__all__ = ["Heartbeat", "PathEntry", "Probe", "cross_chain_deadlock", "same_chain_deadlock"]
 
 #: A probe's path entry: (owner agent, ask id, started at, trace id).
 PathEntry = tuple[str, str, float, str]
+#: A probe: the ask it is about, and the path of waiting asks that led to it.
+Probe = tuple[str, list[PathEntry]]
 
 
 def same_chain_deadlock(agent: str, env: Envelope) -> DeadlockError | None:

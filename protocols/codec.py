@@ -148,7 +148,7 @@ class Codec:
                     hint="give every process of the mesh the same RAYMESH_SECRET",
                 ) from None
             raise DecodeError(f"frame is not valid msgpack: {_describe(exc)}") from None
-        envelope = _check_header(fields)
+        envelope = _read_header(fields)
         envelope.signed_at = signed_at
         return envelope
 
@@ -265,7 +265,30 @@ def _within_depth(data: Any, limit: int) -> bool:
     return True
 
 
-def _check_header(fields: Any) -> Envelope:
+def _read_header(fields: Any) -> Envelope:
+    _check_header(fields)
+    (_, kind, tag, sender, recipient, trace_id, span_id, parent, corr, deadline, hops,
+     chain, msg_id, payload, budget) = fields  # fmt: skip
+    return Envelope(
+        kind=_KINDS[kind],
+        type=tag,
+        sender=sender,
+        recipient=recipient,
+        payload=payload,
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent,
+        correlation_id=corr,
+        deadline=deadline,
+        hops=hops,
+        chain=tuple(chain),
+        id=msg_id,
+        budget=budget,
+    )
+
+
+def _check_header(fields: Any) -> None:
+    # Also run on encode, where building the envelope again would be wasted work.
     if type(fields) is not list or len(fields) != _FIELDS:
         raise DecodeError(f"a frame must be a msgpack array of {_FIELDS} fields")
     (version, kind, tag, sender, recipient, trace_id, span_id, parent, corr, deadline, hops,
@@ -293,22 +316,6 @@ def _check_header(fields: Any) -> Envelope:
         raise DecodeError(f"payload must be msgpack bin, not {type(payload).__name__}")
     if budget is not None:
         _check_budget(budget)
-    return Envelope(
-        kind=_KINDS[kind],
-        type=tag,
-        sender=sender,
-        recipient=recipient,
-        payload=payload,
-        trace_id=trace_id,
-        span_id=span_id,
-        parent_span_id=parent,
-        correlation_id=corr,
-        deadline=deadline,
-        hops=hops,
-        chain=tuple(chain),
-        id=msg_id,
-        budget=budget,
-    )
 
 
 def _check_trace(trace_id: Any, span_id: Any, parent: Any) -> None:

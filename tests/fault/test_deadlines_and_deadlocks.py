@@ -109,6 +109,24 @@ async def test_fast_asks_send_no_probes_and_slow_ones_do(mesh: Mesh, spawn: Spaw
     assert (await mesh.stats(back.name)).probes_received >= 1
 
 
+async def test_probes_are_not_multiplied_by_a_busy_concurrent_agent(
+    mesh: Mesh, spawn: Spawn
+) -> None:
+    # 16 waiting asks queue at `middle`, whose 4 handlers each wait on a serial `back`.
+    # Only asks running at `middle` lead on to `back`: each round, at most 4 of its own
+    # and 4 forwarded. Following every queued ask through all 4 handlers (the old fan
+    # out) gave `back` several times more, and collapsed a hub of 512 handlers.
+    origin = await spawn(Relayer, "fanout-origin", concurrency=16)
+    middle = await spawn(Relayer, "fanout-middle", concurrency=4)
+    back = await spawn(Relayer, "fanout-back")
+    start = time.monotonic()
+    slow = SlowRelay(route=[middle.name, back.name], seconds=0.25)
+    await asyncio.gather(*(mesh.ask(origin.name, slow, timeout=30) for _ in range(16)))
+    rounds = (time.monotonic() - start) / mesh.config.probe_delay_s + 2
+    received = (await mesh.stats(back.name)).probes_received
+    assert 0 < received <= 8 * rounds
+
+
 async def test_handler_past_its_deadline_ends_the_ask_by_the_deadline(
     mesh: Mesh, spawn: Spawn
 ) -> None:
