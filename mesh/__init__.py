@@ -3,12 +3,14 @@
 from mesh.agent import Agent, Context, handler
 from mesh.cluster import ClusterError, ClusterUnreachableError
 from mesh.config import MeshConfig
+from mesh.deadletters import DeadLetter
 from mesh.errors import (
     ConfigError,
     DeadlineExceededError,
     DeadlockError,
     DecodeError,
     DeliveryError,
+    DuplicateMessageError,
     EncodeError,
     HandlerError,
     HopLimitError,
@@ -16,6 +18,7 @@ from mesh.errors import (
     MeshError,
     NameTakenError,
     NoHandlerError,
+    OutboxFullError,
     PeerDeadError,
     PeerNotFoundError,
     ProtocolError,
@@ -40,10 +43,12 @@ __all__ = [
     "ClusterUnreachableError",
     "ConfigError",
     "Context",
+    "DeadLetter",
     "DeadlineExceededError",
     "DeadlockError",
     "DecodeError",
     "DeliveryError",
+    "DuplicateMessageError",
     "EncodeError",
     "HandlerError",
     "HopLimitError",
@@ -53,6 +58,7 @@ __all__ = [
     "MeshError",
     "NameTakenError",
     "NoHandlerError",
+    "OutboxFullError",
     "PeerDeadError",
     "PeerNotFoundError",
     "ProtocolError",

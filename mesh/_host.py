@@ -17,17 +17,21 @@ from typing import Any
 
 import ray
 
+from mesh._durable import Durability
 from mesh._endpoint import Endpoint
 from mesh.agent import Agent, Context
 from mesh.config import MeshConfig
 from mesh.errors import (
     ConfigError,
     DeadlineExceededError,
+    DecodeError,
+    DuplicateMessageError,
     HandlerError,
     MailboxFullError,
     MeshError,
     NoHandlerError,
     PeerDeadError,
+    PeerNotFoundError,
 )
 from mesh.registry import AgentInfo, RegistryClient
 from mesh.spanstore import SPAN_STORE_NAME
@@ -105,6 +109,7 @@ class AgentHost:
         # calls that arrived early, waiting for their turn.
         self._expected: dict[str, int] = {}
         self._early: dict[tuple[str, int], asyncio.Future[None]] = {}
+        self._inside: set[tuple[str, int]] = set()  # admitted calls still being taken in
         # Asks sent as `request` calls, by message id: their replies are the call results.
         self._call_waiters: dict[str, asyncio.Future[bytes]] = {}
         # Messages being handled (with the worker task running each) and waiting in the
@@ -116,6 +121,12 @@ class AgentHost:
         self._heartbeat = Heartbeat(config.tick_s)
         self._control: asyncio.Task[None] | None = None
         self._stats = AgentStats(name=name)
+        self._durability = Durability(
+            agent_cls.State,
+            path=config.state_dir.expanduser() / config.namespace / f"{name}.json",
+            window=config.dedup_window,
+            every=agent_cls.snapshot_every or config.snapshot_every,
+        )
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -133,6 +144,8 @@ class AgentHost:
             agent.log = self._log
             agent._stop_soon = self._stop_soon
             agent.__init__(**self._kwargs)  # type: ignore[misc]
+            if self._durability.restore(agent):
+                self._log.info("state restored", snapshot=str(self._durability.path))
             await agent.on_start()
         except Exception as exc:
             self._log.exception("agent failed to start")
@@ -196,6 +209,7 @@ class AgentHost:
         for task in self._workers:
             if task is not asyncio.current_task():
                 task.cancel()
+        self._drop_queued(reason)
         if self._agent is not None:
             await self._quietly(asyncio.wait_for(self._agent.on_stop(), grace))
         self._endpoint.close()
@@ -208,6 +222,15 @@ class AgentHost:
                 waiter.set_result(self._error_frame_for_id(message_id, gone))
         self._call_waiters.clear()
         self._stopped.set()
+
+    def _drop_queued(self, why: str) -> None:
+        # Tells left in the mailbox of a stopping agent are dead letters here; askers
+        # get PeerDeadError and record it on their side.
+        while not self._mailbox.empty():
+            env = self._mailbox.get_nowait()
+            self._mailbox.task_done()
+            if env.kind is Kind.TELL:
+                self.dead_letter("stopped", env, f"agent {self._info.name!r} stopped ({why})")
 
     def _stop_soon(self, *, normal: bool, reason: str) -> None:
         # Requested from inside a handler: the stop waits for that handler to end.
@@ -240,7 +263,23 @@ class AgentHost:
         self._stats.mailbox_depth = self._mailbox.qsize()
         self._stats.sent = self._endpoint.sent
         self._stats.probes_sent = self._endpoint.probes_sent
+        self._stats.dead_letters = self._endpoint.dead_letters.total
         return dataclasses.asdict(self._stats)
+
+    def dead_letter(
+        self,
+        reason: str,
+        header: Envelope | None,
+        error: BaseException | str,
+        *,
+        frame_bytes: int | None = None,
+    ) -> None:
+        """Record a message this agent could not take or handle (see `mesh.deadletters`)."""
+        self._endpoint.dead_letter(reason, header, error, frame_bytes=frame_bytes)
+
+    def dead_letters(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Return this agent's kept dead letters as plain data, oldest first."""
+        return [letter.model_dump() for letter in self._endpoint.dead_letters.recent(limit)]
 
     async def _renew_lease(self) -> None:
         # Runs on the control lane: renewals carry the main loop's lag, so the registry
@@ -274,7 +313,7 @@ class AgentHost:
                 self._endpoint.learn(name, incarnation, reply_to)
             refusals = None
             for index, frame in enumerate(frames):
-                error = self._accept(frame)
+                error = await self._accept(frame)
                 if error is not None:
                     refusals = refusals or []
                     refusals.append((index, error.to_wire()))
@@ -287,7 +326,7 @@ class AgentHost:
         await self._admit(link_id, seq)
         try:
             waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-            error = self._accept(frame, call_waiter=waiter)
+            error = await self._accept(frame, call_waiter=waiter)
         finally:
             self._release(link_id, seq)
         if error is not None:
@@ -297,26 +336,36 @@ class AgentHost:
     async def _admit(self, link_id: str, seq: int) -> None:
         expected = self._expected.get(link_id, 0)
         if seq <= expected:
+            self._inside.add((link_id, seq))
             return
         early = asyncio.get_running_loop().create_future()
         self._early[(link_id, seq)] = early
         try:
-            await asyncio.wait_for(early, self._config.gap_timeout_s)
+            while True:
+                try:
+                    await asyncio.wait_for(asyncio.shield(early), self._config.gap_timeout_s)
+                    break
+                except TimeoutError:
+                    # A call ahead that waits for mailbox room is not a gap: wait on.
+                    if (link_id, self._expected.get(link_id, 0)) not in self._inside:
+                        raise
         except TimeoutError:
             self._stats.gaps += 1
             self._log.warning("gap in a sender's sequence; later messages go ahead",
                               link=link_id, missing=list(range(expected, seq)))  # fmt: skip
         finally:
             del self._early[(link_id, seq)]
+        self._inside.add((link_id, seq))
 
     def _release(self, link_id: str, seq: int) -> None:
+        self._inside.discard((link_id, seq))
         following = max(self._expected.get(link_id, 0), seq + 1)
         self._expected[link_id] = following
         early = self._early.get((link_id, following))
         if early is not None and not early.done():
             early.set_result(None)
 
-    def _accept(
+    async def _accept(  # noqa: PLR0911 (one return per way a frame is refused)
         self, frame: bytes, *, call_waiter: asyncio.Future[bytes] | None = None
     ) -> MeshError | None:
         self._stats.received += 1
@@ -324,17 +373,35 @@ class AgentHost:
             env = self._codec.decode(frame)
         except ProtocolError as exc:
             self._stats.refused += 1
-            self._log.warning("refused a malformed frame", error=str(exc), size=len(frame))
-            return exc.with_context(agent=self._info.name)
+            error = exc.with_context(agent=self._info.name)
+            self.dead_letter("decode", None, error, frame_bytes=_size(frame))
+            return error
+        if call_waiter is not None and env.kind is not Kind.ASK:
+            # A `request` call ends with the reply; anything but an ask would hold it forever.
+            self._stats.refused += 1
+            error = DecodeError(f"a {env.kind} frame came as a request; only asks do",
+                                agent=self._info.name, trace_id=env.trace_id)  # fmt: skip
+            self.dead_letter("decode", env, error, frame_bytes=_size(frame))
+            return error
         if env.kind is Kind.REPLY or env.kind is Kind.ERROR:
             waiter = self._endpoint.pending.get(env.correlation_id or "")
             if waiter is not None and not waiter.done():
                 waiter.set_result(env)
             else:
                 self._stats.late_replies += 1
+                self.dead_letter("late", env, f"reply to {env.correlation_id} after its ask ended")
             return None
         if self._stopping or self._agent is None:
             return PeerDeadError(f"agent {self._info.name!r} is not running", agent=self._info.name)
+        if self._durability.duplicate(env):
+            self._stats.duplicates += 1
+            duplicate = DuplicateMessageError(
+                f"{self._info.name!r} already took message {env.id}; not handled again",
+                agent=self._info.name, trace_id=env.trace_id,
+                hint="a resent message: its first send was handled, and its reply is not kept",
+            )  # fmt: skip
+            self.dead_letter("duplicate", env, duplicate)
+            return duplicate if env.kind is Kind.ASK else None
         if (
             env.kind is Kind.ASK
             and self._concurrency == 1
@@ -345,20 +412,38 @@ class AgentHost:
             if deadlock is not None:
                 self._stats.deadlocks_broken += 1
                 return deadlock
-        try:
-            self._mailbox.put_nowait(env)
-        except asyncio.QueueFull:
+        if not await self._enqueue(env):
             self._stats.refused += 1
-            return MailboxFullError(
+            full = MailboxFullError(
                 f"mailbox of {self._info.name!r} is full ({self._mailbox.maxsize} messages)",
                 agent=self._info.name,
                 trace_id=env.trace_id,
                 hint="slow down, retry later, or give the agent a larger mailbox_size",
             )
+            self.dead_letter("mailbox_full", env, full)
+            return full
+        self._durability.taken(env)
         self._queued.add(env.id)
         if call_waiter is not None:
             self._call_waiters[env.id] = call_waiter
         return None
+
+    async def _enqueue(self, env: Envelope) -> bool:
+        # Backpressure: on a full mailbox, refuse at once ("error") or hold the sender's
+        # call, and so its link, until there is room or the message's deadline ("wait").
+        try:
+            self._mailbox.put_nowait(env)
+        except asyncio.QueueFull:
+            if self._config.mailbox_policy == "error":
+                return False
+            left = env.remaining()
+            try:
+                async with asyncio.timeout(self._config.ask_timeout_s if left is None else left):
+                    await self._mailbox.put(env)
+            except TimeoutError:
+                return False
+            self._stats.waited += 1
+        return True
 
     def _error_frame_for_id(self, message_id: str, error: MeshError) -> bytes:
         env = Envelope(kind=Kind.ASK, type="raymesh.unknown/1", sender="edge",
@@ -386,6 +471,8 @@ class AgentHost:
                 if env.id in self._cancel_queued:
                     self._cancel_queued.discard(env.id)
                     self._stats.cancelled += 1
+                    why = f"{env.type!r} was dropped unhandled: its asker gave up"
+                    self.dead_letter("expired" if env.expired() else "cancelled", env, why)
                     continue
                 self._running[env.id] = (env, worker)
                 await self._handle(env)
@@ -401,7 +488,18 @@ class AgentHost:
             finally:
                 self._running.pop(env.id, None)
                 self._cancel_running.discard(env.id)
+                self._answer_cancelled(env)
                 self._mailbox.task_done()
+
+    def _answer_cancelled(self, env: Envelope) -> None:
+        # A `request` call whose ask was cancelled (or crashed the worker) would
+        # otherwise never return: end it with an error its caller no longer awaits.
+        waiter = self._call_waiters.pop(env.id, None)
+        if waiter is not None and not waiter.done():
+            error = DeadlineExceededError(
+                f"{env.type!r} was cancelled by its asker", agent=self._info.name,
+                trace_id=env.trace_id)  # fmt: skip
+            waiter.set_result(self._codec.encode(self._reply_envelope(env, error)))
 
     # -- control: cancellation, probes, aborts ---------------------------------------------
 
@@ -445,19 +543,15 @@ class AgentHost:
         outcome: Message | MeshError | None
         spent: dict[str, float] = {}
         if env.expired():
-            self._stats.expired += 1
-            outcome = DeadlineExceededError(
-                f"{env.type!r} expired before {self._info.name!r} could handle it",
-                agent=self._info.name,
-                trace_id=env.trace_id,
-            )
-        else:
-            outcome, spent = await self._run_handler(env)
+            self._expired(env)
+            return
+        outcome, spent = await self._run_handler(env)
+        await self._remember(env)
         if isinstance(outcome, MeshError):
             self._stats.failed += 1
-            if not is_ask:
-                self._log.error("tell not handled", message_type=env.type, sender=env.sender,
-                                trace_id=env.trace_id, error=str(outcome))  # fmt: skip
+            reason = _unhandled_reason(outcome, is_ask=is_ask)
+            if reason is not None:
+                self.dead_letter(reason, env, outcome)
         else:
             self._stats.handled += 1
         if is_ask:
@@ -465,6 +559,32 @@ class AgentHost:
         if isinstance(outcome, HandlerError) and self._agent_cls.crash_on_error:
             # Let it crash: a fresh incarnation from the supervisor, not a bad state.
             self._stop_soon(normal=False, reason=f"crashed: {outcome.message}")
+
+    async def _remember(self, env: Envelope) -> None:
+        # Before the reply: an asker that has its reply knows the state is on disk
+        # (when snapshots come after every message).
+        assert self._agent is not None
+        try:
+            await self._durability.handled(env, self._agent)
+        except OSError as exc:
+            self._log.error("state snapshot not written", error=str(exc),
+                            snapshot=str(self._durability.path))  # fmt: skip
+        self._stats.snapshots = self._durability.snapshots
+
+    def _expired(self, env: Envelope) -> None:
+        # Not handled: nobody waits for the outcome any more. An asker on a link gets
+        # DeadlineExceededError by its own deadline; a `request` call still needs an
+        # answer to end, though its caller has gone.
+        self._stats.expired += 1
+        error = DeadlineExceededError(
+            f"{env.type!r} expired before {self._info.name!r} could handle it",
+            agent=self._info.name,
+            trace_id=env.trace_id,
+        )
+        self.dead_letter("expired", env, error)
+        waiter = self._call_waiters.pop(env.id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(self._codec.encode(self._reply_envelope(env, error)))
 
     async def _run_handler(
         self, env: Envelope
@@ -593,5 +713,30 @@ class AgentHost:
     def _reply_lost(self, env: Envelope, error: BaseException | None) -> None:
         if error is None:
             return
-        self._log.warning("reply not delivered", recipient=env.sender, error=str(error),
-                          trace_id=env.trace_id)  # fmt: skip
+        reason = (
+            "no_peer" if isinstance(error, PeerNotFoundError)
+            else "mailbox_full" if isinstance(error, MailboxFullError)
+            else "peer_dead"
+        )  # fmt: skip
+        self.dead_letter(reason, env, f"the reply to this ask was not delivered: {error}")
+
+
+def _size(frame: Any) -> int | None:
+    try:
+        return len(frame)
+    except TypeError:
+        return None
+
+
+def _unhandled_reason(error: MeshError, *, is_ask: bool) -> str | None:
+    # An ask's failure goes back to its asker; it is a dead letter only when the
+    # message never reached a handler. A tell has nobody to tell, so every failure is.
+    if isinstance(error, NoHandlerError):
+        return "no_handler"
+    if isinstance(error, ProtocolError):
+        return "schema"
+    if is_ask:
+        return None
+    if isinstance(error, DeadlineExceededError):
+        return "expired"
+    return "handler_crash"

@@ -798,36 +798,80 @@ def agent_rows(address: str, *, namespace: str, timeout: float = 5.0) -> list[di
         ClusterUnreachableError: Nothing answers at the address.
         ClusterError: Ray refused to join (e.g. another Ray version).
     """
-    prepare_driver(address)
     import ray
 
-    from mesh.registry import REGISTRY_NAME
-
-    owns = not ray.is_initialized()
-    if owns:
-        try:
-            ray.init(
-                address=address, namespace=namespace, log_to_driver=False,
-                logging_level=logging.WARNING,
-            )  # fmt: skip
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ClusterError(
-                f"cannot join the Ray cluster at {address}: {exc}",
-                hint="`raymesh version` and the dashboard show both Ray versions",
-            ) from exc
+    owns = _join(address, namespace)
     try:
-        try:
-            registry = ray.get_actor(REGISTRY_NAME, namespace=namespace)
-        except ValueError:
-            return []
+        entries = _registry_entries(namespace, timeout)
         nodes = {n["NodeID"]: n.get("NodeManagerAddress", "") for n in ray.nodes()}  # type: ignore[no-untyped-call]
-        entries: list[tuple[dict[str, Any], Any]] = ray.get(
-            registry.find.remote(None, None), timeout=timeout
-        )
         return [_agent_row(info, handle, nodes, timeout) for info, handle in entries]
     finally:
         if owns:
             ray.shutdown()
+
+
+def dead_letter_rows(
+    address: str, *, namespace: str, agent: str | None, limit: int, timeout: float = 5.0
+) -> list[dict[str, Any]]:
+    """Join the cluster at `address` and return the live agents' recent dead letters.
+
+    Raises:
+        ClusterUnreachableError: Nothing answers at the address.
+        ClusterError: Ray refused to join (e.g. another Ray version).
+    """
+    import ray
+
+    from mesh.deadletters import collect_dead_letters
+
+    owns = _join(address, namespace)
+    try:
+        hosts = [handle for _, handle in _registry_entries(namespace, timeout)]
+
+        async def collect() -> list[dict[str, Any]]:
+            async with asyncio.timeout(timeout):
+                letters = await collect_dead_letters(hosts, agent=agent, limit=limit)
+            return [letter.model_dump() for letter in letters]
+
+        return asyncio.run(collect())
+    finally:
+        if owns:
+            ray.shutdown()
+
+
+def _join(address: str, namespace: str) -> bool:
+    # Returns whether this call started the driver (and so must shut it down).
+    prepare_driver(address)
+    import ray
+
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(
+            address=address, namespace=namespace, log_to_driver=False,
+            logging_level=logging.WARNING,
+        )  # fmt: skip
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ClusterError(
+            f"cannot join the Ray cluster at {address}: {exc}",
+            hint="`raymesh version` and the dashboard show both Ray versions",
+        ) from exc
+    return True
+
+
+def _registry_entries(namespace: str, timeout: float) -> list[tuple[dict[str, Any], Any]]:
+    # The registry is only read: a namespace without one has no agents, and none is made.
+    import ray
+
+    from mesh.registry import REGISTRY_NAME
+
+    try:
+        registry = ray.get_actor(REGISTRY_NAME, namespace=namespace)
+    except ValueError:
+        return []
+    entries: list[tuple[dict[str, Any], Any]] = ray.get(
+        registry.find.remote(None, None), timeout=timeout
+    )
+    return entries
 
 
 def _agent_row(

@@ -6,6 +6,7 @@ of a mesh share the same limits whatever the environment of the node they land o
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -41,6 +42,17 @@ class MeshConfig(BaseSettings):
     tracing: bool = Field(True, description="A span per handled message, kept by the mesh.")
     max_spans: int = Field(100_000, ge=100, description="Spans the span store keeps.")
     stop_grace_s: float = Field(5.0, ge=0, description="Time on_stop and running handlers get.")
+    dead_letters_kept: int = Field(1000, ge=1, description="Dead letters each host keeps.")
+    dedup_window: int = Field(1024, ge=1, description="Message ids remembered per sender.")
+    snapshot_every: int = Field(1, ge=1, description="Handled messages between state snapshots.")
+    state_dir: Path = Field(
+        Path("~/.raymesh/state"),
+        description="Where agents' state snapshots are kept: shared storage on a cluster.",
+    )
+    mailbox_policy: Literal["error", "wait"] = Field(
+        "error", description="On a full mailbox: refuse (MailboxFullError) or make the send wait."
+    )
+    max_outbox: int = Field(10_000, ge=1, description="Frames queued per link before refusal.")
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -18,6 +18,7 @@ class AgentStats:
         handled: Messages whose handler completed.
         failed: Messages whose handling ended in an error.
         refused: Frames refused at the door (malformed, mailbox full).
+        waited: Messages that waited for mailbox room (mailbox_policy "wait").
         expired: Messages dropped because their deadline had passed before handling.
         late_replies: Replies that came after their ask had given up.
         gaps: Times a sender's sequence had a hole that was skipped after waiting.
@@ -26,6 +27,9 @@ class AgentStats:
         probes_sent: Deadlock probes this agent sent or forwarded.
         probes_received: Deadlock probes that reached this agent.
         deadlocks_broken: Cycles this agent detected and broke.
+        duplicates: Messages dropped because their id had been taken before (resends).
+        snapshots: State snapshots written (agents that declare a State).
+        dead_letters: Messages this agent recorded as dead letters (see mesh.deadletters).
         mailbox_depth: Messages waiting when the stats were read.
     """
 
@@ -34,6 +38,7 @@ class AgentStats:
     handled: int = 0
     failed: int = 0
     refused: int = 0
+    waited: int = 0
     expired: int = 0
     late_replies: int = 0
     gaps: int = 0
@@ -42,6 +47,9 @@ class AgentStats:
     probes_sent: int = 0
     probes_received: int = 0
     deadlocks_broken: int = 0
+    duplicates: int = 0
+    snapshots: int = 0
+    dead_letters: int = 0
     mailbox_depth: int = 0
 
 
