@@ -21,10 +21,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from benchmarks import llm_bound, supervision, topology, two_agents, watchdogs
+from benchmarks import llm_bound, overload, supervision, topology, two_agents, watchdogs
 from mesh import Mesh
 
-SUITES = ("two-agents", "watchdogs", "supervision", "llm", "topology")
+SUITES = ("two-agents", "watchdogs", "supervision", "llm", "topology", "overload")
 #: Messages per stream of the two-agents and watchdogs suites when --count is not given.
 DEFAULT_COUNT = 5000
 
@@ -92,6 +92,30 @@ def _topology_table(outcome: topology.Outcome) -> Table:
     return table
 
 
+def _overload_table(outcomes: list[overload.Outcome]) -> Table:
+    first = outcomes[0]
+    table = Table(title=f"overload: producer at {first.offered_per_s:,.0f} msgs/s, consumer "
+                  f"{first.consumer_per_s:,.0f} msgs/s, 1 KiB, {first.seconds:g} s")  # fmt: skip
+    for column in ("policy", "offered", "accepted", "mailbox full", "outbox full", "other",
+                   "producer MB start/peak", "consumer MB start/peak", "growth MB",
+                   "frames bound MB"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    for o in outcomes:
+        table.add_row(o.policy, f"{o.offered:,}", f"{o.accepted:,}", f"{o.mailbox_full:,}",
+                      f"{o.outbox_full:,}", f"{o.other_errors:,}",
+                      f"{o.producer_rss_mb[0]:.0f} / {o.producer_peak_mb:.0f}",
+                      f"{o.consumer_rss_mb[0]:.0f} / {o.consumer_peak_mb:.0f}",
+                      f"{o.growth_mb:.1f}", f"{o.bound_mb:.1f}")  # fmt: skip
+    return table
+
+
+def _report_overload(outcomes: list[overload.Outcome] | None, console: Console) -> dict[str, Any]:
+    if not outcomes:
+        return {}
+    console.print(_overload_table(outcomes))
+    return {"overload": [{**asdict(o), "growth_mb": o.growth_mb} for o in outcomes]}
+
+
 def _ms(value: float | None, spec: str = ".1f") -> str:
     return "-" if value is None else format(value, spec)
 
@@ -139,6 +163,10 @@ async def _measure(args: argparse.Namespace, console: Console) -> dict[str, Any]
         if "llm" in args.suites:
             with console.status("LLM-bound: a team against a loopback model, 50 ms a call"):
                 results["llm"] = await llm_bound.run(mesh)
+        if "overload" in args.suites:
+            with console.status(f"overload: 10x the consumer's speed, {args.overload_s:g} s "
+                                "per mailbox policy"):  # fmt: skip
+                results["overload"] = await overload.run(seconds=args.overload_s)
     finally:
         await mesh.shutdown()
     return results
@@ -167,6 +195,8 @@ def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
                       help="topology: N up to 32, payloads up to 64 KiB")  # fmt: skip
     parser.add_argument("--agents", type=int, nargs="+", metavar="N",
                         help="topology: agent counts to measure (not the preset)")  # fmt: skip
+    parser.add_argument("--overload-s", type=float, default=30.0,
+                        help="overload: seconds of flooding per mailbox policy")  # fmt: skip
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--cross-node", action="store_true",
                         help="topology: also mesh vs hub on a two-node cluster")  # fmt: skip
@@ -262,6 +292,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m benchmarks
         console.print(_llm_table(results["llm"]))
         report["llm"] = [{**asdict(r), "ideal_per_s": r.ideal_per_s, "ratio": r.ratio}
                          for r in results["llm"]]  # fmt: skip
+    report |= _report_overload(results.get("overload"), console)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(report, out, indent=2)
