@@ -105,6 +105,14 @@ class Agent:
         cls.handlers = found
         if not isinstance(cls.concurrency, int) or cls.concurrency < 1:
             raise ConfigError(f"{cls.__qualname__}.concurrency must be an integer >= 1")
+        if cls.State is not None and not (
+            isinstance(cls.State, type) and issubclass(cls.State, BaseModel)
+        ):
+            raise ConfigError(f"{cls.__qualname__}.State must be a pydantic model class")
+        if cls.snapshot_every is not None and (
+            not isinstance(cls.snapshot_every, int) or cls.snapshot_every < 1
+        ):
+            raise ConfigError(f"{cls.__qualname__}.snapshot_every must be an integer >= 1")
 
     _stop_soon: Callable[..., None]
 

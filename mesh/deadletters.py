@@ -140,15 +140,17 @@ async def collect_dead_letters(
     *,
     agent: str | None = None,
     limit: int = 100,
+    timeout: float = 5.0,
 ) -> list[DeadLetter]:
     """Gather the dead letters of `hosts` (host actor handles) and `local` ones.
 
-    A host that does not answer (it died meanwhile) is skipped: its letters went with it.
+    A host that does not answer within `timeout` (it died meanwhile, or a handler
+    blocks its event loop) is skipped, so that one bad host cannot hold up the rest.
     Returns at most `limit`, the most recent, oldest first; with `agent`, only those
     that concern it (recorded by it, sent by it or addressed to it).
     """
     answers = await asyncio.gather(
-        *(host.dead_letters.remote() for host in hosts), return_exceptions=True
+        *(asyncio.wait_for(_ask(host), timeout) for host in hosts), return_exceptions=True
     )
     letters = list(local)
     for answer in answers:
@@ -158,3 +160,8 @@ async def collect_dead_letters(
         letters = [d for d in letters if agent in (d.agent, d.sender, d.recipient)]
     letters.sort(key=lambda d: d.at)
     return letters[-limit:] if limit > 0 else []
+
+
+async def _ask(host: Any) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = await host.dead_letters.remote()
+    return rows
