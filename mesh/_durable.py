@@ -133,14 +133,17 @@ class Durability:
         """Remember that `env` went into the mailbox (a refused one may be resent)."""
         self._accepted.add(env.sender, env.id)
 
-    async def handled(self, env: Envelope, agent: Any) -> None:
+    async def handled(self, env: Envelope, agent: Any, *, snapshot: bool = True) -> None:
         """Record that `env` was handled; snapshot when one is due and wait until it is on disk.
+
+        With `snapshot` False (the handler raised, the state may be half changed) the
+        id is remembered in memory only, and the next snapshot is not brought forward.
 
         Raises:
             OSError: The snapshot could not be written.
         """
         self._handled.add(env.sender, env.id)
-        if self._state_cls is None:
+        if self._state_cls is None or not snapshot:
             return
         self._since += 1
         if self._since < self._every:

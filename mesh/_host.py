@@ -103,6 +103,7 @@ class AgentHost:
         self._background: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
         self._stopping = False
+        self._halted = False  # crashed: workers take no more messages
         self._stop_task: asyncio.Task[None] | None = None
         self._exit: dict[str, Any] = {"normal": True, "reason": "stopped"}
         # Inbound ordering: next sequence number expected per sender link, and the
@@ -233,7 +234,9 @@ class AgentHost:
                 self.dead_letter("stopped", env, f"agent {self._info.name!r} stopped ({why})")
 
     def _stop_soon(self, *, normal: bool, reason: str) -> None:
-        # Requested from inside a handler: the stop waits for that handler to end.
+        # Requested from inside a handler: the stop waits for that handler to end. After
+        # a crash no further message is handled, by this worker or another.
+        self._halted = self._halted or not normal
         if not self._stopping:
             # Held apart from _background, which stop() cancels.
             self._stop_task = asyncio.get_running_loop().create_task(
@@ -464,8 +467,12 @@ class AgentHost:
     async def _work(self) -> None:
         worker = asyncio.current_task()
         assert worker is not None
-        while True:
+        while not self._halted:
             env = await self._mailbox.get()
+            if self._halted:  # it crashed meanwhile: stop() drops what is queued
+                self._mailbox.task_done()
+                self._mailbox.put_nowait(env)
+                return
             self._queued.discard(env.id)
             try:
                 if env.id in self._cancel_queued:
@@ -546,7 +553,8 @@ class AgentHost:
             self._expired(env)
             return
         outcome, spent = await self._run_handler(env)
-        await self._remember(env)
+        # A handler that raised may have left the state half changed: not snapshotted.
+        await self._remember(env, snapshot=not isinstance(outcome, HandlerError))
         if isinstance(outcome, MeshError):
             self._stats.failed += 1
             reason = _unhandled_reason(outcome, is_ask=is_ask)
@@ -560,12 +568,12 @@ class AgentHost:
             # Let it crash: a fresh incarnation from the supervisor, not a bad state.
             self._stop_soon(normal=False, reason=f"crashed: {outcome.message}")
 
-    async def _remember(self, env: Envelope) -> None:
+    async def _remember(self, env: Envelope, *, snapshot: bool) -> None:
         # Before the reply: an asker that has its reply knows the state is on disk
         # (when snapshots come after every message).
         assert self._agent is not None
         try:
-            await self._durability.handled(env, self._agent)
+            await self._durability.handled(env, self._agent, snapshot=snapshot)
         except OSError as exc:
             self._log.error("state snapshot not written", error=str(exc),
                             snapshot=str(self._durability.path))  # fmt: skip

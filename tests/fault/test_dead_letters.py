@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import msgpack
 import pytest
 import ray
-from _agents import Boom, Echo, Note, Ping, Pong, Sleep
+from _agents import Boom, Echo, Member, Note, Ping, Pong, Sleep
 from _rel_agents import Hold, Holder
 from conftest import Spawn
 from typer.testing import CliRunner
@@ -230,3 +230,20 @@ async def test_the_cli_shows_an_agents_dead_letters_as_a_table_and_as_json(
     assert "handler_crash" in table.stdout
     assert letter.trace_id is not None
     assert letter.trace_id[:8] in table.stdout
+
+
+async def test_tells_left_in_the_mailbox_of_a_crashed_agent_are_dead_letters(
+    mesh: Mesh, spawn: Spawn
+) -> None:
+    member = await spawn(Member, "dl-stopped")  # crash_on_error: a crash stops it
+    host = await mesh.actor(member.name)
+    await mesh.tell(member.name, Sleep(seconds=0.5))
+    await mesh.tell(member.name, Boom(text="down"))
+    for _ in range(3):
+        await mesh.tell(member.name, Ping(text="queued"))
+    ended = await host.watch.remote()
+    assert not ended["normal"]
+    # It has left the registry; its host still answers until it is reaped.
+    letters = [DeadLetter.model_validate(row) for row in await host.dead_letters.remote()]
+    assert [d.reason for d in letters] == ["handler_crash", "stopped", "stopped", "stopped"]
+    assert {d.type for d in letters[1:]} == {"test.ping/1"}

@@ -154,3 +154,19 @@ def test_a_state_that_is_not_a_model_is_refused_at_class_definition() -> None:
 
         class _Bad(Agent):
             State = dict  # type: ignore[assignment]
+
+
+async def test_a_message_whose_handler_raised_is_remembered_but_not_snapshotted(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.json"
+    durability = Durability(_State, path=path, window=8, every=1)
+    agent = _Holder()
+    durability.restore(agent)
+    agent.state.value = 1
+    await durability.handled(_env(), agent)
+    agent.state.value = 999  # half changed by a handler that then raised
+    failed = _env()
+    await durability.handled(failed, agent, snapshot=False)
+    assert json.loads(path.read_text())["state"] == {"value": 1}
+    assert durability.duplicate(failed)
