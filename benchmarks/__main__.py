@@ -21,10 +21,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from benchmarks import llm_bound, patterns, supervision, topology, two_agents, watchdogs
+from benchmarks import (
+    llm_bound,
+    overload,
+    patterns,
+    supervision,
+    topology,
+    two_agents,
+    watchdogs,
+)
 from mesh import Mesh
 
-SUITES = ("two-agents", "watchdogs", "supervision", "llm", "topology", "patterns")
+SUITES = ("two-agents", "watchdogs", "supervision", "llm", "topology", "patterns", "overload")
 #: Messages per stream of the two-agents and watchdogs suites when --count is not given.
 DEFAULT_COUNT = 5000
 
@@ -138,6 +146,30 @@ def _patterns_tables(rows: list[patterns.Row]) -> list[Table]:
     return [table, ratio]
 
 
+def _overload_table(outcomes: list[overload.Outcome]) -> Table:
+    first = outcomes[0]
+    table = Table(title=f"overload: producer at {first.offered_per_s:,.0f} msgs/s, consumer "
+                  f"{first.consumer_per_s:,.0f} msgs/s, 1 KiB, {first.seconds:g} s")  # fmt: skip
+    for column in ("policy", "offered", "accepted", "mailbox full", "outbox full", "other",
+                   "producer MB start/peak", "consumer MB start/peak", "growth MB",
+                   "frames bound MB"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    for o in outcomes:
+        table.add_row(o.policy, f"{o.offered:,}", f"{o.accepted:,}", f"{o.mailbox_full:,}",
+                      f"{o.outbox_full:,}", f"{o.other_errors:,}",
+                      f"{o.producer_rss_mb[0]:.0f} / {o.producer_peak_mb:.0f}",
+                      f"{o.consumer_rss_mb[0]:.0f} / {o.consumer_peak_mb:.0f}",
+                      f"{o.growth_mb:.1f}", f"{o.bound_mb:.1f}")  # fmt: skip
+    return table
+
+
+def _report_overload(outcomes: list[overload.Outcome] | None, console: Console) -> dict[str, Any]:
+    if not outcomes:
+        return {}
+    console.print(_overload_table(outcomes))
+    return {"overload": [{**asdict(o), "growth_mb": o.growth_mb} for o in outcomes]}
+
+
 def _ms(value: float | None, spec: str = ".1f") -> str:
     return "-" if value is None else format(value, spec)
 
@@ -194,6 +226,10 @@ async def _measure(args: argparse.Namespace, console: Console) -> dict[str, Any]
                 results["patterns"] = await patterns.run(
                     mesh, agents=sizes, conversations=args.count or 20
                 )
+        if "overload" in args.suites:
+            with console.status(f"overload: 10x the consumer's speed, {args.overload_s:g} s "
+                                "per mailbox policy"):  # fmt: skip
+                results["overload"] = await overload.run(seconds=args.overload_s)
     finally:
         await mesh.shutdown()
     return results
@@ -224,6 +260,8 @@ def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
                         help="topology, patterns: agent counts (not the preset)")  # fmt: skip
     parser.add_argument("--sign", action="store_true",
                         help="two-agents: also measure the cost of signed frames")  # fmt: skip
+    parser.add_argument("--overload-s", type=float, default=30.0,
+                        help="overload: seconds of flooding per mailbox policy")  # fmt: skip
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--cross-node", action="store_true",
                         help="topology: also mesh vs hub on a two-node cluster")  # fmt: skip
@@ -318,6 +356,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m benchmarks
         report["llm"] = [{**asdict(r), "ideal_per_s": r.ideal_per_s, "ratio": r.ratio}
                          for r in results["llm"]]  # fmt: skip
     report |= _report_patterns(results.get("patterns"), console)
+    report |= _report_overload(results.get("overload"), console)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(report, out, indent=2)

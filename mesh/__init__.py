@@ -5,6 +5,7 @@ from mesh.agent import Agent, Context, handler
 from mesh.approvals import CheckpointNotFoundError
 from mesh.cluster import ClusterError, ClusterUnreachableError
 from mesh.config import MeshConfig
+from mesh.deadletters import DeadLetter
 from mesh.errors import (
     AccessDeniedError,
     ConfigError,
@@ -12,6 +13,7 @@ from mesh.errors import (
     DeadlockError,
     DecodeError,
     DeliveryError,
+    DuplicateMessageError,
     EncodeError,
     HandlerError,
     HopLimitError,
@@ -19,6 +21,7 @@ from mesh.errors import (
     MeshError,
     NameTakenError,
     NoHandlerError,
+    OutboxFullError,
     PeerDeadError,
     PeerNotFoundError,
     ProtocolError,
@@ -50,10 +53,12 @@ __all__ = [
     "ClusterUnreachableError",
     "ConfigError",
     "Context",
+    "DeadLetter",
     "DeadlineExceededError",
     "DeadlockError",
     "DecodeError",
     "DeliveryError",
+    "DuplicateMessageError",
     "EncodeError",
     "HandlerError",
     "HopLimitError",
@@ -63,6 +68,7 @@ __all__ = [
     "MeshError",
     "NameTakenError",
     "NoHandlerError",
+    "OutboxFullError",
     "PeerDeadError",
     "PeerNotFoundError",
     "ProtocolError",

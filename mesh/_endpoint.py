@@ -17,17 +17,20 @@ from typing import Any, TypeVar, overload
 
 from mesh._link import Link
 from mesh.config import MeshConfig
+from mesh.deadletters import DeadLetter, DeadLetterBox
 from mesh.errors import (
     DeadlineExceededError,
     DeadlockError,
     HopLimitError,
     MeshError,
+    OutboxFullError,
     PeerDeadError,
     PeerNotFoundError,
 )
 from mesh.registry import AgentInfo, RegistryClient
+from mesh.tracing import get_logger
 from mesh.watchdog import Probe
-from protocols import Envelope, ErrorReply, Kind, Message, new_trace_id
+from protocols import Envelope, ErrorReply, Kind, Message, ProtocolError, new_trace_id
 from protocols.wire import NoReply
 
 __all__ = ["Endpoint", "Outstanding"]
@@ -84,6 +87,52 @@ class Endpoint:
         self.sent = 0
         self.sent_by_type: dict[str, int] = {}
         self.probes_sent = 0
+        self.dead_letters = DeadLetterBox(name, config.dead_letters_kept)
+        self._logged: dict[str, float] = {}
+        self._log = get_logger(agent=name)
+
+    def dead_letter(
+        self,
+        reason: str,
+        header: Envelope | None,
+        error: BaseException | str,
+        *,
+        frame_bytes: int | None = None,
+    ) -> DeadLetter:
+        """Record a message that was not delivered or not handled, and log it.
+
+        The one place every refusal goes through (the host's, the sender's, and any
+        check another module adds), so that nothing is dropped without a record.
+        """
+        letter = self.dead_letters.add(reason, header, error, frame_bytes=frame_bytes)
+        # One log line per reason a second at most: under overload or a flood of bad
+        # frames, logging each one would cost more than refusing it (all are recorded).
+        last = self._logged.get(reason, 0.0)
+        if letter.at - last >= 1.0:
+            self._logged[reason] = letter.at
+            self._log.warning("dead letter", reason=reason, message_type=letter.type,
+                              sender=letter.sender, recipient=letter.recipient,
+                              trace_id=letter.trace_id, error=letter.error,
+                              total=self.dead_letters.by_reason[reason])  # fmt: skip
+        return letter
+
+    def _undelivered(self, env: Envelope, error: MeshError) -> None:
+        # The sender records what only it can see; refusals by a live recipient
+        # (mailbox full, a bad frame) are recorded by the recipient.
+        if isinstance(error, PeerNotFoundError):
+            self.dead_letter("no_peer", env, error)
+        elif isinstance(error, PeerDeadError):
+            self.dead_letter("peer_dead", env, error)
+        elif isinstance(error, OutboxFullError):
+            self.dead_letter("mailbox_full", env, error)
+
+    def _late(self, frame: bytes) -> None:
+        try:
+            reply = self.codec.decode(frame)
+        except ProtocolError as exc:
+            self.dead_letter("decode", None, exc, frame_bytes=len(frame))
+            return
+        self.dead_letter("late", reply, f"reply to {reply.correlation_id} after its ask ended")
 
     @property
     def is_edge(self) -> bool:
@@ -150,33 +199,45 @@ class Endpoint:
         )
 
     async def tell(self, peer: str, msg: Message, *, parent: Envelope | None = None,
-                   trace_id: str | None = None,
-                   budget: dict[str, float] | None = None) -> None:  # fmt: skip
-        """Send `msg` to `peer` and return once the peer has accepted it into its mailbox."""
+                   trace_id: str | None = None, budget: dict[str, float] | None = None,
+                   at_least_once: bool = False) -> None:  # fmt: skip
+        """Send `msg` to `peer` and return once the peer has accepted it into its mailbox.
+
+        With `at_least_once`, a peer that is dead or not (yet) registered is looked up
+        again and the same frame (the same message id) sent again, until the message's
+        deadline or, for a tell without one, ``ask_timeout_s``.
+        """
         env = self.envelope(Kind.TELL, peer, msg, parent=parent, trace_id=trace_id, budget=budget)
         frame = self.codec.encode(env)
-        link = await self.link(peer, trace_id=env.trace_id)
-        accepted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        link.send(frame, accepted)
-        self.sent += 1
-        self.sent_by_type[env.type] = self.sent_by_type.get(env.type, 0) + 1
-        try:
-            await accepted
-        except MeshError as exc:
-            raise exc.with_context(trace_id=env.trace_id) from None
+        retry = _Retry(env.deadline or time.time() + self.config.ask_timeout_s)
+        while True:
+            try:
+                link = await self.link(peer, trace_id=env.trace_id)
+                accepted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                link.send(frame, accepted)
+                self.sent += 1
+                self.sent_by_type[env.type] = self.sent_by_type.get(env.type, 0) + 1
+                await accepted
+                return
+            except MeshError as exc:
+                if isinstance(exc, PeerDeadError):
+                    self.forget(peer)
+                if not (at_least_once and await retry.again(exc)):
+                    self._undelivered(env, exc)
+                    raise exc.with_context(trace_id=env.trace_id) from None
 
     @overload
     async def ask(self, peer: str, msg: Message, *, parent: Envelope | None = ...,
                   timeout: float | None = ..., trace_id: str | None = ...,
                   expect: None = ..., budget: dict[str, float] | None = ...,
                   on_spent: Callable[[dict[str, float]], None] | None = ...,
-                  ) -> Message | None: ...  # fmt: skip
+                  at_least_once: bool = ...) -> Message | None: ...  # fmt: skip
     @overload
     async def ask(self, peer: str, msg: Message, *, parent: Envelope | None = ...,
                   timeout: float | None = ..., trace_id: str | None = ...,
                   expect: type[M], budget: dict[str, float] | None = ...,
                   on_spent: Callable[[dict[str, float]], None] | None = ...,
-                  ) -> M: ...  # fmt: skip
+                  at_least_once: bool = ...) -> M: ...  # fmt: skip
 
     async def ask(
         self,
@@ -189,10 +250,14 @@ class Endpoint:
         expect: type[Message] | None = None,
         budget: dict[str, float] | None = None,
         on_spent: Callable[[dict[str, float]], None] | None = None,
+        at_least_once: bool = False,
     ) -> Message | None:
         """Send `msg` to `peer` and return its reply (None if the handler returned None).
 
         `budget` travels with the ask; what the peer reports spent goes to `on_spent`.
+        With `at_least_once`, a peer that died (or is not registered yet) is looked up
+        again and the same frame sent again until the deadline; the peer's dedup makes
+        the handler run once per message id (see `mesh._durable`).
         """
         env = self.envelope(Kind.ASK, peer, msg, parent=parent, trace_id=trace_id,
                             timeout=timeout, budget=budget)  # fmt: skip
@@ -202,25 +267,21 @@ class Endpoint:
         self.outstanding[env.id] = waiting
         if self._probe_round is None and self._probing:
             self._schedule_probes()
+        retry = _Retry(env.deadline)
         try:
             async with asyncio.timeout_at(_loop_time(env.deadline)):
-                link = await self.link(peer, trace_id=env.trace_id)
-                self.sent += 1
-                self.sent_by_type[env.type] = self.sent_by_type.get(env.type, 0) + 1
-                if self.is_edge or link.idle:
-                    # One Ray call whose result is the reply: the lowest latency when
-                    # nothing is waiting to be coalesced with it.
-                    waiting.future = link.request(frame)
-                    reply = self.codec.decode(await waiting.future)
-                else:
-                    waiting.future = waiter = asyncio.get_running_loop().create_future()
-                    self.pending[env.id] = waiter
+                while True:
                     try:
-                        link.send(frame, waiter, ask_id=env.id)
-                        reply = await waiter
-                    finally:
-                        self.pending.pop(env.id, None)
+                        reply = await self._ask_once(peer, env, frame, waiting)
+                        break
+                    except (PeerDeadError, PeerNotFoundError) as exc:
+                        if isinstance(exc, PeerDeadError):
+                            self.forget(peer)
+                        if not (at_least_once and await retry.again(exc)):
+                            raise
         except TimeoutError:
+            if retry.last is not None:  # it never reached a live peer
+                self._undelivered(env, retry.last)
             self._cancel_downstream(peer, env.id)
             raise DeadlineExceededError(
                 f"no reply from {peer!r} to {env.type!r} by its deadline "
@@ -233,9 +294,8 @@ class Endpoint:
             self._cancel_downstream(peer, env.id)
             raise
         except MeshError as exc:
-            if isinstance(exc, PeerDeadError):
-                self.forget(peer)
-            elif isinstance(exc, DeadlockError):
+            self._undelivered(env, exc)
+            if isinstance(exc, DeadlockError):
                 self._cancel_downstream(peer, env.id)
             raise exc.with_context(agent=peer, trace_id=env.trace_id) from None
         finally:
@@ -243,6 +303,26 @@ class Endpoint:
         if on_spent is not None and reply.budget:
             on_spent(reply.budget)
         return self.open_reply(reply, expect)
+
+    async def _ask_once(
+        self, peer: str, env: Envelope, frame: bytes, waiting: Outstanding
+    ) -> Envelope:
+        link = await self.link(peer, trace_id=env.trace_id)
+        self.sent += 1
+        self.sent_by_type[env.type] = self.sent_by_type.get(env.type, 0) + 1
+        if self.is_edge or link.idle:
+            # One Ray call whose result is the reply: the lowest latency when nothing
+            # is waiting to be coalesced with it.
+            waiting.future = link.request(frame)
+            return self.codec.decode(await waiting.future)
+        waiting.future = waiter = asyncio.get_running_loop().create_future()
+        self.pending[env.id] = waiter
+        try:
+            link.send(frame, waiter, ask_id=env.id)
+            reply: Envelope = await waiter
+            return reply
+        finally:
+            self.pending.pop(env.id, None)
 
     # -- watchdog support: probes, aborts, downstream cancellation ------------------------
 
@@ -384,6 +464,8 @@ class Endpoint:
             reply_to=self._self_handle,
             max_batch=self.config.max_batch,
             max_inflight=self.config.max_inflight,
+            max_outbox=self.config.max_outbox,
+            on_late=self._late,
         )
         self._links[peer] = link
         return link
@@ -397,6 +479,34 @@ class Endpoint:
         for link in self._links.values():
             link.close()
         self._links.clear()
+
+
+class _Retry:
+    """Backoff between resends of one message across a peer's restart, up to a deadline."""
+
+    _FIRST_S = 0.05
+    _MAX_S = 1.0
+
+    def __init__(self, deadline: float) -> None:
+        self._deadline = deadline
+        self._delay = self._FIRST_S
+        self.last: MeshError | None = None
+
+    async def again(self, error: MeshError) -> bool:
+        """Wait before the next attempt; False when `error` is not worth a resend or time is up.
+
+        Only a dead or missing peer is: a supervisor may be starting its successor.
+        Other errors (a full mailbox, a refusal) come from a live peer and are final.
+        """
+        if not isinstance(error, PeerDeadError | PeerNotFoundError):
+            return False
+        self.last = error
+        left = self._deadline - time.time()
+        if left <= 0:
+            return False
+        await asyncio.sleep(min(self._delay, left))
+        self._delay = min(self._delay * 2, self._MAX_S)
+        return True
 
 
 def _loop_time(deadline: float) -> float:

@@ -18,6 +18,7 @@ from typing import Any
 import ray
 
 from mesh._deadlines import DeadlineWheel
+from mesh._durable import Durability
 from mesh._endpoint import Endpoint
 from mesh._inbound import InboundGuard
 from mesh._signing_config import adopt_secrets
@@ -27,11 +28,14 @@ from mesh.config import MeshConfig
 from mesh.errors import (
     ConfigError,
     DeadlineExceededError,
+    DecodeError,
+    DuplicateMessageError,
     HandlerError,
     MailboxFullError,
     MeshError,
     NoHandlerError,
     PeerDeadError,
+    PeerNotFoundError,
 )
 from mesh.metrics import HostMetrics
 from mesh.registry import AgentInfo, RegistryClient
@@ -112,12 +116,14 @@ class AgentHost:
         self._background: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
         self._stopping = False
+        self._halted = False  # crashed: workers take no more messages
         self._stop_task: asyncio.Task[None] | None = None
         self._exit: dict[str, Any] = {"normal": True, "reason": "stopped"}
         # Inbound ordering: next sequence number expected per sender link, and the
         # calls that arrived early, waiting for their turn.
         self._expected: dict[str, int] = {}
         self._early: dict[tuple[str, int], asyncio.Future[None]] = {}
+        self._inside: set[tuple[str, int]] = set()  # admitted calls still being taken in
         # Asks sent as `request` calls, by message id: their replies are the call results.
         self._call_waiters: dict[str, asyncio.Future[bytes]] = {}
         # Messages being handled (with the worker task running each) and waiting in the
@@ -129,6 +135,12 @@ class AgentHost:
         self._heartbeat = Heartbeat(config.tick_s)
         self._deadlines = DeadlineWheel()
         self._control: asyncio.Task[None] | None = None
+        self._durability = Durability(
+            agent_cls.State,
+            path=config.state_dir.expanduser() / config.namespace / f"{name}.json",
+            window=config.dedup_window,
+            every=agent_cls.snapshot_every or config.snapshot_every,
+        )
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -147,6 +159,8 @@ class AgentHost:
             agent.log = self._log
             agent._stop_soon = self._stop_soon
             agent.__init__(**self._kwargs)  # type: ignore[misc]
+            if self._durability.restore(agent):
+                self._log.info("state restored", snapshot=str(self._durability.path))
             await agent.on_start()
         except Exception as exc:
             self._log.exception("agent failed to start")
@@ -212,6 +226,7 @@ class AgentHost:
         for task in self._workers:
             if task is not asyncio.current_task():
                 task.cancel()
+        self._drop_queued(reason)
         if self._agent is not None:
             await self._quietly(asyncio.wait_for(self._agent.on_stop(), grace))
         self._endpoint.close()
@@ -227,8 +242,19 @@ class AgentHost:
         self._call_waiters.clear()
         self._stopped.set()
 
+    def _drop_queued(self, why: str) -> None:
+        # Tells left in the mailbox of a stopping agent are dead letters here; askers
+        # get PeerDeadError and record it on their side.
+        while not self._mailbox.empty():
+            env = self._mailbox.get_nowait()
+            self._mailbox.task_done()
+            if env.kind is Kind.TELL:
+                self.dead_letter("stopped", env, f"agent {self._info.name!r} stopped ({why})")
+
     def _stop_soon(self, *, normal: bool, reason: str) -> None:
-        # Requested from inside a handler: the stop waits for that handler to end.
+        # Requested from inside a handler: the stop waits for that handler to end. After
+        # a crash no further message is handled, by this worker or another.
+        self._halted = self._halted or not normal
         if not self._stopping:
             # Held apart from _background, which stop() cancels.
             self._stop_task = asyncio.get_running_loop().create_task(
@@ -258,7 +284,23 @@ class AgentHost:
         self._stats.mailbox_depth = self._mailbox.qsize()
         self._stats.sent = self._endpoint.sent
         self._stats.probes_sent = self._endpoint.probes_sent
+        self._stats.dead_letters = self._endpoint.dead_letters.total
         return dataclasses.asdict(self._stats)
+
+    def dead_letter(
+        self,
+        reason: str,
+        header: Envelope | None,
+        error: BaseException | str,
+        *,
+        frame_bytes: int | None = None,
+    ) -> None:
+        """Record a message this agent could not take or handle (see `mesh.deadletters`)."""
+        self._endpoint.dead_letter(reason, header, error, frame_bytes=frame_bytes)
+
+    def dead_letters(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Return this agent's kept dead letters as plain data, oldest first."""
+        return [letter.model_dump() for letter in self._endpoint.dead_letters.recent(limit)]
 
     async def _renew_lease(self) -> None:
         # Runs on the control lane: renewals carry the main loop's lag, so the registry
@@ -292,7 +334,7 @@ class AgentHost:
                 self._endpoint.learn(name, incarnation, reply_to)
             refusals = None
             for index, frame in enumerate(frames):
-                error = self._accept(frame, link_id)
+                error = await self._accept(frame, link_id)
                 if error is not None:
                     refusals = refusals or []
                     refusals.append((index, error.to_wire()))
@@ -305,7 +347,7 @@ class AgentHost:
         await self._admit(link_id, seq)
         try:
             waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-            error = self._accept(frame, link_id, call_waiter=waiter)
+            error = await self._accept(frame, link_id, call_waiter=waiter)
         finally:
             self._release(link_id, seq)
         if error is not None:
@@ -315,26 +357,36 @@ class AgentHost:
     async def _admit(self, link_id: str, seq: int) -> None:
         expected = self._expected.get(link_id, 0)
         if seq <= expected:
+            self._inside.add((link_id, seq))
             return
         early = asyncio.get_running_loop().create_future()
         self._early[(link_id, seq)] = early
         try:
-            await asyncio.wait_for(early, self._config.gap_timeout_s)
+            while True:
+                try:
+                    await asyncio.wait_for(asyncio.shield(early), self._config.gap_timeout_s)
+                    break
+                except TimeoutError:
+                    # A call ahead that waits for mailbox room is not a gap: wait on.
+                    if (link_id, self._expected.get(link_id, 0)) not in self._inside:
+                        raise
         except TimeoutError:
             self._stats.gaps += 1
             self._log.warning("gap in a sender's sequence; later messages go ahead",
                               link=link_id, missing=list(range(expected, seq)))  # fmt: skip
         finally:
             del self._early[(link_id, seq)]
+        self._inside.add((link_id, seq))
 
     def _release(self, link_id: str, seq: int) -> None:
+        self._inside.discard((link_id, seq))
         following = max(self._expected.get(link_id, 0), seq + 1)
         self._expected[link_id] = following
         early = self._early.get((link_id, following))
         if early is not None and not early.done():
             early.set_result(None)
 
-    def _accept(
+    async def _accept(  # noqa: PLR0911 (one return per way a frame is refused)
         self, frame: bytes, link_id: str, *, call_waiter: asyncio.Future[bytes] | None = None
     ) -> MeshError | None:
         self._stats.received += 1
@@ -342,15 +394,32 @@ class AgentHost:
         if isinstance(opened, MeshError):
             return opened
         env = opened
+        if call_waiter is not None and env.kind is not Kind.ASK:
+            # A `request` call ends with the reply; anything but an ask would hold it forever.
+            self._stats.refused += 1
+            error = DecodeError(f"a {env.kind} frame came as a request; only asks do",
+                                agent=self._info.name, trace_id=env.trace_id)  # fmt: skip
+            self.dead_letter("decode", env, error, frame_bytes=_size(frame))
+            return error
         if env.kind is Kind.REPLY or env.kind is Kind.ERROR:
             waiter = self._endpoint.pending.get(env.correlation_id or "")
             if waiter is not None and not waiter.done():
                 waiter.set_result(env)
             else:
                 self._stats.late_replies += 1
+                self.dead_letter("late", env, f"reply to {env.correlation_id} after its ask ended")
             return None
         if self._stopping or self._agent is None:
             return PeerDeadError(f"agent {self._info.name!r} is not running", agent=self._info.name)
+        if self._durability.duplicate(env):
+            self._stats.duplicates += 1
+            duplicate = DuplicateMessageError(
+                f"{self._info.name!r} already took message {env.id}; not handled again",
+                agent=self._info.name, trace_id=env.trace_id,
+                hint="a resent message: its first send was handled, and its reply is not kept",
+            )  # fmt: skip
+            self.dead_letter("duplicate", env, duplicate)
+            return duplicate if env.kind is Kind.ASK else None
         if (
             env.kind is Kind.ASK
             and self._concurrency == 1
@@ -361,16 +430,17 @@ class AgentHost:
             if deadlock is not None:
                 self._stats.deadlocks_broken += 1
                 return deadlock
-        try:
-            self._mailbox.put_nowait(env)
-        except asyncio.QueueFull:
+        if not await self._enqueue(env):
             self._stats.refused += 1
-            return MailboxFullError(
+            full = MailboxFullError(
                 f"mailbox of {self._info.name!r} is full ({self._mailbox.maxsize} messages)",
                 agent=self._info.name,
                 trace_id=env.trace_id,
                 hint="slow down, retry later, or give the agent a larger mailbox_size",
             )
+            self.dead_letter("mailbox_full", env, full)
+            return full
+        self._durability.taken(env)
         self._queued.add(env.id)
         if call_waiter is not None:
             self._call_waiters[env.id] = call_waiter
@@ -381,27 +451,44 @@ class AgentHost:
         try:
             env = self._codec.decode(frame)
         except SignatureError as exc:
-            return self._refuse("signature", None, exc)
+            return self._refuse("signature", None, exc, frame_bytes=_size(frame))
         except ProtocolError as exc:
             self._stats.refused += 1
-            self._log.warning("refused a malformed frame", error=str(exc), size=len(frame))
-            return exc.with_context(agent=self._info.name)
+            error = exc.with_context(agent=self._info.name)
+            self.dead_letter("decode", None, error, frame_bytes=_size(frame))
+            return error
         refusal = self._guard.check(env, link_id)
         if refusal is not None:
-            return self._refuse(refusal[0], env, refusal[1])
+            return self._refuse(refusal[0], env, refusal[1], frame_bytes=_size(frame))
         return env
 
-    def _refuse(self, reason: str, header: Envelope | None, error: MeshError) -> MeshError:
-        # Every refusal of a frame by the security checks passes here: counted, logged
-        # (redacted) with its header, never handled. Returns the error for the sender.
+    def _refuse(
+        self, reason: str, header: Envelope | None, error: MeshError, *, frame_bytes: int | None
+    ) -> MeshError:
+        # Every refusal of a frame by the security checks passes here: counted by reason
+        # and dead-lettered (header only, redacted), never handled.
         self._stats.refused += 1
         self._stats.refusals[reason] = self._stats.refusals.get(reason, 0) + 1
-        where = {} if header is None else {
-            "kind": str(header.kind), "message_type": header.type, "sender": header.sender,
-            "recipient": header.recipient, "message_id": header.id, "trace_id": header.trace_id,
-        }  # fmt: skip
-        self._log.warning("refused a frame", reason=reason, error=str(error), **where)
-        return error.with_context(agent=self._info.name)
+        error = error.with_context(agent=self._info.name)
+        self.dead_letter(reason, header, error, frame_bytes=frame_bytes)
+        return error
+
+    async def _enqueue(self, env: Envelope) -> bool:
+        # Backpressure: on a full mailbox, refuse at once ("error") or hold the sender's
+        # call, and so its link, until there is room or the message's deadline ("wait").
+        try:
+            self._mailbox.put_nowait(env)
+        except asyncio.QueueFull:
+            if self._config.mailbox_policy == "error":
+                return False
+            left = env.remaining()
+            try:
+                async with asyncio.timeout(self._config.ask_timeout_s if left is None else left):
+                    await self._mailbox.put(env)
+            except TimeoutError:
+                return False
+            self._stats.waited += 1
+        return True
 
     def _error_frame_for_id(self, message_id: str, error: MeshError) -> bytes:
         env = Envelope(kind=Kind.ASK, type="raymesh.unknown/1", sender="edge",
@@ -422,13 +509,19 @@ class AgentHost:
     async def _work(self) -> None:
         worker = asyncio.current_task()
         assert worker is not None
-        while True:
+        while not self._halted:
             env = await self._mailbox.get()
+            if self._halted:  # it crashed meanwhile: stop() drops what is queued
+                self._mailbox.task_done()
+                self._mailbox.put_nowait(env)
+                return
             self._queued.discard(env.id)
             try:
                 if env.id in self._cancel_queued:
                     self._cancel_queued.discard(env.id)
                     self._stats.cancelled += 1
+                    why = f"{env.type!r} was dropped unhandled: its asker gave up"
+                    self.dead_letter("expired" if env.expired() else "cancelled", env, why)
                     continue
                 self._running[env.id] = (env, worker)
                 await self._handle(env)
@@ -444,7 +537,18 @@ class AgentHost:
             finally:
                 self._running.pop(env.id, None)
                 self._cancel_running.discard(env.id)
+                self._answer_cancelled(env)
                 self._mailbox.task_done()
+
+    def _answer_cancelled(self, env: Envelope) -> None:
+        # A `request` call whose ask was cancelled (or crashed the worker) would
+        # otherwise never return: end it with an error its caller no longer awaits.
+        waiter = self._call_waiters.pop(env.id, None)
+        if waiter is not None and not waiter.done():
+            error = DeadlineExceededError(
+                f"{env.type!r} was cancelled by its asker", agent=self._info.name,
+                trace_id=env.trace_id)  # fmt: skip
+            waiter.set_result(self._codec.encode(self._reply_envelope(env, error)))
 
     # -- control: cancellation, probes, aborts ---------------------------------------------
 
@@ -497,25 +601,23 @@ class AgentHost:
         outcome: Message | MeshError | None
         spent: dict[str, float] = {}
         started = time.perf_counter()
-        ran: float | None = None  # how long the handler ran; None if it never did
         if env.expired():
-            self._stats.expired += 1
-            outcome = DeadlineExceededError(
-                f"{env.type!r} expired before {self._info.name!r} could handle it",
-                agent=self._info.name,
-                trace_id=env.trace_id,
-            )
-        else:
-            outcome, spent = await self._run_handler(env)
-            ran = time.perf_counter() - started
+            self._expired(env)
+            if self._metrics is not None:
+                self._metrics.handled(env.type, None, "DeadlineExceededError")
+            return
+        outcome, spent = await self._run_handler(env)
+        ran = time.perf_counter() - started
+        # A handler that raised may have left the state half changed: not snapshotted.
+        await self._remember(env, snapshot=not isinstance(outcome, HandlerError))
         if self._metrics is not None:
             failed = type(outcome).__name__ if isinstance(outcome, MeshError) else None
             self._metrics.handled(env.type, ran, failed)
         if isinstance(outcome, MeshError):
             self._stats.failed += 1
-            if not is_ask:
-                self._log.error("tell not handled", message_type=env.type, sender=env.sender,
-                                trace_id=env.trace_id, error=str(outcome))  # fmt: skip
+            reason = _unhandled_reason(outcome, is_ask=is_ask)
+            if reason is not None:
+                self.dead_letter(reason, env, outcome)
         else:
             self._stats.handled += 1
         if is_ask:
@@ -523,6 +625,32 @@ class AgentHost:
         if isinstance(outcome, HandlerError) and self._agent_cls.crash_on_error:
             # Let it crash: a fresh incarnation from the supervisor, not a bad state.
             self._stop_soon(normal=False, reason=f"crashed: {outcome.message}")
+
+    async def _remember(self, env: Envelope, *, snapshot: bool) -> None:
+        # Before the reply: an asker that has its reply knows the state is on disk
+        # (when snapshots come after every message).
+        assert self._agent is not None
+        try:
+            await self._durability.handled(env, self._agent, snapshot=snapshot)
+        except OSError as exc:
+            self._log.error("state snapshot not written", error=str(exc),
+                            snapshot=str(self._durability.path))  # fmt: skip
+        self._stats.snapshots = self._durability.snapshots
+
+    def _expired(self, env: Envelope) -> None:
+        # Not handled: nobody waits for the outcome any more. An asker on a link gets
+        # DeadlineExceededError by its own deadline; a `request` call still needs an
+        # answer to end, though its caller has gone.
+        self._stats.expired += 1
+        error = DeadlineExceededError(
+            f"{env.type!r} expired before {self._info.name!r} could handle it",
+            agent=self._info.name,
+            trace_id=env.trace_id,
+        )
+        self.dead_letter("expired", env, error)
+        waiter = self._call_waiters.pop(env.id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(self._codec.encode(self._reply_envelope(env, error)))
 
     async def _run_handler(
         self, env: Envelope
@@ -659,5 +787,30 @@ class AgentHost:
     def _reply_lost(self, env: Envelope, error: BaseException | None) -> None:
         if error is None:
             return
-        self._log.warning("reply not delivered", recipient=env.sender, error=str(error),
-                          trace_id=env.trace_id)  # fmt: skip
+        reason = (
+            "no_peer" if isinstance(error, PeerNotFoundError)
+            else "mailbox_full" if isinstance(error, MailboxFullError)
+            else "peer_dead"
+        )  # fmt: skip
+        self.dead_letter(reason, env, f"the reply to this ask was not delivered: {error}")
+
+
+def _size(frame: Any) -> int | None:
+    try:
+        return len(frame)
+    except TypeError:
+        return None
+
+
+def _unhandled_reason(error: MeshError, *, is_ask: bool) -> str | None:
+    # An ask's failure goes back to its asker; it is a dead letter only when the
+    # message never reached a handler. A tell has nobody to tell, so every failure is.
+    if isinstance(error, NoHandlerError):
+        return "no_handler"
+    if isinstance(error, ProtocolError):
+        return "schema"
+    if is_ask:
+        return None
+    if isinstance(error, DeadlineExceededError):
+        return "expired"
+    return "handler_crash"

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from mesh._raycalls import translate
-from mesh.errors import MeshError, PeerDeadError
+from mesh.errors import MeshError, OutboxFullError, PeerDeadError
 
 __all__ = ["Link"]
 
@@ -38,6 +39,8 @@ class Link:
         handle: The peer host's Ray actor handle.
         reply_to: The sender's own host handle, sent once so the peer can answer directly;
             None for the edge, which takes replies as call results instead.
+        max_outbox: Frames queued (not yet shipped) before sends are refused.
+        on_late: Given a reply frame that came back after its ask had ended.
     """
 
     def __init__(
@@ -50,6 +53,8 @@ class Link:
         reply_to: Any,
         max_batch: int,
         max_inflight: int,
+        max_outbox: int,
+        on_late: Callable[[bytes], None],
     ) -> None:
         self.peer = peer
         self.incarnation = incarnation
@@ -58,6 +63,8 @@ class Link:
         self._reply_to = reply_to
         self._max_batch = max_batch
         self._max_inflight = max_inflight
+        self._max_outbox = max_outbox
+        self._on_late = on_late
         # (frame, future, is_ask)
         self._outbox: deque[tuple[bytes, asyncio.Future[Any], bool]] = deque()
         self._seq = 0
@@ -75,6 +82,16 @@ class Link:
         """Queue `frame`; `future` completes on acceptance (tells) or by the reply (asks)."""
         if self.dead is not None:
             future.set_exception(self.dead)
+            return
+        if len(self._outbox) >= self._max_outbox:
+            # Bounded memory at the sender too: a peer that takes frames slower than
+            # they are sent pushes back here once its mailbox and the calls in flight
+            # are full.
+            future.set_exception(OutboxFullError(
+                f"the outbox to {self.peer!r} is full ({self._max_outbox} frames)",
+                agent=self.peer,
+                hint="slow down: the peer takes messages slower than they are sent",
+            ))  # fmt: skip
             return
         if ask_id is not None:
             self._awaiting[ask_id] = future
@@ -169,7 +186,9 @@ class Link:
             return
         finally:
             self._requests -= 1
-        if not future.done():
+        if future.done():
+            self._on_late(reply)
+        else:
             future.set_result(reply)
 
     def _watch(self) -> None:

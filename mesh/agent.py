@@ -20,6 +20,8 @@ import typing
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar, overload
 
+from pydantic import BaseModel
+
 from mesh.errors import ConfigError
 from protocols import Envelope, Message
 
@@ -73,6 +75,13 @@ class Agent:
     #: Stop abnormally when a handler raises (after the asker gets its HandlerError), so
     #: that a supervisor restarts the agent with fresh state: Erlang's "let it crash".
     crash_on_error: ClassVar[bool] = False
+    #: A pydantic model of the state that survives restarts: the host puts an instance
+    #: (the last snapshot's, or a fresh one) in ``self.state`` before ``on_start``, and
+    #: snapshots it after handled messages to the mesh's ``state_dir``.
+    State: ClassVar[type[BaseModel] | None] = None
+    #: Handled messages between snapshots (default: the config's ``snapshot_every``).
+    #: With 1, a reply leaves only once the state it reflects is on disk.
+    snapshot_every: ClassVar[int | None] = None
     #: Message tag -> (handler method name, message class); filled in for each subclass.
     #: Holding the classes themselves means Ray ships them with an agent class defined
     #: in a script, so its host can decode what it handles.
@@ -83,6 +92,7 @@ class Agent:
     capabilities: tuple[str, ...]
     model: str | None
     log: Any
+    state: Any
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -95,6 +105,14 @@ class Agent:
         cls.handlers = found
         if not isinstance(cls.concurrency, int) or cls.concurrency < 1:
             raise ConfigError(f"{cls.__qualname__}.concurrency must be an integer >= 1")
+        if cls.State is not None and not (
+            isinstance(cls.State, type) and issubclass(cls.State, BaseModel)
+        ):
+            raise ConfigError(f"{cls.__qualname__}.State must be a pydantic model class")
+        if cls.snapshot_every is not None and (
+            not isinstance(cls.snapshot_every, int) or cls.snapshot_every < 1
+        ):
+            raise ConfigError(f"{cls.__qualname__}.snapshot_every must be an integer >= 1")
 
     _stop_soon: Callable[..., None]
 
@@ -232,12 +250,13 @@ class Context:
 
     @overload
     async def ask(
-        self, peer: str, msg: Message, *, timeout: float | None = None
+        self, peer: str, msg: Message, *, timeout: float | None = None, at_least_once: bool = False
     ) -> Message | None: ...
     @overload
     async def ask(
-        self, peer: str, msg: Message, *, timeout: float | None = None, expect: type[M]
-    ) -> M: ...
+        self, peer: str, msg: Message, *, timeout: float | None = None, expect: type[M],
+        at_least_once: bool = False,
+    ) -> M: ...  # fmt: skip
 
     async def ask(
         self,
@@ -246,6 +265,7 @@ class Context:
         *,
         timeout: float | None = None,
         expect: type[Message] | None = None,
+        at_least_once: bool = False,
     ) -> Message | None:
         """Send `msg` to `peer` and wait for its reply.
 
@@ -254,10 +274,15 @@ class Context:
             msg: The request.
             timeout: Seconds to wait; never past this message's own deadline.
             expect: The reply class; another type raises `DecodeError`.
+            at_least_once: If the peer dies (or is not registered), resend the same
+                message to its successor until the deadline; the peer drops resends it
+                has already handled, so the handler runs once.
 
         Raises:
             PeerNotFoundError: No live agent is registered as `peer`.
             PeerDeadError: The peer died or stopped before replying.
+            DuplicateMessageError: A resend that the peer had already handled (its
+                reply was lost with the incarnation that handled it).
             DeadlineExceededError: No reply before the deadline.
             MailboxFullError: The peer's mailbox was full.
             HandlerError: The peer's handler raised.
@@ -265,20 +290,23 @@ class Context:
         """
         return await self._endpoint.ask(
             peer, msg, parent=self._envelope, timeout=timeout, expect=expect,
-            budget=self.allowance(), on_spent=self._absorb,
+            budget=self.allowance(), on_spent=self._absorb, at_least_once=at_least_once,
         )  # fmt: skip
 
-    async def tell(self, peer: str, msg: Message) -> None:
+    async def tell(self, peer: str, msg: Message, *, at_least_once: bool = False) -> None:
         """Send `msg` to `peer` without waiting for it to be handled.
 
-        Returns once the peer has accepted the message into its mailbox.
+        Returns once the peer has accepted the message into its mailbox. With
+        `at_least_once`, a dead or missing peer is looked up again and the same message
+        resent (to be taken once) until this message's deadline or ``ask_timeout_s``.
 
         Raises:
             PeerNotFoundError: No live agent is registered as `peer`.
             PeerDeadError: The peer died before accepting the message.
             MailboxFullError: The peer's mailbox was full; the message was not queued.
         """
-        await self._endpoint.tell(peer, msg, parent=self._envelope, budget=self.allowance())
+        await self._endpoint.tell(peer, msg, parent=self._envelope, budget=self.allowance(),
+                                  at_least_once=at_least_once)  # fmt: skip
 
     async def publish(self, topic: str, msg: Message) -> None:
         """Tell `msg` to every agent subscribed to `topic` (this agent excluded).

@@ -598,6 +598,56 @@ def _trace_spans(trace_id: str | None, address: str | None, namespace: str | Non
     )
 
 
+@app.command("deadletters")
+def deadletters(
+    agent: Annotated[
+        str | None, typer.Option(help="Only those recorded by, sent by or sent to this agent.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="The most recent this many.")] = 50,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            "-a",
+            help="The cluster's GCS address (HOST:PORT). Default: $RAY_ADDRESS, else the "
+            "cluster `raymesh up` started.",
+            show_default=False,
+        ),
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option(help="The mesh's Ray namespace.", show_default="raymesh")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the messages the live agents could not deliver or handle, oldest first."""
+    import datetime
+
+    from mesh import cluster
+    from mesh.config import MeshConfig
+
+    namespace = namespace or MeshConfig().namespace
+    try:
+        gcs = cluster.gcs_address(address)
+        with _err.status(f"reading the dead letters of {gcs} (namespace {namespace})"):
+            rows = cluster.dead_letter_rows(gcs, namespace=namespace, agent=agent, limit=limit)
+    except MeshError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"dead letters of {gcs}, namespace {namespace}")
+    for column in ("time", "agent", "reason", "kind", "type", "sender", "recipient", "trace",
+                   "error"):  # fmt: skip
+        table.add_column(column, overflow="fold" if column == "error" else "ellipsis")
+    for row in rows:
+        at = datetime.datetime.fromtimestamp(row["at"]).strftime("%H:%M:%S.%f")[:-3]
+        error = f"{row['error_type']}: {row['error']}"
+        table.add_row(at, row["agent"], row["reason"], _dash(row["kind"]), _dash(row["type"]),
+                      _dash(row["sender"]), _dash(row["recipient"]),
+                      (row["trace_id"] or "-")[:8], error)  # fmt: skip
+    _out.print(table if rows else f"no dead letters in namespace {namespace!r} of {gcs}")
+
+
 def _dash(value: Any) -> str:
     return "-" if value is None else str(value)
 

@@ -810,17 +810,9 @@ def agent_rows(address: str, *, namespace: str, timeout: float = 5.0) -> list[di
     """
     import ray
 
-    from mesh.registry import REGISTRY_NAME
-
     with _joined(address, namespace):
-        try:
-            registry = ray.get_actor(REGISTRY_NAME, namespace=namespace)
-        except ValueError:
-            return []
+        entries = _registry_entries(namespace, timeout)
         nodes = {n["NodeID"]: n.get("NodeManagerAddress", "") for n in ray.nodes()}  # type: ignore[no-untyped-call]
-        entries: list[tuple[dict[str, Any], Any]] = ray.get(
-            registry.find.remote(None, None), timeout=timeout
-        )
         return [_agent_row(info, handle, nodes, timeout) for info, handle in entries]
 
 
@@ -880,6 +872,44 @@ def _joined(address: str, namespace: str) -> Iterator[None]:
     finally:
         if owns:
             ray.shutdown()
+
+
+def dead_letter_rows(
+    address: str, *, namespace: str, agent: str | None, limit: int, timeout: float = 5.0
+) -> list[dict[str, Any]]:
+    """Join the cluster at `address` and return the live agents' recent dead letters.
+
+    Raises:
+        ClusterUnreachableError: Nothing answers at the address.
+        ClusterError: Ray refused to join (e.g. another Ray version).
+    """
+    from mesh.deadletters import collect_dead_letters
+
+    with _joined(address, namespace):
+        hosts = [handle for _, handle in _registry_entries(namespace, timeout)]
+
+        async def collect() -> list[dict[str, Any]]:
+            async with asyncio.timeout(timeout):
+                letters = await collect_dead_letters(hosts, agent=agent, limit=limit)
+            return [letter.model_dump() for letter in letters]
+
+        return asyncio.run(collect())
+
+
+def _registry_entries(namespace: str, timeout: float) -> list[tuple[dict[str, Any], Any]]:
+    # The registry is only read: a namespace without one has no agents, and none is made.
+    import ray
+
+    from mesh.registry import REGISTRY_NAME
+
+    try:
+        registry = ray.get_actor(REGISTRY_NAME, namespace=namespace)
+    except ValueError:
+        return []
+    entries: list[tuple[dict[str, Any], Any]] = ray.get(
+        registry.find.remote(None, None), timeout=timeout
+    )
+    return entries
 
 
 def _agent_row(

@@ -44,6 +44,17 @@ class MeshConfig(BaseSettings):
     max_spans: int = Field(100_000, ge=100, description="Spans the span store keeps.")
     metrics: bool = Field(True, description="Per-agent metrics in Ray's metrics (Prometheus).")
     stop_grace_s: float = Field(5.0, ge=0, description="Time on_stop and running handlers get.")
+    dead_letters_kept: int = Field(1000, ge=1, description="Dead letters each host keeps.")
+    dedup_window: int = Field(1024, ge=1, description="Message ids remembered per sender.")
+    snapshot_every: int = Field(1, ge=1, description="Handled messages between state snapshots.")
+    state_dir: Path = Field(
+        Path("~/.raymesh/state"),
+        description="Where agents' state snapshots are kept: shared storage on a cluster.",
+    )
+    mailbox_policy: Literal["error", "wait"] = Field(
+        "error", description="On a full mailbox: refuse (MailboxFullError) or make the send wait."
+    )
+    max_outbox: int = Field(10_000, ge=1, description="Frames queued per link before refusal.")
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     secret: SecretStr | None = Field(None, description="Cluster secret: frames are signed with it.")

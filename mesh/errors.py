@@ -10,6 +10,8 @@
     │   ├── PeerNotFoundError(+LookupError)   no agent by that name, role or capability
     │   ├── PeerDeadError                      the recipient died; do not retry blindly
     │   ├── MailboxFullError                   backpressure: the recipient refused
+    │   │   └── OutboxFullError                the sender's own outbox to it was full
+    │   ├── DuplicateMessageError              a resent message it has already taken
     │   ├── DeadlineExceededError(+TimeoutError)
     │   ├── DeadlockError                      .cycle names the agents, in order
     │   ├── NoHandlerError                     the recipient has no handler for the type
@@ -50,6 +52,7 @@ __all__ = [
     "DeadlockError",
     "DecodeError",
     "DeliveryError",
+    "DuplicateMessageError",
     "EncodeError",
     "HandlerError",
     "HopLimitError",
@@ -57,6 +60,7 @@ __all__ = [
     "MeshError",
     "NameTakenError",
     "NoHandlerError",
+    "OutboxFullError",
     "PeerDeadError",
     "PeerNotFoundError",
     "ProtocolError",
@@ -87,6 +91,20 @@ class PeerDeadError(DeliveryError):
 
 class MailboxFullError(DeliveryError):
     """The recipient's mailbox was full and it refused the message; nothing was queued."""
+
+
+class OutboxFullError(MailboxFullError):
+    """The sender's outbox to the peer was full (the peer takes messages slower than
+    they are sent); nothing was sent."""
+
+
+class DuplicateMessageError(DeliveryError):
+    """The recipient already took a message with this id and did not handle it again.
+
+    The answer to a resent ask (``at_least_once=True``) whose first send was handled,
+    by this incarnation or by one before it, but whose reply was lost: the effect
+    happened once; its reply is not kept.
+    """
 
 
 class DeadlineExceededError(DeliveryError, TimeoutError):

@@ -24,6 +24,7 @@ from mesh.agent import Agent
 from mesh.approvals import RayApprovalGate
 from mesh.cluster import prepare_driver
 from mesh.config import MeshConfig
+from mesh.deadletters import DeadLetter, collect_dead_letters
 from mesh.errors import ConfigError, MeshError, PeerNotFoundError
 from mesh.registry import AgentInfo, RegistryClient
 from mesh.spanstore import span_store
@@ -207,11 +208,13 @@ class Mesh:
     @overload
     async def ask(self, name: str, msg: Message, *, timeout: float | None = ...,
                   trace_id: str | None = ..., expect: None = ...,
-                  budget: dict[str, float] | None = ...) -> Message | None: ...  # fmt: skip
+                  budget: dict[str, float] | None = ...,
+                  at_least_once: bool = ...) -> Message | None: ...  # fmt: skip
     @overload
     async def ask(self, name: str, msg: Message, *, timeout: float | None = ...,
                   trace_id: str | None = ..., expect: type[M],
-                  budget: dict[str, float] | None = ...) -> M: ...  # fmt: skip
+                  budget: dict[str, float] | None = ...,
+                  at_least_once: bool = ...) -> M: ...  # fmt: skip
 
     async def ask(
         self,
@@ -222,6 +225,7 @@ class Mesh:
         trace_id: str | None = None,
         expect: type[Message] | None = None,
         budget: dict[str, float] | None = None,
+        at_least_once: bool = False,
     ) -> Message | None:
         """Send `msg` to agent `name` and return its reply.
 
@@ -233,27 +237,34 @@ class Mesh:
             expect: The reply class; another type raises `DecodeError`.
             budget: What the whole conversation may spend, per unit, e.g.
                 ``{"tokens": 5000, "usd": 0.05}``; every agent it reaches draws on it.
+            at_least_once: If the agent dies (or is not registered), resend the same
+                message to its successor until the deadline; it runs once per id.
 
         Raises:
             PeerNotFoundError: No live agent is registered as `name`.
             PeerDeadError: The agent died before replying.
+            DuplicateMessageError: A resend the agent had already handled (reply lost).
             DeadlineExceededError: No reply before the deadline.
             MailboxFullError: The agent's mailbox was full.
             HandlerError: The agent's handler raised.
         """
-        return await self._edge.ask(
-            name, msg, timeout=timeout, trace_id=trace_id, expect=expect, budget=budget
-        )
+        return await self._edge.ask(name, msg, timeout=timeout, trace_id=trace_id, expect=expect,
+                                    budget=budget, at_least_once=at_least_once)  # fmt: skip
 
-    async def tell(self, name: str, msg: Message, *, trace_id: str | None = None) -> None:
+    async def tell(
+        self, name: str, msg: Message, *, trace_id: str | None = None, at_least_once: bool = False
+    ) -> None:
         """Send `msg` to agent `name`; return once it is in the agent's mailbox.
+
+        With `at_least_once`, a dead or missing agent is looked up again and the same
+        message resent until ``ask_timeout_s``, to be taken once.
 
         Raises:
             PeerNotFoundError: No live agent is registered as `name`.
             PeerDeadError: The agent died before accepting it.
             MailboxFullError: The agent's mailbox was full; the message was not queued.
         """
-        await self._edge.tell(name, msg, trace_id=trace_id)
+        await self._edge.tell(name, msg, trace_id=trace_id, at_least_once=at_least_once)
 
     async def agents(
         self, *, role: str | None = None, capability: str | None = None
@@ -306,6 +317,18 @@ class Mesh:
                 return []
         spans: list[dict[str, Any]] = await self._spans.trace.remote(trace_id)
         return spans
+
+    async def dead_letters(self, agent: str | None = None, *, limit: int = 100) -> list[DeadLetter]:
+        """Return the most recent dead letters of the live agents and this edge, oldest first.
+
+        Args:
+            agent: Only those that concern this agent (recorded by, sent by or sent to it).
+            limit: At most this many (the most recent).
+        """
+        hosts = [handle for _, handle in await self._registry.find()]
+        return await collect_dead_letters(
+            hosts, self._edge.dead_letters.recent(), agent=agent, limit=limit
+        )
 
     async def span_stats(self) -> dict[str, int]:
         """Return how many spans the mesh keeps, its capacity and how many it dropped."""

@@ -24,6 +24,7 @@ class AgentStats:
         refused: Frames refused at the door (malformed, mailbox full, forged, denied).
         refusals: Refusals by the security checks, by reason (signature, replay,
             spoofed_sender, access).
+        waited: Messages that waited for mailbox room (mailbox_policy "wait").
         expired: Messages dropped because their deadline had passed before handling.
         late_replies: Replies that came after their ask had given up.
         gaps: Times a sender's sequence had a hole that was skipped after waiting.
@@ -32,6 +33,9 @@ class AgentStats:
         probes_sent: Deadlock probes this agent sent or forwarded.
         probes_received: Deadlock probes that reached this agent.
         deadlocks_broken: Cycles this agent detected and broke.
+        duplicates: Messages dropped because their id had been taken before (resends).
+        snapshots: State snapshots written (agents that declare a State).
+        dead_letters: Messages this agent recorded as dead letters (see mesh.deadletters).
         mailbox_depth: Messages waiting when the stats were read.
         models: Model calls, tokens and cost, per model (see `count_model_call`).
     """
@@ -42,6 +46,7 @@ class AgentStats:
     failed: int = 0
     refused: int = 0
     refusals: dict[str, int] = field(default_factory=dict)
+    waited: int = 0
     expired: int = 0
     late_replies: int = 0
     gaps: int = 0
@@ -50,6 +55,9 @@ class AgentStats:
     probes_sent: int = 0
     probes_received: int = 0
     deadlocks_broken: int = 0
+    duplicates: int = 0
+    snapshots: int = 0
+    dead_letters: int = 0
     mailbox_depth: int = 0
     models: dict[str, Usage] = field(default_factory=dict)
 

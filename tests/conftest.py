@@ -18,14 +18,19 @@ Spawn = Callable[..., Awaitable[AgentInfo]]
 
 
 @pytest.fixture(scope="session")
-async def mesh() -> AsyncIterator[Mesh]:
+async def mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
     # Ray workers import the test agents (tests/_agents.py) by module name, as they
     # would a user's package.
     here = str(Path(__file__).parent)
     m = Mesh.local(
         num_cpus=8,
         runtime_env={"env_vars": {"PYTHONPATH": here}},
-        config=MeshConfig(lease_s=3.0, ask_timeout_s=20.0, max_hops=16),
+        config=MeshConfig(
+            lease_s=3.0,
+            ask_timeout_s=20.0,
+            max_hops=16,
+            state_dir=tmp_path_factory.mktemp("state"),  # no snapshots from earlier runs
+        ),
     )
     yield m
     await m.shutdown()
