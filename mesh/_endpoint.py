@@ -20,6 +20,7 @@ from mesh.config import MeshConfig
 from mesh.errors import (
     DeadlineExceededError,
     DeadlockError,
+    DiedBeforeRunError,
     HopLimitError,
     MeshError,
     PeerDeadError,
@@ -73,6 +74,9 @@ class Endpoint:
         self._self_handle = self_handle
         self._link_id = f"{name}#{incarnation}"
         self._links: dict[str, Link] = {}
+        # The last incarnation of each peer seen dead: the registry may still list it
+        # until its successor registers, and a send to it would be a send into the void.
+        self._graves: dict[str, str] = {}
         self._resolving: dict[str, asyncio.Future[Link]] = {}
         # Asks this host is waiting on, by message id; replies complete them.
         self.pending: dict[str, asyncio.Future[Envelope]] = {}
@@ -314,10 +318,13 @@ class Endpoint:
 
         Raises:
             PeerNotFoundError: No live agent is registered as `peer`.
+            DiedBeforeRunError: The registered agent is one this endpoint saw die.
         """
         link = self._links.get(peer)
-        if link is not None and link.dead is None:
-            return link
+        if link is not None:
+            if link.dead is None:
+                return link
+            self.forget(peer)
         resolving = self._resolving.get(peer)
         if resolving is None:
             resolving = asyncio.get_running_loop().create_future()
@@ -332,6 +339,13 @@ class Endpoint:
                         hint="check the name; `await mesh.agents()` lists the live agents",
                     )
                 info, handle = found
+                if self._graves.get(peer) == info.incarnation:
+                    raise DiedBeforeRunError(
+                        f"agent {peer!r} died and no successor has registered yet",
+                        agent=peer,
+                        trace_id=trace_id,
+                        hint="nothing was sent: safe to retry once the agent is back",
+                    )
                 resolving.set_result(self._open(info, handle))
             except BaseException as exc:
                 resolving.set_exception(exc)
@@ -349,7 +363,9 @@ class Endpoint:
 
     def forget(self, peer: str) -> None:
         """Drop the link to `peer` so that the next send looks it up again."""
-        self._links.pop(peer, None)
+        link = self._links.pop(peer, None)
+        if link is not None and isinstance(link.dead, PeerDeadError):
+            self._graves[peer] = link.incarnation
 
     def _open(self, info: AgentInfo, handle: Any) -> Link:
         current = self._links.get(info.name)

@@ -23,10 +23,12 @@ from mesh.config import MeshConfig
 from mesh.errors import (
     ConfigError,
     DeadlineExceededError,
+    DiedBeforeRunError,
     HandlerError,
     MailboxFullError,
     MeshError,
     NoHandlerError,
+    OutcomeUnknownError,
     PeerDeadError,
 )
 from mesh.registry import AgentInfo, RegistryClient
@@ -99,6 +101,8 @@ class AgentHost:
         self._background: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
         self._stopping = False
+        # Set by an abnormal stop, at once: workers leave what is queued unhandled.
+        self._dropping = False
         self._stop_task: asyncio.Task[None] | None = None
         self._exit: dict[str, Any] = {"normal": True, "reason": "stopped"}
         # Inbound ordering: next sequence number expected per sender link, and the
@@ -176,12 +180,14 @@ class AgentHost:
 
         A normal stop lets queued and running messages finish (within the grace
         period); an abnormal one (a crash) drops them at once, and their askers get
-        `PeerDeadError`. on_stop runs either way.
+        `DiedBeforeRunError` (never started) or `OutcomeUnknownError` (cut short).
+        on_stop runs either way.
         """
         if self._stopping:
             await self._stopped.wait()
             return
         self._stopping = True
+        self._dropping = self._dropping or not normal
         self._exit = {"normal": normal, "reason": reason}
         grace = self._config.stop_grace_s
         await self._quietly(self._registry.unregister(self._info.name, self._info.incarnation))
@@ -201,16 +207,31 @@ class AgentHost:
         self._endpoint.close()
         if self._recorder is not None:
             self._recorder.flush()
-        gone = PeerDeadError(f"agent {self._info.name!r} stopped before replying ({reason})",
-                             agent=self._info.name)  # fmt: skip
         for message_id, waiter in list(self._call_waiters.items()):
             if not waiter.done():
+                gone = self._gone_error(message_id, reason)
                 waiter.set_result(self._error_frame_for_id(message_id, gone))
         self._call_waiters.clear()
         self._stopped.set()
 
+    def _gone_error(self, message_id: str, reason: str) -> PeerDeadError:
+        # Invariant: an id stays in _queued until a worker takes it from the mailbox.
+        name = self._info.name
+        if message_id in self._queued:
+            return DiedBeforeRunError(
+                f"agent {name!r} stopped before handling it ({reason})",
+                agent=name,
+                hint="it had no effect: safe to send again",
+            )
+        return OutcomeUnknownError(
+            f"agent {name!r} stopped while handling it ({reason})",
+            agent=name,
+            hint="it may have been handled in part",
+        )
+
     def _stop_soon(self, *, normal: bool, reason: str) -> None:
         # Requested from inside a handler: the stop waits for that handler to end.
+        self._dropping = self._dropping or not normal
         if not self._stopping:
             # Held apart from _background, which stop() cancels.
             self._stop_task = asyncio.get_running_loop().create_task(
@@ -334,7 +355,8 @@ class AgentHost:
                 self._stats.late_replies += 1
             return None
         if self._stopping or self._agent is None:
-            return PeerDeadError(f"agent {self._info.name!r} is not running", agent=self._info.name)
+            return DiedBeforeRunError(f"agent {self._info.name!r} is not running",
+                                      agent=self._info.name)  # fmt: skip
         if (
             env.kind is Kind.ASK
             and self._concurrency == 1
@@ -381,6 +403,10 @@ class AgentHost:
         assert worker is not None
         while True:
             env = await self._mailbox.get()
+            if self._dropping:
+                # Left in _queued: stop() tells its asker that it never ran.
+                self._mailbox.task_done()
+                continue
             self._queued.discard(env.id)
             try:
                 if env.id in self._cancel_queued:

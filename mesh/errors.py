@@ -7,6 +7,8 @@
     ├── DeliveryError
     │   ├── PeerNotFoundError(+LookupError)   no agent by that name, role or capability
     │   ├── PeerDeadError                      the recipient died; do not retry blindly
+    │   │   ├── DiedBeforeRunError             it never took the message: safe to retry
+    │   │   └── OutcomeUnknownError            it took the message, died before replying
     │   ├── MailboxFullError                   backpressure: the recipient refused
     │   ├── DeadlineExceededError(+TimeoutError)
     │   ├── DeadlockError                      .cycle names the agents, in order
@@ -43,6 +45,7 @@ __all__ = [
     "DeadlockError",
     "DecodeError",
     "DeliveryError",
+    "DiedBeforeRunError",
     "EncodeError",
     "HandlerError",
     "HopLimitError",
@@ -50,6 +53,7 @@ __all__ = [
     "MeshError",
     "NameTakenError",
     "NoHandlerError",
+    "OutcomeUnknownError",
     "PeerDeadError",
     "PeerNotFoundError",
     "ProtocolError",
@@ -71,7 +75,24 @@ class PeerNotFoundError(DeliveryError, LookupError):
 class PeerDeadError(DeliveryError):
     """The recipient died or stopped before it replied.
 
-    The message may or may not have been handled: do not resend blindly.
+    The message may or may not have been handled: do not resend blindly. Where the
+    sender knows which, it raises one of the two subclasses instead.
+    """
+
+
+class DiedBeforeRunError(PeerDeadError):
+    """The recipient was dead or died before its handler could start on the message.
+
+    The message was never sent, never accepted, or dropped from the mailbox unhandled:
+    it had no effect, and sending it again (to the successor) is safe.
+    """
+
+
+class OutcomeUnknownError(PeerDeadError):
+    """The recipient may have accepted the message and died before replying.
+
+    Its handler may have run in part, in full, or not at all; only an idempotent
+    message (or one the receiver deduplicates) is safe to send again.
     """
 
 

@@ -1,0 +1,115 @@
+"""A link tells a message that never reached a dead peer from one whose outcome is unknown.
+
+The peer is a stand-in whose Ray calls are futures the test completes by hand, so each
+test places the peer's death exactly where it wants it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from ray.exceptions import ActorDiedError
+
+from mesh import DiedBeforeRunError, OutcomeUnknownError, PeerDeadError
+from mesh._link import Link
+
+
+class _Method:
+    """One remote method of the stand-in peer: each call is a future the test settles."""
+
+    def __init__(self) -> None:
+        self.calls: list[asyncio.Future[Any]] = []
+
+    def remote(self, *_args: Any) -> asyncio.Future[Any]:
+        call: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.calls.append(call)
+        return call
+
+
+class _Peer:
+    def __init__(self) -> None:
+        self.deliver = _Method()
+        self.request = _Method()
+        self.watch = _Method()
+
+    def die(self) -> None:
+        """Fail every call still open, as Ray does when the actor dies."""
+        for method in (self.deliver, self.request, self.watch):
+            for call in method.calls:
+                if not call.done():
+                    call.set_exception(ActorDiedError())
+
+
+def _link(peer: _Peer) -> Link:
+    return Link(link_id="asker#1", peer="critic", incarnation="inc-1", handle=peer,
+                reply_to=None, max_batch=1, max_inflight=1)  # fmt: skip
+
+
+def _future() -> asyncio.Future[Any]:
+    return asyncio.get_running_loop().create_future()
+
+
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_frames_in_a_failed_call_are_unknown_and_queued_ones_never_ran() -> None:
+    peer = _Peer()
+    link = _link(peer)
+    in_call, queued = _future(), _future()
+    link.send(b"first", in_call)  # leaves at once: one call may be in flight
+    link.send(b"second", queued)  # waits in the outbox behind it
+    assert len(peer.deliver.calls) == 1
+    peer.die()
+    await _settle()
+    with pytest.raises(OutcomeUnknownError, match="may or may not have been handled"):
+        in_call.result()
+    with pytest.raises(DiedBeforeRunError, match="not delivered"):
+        queued.result()
+
+
+async def test_an_accepted_ask_whose_peer_dies_is_unknown() -> None:
+    peer = _Peer()
+    link = _link(peer)
+    answer = _future()
+    link.send(b"ask", answer, ask_id="m1")
+    peer.deliver.calls[0].set_result(None)  # accepted into the mailbox, no reply yet
+    await _settle()
+    assert not answer.done()
+    peer.die()  # the link's watch call fails
+    await _settle()
+    with pytest.raises(OutcomeUnknownError) as caught:
+        answer.result()
+    assert caught.value.agent == "critic"
+
+
+async def test_sends_after_the_death_is_known_never_ran() -> None:
+    peer = _Peer()
+    link = _link(peer)
+    peer.die()
+    await _settle()
+    told, asked = _future(), _future()
+    link.send(b"tell", told)
+    link.send(b"ask", asked, ask_id="m2")
+    requested = link.request(b"ask")
+    await _settle()
+    for future in (told, asked, requested):
+        with pytest.raises(DiedBeforeRunError) as caught:
+            future.result()
+        assert isinstance(caught.value, PeerDeadError)  # old handlers still catch it
+    assert peer.deliver.calls == []
+    assert peer.request.calls == []
+
+
+async def test_a_request_call_that_fails_is_unknown_and_kills_the_link() -> None:
+    peer = _Peer()
+    link = _link(peer)
+    reply = link.request(b"ask")
+    peer.request.calls[0].set_exception(ActorDiedError())
+    await _settle()
+    with pytest.raises(OutcomeUnknownError):
+        reply.result()
+    assert isinstance(link.dead, PeerDeadError)
