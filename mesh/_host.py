@@ -99,6 +99,9 @@ class AgentHost:
         self._agent: Agent | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._background: list[asyncio.Task[None]] = []
+        # Held apart from _background: it ticks until the stop ends, so that a host
+        # draining its mailbox is not taken for a stuck one.
+        self._ticking: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self._stopping = False
         # Set by an abnormal stop, at once: workers leave what is queued unhandled.
@@ -152,7 +155,7 @@ class AgentHost:
         except MeshError as exc:
             return {"error": exc.to_wire()}
         self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
-        self._background = [asyncio.create_task(self._heartbeat.run())]
+        self._ticking = asyncio.create_task(self._heartbeat.run())
         if self._recorder is not None:
             self._background.append(asyncio.create_task(self._recorder.run()))
         self._log.debug("agent started", incarnation=self._info.incarnation)
@@ -213,6 +216,8 @@ class AgentHost:
                 waiter.set_result(self._error_frame_for_id(message_id, gone))
         self._call_waiters.clear()
         self._stopped.set()
+        if self._ticking is not None:
+            self._ticking.cancel()
 
     def _gone_error(self, message_id: str, reason: str) -> PeerDeadError:
         # Invariant: an id stays in _queued until a worker takes it from the mailbox.
