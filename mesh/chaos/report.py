@@ -112,7 +112,9 @@ def main(*, quick: bool, json_path: Path | None = None) -> int:
 
     report = asyncio.run(run())
     out = Console()
-    out.print(report.table(), width=max(out.width, 150))
+    if not out.is_terminal:
+        out = Console(width=160)  # a file or a pipe: one line per figure
+    out.print(report.table())
     if json_path is not None:
         report.write_json(json_path)
     return 0 if report.all_met() else 1
