@@ -74,9 +74,11 @@ class Endpoint:
         self._self_handle = self_handle
         self._link_id = f"{name}#{incarnation}"
         self._links: dict[str, Link] = {}
-        # The last incarnation of each peer seen dead: the registry may still list it
-        # until its successor registers, and a send to it would be a send into the void.
-        self._graves: dict[str, str] = {}
+        # The last incarnation of each peer seen dead, until when to believe it: the
+        # registry lists a dead agent until its successor registers or its lease lapses,
+        # and a send to it would be a send into the void. Only for a lease, as a peer
+        # that was merely unreachable renews its lease and is tried again after it.
+        self._graves: dict[str, tuple[str, float]] = {}
         self._resolving: dict[str, asyncio.Future[Link]] = {}
         # Asks this host is waiting on, by message id; replies complete them.
         self.pending: dict[str, asyncio.Future[Envelope]] = {}
@@ -339,7 +341,7 @@ class Endpoint:
                         hint="check the name; `await mesh.agents()` lists the live agents",
                     )
                 info, handle = found
-                if self._graves.get(peer) == info.incarnation:
+                if self._buried(peer, info.incarnation):
                     raise DiedBeforeRunError(
                         f"agent {peer!r} died and no successor has registered yet",
                         agent=peer,
@@ -365,7 +367,14 @@ class Endpoint:
         """Drop the link to `peer` so that the next send looks it up again."""
         link = self._links.pop(peer, None)
         if link is not None and isinstance(link.dead, PeerDeadError):
-            self._graves[peer] = link.incarnation
+            self._graves[peer] = (link.incarnation, time.monotonic() + self.config.lease_s)
+
+    def _buried(self, peer: str, incarnation: str) -> bool:
+        grave = self._graves.get(peer)
+        if grave is None or grave[1] < time.monotonic():
+            self._graves.pop(peer, None)
+            return False
+        return grave[0] == incarnation
 
     def _open(self, info: AgentInfo, handle: Any) -> Link:
         current = self._links.get(info.name)

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from ray.exceptions import ActorDiedError
 
-from mesh import DiedBeforeRunError, OutcomeUnknownError, PeerDeadError
+from mesh import AgentInfo, DiedBeforeRunError, MeshConfig, OutcomeUnknownError, PeerDeadError
+from mesh._endpoint import Endpoint
 from mesh._link import Link
 
 
@@ -113,3 +114,33 @@ async def test_a_request_call_that_fails_is_unknown_and_kills_the_link() -> None
     with pytest.raises(OutcomeUnknownError):
         reply.result()
     assert isinstance(link.dead, PeerDeadError)
+
+
+class _Registry:
+    """Lists one peer incarnation, dead or alive, as a registry does until its lease lapses."""
+
+    def __init__(self, handle: _Peer) -> None:
+        self.handle = handle
+        self.info = AgentInfo(name="critic", node_id="n", incarnation="inc-1", pid=1,
+                              started_at=0.0)  # fmt: skip
+
+    async def lookup(self, name: str) -> tuple[AgentInfo, _Peer] | None:
+        return (self.info, self.handle) if name == "critic" else None
+
+
+async def test_an_endpoint_refuses_an_incarnation_it_saw_die_for_one_lease() -> None:
+    peer = _Peer()
+    lease_s = 0.2
+    endpoint = Endpoint(name="asker", incarnation="1", config=MeshConfig(lease_s=lease_s),
+                        registry=_Registry(peer))  # type: ignore[arg-type]  # fmt: skip
+    first = await endpoint.link("critic")
+    peer.die()
+    await _settle()
+    assert first.dead is not None
+    with pytest.raises(DiedBeforeRunError, match="no successor has registered"):
+        await endpoint.link("critic")
+    # After a lease, a peer still listed renewed it: it was unreachable, not dead.
+    await asyncio.sleep(lease_s * 1.5)
+    again = await endpoint.link("critic")
+    assert again is not first
+    assert again.dead is None
