@@ -13,6 +13,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar, overload
 
 from mesh._link import Link
@@ -79,7 +80,7 @@ class Endpoint:
         # and a send to it would be a send into the void. Only for a lease, as a peer
         # that was merely unreachable renews its lease and is tried again after it.
         self._graves: dict[str, tuple[str, float]] = {}
-        self._resolving: dict[str, asyncio.Future[Link]] = {}
+        self._resolving: dict[str, asyncio.Task[Link]] = {}
         # Asks this host is waiting on, by message id; replies complete them.
         self.pending: dict[str, asyncio.Future[Envelope]] = {}
         # Every ask this endpoint is waiting on, by message id (for probes and aborts).
@@ -329,33 +330,39 @@ class Endpoint:
             self.forget(peer)
         resolving = self._resolving.get(peer)
         if resolving is None:
-            resolving = asyncio.get_running_loop().create_future()
+            # A task of its own, shared by everyone who needs the link meanwhile: the
+            # first asker's deadline (a cancellation) must not fail the others' lookup.
+            resolving = asyncio.get_running_loop().create_task(self._resolve(peer))
             self._resolving[peer] = resolving
-            try:
-                found = await self.registry.lookup(peer)
-                if found is None:
-                    raise PeerNotFoundError(
-                        f"no agent named {peer!r}",
-                        agent=peer,
-                        trace_id=trace_id,
-                        hint="check the name; `await mesh.agents()` lists the live agents",
-                    )
-                info, handle = found
-                if self._buried(peer, info.incarnation):
-                    raise DiedBeforeRunError(
-                        f"agent {peer!r} died and no successor has registered yet",
-                        agent=peer,
-                        trace_id=trace_id,
-                        hint="nothing was sent: safe to retry once the agent is back",
-                    )
-                resolving.set_result(self._open(info, handle))
-            except BaseException as exc:
-                resolving.set_exception(exc)
-                resolving.exception()  # mark retrieved: the first caller re-raises it
-                raise
-            finally:
-                del self._resolving[peer]
-        return await asyncio.shield(resolving)
+            resolving.add_done_callback(partial(self._resolved, peer))
+        try:
+            return await asyncio.shield(resolving)
+        except MeshError as exc:
+            # Each caller gets its own instance, in its own trace.
+            raise MeshError.from_wire({**exc.to_wire(), "trace_id": trace_id}) from None
+
+    async def _resolve(self, peer: str) -> Link:
+        found = await self.registry.lookup(peer)
+        if found is None:
+            raise PeerNotFoundError(
+                f"no agent named {peer!r}",
+                agent=peer,
+                hint="check the name; `await mesh.agents()` lists the live agents",
+            )
+        info, handle = found
+        if self._buried(peer, info.incarnation):
+            raise DiedBeforeRunError(
+                f"agent {peer!r} died and no successor has registered yet",
+                agent=peer,
+                hint="nothing was sent: safe to retry once the agent is back",
+            )
+        return self._open(info, handle)
+
+    def _resolved(self, peer: str, task: asyncio.Task[Link]) -> None:
+        if self._resolving.get(peer) is task:
+            del self._resolving[peer]
+        if not task.cancelled():
+            task.exception()  # retrieved here: its waiters may all have given up
 
     def learn(self, peer: str, incarnation: str, handle: Any) -> None:
         """Open a link to a peer that introduced itself, sparing a registry lookup."""
@@ -398,7 +405,7 @@ class Endpoint:
 
     def close(self) -> None:
         """Fail everything still waiting on a link and cancel the links' calls."""
-        for task in list(self._background):
+        for task in [*self._background, *self._resolving.values()]:
             task.cancel()
         for link in self._links.values():
             link.close()

@@ -121,10 +121,13 @@ class _Registry:
 
     def __init__(self, handle: _Peer) -> None:
         self.handle = handle
+        self.answer: asyncio.Future[None] | None = None  # set: lookups wait for it
         self.info = AgentInfo(name="critic", node_id="n", incarnation="inc-1", pid=1,
                               started_at=0.0)  # fmt: skip
 
     async def lookup(self, name: str) -> tuple[AgentInfo, _Peer] | None:
+        if self.answer is not None:
+            await self.answer
         return (self.info, self.handle) if name == "critic" else None
 
 
@@ -144,3 +147,19 @@ async def test_an_endpoint_refuses_an_incarnation_it_saw_die_for_one_lease() -> 
     again = await endpoint.link("critic")
     assert again is not first
     assert again.dead is None
+
+
+async def test_a_lookup_shared_by_two_askers_survives_the_first_giving_up() -> None:
+    registry = _Registry(_Peer())
+    registry.answer = _future()
+    endpoint = Endpoint(name="asker", incarnation="1", config=MeshConfig(),
+                        registry=registry)  # type: ignore[arg-type]  # fmt: skip
+    impatient = asyncio.create_task(endpoint.link("critic"))
+    patient = asyncio.create_task(endpoint.link("critic"))
+    await _settle()
+    impatient.cancel()  # its deadline passed while the lookup was under way
+    await _settle()
+    registry.answer.set_result(None)
+    link = await patient
+    assert link.dead is None
+    assert impatient.cancelled()
