@@ -4,6 +4,11 @@ Every ask must end in a reply or a typed error by its deadline (plus a small mar
 one still open `HUNG_AFTER_S` past its deadline is hung. Half the asks take a hop to a
 peer first, so deaths also land in the middle of conversations; one in a hundred
 stalls past its deadline, so deadline enforcement is measured under the kills too.
+
+The askers behave as the errors tell them to: an ask that fails with
+`DiedBeforeRunError` or `PeerNotFoundError` never ran, so it is sent again (after
+`RETRY_AFTER_S`, within its own deadline) and counted as a retry; any other error ends
+it, `OutcomeUnknownError` above all, since that one may have run.
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ from mesh.chaos._support import (
     start_team,
 )
 from mesh.chaos._support import unique as unique_name
-from mesh.errors import DeadlineExceededError, MeshError
+from mesh.errors import DeadlineExceededError, DiedBeforeRunError, MeshError, PeerNotFoundError
 from mesh.runtime import Mesh
 
-__all__ = ["ConversationFigures", "chaos_conversation"]
+__all__ = ["RETRY_AFTER_S", "ConversationFigures", "chaos_conversation"]
+
+#: The pause before an ask that never ran is sent again (the successor is on its way).
+RETRY_AFTER_S = 0.05
 
 
 @dataclass
@@ -38,6 +46,7 @@ class ConversationFigures:
     kills: int = 0
     replies: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    retries: dict[str, int] = field(default_factory=dict)
     hung: int = 0
     untyped: int = 0
     at_deadline: int = 0
@@ -69,6 +78,18 @@ async def chaos_conversation(
     overshoots: list[float] = []
     pending = iter(range(asks))
 
+    async def ask(name: str, msg: Work, deadline: float) -> None:
+        while True:
+            try:
+                await mesh.ask(name, msg, timeout=deadline - time.monotonic(), expect=Worked)
+                return
+            except (DiedBeforeRunError, PeerNotFoundError) as exc:
+                if deadline - time.monotonic() <= RETRY_AFTER_S:
+                    raise  # no time left for another try: it ends as it is
+                kind = type(exc).__name__
+                figures.retries[kind] = figures.retries.get(kind, 0) + 1
+                await asyncio.sleep(RETRY_AFTER_S)
+
     async def lane() -> None:
         for _ in pending:
             stall = rng.random() < 0.01
@@ -77,8 +98,7 @@ async def chaos_conversation(
             started = time.monotonic()
             try:
                 await asyncio.wait_for(
-                    mesh.ask(rng.choice(names), msg, timeout=deadline_s, expect=Worked),
-                    deadline_s + HUNG_AFTER_S,
+                    ask(rng.choice(names), msg, started + deadline_s), deadline_s + HUNG_AFTER_S
                 )
                 figures.replies += 1
             except MeshError as exc:

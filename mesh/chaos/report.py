@@ -149,6 +149,8 @@ def _conversation(c: ConversationFigures) -> list[Figure]:
     ]
     lines += [Figure(name, f"typed error: {error}", _share(count, c.asks))
               for error, count in sorted(c.errors.items(), key=lambda e: -e[1])]  # fmt: skip
+    lines += [Figure(name, f"sent again after {error} (never ran)", f"{count:,}")
+              for error, count in sorted(c.retries.items())]  # fmt: skip
     lines += [
         Figure(name, "hung", str(c.hung), "0", c.hung == 0),
         Figure(
