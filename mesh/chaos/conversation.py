@@ -54,11 +54,6 @@ class ConversationFigures:
     overshoot_max_ms: float | None = None
     seconds: float = 0.0
 
-    @property
-    def typed_share(self) -> float:
-        """The share of asks that ended in a reply or a typed error."""
-        return (self.replies + sum(self.errors.values())) / self.asks
-
 
 async def chaos_conversation(
     mesh: Mesh,
