@@ -24,7 +24,7 @@ def _is_error_name(name: str) -> bool:
     return found is not None and issubclass(found, MeshError)
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize(
     ("asks", "kill_every_s"),
     [(2_000, 1.0), pytest.param(10_000, 0.5, marks=pytest.mark.slow)],
@@ -42,7 +42,7 @@ async def test_every_ask_of_a_chaos_conversation_ends_typed_and_none_hangs(
     assert all(_is_error_name(name) for name in figures.errors), figures.errors
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize(
     ("messages", "kills"), [(1_000, 3), pytest.param(5_000, 5, marks=pytest.mark.slow)],
     ids=["ci", "full"],
