@@ -13,6 +13,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar, overload
 
 from mesh._link import Link
@@ -21,6 +22,7 @@ from mesh.deadletters import DeadLetter, DeadLetterBox
 from mesh.errors import (
     DeadlineExceededError,
     DeadlockError,
+    DiedBeforeRunError,
     HopLimitError,
     MeshError,
     OutboxFullError,
@@ -76,7 +78,12 @@ class Endpoint:
         self._self_handle = self_handle
         self._link_id = f"{name}#{incarnation}"
         self._links: dict[str, Link] = {}
-        self._resolving: dict[str, asyncio.Future[Link]] = {}
+        # The last incarnation of each peer seen dead, until when to believe it: the
+        # registry lists a dead agent until its successor registers or its lease lapses,
+        # and a send to it would be a send into the void. Only for a lease, as a peer
+        # that was merely unreachable renews its lease and is tried again after it.
+        self._graves: dict[str, tuple[str, float]] = {}
+        self._resolving: dict[str, asyncio.Task[Link]] = {}
         # Asks this host is waiting on, by message id; replies complete them.
         self.pending: dict[str, asyncio.Future[Envelope]] = {}
         # Every ask this endpoint is waiting on, by message id (for probes and aborts).
@@ -411,32 +418,48 @@ class Endpoint:
 
         Raises:
             PeerNotFoundError: No live agent is registered as `peer`.
+            DiedBeforeRunError: The registered agent is one this endpoint saw die.
         """
         link = self._links.get(peer)
-        if link is not None and link.dead is None:
-            return link
+        if link is not None:
+            if link.dead is None:
+                return link
+            self.forget(peer)
         resolving = self._resolving.get(peer)
         if resolving is None:
-            resolving = asyncio.get_running_loop().create_future()
+            # A task of its own, shared by everyone who needs the link meanwhile: the
+            # first asker's deadline (a cancellation) must not fail the others' lookup.
+            resolving = asyncio.get_running_loop().create_task(self._resolve(peer))
             self._resolving[peer] = resolving
-            try:
-                found = await self.registry.lookup(peer)
-                if found is None:
-                    raise PeerNotFoundError(
-                        f"no agent named {peer!r}",
-                        agent=peer,
-                        trace_id=trace_id,
-                        hint="check the name; `await mesh.agents()` lists the live agents",
-                    )
-                info, handle = found
-                resolving.set_result(self._open(info, handle))
-            except BaseException as exc:
-                resolving.set_exception(exc)
-                resolving.exception()  # mark retrieved: the first caller re-raises it
-                raise
-            finally:
-                del self._resolving[peer]
-        return await asyncio.shield(resolving)
+            resolving.add_done_callback(partial(self._resolved, peer))
+        try:
+            return await asyncio.shield(resolving)
+        except MeshError as exc:
+            # Each caller gets its own instance, in its own trace.
+            raise MeshError.from_wire({**exc.to_wire(), "trace_id": trace_id}) from None
+
+    async def _resolve(self, peer: str) -> Link:
+        found = await self.registry.lookup(peer)
+        if found is None:
+            raise PeerNotFoundError(
+                f"no agent named {peer!r}",
+                agent=peer,
+                hint="check the name; `await mesh.agents()` lists the live agents",
+            )
+        info, handle = found
+        if self._buried(peer, info.incarnation):
+            raise DiedBeforeRunError(
+                f"agent {peer!r} died and no successor has registered yet",
+                agent=peer,
+                hint="nothing was sent: safe to retry once the agent is back",
+            )
+        return self._open(info, handle)
+
+    def _resolved(self, peer: str, task: asyncio.Task[Link]) -> None:
+        if self._resolving.get(peer) is task:
+            del self._resolving[peer]
+        if not task.cancelled():
+            task.exception()  # retrieved here: its waiters may all have given up
 
     def learn(self, peer: str, incarnation: str, handle: Any) -> None:
         """Open a link to a peer that introduced itself, sparing a registry lookup."""
@@ -446,7 +469,16 @@ class Endpoint:
 
     def forget(self, peer: str) -> None:
         """Drop the link to `peer` so that the next send looks it up again."""
-        self._links.pop(peer, None)
+        link = self._links.pop(peer, None)
+        if link is not None and isinstance(link.dead, PeerDeadError):
+            self._graves[peer] = (link.incarnation, time.monotonic() + self.config.lease_s)
+
+    def _buried(self, peer: str, incarnation: str) -> bool:
+        grave = self._graves.get(peer)
+        if grave is None or grave[1] < time.monotonic():
+            self._graves.pop(peer, None)
+            return False
+        return grave[0] == incarnation
 
     def _open(self, info: AgentInfo, handle: Any) -> Link:
         current = self._links.get(info.name)
@@ -474,7 +506,7 @@ class Endpoint:
         """Fail everything still waiting on a link and cancel the links' calls."""
         if self._probe_round is not None:
             self._probe_round.cancel()
-        for task in list(self._background):
+        for task in [*self._background, *self._resolving.values()]:
             task.cancel()
         for link in self._links.values():
             link.close()

@@ -29,11 +29,13 @@ from mesh.errors import (
     ConfigError,
     DeadlineExceededError,
     DecodeError,
+    DiedBeforeRunError,
     DuplicateMessageError,
     HandlerError,
     MailboxFullError,
     MeshError,
     NoHandlerError,
+    OutcomeUnknownError,
     PeerDeadError,
     PeerNotFoundError,
 )
@@ -114,6 +116,9 @@ class AgentHost:
         self._agent: Agent | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._background: list[asyncio.Task[None]] = []
+        # Held apart from _background: it ticks until the stop ends, so that a host
+        # draining its mailbox is not taken for a stuck one.
+        self._ticking: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self._stopping = False
         self._halted = False  # crashed: workers take no more messages
@@ -176,7 +181,7 @@ class AgentHost:
         except MeshError as exc:
             return {"error": exc.to_wire()}
         self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
-        self._background = [asyncio.create_task(self._heartbeat.run())]
+        self._ticking = asyncio.create_task(self._heartbeat.run())
         if self._recorder is not None:
             self._background.append(asyncio.create_task(self._recorder.run()))
         if self._metrics is not None:
@@ -206,12 +211,14 @@ class AgentHost:
 
         A normal stop lets queued and running messages finish (within the grace
         period); an abnormal one (a crash) drops them at once, and their askers get
-        `PeerDeadError`. on_stop runs either way.
+        `DiedBeforeRunError` (never started) or `OutcomeUnknownError` (cut short).
+        on_stop runs either way.
         """
         if self._stopping:
             await self._stopped.wait()
             return
         self._stopping = True
+        self._halted = self._halted or not normal
         self._exit = {"normal": normal, "reason": reason}
         grace = self._config.stop_grace_s
         await self._quietly(self._registry.unregister(self._info.name, self._info.incarnation))
@@ -234,13 +241,29 @@ class AgentHost:
             self._recorder.flush()
         if self._metrics is not None:
             self._metrics.flush()
-        gone = PeerDeadError(f"agent {self._info.name!r} stopped before replying ({reason})",
-                             agent=self._info.name)  # fmt: skip
         for message_id, waiter in list(self._call_waiters.items()):
             if not waiter.done():
+                gone = self._gone_error(message_id, reason)
                 waiter.set_result(self._error_frame_for_id(message_id, gone))
         self._call_waiters.clear()
         self._stopped.set()
+        if self._ticking is not None:
+            self._ticking.cancel()
+
+    def _gone_error(self, message_id: str, reason: str) -> PeerDeadError:
+        # Invariant: an id stays in _queued until a worker takes it from the mailbox.
+        name = self._info.name
+        if message_id in self._queued:
+            return DiedBeforeRunError(
+                f"agent {name!r} stopped before handling it ({reason})",
+                agent=name,
+                hint="it had no effect: safe to send again",
+            )
+        return OutcomeUnknownError(
+            f"agent {name!r} stopped while handling it ({reason})",
+            agent=name,
+            hint="it may have been handled in part",
+        )
 
     def _drop_queued(self, why: str) -> None:
         # Tells left in the mailbox of a stopping agent are dead letters here; askers
@@ -410,7 +433,8 @@ class AgentHost:
                 self.dead_letter("late", env, f"reply to {env.correlation_id} after its ask ended")
             return None
         if self._stopping or self._agent is None:
-            return PeerDeadError(f"agent {self._info.name!r} is not running", agent=self._info.name)
+            return DiedBeforeRunError(f"agent {self._info.name!r} is not running",
+                                      agent=self._info.name)  # fmt: skip
         if self._durability.duplicate(env):
             self._stats.duplicates += 1
             duplicate = DuplicateMessageError(
@@ -512,6 +536,7 @@ class AgentHost:
         while not self._halted:
             env = await self._mailbox.get()
             if self._halted:  # it crashed meanwhile: stop() drops what is queued
+                # Left in _queued: stop() tells its asker that it never ran.
                 self._mailbox.task_done()
                 self._mailbox.put_nowait(env)
                 return

@@ -13,6 +13,12 @@ do not (DESIGN.md, "Facts about Ray").
 Invariant: every future handed out by `send` or `request` is completed exactly once:
 by the receiver's acceptance (tells), by its refusal, by the peer's death, or, for
 asks, by the reply that the endpoint routes to it.
+
+A peer's death fails a message in one of two ways, by what the link knows of it: a
+frame that never left the outbox, or was sent after the death was known, fails with
+`DiedBeforeRunError` (it had no effect); a frame in a call that was under way, or that
+the peer had accepted, fails with `OutcomeUnknownError` (Ray cannot say whether a call
+to an actor that died ran).
 """
 
 from __future__ import annotations
@@ -24,7 +30,13 @@ from functools import partial
 from typing import Any
 
 from mesh._raycalls import translate
-from mesh.errors import MeshError, OutboxFullError, PeerDeadError
+from mesh.errors import (
+    DiedBeforeRunError,
+    MeshError,
+    OutboxFullError,
+    OutcomeUnknownError,
+    PeerDeadError,
+)
 
 __all__ = ["Link"]
 
@@ -81,7 +93,7 @@ class Link:
     def send(self, frame: bytes, future: asyncio.Future[Any], *, ask_id: str | None = None) -> None:
         """Queue `frame`; `future` completes on acceptance (tells) or by the reply (asks)."""
         if self.dead is not None:
-            future.set_exception(self.dead)
+            future.set_exception(_never_ran(self.dead))
             return
         if len(self._outbox) >= self._max_outbox:
             # Bounded memory at the sender too: a peer that takes frames slower than
@@ -115,7 +127,7 @@ class Link:
         """
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.dead is not None:
-            future.set_exception(self.dead)
+            future.set_exception(_never_ran(self.dead))
             return future
         self._flush_all()
         seq = self._next_seq()
@@ -182,7 +194,7 @@ class Link:
             if isinstance(error, PeerDeadError):
                 self._die(error, [])
             if not future.done():
-                future.set_exception(error)
+                future.set_exception(_maybe_ran(error))
             return
         finally:
             self._requests -= 1
@@ -205,14 +217,19 @@ class Link:
         else:
             self._die(PeerDeadError(f"agent {self.peer!r} stopped", agent=self.peer), [])
 
-    def _die(self, error: MeshError, futures: list[asyncio.Future[Any]]) -> None:
+    def _die(self, error: MeshError, sent: list[asyncio.Future[Any]]) -> None:
+        # `sent`: the futures of the call that failed. Frames still in the outbox never
+        # left; asks the peer accepted (or whose call failed) may have been handled.
         if self.dead is None:
             self.dead = error
-        pending = futures + list(self._awaiting.values()) + [i[1] for i in self._outbox]
+        unsent = [i[1] for i in self._outbox]
         self._outbox.clear()
-        for future in pending:
+        for future in unsent:
             if not future.done():
-                future.set_exception(_copy(error))
+                future.set_exception(_never_ran(error))
+        for future in sent + list(self._awaiting.values()):
+            if not future.done():
+                future.set_exception(_maybe_ran(error))
 
     def close(self) -> None:
         """Fail what still waits on this link and cancel its calls (the sender is going)."""
@@ -224,3 +241,27 @@ class Link:
 def _copy(error: MeshError) -> MeshError:
     # Each waiter gets its own instance: tracebacks attach to exception objects.
     return MeshError.from_wire(error.to_wire())
+
+
+def _never_ran(error: MeshError) -> MeshError:
+    """Return the error for a message that did not reach a peer known to have died."""
+    if type(error) is not PeerDeadError:
+        return _copy(error)
+    return DiedBeforeRunError(
+        f"{error.message}; the message was not delivered",
+        agent=error.agent,
+        trace_id=error.trace_id,
+        hint="it had no effect: safe to send again once the agent is back",
+    )
+
+
+def _maybe_ran(error: MeshError) -> MeshError:
+    """Return the error for a message that was under way when its peer died."""
+    if type(error) is not PeerDeadError:
+        return _copy(error)
+    return OutcomeUnknownError(
+        f"{error.message} after the message was sent; it may or may not have been handled",
+        agent=error.agent,
+        trace_id=error.trace_id,
+        hint="send it again only if handling it twice is harmless",
+    )

@@ -229,6 +229,24 @@ def bench(  # noqa: PLR0917 (typer maps each parameter to an option)
     bench_main(argv, prog="raymesh bench")
 
 
+@app.command("chaos")
+def chaos(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="The CI form: 2,000 asks, fewer kills.")
+    ] = False,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the figures as JSON.")
+    ] = None,
+) -> None:
+    """Inject faults into a local mesh (kills, hangs, a lost registry); print the figures.
+
+    Exits with 1 if a figure misses its target.
+    """
+    from mesh.chaos.report import main as chaos_main
+
+    raise typer.Exit(chaos_main(quick=quick, json_path=json_path))
+
+
 # -- clusters and jobs ---------------------------------------------------------------
 
 _ADDRESS_HELP = (

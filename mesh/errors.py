@@ -9,6 +9,8 @@
     ├── DeliveryError
     │   ├── PeerNotFoundError(+LookupError)   no agent by that name, role or capability
     │   ├── PeerDeadError                      the recipient died; do not retry blindly
+    │   │   ├── DiedBeforeRunError             it never took the message: safe to retry
+    │   │   └── OutcomeUnknownError            it took the message, died before replying
     │   ├── MailboxFullError                   backpressure: the recipient refused
     │   │   └── OutboxFullError                the sender's own outbox to it was full
     │   ├── DuplicateMessageError              a resent message it has already taken
@@ -52,6 +54,7 @@ __all__ = [
     "DeadlockError",
     "DecodeError",
     "DeliveryError",
+    "DiedBeforeRunError",
     "DuplicateMessageError",
     "EncodeError",
     "HandlerError",
@@ -61,6 +64,7 @@ __all__ = [
     "NameTakenError",
     "NoHandlerError",
     "OutboxFullError",
+    "OutcomeUnknownError",
     "PeerDeadError",
     "PeerNotFoundError",
     "ProtocolError",
@@ -85,7 +89,24 @@ class PeerNotFoundError(DeliveryError, LookupError):
 class PeerDeadError(DeliveryError):
     """The recipient died or stopped before it replied.
 
-    The message may or may not have been handled: do not resend blindly.
+    The message may or may not have been handled: do not resend blindly. Where the
+    sender knows which, it raises one of the two subclasses instead.
+    """
+
+
+class DiedBeforeRunError(PeerDeadError):
+    """The recipient was dead or died before its handler could start on the message.
+
+    The message was never sent, never accepted, or dropped from the mailbox unhandled:
+    it had no effect, and sending it again (to the successor) is safe.
+    """
+
+
+class OutcomeUnknownError(PeerDeadError):
+    """The recipient may have accepted the message and died before replying.
+
+    Its handler may have run in part, in full, or not at all; only an idempotent
+    message (or one the receiver deduplicates) is safe to send again.
     """
 
 

@@ -3,11 +3,12 @@
 A supervisor starts its children (agents, or sub-teams run by supervisors of their
 own) in order, watches each with one long Ray call that returns when the child ends
 and fails the moment its actor dies, and polls each agent's control lane to catch an
-event loop that a handler has blocked. What to do about an exit is decided by the pure
-`Policy` (strategy, restart type, intensity). Past its intensity a supervisor stops its
-children in reverse order and fails, and its parent, which watches it like any child,
-decides in turn. Children are owned by their supervisor's actor, so when a supervisor
-dies its whole subtree goes with it.
+event loop that a handler has blocked, or a process that stopped answering at all
+(SIGSTOP, a hung native call): such a child is killed and replaced at once. What to
+do about an exit is decided by the pure `Policy` (strategy, restart type, intensity).
+Past its intensity a supervisor stops its children in reverse order and fails, and
+its parent, which watches it like any child, decides in turn. Children are owned by
+their supervisor's actor, so when a supervisor dies its whole subtree goes with it.
 """
 
 from __future__ import annotations
@@ -34,8 +35,7 @@ from mesh.tracing import configure_logging, get_logger
 
 __all__ = ["SUPERVISOR", "Supervisor", "TeamHandle"]
 
-_HEALTH_PERIOD_S = 0.5
-_HEALTH_STRIKES = 2
+_HEALTH_PERIOD_S = 0.25
 _REAP_AFTER_S = 1.0
 
 
@@ -45,6 +45,10 @@ class _Child:
     handle: Any
     incarnation: str
     watcher: asyncio.Task[None] | None = None
+    # The control-lane call in flight, if any, and when it was sent.
+    health: asyncio.Task[dict[str, Any]] | None = None
+    health_sent: float = 0.0
+    stuck: bool = False
 
     @property
     def kind(self) -> str:
@@ -61,7 +65,8 @@ class Supervisor:
         self._policy: Policy | None = None
         self._children: dict[str, _Child] = {}
         self._restarts: dict[str, int] = {}
-        self._strikes: dict[str, int] = {}
+        # The last exit of each child: when (epoch seconds) and why.
+        self._exits: dict[str, dict[str, Any]] = {}
         self._lock = asyncio.Lock()
         self._stopping = False
         self._stopped = asyncio.Event()
@@ -100,7 +105,10 @@ class Supervisor:
         self._stopped.set()
 
     async def members(self) -> list[dict[str, Any]]:
-        """Return a row per child, sub-teams' children included, in start order."""
+        """Return a row per child, sub-teams' children included, in start order.
+
+        ``last_exit`` is ``{"at": epoch seconds, "reason": ...}`` of its latest exit, or None.
+        """
         assert self._policy is not None
         rows: list[dict[str, Any]] = []
         for name in self._policy.order():
@@ -109,7 +117,8 @@ class Supervisor:
                          "kind": "agent" if isinstance(self._specs()[name], AgentSpec) else "team",
                          "incarnation": child.incarnation if child else None,
                          "restarts": self._restarts.get(name, 0),
-                         "running": child is not None})  # fmt: skip
+                         "running": child is not None,
+                         "last_exit": self._exits.get(name)})  # fmt: skip
             if child is not None and child.kind == "team":
                 with contextlib.suppress(RayError):  # it just died; its restart is under way
                     rows.extend(await child.handle.members.remote())
@@ -142,7 +151,6 @@ class Supervisor:
         child = _Child(spec, handle, incarnation)
         child.watcher = asyncio.create_task(self._watch_child(name, child))
         self._children[name] = child
-        self._strikes[name] = 0
 
     async def _watch_child(self, name: str, child: _Child) -> None:
         try:
@@ -157,6 +165,9 @@ class Supervisor:
             if self._stopping or self._children.get(name) is not child:
                 return  # stopped on purpose, or already replaced
             del self._children[name]
+            if child.health is not None:
+                child.health.cancel()
+            self._exits[name] = {"at": time.time(), "reason": reason}
             self._reap(child.handle)
             self._log.warning("child exited", child=name, abnormal=abnormal, reason=reason)
             assert self._policy is not None
@@ -195,8 +206,9 @@ class Supervisor:
         child = self._children.pop(name, None)
         if child is None:
             return
-        if child.watcher is not None:
-            child.watcher.cancel()
+        for task in (child.watcher, child.health):
+            if task is not None:
+                task.cancel()
         grace = self._config.stop_grace_s
         try:
             await asyncio.wait_for(child.handle.stop.remote(), grace * 2 + 1)
@@ -226,21 +238,51 @@ class Supervisor:
 
     async def _watch_health(self) -> None:
         # A handler that blocks the event loop cannot be cancelled; its host says so
-        # from its control lane (or does not answer at all), and is replaced.
+        # from its control lane. A process that does not answer even there (stopped,
+        # or stuck in native code) is as stuck. Either is killed and replaced.
+        # Longer than a blocked loop takes to report itself: a busy machine's slow
+        # answer is not taken for a stopped process.
+        silent_after = self._config.stuck_after_s * 1.5
         while not self._stopping:
             await asyncio.sleep(_HEALTH_PERIOD_S)
+            now = time.monotonic()
             for name, child in list(self._children.items()):
-                if child.kind != "agent":
+                if child.kind != "agent" or child.stuck:
                     continue
-                try:
-                    health = await asyncio.wait_for(child.handle.health.remote(), 1.0)
-                    healthy = bool(health["healthy"])
-                except (TimeoutError, RayError):
-                    healthy = False
-                self._strikes[name] = 0 if healthy else self._strikes.get(name, 0) + 1
-                if self._strikes[name] >= _HEALTH_STRIKES and self._children.get(name) is child:
-                    self._log.warning("child is stuck; killing it", child=name)
-                    ray.kill(child.handle)  # its watcher sees the death and restarts it
+                stuck = self._check_health(child, now, silent_after)
+                if stuck is not None:
+                    child.stuck = True
+                    self._log.warning("child is stuck; killing it", child=name, reason=stuck)
+                    ray.kill(child.handle)
+                    self._replace_soon(name, child, f"stuck: {stuck}")
+
+    def _check_health(self, child: _Child, now: float, silent_after: float) -> str | None:
+        # One control call in flight per child: calls to a silent one do not pile up.
+        call = child.health
+        if call is not None and call.done():
+            child.health = None
+            if not call.cancelled() and call.exception() is None:
+                health = call.result()
+                if not health["healthy"]:
+                    return f"its event loop is blocked ({health['loop_lag_s']:.1f}s behind)"
+        if child.health is None:
+            child.health = asyncio.create_task(_health(child.handle))
+            child.health_sent = now
+        silent = now - child.health_sent
+        if silent > silent_after:
+            return f"its control lane has not answered for {silent:.1f}s"
+        return None
+
+    def _replace_soon(self, name: str, child: _Child, reason: str) -> None:
+        # Not awaited: the other children's health is watched while this one restarts.
+        if child.watcher is not None:
+            child.watcher.cancel()  # a stopped process may not die for a long while
+        child.watcher = asyncio.create_task(self._exited(name, child, abnormal=True, reason=reason))
+
+
+async def _health(handle: Any) -> dict[str, Any]:
+    health: dict[str, Any] = await handle.health.remote()
+    return health
 
 
 SUPERVISOR: Any = ray.remote(Supervisor)

@@ -204,6 +204,7 @@ async def test_ask_between_agents_fails_with_peer_dead_when_the_peer_is_killed(
     await asyncio.sleep(0.5)
     ray.kill(await mesh.actor(callee.name))
     outcome = await calling
-    assert outcome.error_type == "PeerDeadError"
+    # The callee had accepted the ask and was running it: it may or may not have run.
+    assert outcome.error_type == "OutcomeUnknownError"
     assert outcome.error_agent == callee.name
     assert outcome.seconds < 5  # as soon as Ray reports the death, not at the deadline

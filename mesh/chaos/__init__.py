@@ -1,0 +1,27 @@
+"""The chaos suite: faults injected into a live mesh, and the figures of how it held.
+
+Each scenario is a coroutine over a running `Mesh` that returns its figures;
+`run_chaos` runs them all (``raymesh chaos`` prints its table). The CI forms of the
+scenarios are the tests in ``tests/fault/``.
+"""
+
+from mesh.chaos.conversation import ConversationFigures, chaos_conversation
+from mesh.chaos.hung import Fault, HungFigures, hung_agent
+from mesh.chaos.order import OrderFigures, order_across_restarts
+from mesh.chaos.registry import RegistryFigures, registry_killed
+from mesh.chaos.report import ChaosReport, Figure, run_chaos
+
+__all__ = [
+    "ChaosReport",
+    "ConversationFigures",
+    "Fault",
+    "Figure",
+    "HungFigures",
+    "OrderFigures",
+    "RegistryFigures",
+    "chaos_conversation",
+    "hung_agent",
+    "order_across_restarts",
+    "registry_killed",
+    "run_chaos",
+]

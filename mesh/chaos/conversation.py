@@ -1,0 +1,123 @@
+"""Chaos conversation: windowed asks across a supervised team while its agents are killed.
+
+Every ask must end in a reply or a typed error by its deadline (plus a small margin);
+one still open `HUNG_AFTER_S` past its deadline is hung. Half the asks take a hop to a
+peer first, so deaths also land in the middle of conversations; one in a hundred
+stalls past its deadline, so deadline enforcement is measured under the kills too.
+
+The askers behave as the errors tell them to: an ask that fails with
+`DiedBeforeRunError` or `PeerNotFoundError` never ran, so it is sent again (after
+`RETRY_AFTER_S`, within its own deadline) and counted as a retry; any other error ends
+it, `OutcomeUnknownError` above all, since that one may have run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+
+from mesh.chaos._agents import Work, Worked, Worker
+from mesh.chaos._support import (
+    HUNG_AFTER_S,
+    Killer,
+    error_name,
+    percentile,
+    start_team,
+)
+from mesh.chaos._support import unique as unique_name
+from mesh.errors import DeadlineExceededError, DiedBeforeRunError, MeshError, PeerNotFoundError
+from mesh.runtime import Mesh
+
+__all__ = ["RETRY_AFTER_S", "ConversationFigures", "chaos_conversation"]
+
+#: The pause before an ask that never ran is sent again (the successor is on its way).
+RETRY_AFTER_S = 0.05
+
+
+@dataclass
+class ConversationFigures:
+    """How the asks of a chaos conversation ended."""
+
+    asks: int
+    agents: int
+    kill_every_s: float
+    kills: int = 0
+    replies: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    retries: dict[str, int] = field(default_factory=dict)
+    hung: int = 0
+    untyped: int = 0
+    at_deadline: int = 0
+    overshoot_p99_ms: float | None = None
+    overshoot_max_ms: float | None = None
+    seconds: float = 0.0
+
+
+async def chaos_conversation(
+    mesh: Mesh,
+    *,
+    asks: int,
+    kill_every_s: float,
+    agents: int = 6,
+    window: int = 32,
+    deadline_s: float = 3.0,
+    seed: int = 9,
+) -> ConversationFigures:
+    """Run `asks` asks, `window` at a time, while a random agent is killed periodically."""
+    rng = random.Random(seed)
+    names = [unique_name("conv") for _ in range(agents)]
+    team = await start_team(mesh, names, Worker)
+    figures = ConversationFigures(asks=asks, agents=agents, kill_every_s=kill_every_s)
+    overshoots: list[float] = []
+    pending = iter(range(asks))
+
+    async def ask(name: str, msg: Work, deadline: float) -> None:
+        while True:
+            try:
+                await mesh.ask(name, msg, timeout=deadline - time.monotonic(), expect=Worked)
+                return
+            except (DiedBeforeRunError, PeerNotFoundError) as exc:
+                if deadline - time.monotonic() <= RETRY_AFTER_S:
+                    raise  # no time left for another try: it ends as it is
+                kind = type(exc).__name__
+                figures.retries[kind] = figures.retries.get(kind, 0) + 1
+                await asyncio.sleep(RETRY_AFTER_S)
+
+    async def lane() -> None:
+        for _ in pending:
+            stall = rng.random() < 0.01
+            hop = None if stall or rng.random() < 0.5 else rng.choice(names)
+            msg = Work(ms=10_000 if stall else rng.uniform(0, 5), peer=hop)
+            started = time.monotonic()
+            try:
+                await asyncio.wait_for(
+                    ask(rng.choice(names), msg, started + deadline_s), deadline_s + HUNG_AFTER_S
+                )
+                figures.replies += 1
+            except MeshError as exc:
+                name = error_name(exc)
+                figures.errors[name] = figures.errors.get(name, 0) + 1
+                if isinstance(exc, DeadlineExceededError):
+                    overshoots.append(time.monotonic() - started - deadline_s)
+            except TimeoutError:
+                figures.hung += 1
+            except Exception:
+                figures.untyped += 1
+
+    started = time.monotonic()
+    killer = Killer(mesh, names, rng)
+    killing = asyncio.create_task(killer.run(every_s=kill_every_s))
+    try:
+        await asyncio.gather(*(lane() for _ in range(window)))
+    finally:
+        killing.cancel()
+        figures.kills = killer.kills
+        figures.seconds = time.monotonic() - started
+        await team.stop()
+    figures.at_deadline = len(overshoots)
+    p99, worst = percentile(overshoots, 0.99), max(overshoots, default=None)
+    figures.overshoot_p99_ms = None if p99 is None else p99 * 1000
+    figures.overshoot_max_ms = None if worst is None else worst * 1000
+    return figures

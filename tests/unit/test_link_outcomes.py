@@ -1,0 +1,165 @@
+"""A link tells a message that never reached a dead peer from one whose outcome is unknown.
+
+The peer is a stand-in whose Ray calls are futures the test completes by hand, so each
+test places the peer's death exactly where it wants it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from ray.exceptions import ActorDiedError
+
+from mesh import AgentInfo, DiedBeforeRunError, MeshConfig, OutcomeUnknownError, PeerDeadError
+from mesh._endpoint import Endpoint
+from mesh._link import Link
+
+
+class _Method:
+    """One remote method of the stand-in peer: each call is a future the test settles."""
+
+    def __init__(self) -> None:
+        self.calls: list[asyncio.Future[Any]] = []
+
+    def remote(self, *_args: Any) -> asyncio.Future[Any]:
+        call: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.calls.append(call)
+        return call
+
+
+class _Peer:
+    def __init__(self) -> None:
+        self.deliver = _Method()
+        self.request = _Method()
+        self.watch = _Method()
+
+    def die(self) -> None:
+        """Fail every call still open, as Ray does when the actor dies."""
+        for method in (self.deliver, self.request, self.watch):
+            for call in method.calls:
+                if not call.done():
+                    call.set_exception(ActorDiedError())
+
+
+def _link(peer: _Peer) -> Link:
+    return Link(link_id="asker#1", peer="critic", incarnation="inc-1", handle=peer,
+                reply_to=None, max_batch=1, max_inflight=1)  # fmt: skip
+
+
+def _future() -> asyncio.Future[Any]:
+    return asyncio.get_running_loop().create_future()
+
+
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_frames_in_a_failed_call_are_unknown_and_queued_ones_never_ran() -> None:
+    peer = _Peer()
+    link = _link(peer)
+    in_call, queued = _future(), _future()
+    link.send(b"first", in_call)  # leaves at once: one call may be in flight
+    link.send(b"second", queued)  # waits in the outbox behind it
+    assert len(peer.deliver.calls) == 1
+    peer.die()
+    await _settle()
+    with pytest.raises(OutcomeUnknownError, match="may or may not have been handled"):
+        in_call.result()
+    with pytest.raises(DiedBeforeRunError, match="not delivered"):
+        queued.result()
+
+
+async def test_an_accepted_ask_whose_peer_dies_is_unknown() -> None:
+    peer = _Peer()
+    link = _link(peer)
+    answer = _future()
+    link.send(b"ask", answer, ask_id="m1")
+    peer.deliver.calls[0].set_result(None)  # accepted into the mailbox, no reply yet
+    await _settle()
+    assert not answer.done()
+    peer.die()  # the link's watch call fails
+    await _settle()
+    with pytest.raises(OutcomeUnknownError) as caught:
+        answer.result()
+    assert caught.value.agent == "critic"
+
+
+async def test_sends_after_the_death_is_known_never_ran() -> None:
+    peer = _Peer()
+    link = _link(peer)
+    peer.die()
+    await _settle()
+    told, asked = _future(), _future()
+    link.send(b"tell", told)
+    link.send(b"ask", asked, ask_id="m2")
+    requested = link.request(b"ask")
+    await _settle()
+    for future in (told, asked, requested):
+        with pytest.raises(DiedBeforeRunError) as caught:
+            future.result()
+        assert isinstance(caught.value, PeerDeadError)  # old handlers still catch it
+    assert peer.deliver.calls == []
+    assert peer.request.calls == []
+
+
+async def test_a_request_call_that_fails_is_unknown_and_kills_the_link() -> None:
+    peer = _Peer()
+    link = _link(peer)
+    reply = link.request(b"ask")
+    peer.request.calls[0].set_exception(ActorDiedError())
+    await _settle()
+    with pytest.raises(OutcomeUnknownError):
+        reply.result()
+    assert isinstance(link.dead, PeerDeadError)
+
+
+class _Registry:
+    """Lists one peer incarnation, dead or alive, as a registry does until its lease lapses."""
+
+    def __init__(self, handle: _Peer) -> None:
+        self.handle = handle
+        self.answer: asyncio.Future[None] | None = None  # set: lookups wait for it
+        self.info = AgentInfo(name="critic", node_id="n", incarnation="inc-1", pid=1,
+                              started_at=0.0)  # fmt: skip
+
+    async def lookup(self, name: str) -> tuple[AgentInfo, _Peer] | None:
+        if self.answer is not None:
+            await self.answer
+        return (self.info, self.handle) if name == "critic" else None
+
+
+async def test_an_endpoint_refuses_an_incarnation_it_saw_die_for_one_lease() -> None:
+    peer = _Peer()
+    lease_s = 0.2
+    endpoint = Endpoint(name="asker", incarnation="1", config=MeshConfig(lease_s=lease_s),
+                        registry=_Registry(peer))  # type: ignore[arg-type]  # fmt: skip
+    first = await endpoint.link("critic")
+    peer.die()
+    await _settle()
+    assert first.dead is not None
+    with pytest.raises(DiedBeforeRunError, match="no successor has registered"):
+        await endpoint.link("critic")
+    # After a lease, a peer still listed renewed it: it was unreachable, not dead.
+    await asyncio.sleep(lease_s * 1.5)
+    again = await endpoint.link("critic")
+    assert again is not first
+    assert again.dead is None
+
+
+async def test_a_lookup_shared_by_two_askers_survives_the_first_giving_up() -> None:
+    registry = _Registry(_Peer())
+    registry.answer = _future()
+    endpoint = Endpoint(name="asker", incarnation="1", config=MeshConfig(),
+                        registry=registry)  # type: ignore[arg-type]  # fmt: skip
+    impatient = asyncio.create_task(endpoint.link("critic"))
+    patient = asyncio.create_task(endpoint.link("critic"))
+    await _settle()
+    impatient.cancel()  # its deadline passed while the lookup was under way
+    await _settle()
+    registry.answer.set_result(None)
+    link = await patient
+    assert link.dead is None
+    assert impatient.cancelled()
