@@ -39,15 +39,24 @@ def unique(prefix: str) -> str:
     return f"chaos-{prefix}-{time.time_ns() % 10**8:08d}-{next(_runs)}"
 
 
-async def start_team(mesh: Mesh, names: Sequence[str], agent: type[Agent]) -> TeamHandle:
-    """Start `names` as a one_for_one team that restarts them however often they die."""
-    return await mesh.team({
+async def start_team(
+    mesh: Mesh, names: Sequence[str], agent: type[Agent], *, senders: Sequence[str] = ()
+) -> TeamHandle:
+    """Start `names` as a one_for_one team that restarts them however often they die.
+
+    `senders` are agents outside the team allowed to message it (teams are closed to
+    other teams' agents by default).
+    """
+    spec: dict[str, Any] = {
         "name": unique("team"),
         "strategy": "one_for_one",
         "max_restarts": 1_000_000,
         "within_s": 1,
         "agents": [{"name": name, "agent": agent} for name in names],
-    })  # fmt: skip
+    }
+    if senders:
+        spec["access"] = {"allow": [{"from": list(senders), "to": ["*"]}]}
+    return await mesh.team(spec)
 
 
 class Killer:

@@ -47,7 +47,7 @@ async def order_across_restarts(
 ) -> OrderFigures:
     """Send `messages` sequenced asks from A to B, killing B `kills` times on the way."""
     receiver, sender = unique("order-b"), unique("order-a")
-    team = await start_team(mesh, [receiver], Receiver)
+    team = await start_team(mesh, [receiver], Receiver, senders=[sender])
     await mesh.spawn(Sender, name=sender)
     figures = OrderFigures(messages=messages)
     killer = Killer(mesh, [receiver], random.Random(seed))

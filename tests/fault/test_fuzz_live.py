@@ -5,7 +5,7 @@ a buggy or hostile peer would call them. Every frame must end one of three ways:
 at the door with a typed error, taken and then dead-lettered (bad payload, no handler,
 a stray reply), or, for the rare mutation that is still a valid message, handled. The
 agent must keep serving. The CI form sends a few thousand frames; the full form
-(100,000) runs with ``-m slow`` or ``RAYMESH_FUZZ_FRAMES=100000``.
+(100,000) runs on demand, with ``pytest -m long``.
 """
 
 from __future__ import annotations
@@ -184,6 +184,7 @@ async def test_a_live_agent_survives_thousands_of_bad_frames(mesh: Mesh, spawn: 
 
 
 @pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.timeout(900)
 async def test_a_live_agent_survives_a_hundred_thousand_bad_frames(
     mesh: Mesh, spawn: Spawn
