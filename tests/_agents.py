@@ -412,9 +412,13 @@ class Guarded(Crosser):
 
 
 class Obedient(LLMAgent):
-    """An LLM agent that takes several prompts at once, so a delegation loop runs to its limits."""
+    """An LLM agent that takes many prompts at once, so a delegation loop runs to its limits.
 
-    concurrency = 8
+    Two of them asking each other hold one handler per hop each: with fewer handlers than
+    half the hop limit, the loop would stall in a full mailbox before reaching it.
+    """
+
+    concurrency = 16
 
 
 class Scripted(Agent):

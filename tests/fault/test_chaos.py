@@ -24,10 +24,14 @@ def _is_error_name(name: str) -> bool:
     return found is not None and issubclass(found, MeshError)
 
 
+#: The full-size forms: minutes each, on demand with `pytest -m long`.
+FULL_FORM = [pytest.mark.slow, pytest.mark.long]
+
+
 @pytest.mark.timeout(1800)
 @pytest.mark.parametrize(
     ("asks", "kill_every_s"),
-    [(2_000, 1.0), pytest.param(10_000, 0.5, marks=[pytest.mark.slow, pytest.mark.long])],
+    [(2_000, 1.0), pytest.param(10_000, 0.5, marks=FULL_FORM)],
     ids=["ci", "full"],
 )
 async def test_every_ask_of_a_chaos_conversation_ends_typed_and_none_hangs(
@@ -44,7 +48,7 @@ async def test_every_ask_of_a_chaos_conversation_ends_typed_and_none_hangs(
 
 @pytest.mark.timeout(1800)
 @pytest.mark.parametrize(
-    ("messages", "kills"), [(1_000, 3), pytest.param(5_000, 5, marks=[pytest.mark.slow, pytest.mark.long])],
+    ("messages", "kills"), [(1_000, 3), pytest.param(5_000, 5, marks=FULL_FORM)],
     ids=["ci", "full"],
 )  # fmt: skip
 async def test_order_holds_within_each_incarnation_and_every_gap_is_a_typed_error(
@@ -60,9 +64,7 @@ async def test_order_holds_within_each_incarnation_and_every_gap_is_a_typed_erro
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize(
-    "kills", [3, pytest.param(10, marks=[pytest.mark.slow, pytest.mark.long])], ids=["ci", "full"]
-)
+@pytest.mark.parametrize("kills", [3, pytest.param(10, marks=FULL_FORM)], ids=["ci", "full"])
 async def test_killing_the_registry_fails_no_agent_message_and_every_agent_registers_again(
     mesh: Mesh, kills: int
 ) -> None:

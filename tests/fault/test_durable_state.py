@@ -39,10 +39,11 @@ def _frame(kind: Kind, recipient: str, msg: Any, **fields: Any) -> tuple[Envelop
 
 @pytest.fixture
 async def counter(mesh: Mesh) -> AsyncIterator[tuple[str, TeamHandle]]:
-    """A durable `Counter` under a one_for_one supervisor."""
+    """A durable `Counter` under a one_for_one supervisor, open to the tests' raw frames."""
     name = f"counter-{uuid.uuid4().hex[:6]}"
     team = await mesh.team({"name": f"t-{name}", "max_restarts": 10, "within_s": 60,
-                            "agents": [{"name": name, "agent": Counter}]})  # fmt: skip
+                            "agents": [{"name": name, "agent": Counter}],
+                            "access": {"allow": [{"from": ["*"], "to": ["*"]}]}})  # fmt: skip
     yield name, team
     await team.stop()
 

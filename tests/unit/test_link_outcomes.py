@@ -45,7 +45,8 @@ class _Peer:
 
 def _link(peer: _Peer) -> Link:
     return Link(link_id="asker#1", peer="critic", incarnation="inc-1", handle=peer,
-                reply_to=None, max_batch=1, max_inflight=1)  # fmt: skip
+                reply_to=None, max_batch=1, max_inflight=1, max_outbox=100,
+                on_late=lambda _frame: None)  # fmt: skip
 
 
 def _future() -> asyncio.Future[Any]:
