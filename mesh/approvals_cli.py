@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mesh._cli_options import Address, Namespace
 from mesh.errors import MeshError
 
 __all__ = ["register"]
@@ -25,20 +26,6 @@ _out = Console()
 #: Who decided, as the decision records it.
 _CLI = "raymesh-cli"
 _err = Console(stderr=True)
-
-Address = Annotated[
-    str | None,
-    typer.Option(
-        "--address",
-        "-a",
-        help="The cluster's GCS address (HOST:PORT). Default: $RAY_ADDRESS, else the "
-        "cluster `raymesh up` started.",
-        show_default=False,
-    ),
-]
-Namespace = Annotated[
-    str | None, typer.Option(help="The mesh's Ray namespace.", show_default="raymesh")
-]
 
 
 def register(app: typer.Typer) -> None:

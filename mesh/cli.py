@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mesh._cli_options import Address, AsJson, Namespace
 from mesh.approvals_cli import register as register_approval_commands
 from mesh.errors import MeshError
 
@@ -501,20 +502,9 @@ def stop(
 
 @app.command("status")
 def status(
-    address: Annotated[
-        str | None,
-        typer.Option(
-            "--address",
-            "-a",
-            help="The cluster's GCS address (HOST:PORT). Default: $RAY_ADDRESS, else the "
-            "cluster `raymesh up` started.",
-            show_default=False,
-        ),
-    ] = None,
-    namespace: Annotated[
-        str | None, typer.Option(help="The mesh's Ray namespace.", show_default="raymesh")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    address: Address = None,
+    namespace: Namespace = None,
+    as_json: AsJson = False,
 ) -> None:
     """Show the mesh's agents: role, model, node, health, mailbox, handled, tokens, cost."""
     from mesh import cluster
@@ -622,20 +612,9 @@ def deadletters(
         str | None, typer.Option(help="Only those recorded by, sent by or sent to this agent.")
     ] = None,
     limit: Annotated[int, typer.Option(help="The most recent this many.")] = 50,
-    address: Annotated[
-        str | None,
-        typer.Option(
-            "--address",
-            "-a",
-            help="The cluster's GCS address (HOST:PORT). Default: $RAY_ADDRESS, else the "
-            "cluster `raymesh up` started.",
-            show_default=False,
-        ),
-    ] = None,
-    namespace: Annotated[
-        str | None, typer.Option(help="The mesh's Ray namespace.", show_default="raymesh")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    address: Address = None,
+    namespace: Namespace = None,
+    as_json: AsJson = False,
 ) -> None:
     """Show the messages the live agents could not deliver or handle, oldest first."""
     import datetime
