@@ -17,7 +17,7 @@ from rich.table import Table
 
 from mesh._cli_options import Address, AsJson, Namespace
 from mesh.approvals_cli import register as register_approval_commands
-from mesh.errors import MeshError
+from mesh.errors import ConfigError, MeshError
 
 app = typer.Typer(
     name="raymesh",
@@ -238,6 +238,14 @@ def chaos(
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the figures as JSON.")
     ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help="Run only this scenario (repeatable); an unknown name lists them.",
+            show_default="all",
+        ),
+    ] = None,
 ) -> None:
     """Inject faults into a local mesh (kills, hangs, a lost registry); print the figures.
 
@@ -245,7 +253,10 @@ def chaos(
     """
     from mesh.chaos.report import main as chaos_main
 
-    raise typer.Exit(chaos_main(quick=quick, json_path=json_path))
+    try:
+        raise typer.Exit(chaos_main(quick=quick, only=only or (), json_path=json_path))
+    except ConfigError as exc:
+        _fail(exc)
 
 
 # -- clusters and jobs ---------------------------------------------------------------

@@ -5,20 +5,24 @@ Each scenario is a coroutine over a running `Mesh` that returns its figures;
 scenarios are the tests in ``tests/fault/``.
 """
 
+from mesh.chaos._figure import Figure, Figures
 from mesh.chaos.conversation import ConversationFigures, chaos_conversation
 from mesh.chaos.hung import Fault, HungFigures, hung_agent
 from mesh.chaos.order import OrderFigures, order_across_restarts
 from mesh.chaos.registry import RegistryFigures, registry_killed
-from mesh.chaos.report import ChaosReport, Figure, run_chaos
+from mesh.chaos.report import SCENARIOS, ChaosReport, Scenario, run_chaos
 
 __all__ = [
+    "SCENARIOS",
     "ChaosReport",
     "ConversationFigures",
     "Fault",
     "Figure",
+    "Figures",
     "HungFigures",
     "OrderFigures",
     "RegistryFigures",
+    "Scenario",
     "chaos_conversation",
     "hung_agent",
     "order_across_restarts",

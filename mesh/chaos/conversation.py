@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 from mesh.chaos._agents import Work, Worked, Worker
+from mesh.chaos._figure import Figure, as_ms, as_share
 from mesh.chaos._support import (
     HUNG_AFTER_S,
     Killer,
@@ -53,6 +54,47 @@ class ConversationFigures:
     overshoot_p99_ms: float | None = None
     overshoot_max_ms: float | None = None
     seconds: float = 0.0
+
+    def lines(self) -> list[Figure]:
+        """Return this scenario's lines of the chaos table."""
+        name = (
+            f"chaos conversation: {self.agents} agents, {self.asks:,} asks, "
+            f"a kill every {self.kill_every_s:g} s"
+        )
+        lines = [
+            Figure(
+                name,
+                "asks ended in a reply or a typed error",
+                as_share(self.asks - self.hung - self.untyped, self.asks),
+                "100%",
+                self.hung == 0 and self.untyped == 0,
+            ),
+            Figure(name, "agents killed", str(self.kills)),
+            Figure(name, "replies", as_share(self.replies, self.asks)),
+        ]
+        lines += [Figure(name, f"typed error: {error}", as_share(count, self.asks))
+                  for error, count in sorted(self.errors.items(), key=lambda e: -e[1])]  # fmt: skip
+        lines += [Figure(name, f"sent again after {error} (never ran)", f"{count:,}")
+                  for error, count in sorted(self.retries.items())]  # fmt: skip
+        lines += [
+            Figure(name, "hung", str(self.hung), "0", self.hung == 0),
+            Figure(
+                name,
+                f"ended at their deadline ({self.at_deadline}): p99 of lateness",
+                as_ms(self.overshoot_p99_ms),
+                "<= 100 ms",
+                self.overshoot_p99_ms is None or self.overshoot_p99_ms <= 100,
+            ),
+            Figure(
+                name,
+                "max of lateness at the deadline",
+                as_ms(self.overshoot_max_ms),
+                "<= 1000 ms",
+                self.overshoot_max_ms is None or self.overshoot_max_ms <= 1000,
+            ),
+            Figure(name, "run time", f"{self.seconds:.1f} s"),
+        ]
+        return lines
 
 
 async def chaos_conversation(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mesh.chaos._agents import Freeze, Work, Worked, Worker
+from mesh.chaos._figure import Figure, as_ms, as_s
 from mesh.chaos._support import (
     HUNG_AFTER_S,
     error_name,
@@ -47,6 +48,42 @@ class HungFigures:
     errors: dict[str, int] = field(default_factory=dict)
     hung: int = 0
     overshoot_max_ms: float | None = None
+
+    def lines(self) -> list[Figure]:
+        """Return this scenario's lines of the chaos table."""
+        name = f"hung agent: {self.fault}"
+        typed = self.replies + sum(self.errors.values())
+        errors = ", ".join(f"{e} {n}" for e, n in sorted(self.errors.items())) or "none"
+        return [
+            Figure(
+                name,
+                "detected (by the supervisor)",
+                as_s(self.detected_s),
+                "<= 2 s",
+                self.detected_s is not None and self.detected_s <= 2,
+            ),
+            Figure(
+                name,
+                "replaced (successor answers)",
+                as_s(self.replaced_s),
+                "<= 10 s",
+                self.replaced_s is not None and self.replaced_s <= 10,
+            ),
+            Figure(
+                name,
+                "asks to it ended typed",
+                f"{typed}/{self.asks}: {errors}",
+                "all",
+                typed == self.asks and self.hung == 0,
+            ),
+            Figure(
+                name,
+                "max lateness at the deadline",
+                as_ms(self.overshoot_max_ms),
+                "<= 1000 ms",
+                self.overshoot_max_ms is None or self.overshoot_max_ms <= 1000,
+            ),
+        ]
 
 
 async def hung_agent(

@@ -17,6 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from mesh.chaos._agents import Progress, Receiver, Sender, SendNumbered, Sequenced
+from mesh.chaos._figure import Figure
 from mesh.chaos._support import Killer, eventually, incarnations, start_team, unique
 from mesh.runtime import Mesh
 
@@ -40,6 +41,27 @@ class OrderFigures:
     def gaps(self) -> int:
         """Messages without a reply: each one reported to A as a typed error."""
         return sum(self.errors.values())
+
+    def lines(self) -> list[Figure]:
+        """Return this scenario's lines of the chaos table."""
+        name = f"per-pair order: {self.messages:,} asks A->B, B killed {self.kills} times"
+        gaps = (
+            ", ".join(f"{error} {count}" for error, count in sorted(self.errors.items())) or "none"
+        )
+        return [
+            Figure(name, "handled, in incarnations", f"{self.handled:,} in {self.incarnations}"),
+            Figure(
+                name, "reorders within an incarnation", str(self.reorders), "0", self.reorders == 0
+            ),
+            Figure(name, "gaps, each a typed error", f"{self.gaps:,}: {gaps}"),
+            Figure(
+                name,
+                "gaps without an error (hidden)",
+                str(self.unreported),
+                "0",
+                self.unreported == 0,
+            ),
+        ]
 
 
 async def order_across_restarts(

@@ -16,6 +16,7 @@ import ray
 from ray.exceptions import RayError
 
 from mesh.chaos._agents import Chatted, Chatter, Progress, StopChatter, Talker
+from mesh.chaos._figure import Figure, as_s
 from mesh.chaos._support import eventually, percentile, unique
 from mesh.registry import REGISTRY_NAME
 from mesh.runtime import Mesh
@@ -38,6 +39,34 @@ class RegistryFigures:
     reregister_median_s: float | None = None
     reregister_max_s: float | None = None
     seconds: float = 0.0
+
+    def lines(self) -> list[Figure]:
+        """Return this scenario's lines of the chaos table."""
+        name = f"registry killed {self.kills} times during traffic between {self.agents} agents"
+        failed = sum(self.failed.values())
+        detail = ", ".join(f"{e} {n}" for e, n in sorted(self.failed.items()))
+        return [
+            Figure(name, "agent-to-agent asks answered", f"{self.messages:,}"),
+            Figure(
+                name,
+                "agent-to-agent asks failed",
+                f"{failed}{f' ({detail})' if detail else ''}",
+                "0",
+                failed == 0,
+            ),
+            Figure(
+                name,
+                f"kills after which all re-registered within {REREGISTER_WITHIN_S:g} s",
+                f"{self.reregistered}/{self.kills}",
+                "all",
+                self.reregistered == self.kills,
+            ),
+            Figure(
+                name,
+                "re-registration: median / max",
+                f"{as_s(self.reregister_median_s)} / {as_s(self.reregister_max_s)}",
+            ),
+        ]
 
 
 async def registry_killed(

@@ -1,0 +1,39 @@
+"""One line of the chaos table, and how the scenarios format their values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["Figure", "Figures", "as_ms", "as_s", "as_share"]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One line of the table: what was measured, its value, and the target if there is one."""
+
+    scenario: str
+    figure: str
+    value: str
+    target: str = ""
+    met: bool | None = None
+
+
+class Figures(Protocol):
+    """What a scenario returns: a dataclass of raw figures that renders its table lines."""
+
+    def lines(self) -> list[Figure]:
+        """Return this scenario's lines of the table."""
+        ...
+
+
+def as_ms(value: float | None) -> str:
+    return "none reached" if value is None else f"{value:.0f} ms"
+
+
+def as_s(value: float | None) -> str:
+    return "never" if value is None else f"{value:.2f} s"
+
+
+def as_share(count: int, total: int) -> str:
+    return f"{count / total:.1%} ({count:,})" if total else "0"
