@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar, overload
 
-from mesh._link import Link
+from mesh._link import Link, link_id
 from mesh.config import MeshConfig
 from mesh.deadletters import DeadLetter, DeadLetterBox
 from mesh.errors import (
@@ -77,6 +78,7 @@ class Endpoint:
         self.registry = registry
         self._self_handle = self_handle
         self._link_id = f"{name}#{incarnation}"
+        self._links_opened = itertools.count()
         self._links: dict[str, Link] = {}
         # The last incarnation of each peer seen dead, until when to believe it: the
         # registry lists a dead agent until its successor registers or its lease lapses,
@@ -489,7 +491,7 @@ class Endpoint:
     def _open_link(self, peer: str, incarnation: str, handle: Any) -> Link:
         # A link to an older incarnation is left to finish or fail on its own.
         link = Link(
-            link_id=self._link_id,
+            link_id=link_id(self._link_id, next(self._links_opened)),
             peer=peer,
             incarnation=incarnation,
             handle=handle,

@@ -21,6 +21,7 @@ from mesh._deadlines import DeadlineWheel
 from mesh._durable import Durability
 from mesh._endpoint import Endpoint
 from mesh._inbound import InboundGuard
+from mesh._link import sender_of
 from mesh._signing_config import adopt_secrets
 from mesh.acl import AgentAccess
 from mesh.agent import Agent, Context
@@ -49,6 +50,9 @@ from mesh.watchdog import Heartbeat, Probe, cross_chain_deadlock, same_chain_dea
 from protocols import Envelope, ErrorReply, Kind, Message, ProtocolError, SignatureError
 from protocols.message import register
 from protocols.wire import NoReply
+
+#: Sender links whose next sequence number a host remembers.
+_LINKS_REMEMBERED = 4096
 
 __all__ = ["AgentHost"]
 
@@ -353,7 +357,7 @@ class AgentHost:
         await self._admit(link_id, seq)
         try:
             if reply_to is not None:
-                name, _, incarnation = link_id.rpartition("#")
+                name, incarnation = sender_of(link_id)
                 self._endpoint.learn(name, incarnation, reply_to)
             refusals = None
             for index, frame in enumerate(frames):
@@ -403,8 +407,12 @@ class AgentHost:
 
     def _release(self, link_id: str, seq: int) -> None:
         self._inside.discard((link_id, seq))
-        following = max(self._expected.get(link_id, 0), seq + 1)
-        self._expected[link_id] = following
+        following = max(self._expected.pop(link_id, 0), seq + 1)
+        self._expected[link_id] = following  # the most recently used last
+        if len(self._expected) > _LINKS_REMEMBERED:
+            # Every link a sender ever opened has an entry: forget the longest unused. If
+            # it sends again, its call waits `gap_timeout_s` and goes ahead, in order.
+            del self._expected[next(iter(self._expected))]
         early = self._early.get((link_id, following))
         if early is not None and not early.done():
             early.set_result(None)

@@ -8,6 +8,7 @@ Then the team's access rules judge the (authenticated) sender and the message ty
 
 from __future__ import annotations
 
+from mesh._link import sender_of
 from mesh.acl import AgentAccess
 from mesh.config import MeshConfig
 from protocols import Envelope, Kind, MeshError, ReplayError, SignatureError
@@ -38,7 +39,7 @@ class InboundGuard:
         return refusal
 
     def _authentic(self, env: Envelope, link_id: str) -> Refusal | None:
-        linked = link_id.rpartition("#")[0]
+        linked = sender_of(link_id)[0]
         if env.sender != linked:
             return "spoofed_sender", SignatureError(
                 f"frame signed as from {env.sender!r} came in on the link of {linked!r}",

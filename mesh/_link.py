@@ -8,7 +8,10 @@ carries many messages.
 
 Each call carries the link id and a sequence number; the receiver admits calls in
 sequence order, which is how raymesh keeps per-pair order on top of async actors that
-do not (DESIGN.md, "Facts about Ray").
+do not (DESIGN.md, "Facts about Ray"). Every link has an id of its own: a sender that
+opens a second link to the same incarnation (the first one failed while the peer
+lived on) starts a new sequence, which the receiver must not take for a replay of the
+old one's numbers.
 
 Invariant: every future handed out by `send` or `request` is completed exactly once:
 by the receiver's acceptance (tells), by its refusal, by the peer's death, or, for
@@ -38,14 +41,25 @@ from mesh.errors import (
     PeerDeadError,
 )
 
-__all__ = ["Link"]
+__all__ = ["Link", "link_id", "sender_of"]
+
+
+def link_id(sender: str, serial: int) -> str:
+    """Return the id of the `serial`-th link opened by `sender` (``name#incarnation``)."""
+    return f"{sender}/{serial}"
+
+
+def sender_of(link: str) -> tuple[str, str]:
+    """Return the agent name and incarnation of the sender of link id `link`."""
+    name, _, rest = link.rpartition("#")
+    return name, rest.partition("/")[0]
 
 
 class Link:
     """The channel from one endpoint to one incarnation of a peer agent.
 
     Args:
-        link_id: The sender's identity, the same for all its links (``name#incarnation``).
+        link_id: This link's id, from `link_id`: the sender's identity and a serial.
         peer: The peer's agent name.
         incarnation: The peer's incarnation this link is bound to.
         handle: The peer host's Ray actor handle.

@@ -10,11 +10,11 @@ import asyncio
 from typing import Any
 
 import pytest
-from ray.exceptions import ActorDiedError
+from ray.exceptions import ActorDiedError, ActorUnavailableError
 
 from mesh import AgentInfo, DiedBeforeRunError, MeshConfig, OutcomeUnknownError, PeerDeadError
 from mesh._endpoint import Endpoint
-from mesh._link import Link
+from mesh._link import Link, sender_of
 
 
 class _Method:
@@ -22,10 +22,12 @@ class _Method:
 
     def __init__(self) -> None:
         self.calls: list[asyncio.Future[Any]] = []
+        self.args: list[tuple[Any, ...]] = []
 
-    def remote(self, *_args: Any) -> asyncio.Future[Any]:
+    def remote(self, *args: Any) -> asyncio.Future[Any]:
         call: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.calls.append(call)
+        self.args.append(args)
         return call
 
 
@@ -148,6 +150,30 @@ async def test_an_endpoint_refuses_an_incarnation_it_saw_die_for_one_lease() -> 
     again = await endpoint.link("critic")
     assert again is not first
     assert again.dead is None
+
+
+async def test_a_second_link_to_the_same_incarnation_is_a_sequence_of_its_own() -> None:
+    # The receiver orders calls by (link id, seq): a new link reusing the old one's id
+    # would restart at seq 0, below what the receiver expects, and go unordered.
+    peer = _Peer()
+    endpoint = Endpoint(name="asker", incarnation="1", config=MeshConfig(lease_s=0.05),
+                        registry=_Registry(peer))  # type: ignore[arg-type]  # fmt: skip
+    first = await endpoint.link("critic")
+    sent = [_future(), _future()]
+    first.send(b"one", sent[0])
+    first.send(b"two", sent[1])  # queued behind the first call (max_inflight=1)
+    peer.deliver.calls[0].set_exception(ActorUnavailableError("unreachable", None))
+    await _settle()
+    assert [type(f.exception()) for f in sent] == [OutcomeUnknownError, DiedBeforeRunError]
+    with pytest.raises(DiedBeforeRunError):  # for a lease, as if it had died
+        await endpoint.link("critic")
+    await asyncio.sleep(0.1)  # the lease lapsed and it is still listed: tried again
+    again = await endpoint.link("critic")
+    again.send(b"three", _future())
+    (old_id, old_seq, *_), (new_id, new_seq, *_) = peer.deliver.args
+    assert (old_seq, new_seq) == (0, 0)
+    assert old_id != new_id
+    assert sender_of(old_id) == sender_of(new_id) == ("asker", "1")
 
 
 async def test_a_lookup_shared_by_two_askers_survives_the_first_giving_up() -> None:
