@@ -441,7 +441,8 @@ class Endpoint:
             raise MeshError.from_wire({**exc.to_wire(), "trace_id": trace_id}) from None
 
     async def _resolve(self, peer: str) -> Link:
-        found = await self.registry.lookup(peer)
+        grave = self._grave(peer)
+        found = await self.registry.lookup(peer, unless=grave)
         if found is None:
             raise PeerNotFoundError(
                 f"no agent named {peer!r}",
@@ -449,7 +450,7 @@ class Endpoint:
                 hint="check the name; `await mesh.agents()` lists the live agents",
             )
         info, handle = found
-        if self._buried(peer, info.incarnation):
+        if info.incarnation == grave:
             raise DiedBeforeRunError(
                 f"agent {peer!r} died and no successor has registered yet",
                 agent=peer,
@@ -475,12 +476,13 @@ class Endpoint:
         if link is not None and isinstance(link.dead, PeerDeadError):
             self._graves[peer] = (link.incarnation, time.monotonic() + self.config.lease_s)
 
-    def _buried(self, peer: str, incarnation: str) -> bool:
+    def _grave(self, peer: str) -> str | None:
+        """Return the incarnation of `peer` last seen dead, while it is believed so."""
         grave = self._graves.get(peer)
         if grave is None or grave[1] < time.monotonic():
             self._graves.pop(peer, None)
-            return False
-        return grave[0] == incarnation
+            return None
+        return grave[0]
 
     def _open(self, info: AgentInfo, handle: Any) -> Link:
         current = self._links.get(info.name)

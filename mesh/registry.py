@@ -92,10 +92,17 @@ class Registry:
         if entry is not None and entry.info.incarnation == incarnation:
             del self._entries[name]
 
-    def lookup(self, name: str) -> tuple[dict[str, Any], Any] | None:
-        """Return the live entry for `name` and its host handle, or None."""
+    def lookup(self, name: str, unless: str | None = None) -> tuple[dict[str, Any], Any] | None:
+        """Return the live entry for `name` and its host handle, or None.
+
+        The handle is left out (None) when the entry is incarnation `unless`: one the
+        caller saw die, which it will not call. A handle costs a deserialization at the
+        caller, and a caller waiting for a successor may look up many times.
+        """
         entry = self._live(name)
-        return None if entry is None else (entry.info.model_dump(), entry.handle)
+        if entry is None:
+            return None
+        return entry.info.model_dump(), None if entry.info.incarnation == unless else entry.handle
 
     def find(
         self, role: str | None = None, capability: str | None = None, topic: str | None = None
@@ -213,9 +220,12 @@ class RegistryClient:
         except (TimeoutError, RayError):
             await self.unregister(name, info.incarnation)
 
-    async def lookup(self, name: str) -> tuple[AgentInfo, Any] | None:
-        """Return the live entry for `name` and its host handle, or None."""
-        found = await self._call("lookup", name)
+    async def lookup(self, name: str, *, unless: str | None = None) -> tuple[AgentInfo, Any] | None:
+        """Return the live entry for `name` and its host handle, or None.
+
+        The handle is None if the entry is incarnation `unless` (one known to be dead).
+        """
+        found = await self._call("lookup", name, unless)
         return None if found is None else (AgentInfo.model_validate(found[0]), found[1])
 
     async def find(

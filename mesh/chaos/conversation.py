@@ -6,9 +6,11 @@ peer first, so deaths also land in the middle of conversations; one in a hundred
 stalls past its deadline, so deadline enforcement is measured under the kills too.
 
 The askers behave as the errors tell them to: an ask that fails with
-`DiedBeforeRunError` or `PeerNotFoundError` never ran, so it is sent again (after
-`RETRY_AFTER_S`, within its own deadline) and counted as a retry; any other error ends
-it, `OutcomeUnknownError` above all, since that one may have run.
+`DiedBeforeRunError` or `PeerNotFoundError` never ran, so it is sent again within its
+own deadline, after a pause that starts at `RETRY_AFTER_S` and doubles (jittered) up to
+`RETRY_AT_MOST_S`, as a client waiting for a successor should; each try is counted as
+a retry. Any other error ends it, `OutcomeUnknownError` above all, since that one may
+have run.
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ from mesh.chaos._support import unique as unique_name
 from mesh.errors import DeadlineExceededError, DiedBeforeRunError, MeshError, PeerNotFoundError
 from mesh.runtime import Mesh
 
-__all__ = ["RETRY_AFTER_S", "ConversationFigures", "chaos_conversation"]
+__all__ = ["RETRY_AFTER_S", "RETRY_AT_MOST_S", "ConversationFigures", "chaos_conversation"]
 
-#: The pause before an ask that never ran is sent again (the successor is on its way).
+#: The first pause before an ask that never ran is sent again (a successor is on its way).
 RETRY_AFTER_S = 0.05
+#: The longest pause between two tries.
+RETRY_AT_MOST_S = 0.4
 
 
 @dataclass
@@ -115,18 +119,6 @@ async def chaos_conversation(
     overshoots: list[float] = []
     pending = iter(range(asks))
 
-    async def ask(name: str, msg: Work, deadline: float) -> None:
-        while True:
-            try:
-                await mesh.ask(name, msg, timeout=deadline - time.monotonic(), expect=Worked)
-                return
-            except (DiedBeforeRunError, PeerNotFoundError) as exc:
-                if deadline - time.monotonic() <= RETRY_AFTER_S:
-                    raise  # no time left for another try: it ends as it is
-                kind = type(exc).__name__
-                figures.retries[kind] = figures.retries.get(kind, 0) + 1
-                await asyncio.sleep(RETRY_AFTER_S)
-
     async def lane() -> None:
         for _ in pending:
             stall = rng.random() < 0.01
@@ -135,8 +127,10 @@ async def chaos_conversation(
             started = time.monotonic()
             try:
                 await asyncio.wait_for(
-                    ask(rng.choice(names), msg, started + deadline_s), deadline_s + HUNG_AFTER_S
-                )
+                    _ask_until_it_ran(mesh, rng.choice(names), msg, deadline=started + deadline_s,
+                                      retries=figures.retries, rng=rng),
+                    deadline_s + HUNG_AFTER_S,
+                )  # fmt: skip
                 figures.replies += 1
             except MeshError as exc:
                 name = error_name(exc)
@@ -163,3 +157,27 @@ async def chaos_conversation(
     figures.overshoot_p99_ms = None if p99 is None else p99 * 1000
     figures.overshoot_max_ms = None if worst is None else worst * 1000
     return figures
+
+
+async def _ask_until_it_ran(
+    mesh: Mesh,
+    name: str,
+    msg: Work,
+    *,
+    deadline: float,
+    retries: dict[str, int],
+    rng: random.Random,
+) -> None:
+    """Ask, and ask again after each error that says it never ran, until `deadline`."""
+    pause = RETRY_AFTER_S
+    while True:
+        try:
+            await mesh.ask(name, msg, timeout=deadline - time.monotonic(), expect=Worked)
+            return
+        except (DiedBeforeRunError, PeerNotFoundError) as exc:
+            if deadline - time.monotonic() <= RETRY_AFTER_S:
+                raise  # no time left for another try: it ends as it is
+            retries[type(exc).__name__] = retries.get(type(exc).__name__, 0) + 1
+            left = deadline - time.monotonic() - RETRY_AFTER_S / 2
+            await asyncio.sleep(min(pause * rng.uniform(0.5, 1.0), left))
+            pause = min(pause * 2, RETRY_AT_MOST_S)

@@ -30,9 +30,13 @@ from mesh.errors import DeadlineExceededError, MeshError
 from mesh.runtime import Mesh
 from mesh.supervisor import TeamHandle
 
-__all__ = ["Fault", "HungFigures", "hung_agent"]
+__all__ = ["LANE_REPORT", "Fault", "HungFigures", "hung_agent"]
 
 Fault = Literal["blocked loop", "SIGSTOP"]
+
+# A blocked loop must be reported by the control lane, which runs on a thread of its own;
+# only a stopped process may be found by silence.
+LANE_REPORT = "the control lane's report of the loop's lag"
 
 
 @dataclass
@@ -49,6 +53,15 @@ class HungFigures:
     hung: int = 0
     overshoot_max_ms: float | None = None
 
+    @property
+    def found_by(self) -> str:
+        """How the supervisor knew: the control lane reported the lag, or fell silent."""
+        if "event loop is blocked" in self.reason:
+            return LANE_REPORT
+        if "has not answered" in self.reason:
+            return "the control lane's silence"
+        return self.reason or "not found"
+
     def lines(self) -> list[Figure]:
         """Return this scenario's lines of the chaos table."""
         name = f"hung agent: {self.fault}"
@@ -61,6 +74,13 @@ class HungFigures:
                 as_s(self.detected_s),
                 "<= 2 s",
                 self.detected_s is not None and self.detected_s <= 2,
+            ),
+            Figure(
+                name,
+                "found by",
+                self.found_by,
+                "the lane's report" if self.fault == "blocked loop" else "",
+                None if self.fault != "blocked loop" else self.found_by == LANE_REPORT,
             ),
             Figure(
                 name,

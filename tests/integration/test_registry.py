@@ -105,3 +105,15 @@ async def test_a_restarted_registry_is_rebuilt_and_direct_traffic_never_stops(
 
     await _eventually(rebuilt, within=mesh.config.lease_s * 3)
     assert await mesh.ask(back.name, Ping(text="after"), expect=Pong) == Pong(text="after")
+
+
+async def test_a_lookup_for_an_incarnation_seen_dead_leaves_its_handle_out(spawn: Spawn) -> None:
+    info = await spawn(Echo, "mourned")
+    client = RegistryClient.existing(namespace=ray.get_runtime_context().namespace)
+    found = await client.lookup(info.name, unless=info.incarnation)
+    assert found is not None
+    assert found[0].incarnation == info.incarnation
+    assert found[1] is None  # the caller will not call it: no handle to deserialize
+    live = await client.lookup(info.name, unless="an-older-incarnation")
+    assert live is not None
+    assert live[1] is not None

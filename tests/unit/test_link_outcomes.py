@@ -128,10 +128,12 @@ class _Registry:
         self.info = AgentInfo(name="critic", node_id="n", incarnation="inc-1", pid=1,
                               started_at=0.0)  # fmt: skip
 
-    async def lookup(self, name: str) -> tuple[AgentInfo, _Peer] | None:
+    async def lookup(self, name: str, *, unless: str | None = None) -> tuple[AgentInfo, Any] | None:
         if self.answer is not None:
             await self.answer
-        return (self.info, self.handle) if name == "critic" else None
+        if name != "critic":
+            return None
+        return self.info, None if self.info.incarnation == unless else self.handle
 
 
 async def test_an_endpoint_refuses_an_incarnation_it_saw_die_for_one_lease() -> None:
