@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from mesh.errors import ConfigError
 from protocols import Envelope
+from protocols._senders import PerSender
 
 __all__ = ["Durability", "IdWindow"]
 
@@ -39,7 +40,9 @@ class IdWindow:
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._by_sender: OrderedDict[str, OrderedDict[str, None]] = OrderedDict()
+        self._by_sender: PerSender[OrderedDict[str, None]] = PerSender(
+            OrderedDict, max_senders=_MAX_SENDERS
+        )
 
     def has(self, env: Envelope) -> bool:
         """Return True if `env`'s id from its sender is in the window."""
@@ -48,13 +51,7 @@ class IdWindow:
 
     def add(self, sender: str, message_id: str) -> None:
         """Remember `message_id` from `sender`, forgetting the oldest beyond the bounds."""
-        ids = self._by_sender.get(sender)
-        if ids is None:
-            ids = self._by_sender[sender] = OrderedDict()
-            if len(self._by_sender) > _MAX_SENDERS:
-                self._by_sender.popitem(last=False)
-        else:
-            self._by_sender.move_to_end(sender)
+        ids = self._by_sender.heard_from(sender)
         ids[message_id] = None
         if len(ids) > self._size:
             ids.popitem(last=False)

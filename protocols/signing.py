@@ -19,9 +19,10 @@ import hmac
 import math
 import struct
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Sequence
 
+from protocols._senders import PerSender
 from protocols.errors import ReplayError, SignatureError
 
 __all__ = ["TRAILER_BYTES", "ReplayGuard", "Signer", "is_signed", "key_id"]
@@ -127,7 +128,7 @@ class ReplayGuard:
         self.window_s = window_s
         self.max_ids = max_ids
         self.max_senders = max_senders
-        self._seen: OrderedDict[str, _SenderWindow] = OrderedDict()
+        self._seen = PerSender(_SenderWindow, max_senders=max_senders)
 
     def check(self, sender: str, message_id: str, signed_at: float, *,
               now: float | None = None) -> None:  # fmt: skip
@@ -145,14 +146,9 @@ class ReplayGuard:
                 agent=sender,
                 hint="check the clocks of the nodes (NTP), or raise replay_window_s",
             )
-        window = self._seen.get(sender)
-        if window is None:
-            window = self._seen[sender] = _SenderWindow()
-            if len(self._seen) > self.max_senders:
-                self._seen.popitem(last=False)
-        else:
-            self._seen.move_to_end(sender)
-        window.admit((message_id, signed_at), now - self.window_s, self.max_ids, sender)
+        self._seen.heard_from(sender).admit(
+            (message_id, signed_at), now - self.window_s, self.max_ids, sender
+        )
 
 
 class _SenderWindow:

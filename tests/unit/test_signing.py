@@ -162,7 +162,8 @@ def test_the_replay_window_is_bounded_and_an_evicted_frame_cannot_come_back() ->
     guard = ReplayGuard(window_s=60, max_ids=10, max_senders=2)
     for n in range(100):
         guard.check("alice", f"m{n}", 1000.0 + n / 100, now=1001.0)
-    window = guard._seen["alice"]
+    window = guard._seen.get("alice")
+    assert window is not None
     assert len(window.ids) == len(window.order) == 10
     with pytest.raises(ReplayError):
         guard.check("alice", "m0", 1000.0, now=1001.0)  # evicted, still refused
