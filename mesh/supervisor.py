@@ -243,12 +243,20 @@ class Supervisor:
         # Longer than a blocked loop takes to report itself: a busy machine's slow
         # answer is not taken for a stopped process.
         silent_after = self._config.stuck_after_s * 1.5
+        ticked = time.monotonic()
         while not self._stopping:
             await asyncio.sleep(_HEALTH_PERIOD_S)
             now = time.monotonic()
+            # Time this supervisor itself did not run (a starved process: a tick late by
+            # more than its period, not mere jitter) is not a child's silence: the
+            # child's answer may be waiting in this loop.
+            own_lag = now - ticked - _HEALTH_PERIOD_S
+            own_lag = own_lag if own_lag > _HEALTH_PERIOD_S else 0.0
+            ticked = now
             for name, child in list(self._children.items()):
                 if child.kind != "agent" or child.stuck:
                     continue
+                child.health_sent += own_lag
                 stuck = self._check_health(child, now, silent_after)
                 if stuck is not None:
                     child.stuck = True

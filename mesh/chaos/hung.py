@@ -14,7 +14,9 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from ray.exceptions import RayError
 
 from mesh.chaos._agents import Freeze, Work, Worked, Worker
 from mesh.chaos._figure import Figure, as_ms, as_s
@@ -37,6 +39,8 @@ Fault = Literal["blocked loop", "SIGSTOP"]
 # A blocked loop must be reported by the control lane, which runs on a thread of its own;
 # only a stopped process may be found by silence.
 LANE_REPORT = "the control lane's report of the loop's lag"
+# A loop lag that shows the loop blocked, not merely busy.
+_BLOCKED_FOR_S = 0.5
 
 
 @dataclass
@@ -52,6 +56,12 @@ class HungFigures:
     errors: dict[str, int] = field(default_factory=dict)
     hung: int = 0
     overshoot_max_ms: float | None = None
+    lane_lag_max_s: float | None = None
+
+    @property
+    def lane_answered(self) -> bool:
+        """True if the control lane answered while the loop was blocked (half a second on)."""
+        return self.lane_lag_max_s is not None and self.lane_lag_max_s >= _BLOCKED_FOR_S
 
     @property
     def found_by(self) -> str:
@@ -74,6 +84,13 @@ class HungFigures:
                 as_s(self.detected_s),
                 "<= 2 s",
                 self.detected_s is not None and self.detected_s <= 2,
+            ),
+            Figure(
+                name,
+                "control lane, asked while hung: largest loop lag it reported",
+                "no answer" if self.lane_lag_max_s is None else as_s(self.lane_lag_max_s),
+                "answers" if self.fault == "blocked loop" else "",
+                None if self.fault != "blocked loop" else self.lane_answered,
             ),
             Figure(
                 name,
@@ -123,7 +140,9 @@ async def hung_agent(
         else:
             freezing = asyncio.create_task(_ask(mesh, name, Freeze(seconds=60), deadline_s))
         outcomes = asyncio.gather(*(_ask(mesh, name, Work(ms=1), deadline_s) for _ in range(asks)))
+        probing = asyncio.create_task(_probe_lane(await mesh.actor(name), figures))
         figures.detected_s, figures.reason = await _detected(team, name, hung_at)
+        probing.cancel()
 
         async def answered() -> bool:
             found = (await incarnations(mesh)).get(name)
@@ -146,6 +165,19 @@ async def hung_agent(
             await _end_stopped(before.pid)
         await team.stop()
     return figures
+
+
+async def _probe_lane(handle: Any, figures: HungFigures) -> None:
+    """Ask the hung host's control lane for its health until it dies; keep the largest lag."""
+    while True:
+        try:
+            health = await asyncio.wait_for(handle.health.remote(), 1.0)
+        except TimeoutError:
+            continue
+        except RayError:
+            return  # killed by its supervisor
+        figures.lane_lag_max_s = max(figures.lane_lag_max_s or 0.0, health["loop_lag_s"])
+        await asyncio.sleep(0.1)
 
 
 async def _ask(mesh: Mesh, name: str, msg: Freeze | Work, deadline_s: float) -> str | float:
