@@ -86,6 +86,8 @@ class Endpoint:
         # that was merely unreachable renews its lease and is tried again after it.
         self._graves: dict[str, tuple[str, float]] = {}
         self._resolving: dict[str, asyncio.Task[Link]] = {}
+        # Callers waiting for a peer's link, served in the order they came.
+        self._queues: dict[str, _Queue] = {}
         # Asks this host is waiting on, by message id; replies complete them.
         self.pending: dict[str, asyncio.Future[Envelope]] = {}
         # Every ask this endpoint is waiting on, by message id (for probes and aborts).
@@ -418,15 +420,42 @@ class Endpoint:
     async def link(self, peer: str, *, trace_id: str | None = None) -> Link:
         """Return the live link to `peer`, looking it up in the registry if needed.
 
+        Callers that had to wait get the link in the order they asked for it, before
+        anyone who asks later: a send is made as soon as its caller has the link, so
+        this is what keeps per-pair order across a lookup.
+
         Raises:
             PeerNotFoundError: No live agent is registered as `peer`.
             DiedBeforeRunError: The registered agent is one this endpoint saw die.
         """
         link = self._links.get(peer)
-        if link is not None:
-            if link.dead is None:
-                return link
-            self.forget(peer)
+        if link is not None and link.dead is None and peer not in self._queues:
+            return link  # the hot path: no await
+        queue = self._queues.get(peer)
+        if queue is None:
+            queue = self._queues[peer] = _Queue()
+        # The lookup this caller shares is the one under way when it came, if any, so
+        # that all who waited on a failed lookup get its error rather than one each.
+        resolving = self._resolving.get(peer) if link is None or link.dead else None
+        queue.waiting += 1
+        try:
+            async with queue.turn:
+                current = self._links.get(peer)
+                if current is not None and current.dead is None:
+                    return current
+                if current is not None:
+                    self.forget(peer)
+                return await asyncio.shield(resolving or self._resolving_task(peer))
+        except MeshError as exc:
+            # Each caller gets its own instance, in its own trace.
+            raise MeshError.from_wire({**exc.to_wire(), "trace_id": trace_id}) from None
+        finally:
+            queue.waiting -= 1
+            if not queue.waiting and self._queues.get(peer) is queue:
+                del self._queues[peer]
+
+    def _resolving_task(self, peer: str) -> asyncio.Task[Link]:
+        """Return the lookup of `peer` under way, starting one if there is none."""
         resolving = self._resolving.get(peer)
         if resolving is None:
             # A task of its own, shared by everyone who needs the link meanwhile: the
@@ -434,11 +463,7 @@ class Endpoint:
             resolving = asyncio.get_running_loop().create_task(self._resolve(peer))
             self._resolving[peer] = resolving
             resolving.add_done_callback(partial(self._resolved, peer))
-        try:
-            return await asyncio.shield(resolving)
-        except MeshError as exc:
-            # Each caller gets its own instance, in its own trace.
-            raise MeshError.from_wire({**exc.to_wire(), "trace_id": trace_id}) from None
+        return resolving
 
     async def _resolve(self, peer: str) -> Link:
         grave = self._grave(peer)
@@ -515,6 +540,16 @@ class Endpoint:
         for link in self._links.values():
             link.close()
         self._links.clear()
+
+
+class _Queue:
+    """The callers waiting for one peer's link: a fair lock hands it out in arrival order."""
+
+    __slots__ = ("turn", "waiting")
+
+    def __init__(self) -> None:
+        self.turn = asyncio.Lock()
+        self.waiting = 0
 
 
 class _Retry:

@@ -205,7 +205,7 @@ class AgentHost:
         lag = self._heartbeat.lag_s()
         return {
             "incarnation": self._info.incarnation,
-            "healthy": lag < self._config.stuck_after_s,
+            "healthy": await self._loop_runs(lag),
             "loop_lag_s": lag,
             "mailbox_depth": self._mailbox.qsize(),
         }
@@ -329,6 +329,11 @@ class AgentHost:
         """Return this agent's kept dead letters as plain data, oldest first."""
         return [letter.model_dump() for letter in self._endpoint.dead_letters.recent(limit)]
 
+    async def _loop_runs(self, lag: float) -> bool:
+        # On the control lane: a lag over the limit is a blocked loop only if the loop
+        # cannot run a callback now; a starved process lags without being stuck.
+        return lag < self._config.stuck_after_s or not await self._heartbeat.blocked()
+
     async def _renew_lease(self) -> None:
         # Runs on the control lane: renewals carry the main loop's lag, so the registry
         # shows a host whose loop is stuck as unhealthy instead of letting it vanish.
@@ -336,7 +341,7 @@ class AgentHost:
         while True:
             await asyncio.sleep(period)
             lag = self._heartbeat.lag_s()
-            healthy = lag < self._config.stuck_after_s
+            healthy = await self._loop_runs(lag)
             try:
                 if not await self._registry.renew(self._info.name, self._info.incarnation,
                                                   healthy=healthy, loop_lag_s=lag):  # fmt: skip

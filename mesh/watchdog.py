@@ -12,6 +12,7 @@ find the same cycle they all pick the same victim and exactly one ask fails.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 
 from mesh.errors import DeadlockError
@@ -63,15 +64,20 @@ class Heartbeat:
     """A tick on the host's main event loop; its lag tells a busy loop from a stuck one.
 
     The control lane (another thread) reads the lag, so it can report a loop blocked
-    by a synchronous handler while that loop cannot run anything itself.
+    by a synchronous handler while that loop cannot run anything itself. A process
+    starved of CPU lags too, without being blocked: `blocked` tells them apart by
+    asking the loop to run a callback, which a starved loop does as soon as it gets the
+    CPU and a blocked one cannot do at all.
     """
 
     def __init__(self, period_s: float) -> None:
         self._period_s = period_s
         self._last = time.monotonic()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def run(self) -> None:
         """Tick forever on the current loop."""
+        self._loop = asyncio.get_running_loop()
         while True:
             self._last = time.monotonic()
             await asyncio.sleep(self._period_s)
@@ -79,3 +85,22 @@ class Heartbeat:
     def lag_s(self) -> float:
         """Return how late the loop is beyond its period (0 when healthy)."""
         return max(0.0, time.monotonic() - self._last - self._period_s)
+
+    async def blocked(self, *, within_s: float = 0.2) -> bool:
+        """Return True if the loop does not run a callback within `within_s`.
+
+        Called from another loop (the control lane) once the lag is over its limit: a
+        loop that runs the callback lags because its process was starved, not blocked.
+        """
+        if self._loop is None:
+            return False
+        ran: concurrent.futures.Future[None] = concurrent.futures.Future()
+        try:
+            self._loop.call_soon_threadsafe(ran.set_result, None)
+        except RuntimeError:  # the loop is closed
+            return False
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(ran), within_s)
+        except TimeoutError:
+            return True
+        return False

@@ -192,3 +192,29 @@ async def test_a_lookup_shared_by_two_askers_survives_the_first_giving_up() -> N
     link = await patient
     assert link.dead is None
     assert impatient.cancelled()
+
+
+async def test_sends_that_waited_for_a_lookup_go_before_sends_made_after_it() -> None:
+    # Per-pair order is the order of the calls: a sender that asked while the link was
+    # being looked up must not be overtaken by one that asks once the link exists.
+    peer = _Peer()
+    registry = _Registry(peer)
+    registry.answer = _future()
+    endpoint = Endpoint(name="asker", incarnation="1", config=MeshConfig(max_inflight=8),
+                        registry=registry)  # type: ignore[arg-type]  # fmt: skip
+    go = _future()
+
+    async def send(frame: bytes, after: asyncio.Future[Any] | None = None) -> None:
+        if after is not None:
+            await after
+        link = await endpoint.link("critic")
+        link.send(frame, _future())
+
+    first = asyncio.create_task(send(b"first"))
+    await _settle()  # waiting for the lookup
+    second = asyncio.create_task(send(b"second", after=go))
+    await _settle()
+    registry.answer.set_result(None)  # the lookup ends ...
+    go.set_result(None)  # ... as the second sender wakes up for its own reasons
+    await asyncio.gather(first, second)
+    assert [args[2] for args in peer.deliver.args] == [[b"first"], [b"second"]]
