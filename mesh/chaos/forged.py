@@ -40,7 +40,7 @@ from mesh.chaos._support import eventually, unique
 from mesh.config import MeshConfig
 from mesh.errors import AccessDeniedError, MeshError
 from mesh.runtime import Mesh
-from mesh.team import TeamSpec, with_access
+from mesh.team import AgentSpec, TeamSpec, with_access
 from protocols import Codec, Envelope, Kind, Message, ReplayError, SignatureError
 from protocols.errors import error_class
 from protocols.signing import TRAILER_BYTES
@@ -156,15 +156,16 @@ async def forged_frames(mesh: Mesh, *, frames: int) -> ForgedFigures:
         figures.attacks.append(await attacker.denied_type(frames))
         figures.still_accepts = await attacker.still_accepted()
         after = await host.stats.remote()
-        # Handled: the replayed frames' first sends, and the last ask; nothing else.
-        figures.reached_agent = after["handled"] - before["handled"] - frames - 1
+        # Taken by a handler: the replayed frames' first sends, and the last ask; no more.
+        taken = after["handled"] + after["failed"] - before["handled"] - before["failed"]
+        figures.reached_agent = taken - frames - 1
     finally:
         await host.stop.remote()
         ray.kill(host)
     return figures
 
 
-def _guarded_spec(name: str) -> Any:
+def _guarded_spec(name: str) -> AgentSpec:
     """An `Echoer` whose team lets drivers send it `Say` only (not `Reset`)."""
     team = TeamSpec.model_validate(
         {
