@@ -176,7 +176,7 @@ async def _expired_requests(mesh: Mesh, figures: ExpiryFigures) -> None:
 
 async def _queued_behind_a_block(mesh: Mesh, name: str, figures: ExpiryFigures) -> None:
     """Send asks while the agent's loop is blocked: they wait past their deadlines."""
-    blocking = asyncio.create_task(mesh.ask(name, Freeze(seconds=1.0), timeout=10))
+    blocking = asyncio.create_task(mesh.ask(name, Freeze(seconds=1.5), timeout=10))
     host = await mesh.actor(name)
 
     async def blocked() -> bool:
@@ -216,6 +216,6 @@ async def _sent_expired(mesh: Mesh, name: str, figures: ExpiryFigures) -> None:
         for _ in range(figures.asks)
     ]
     host = await mesh.actor(name)
-    refused = await host.deliver.remote(f"{mesh.name}#stale", 0, frames)
+    refused = await host.deliver.remote(f"{mesh.name}#{unique('stale')}", 0, frames)
     assert not refused, f"expired tells refused at the door: {refused[:3]}"
     figures.stale = len(frames)
