@@ -56,6 +56,9 @@ _LINKS_REMEMBERED = 4096
 
 __all__ = ["AgentHost"]
 
+#: The longest a batch of frames holds the event loop before it lets other calls in.
+_MAX_HOLD_S = 0.0002
+
 
 class AgentHost:
     """Runs one agent: mailbox, workers, inbound ordering, replies and registration."""
@@ -312,6 +315,9 @@ class AgentHost:
         self._stats.sent = self._endpoint.sent
         self._stats.probes_sent = self._endpoint.probes_sent
         self._stats.dead_letters = self._endpoint.dead_letters.total
+        # A late reply comes back on a link (`deliver`) or as the late result of a
+        # `request` call the ask made; both paths, and only they, record a "late" letter.
+        self._stats.late_replies = self._endpoint.dead_letters.by_reason.get("late", 0)
         return dataclasses.asdict(self._stats)
 
     def dead_letter(
@@ -365,11 +371,17 @@ class AgentHost:
                 name, incarnation = sender_of(link_id)
                 self._endpoint.learn(name, incarnation, reply_to)
             refusals = None
+            held_since = time.perf_counter()
             for index, frame in enumerate(frames):
                 error = await self._accept(frame, link_id)
                 if error is not None:
                     refusals = refusals or []
                     refusals.append((index, error.to_wire()))
+                if time.perf_counter() - held_since > _MAX_HOLD_S:
+                    # A large batch (a flood of bad frames costs the most) lets the
+                    # other senders' calls and the workers in before it goes on.
+                    await asyncio.sleep(0)
+                    held_since = time.perf_counter()
             return refusals
         finally:
             self._release(link_id, seq)
@@ -442,7 +454,6 @@ class AgentHost:
             if waiter is not None and not waiter.done():
                 waiter.set_result(env)
             else:
-                self._stats.late_replies += 1
                 self.dead_letter("late", env, f"reply to {env.correlation_id} after its ask ended")
             return None
         if self._stopping or self._agent is None:

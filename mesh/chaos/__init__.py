@@ -7,6 +7,9 @@ scenarios are the tests in ``tests/fault/``.
 
 from mesh.chaos._figure import Figure, Figures
 from mesh.chaos.conversation import ConversationFigures, chaos_conversation
+from mesh.chaos.expiry import ExpiryFigures, late_and_expired
+from mesh.chaos.forged import Attack, ForgedFigures, MacCheck, forged_frames, mac_comparisons
+from mesh.chaos.fuzz import FuzzFigures, fuzz_agent, is_typed
 from mesh.chaos.hung import Fault, HungFigures, hung_agent
 from mesh.chaos.order import OrderFigures, order_across_restarts
 from mesh.chaos.registry import RegistryFigures, registry_killed
@@ -14,17 +17,27 @@ from mesh.chaos.report import SCENARIOS, ChaosReport, Scenario, run_chaos
 
 __all__ = [
     "SCENARIOS",
+    "Attack",
     "ChaosReport",
     "ConversationFigures",
+    "ExpiryFigures",
     "Fault",
     "Figure",
     "Figures",
+    "ForgedFigures",
+    "FuzzFigures",
     "HungFigures",
+    "MacCheck",
     "OrderFigures",
     "RegistryFigures",
     "Scenario",
     "chaos_conversation",
+    "forged_frames",
+    "fuzz_agent",
     "hung_agent",
+    "is_typed",
+    "late_and_expired",
+    "mac_comparisons",
     "order_across_restarts",
     "registry_killed",
     "run_chaos",

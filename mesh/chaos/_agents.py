@@ -12,13 +12,19 @@ from mesh.errors import DiedBeforeRunError, MeshError, PeerNotFoundError
 from protocols import Message
 
 __all__ = [
+    "AskLate",
+    "Asked",
+    "Asker",
     "Chatted",
     "Chatter",
     "Counted",
+    "Echoer",
     "Freeze",
     "Numbered",
     "Progress",
     "Receiver",
+    "Reset",
+    "Say",
     "SendNumbered",
     "Sender",
     "Sequenced",
@@ -200,3 +206,61 @@ class Talker(Agent):
     @handler
     async def on_stop_chatter(self, msg: StopChatter, ctx: Context) -> None:
         self.stopping.set()
+
+
+class Say(Message, type="raymesh.chaos.say/1"):
+    text: str = ""
+
+
+class Reset(Message, type="raymesh.chaos.reset/1"):
+    """Forget what was said: a command a team may keep to itself (its access rules)."""
+
+
+class Echoer(Agent):
+    """Says back what it is told, one message at a time: the target of bad frames."""
+
+    def __init__(self) -> None:
+        self.said = 0
+
+    @handler
+    async def on_say(self, msg: Say, ctx: Context) -> Say:
+        self.said += 1
+        return msg
+
+    @handler
+    async def on_reset(self, msg: Reset, ctx: Context) -> None:
+        self.said = 0
+
+
+class AskLate(Message, type="raymesh.chaos.ask_late/1"):
+    """Ask `peer` to block for `hold_s`, `count` times, each ask with a shorter `timeout`."""
+
+    peer: str
+    count: int
+    hold_s: float
+    timeout: float
+
+
+class Asked(Message, type="raymesh.chaos.asked/1"):
+    """How the asks of an `AskLate` ended: error type name (or "reply") to count."""
+
+    outcomes: dict[str, int]
+
+
+class Asker(Agent):
+    """Asks a slow peer with deadlines it cannot meet, so that every reply comes late."""
+
+    @handler
+    async def on_ask_late(self, msg: AskLate, ctx: Context) -> Asked:
+        outcomes: dict[str, int] = {}
+        for _ in range(msg.count):
+            try:
+                await ctx.ask(msg.peer, Freeze(seconds=msg.hold_s), timeout=msg.timeout)
+                outcome = "reply"
+            except MeshError as exc:
+                outcome = type(exc).__name__
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            # Answered only once the peer's loop is free again, so after the late reply
+            # left: the next ask finds the peer idle instead of expiring in its mailbox.
+            await ctx.ask(msg.peer, Work(ms=0), timeout=10 + msg.hold_s, expect=Worked)
+        return Asked(outcomes=outcomes)

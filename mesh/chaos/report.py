@@ -15,6 +15,9 @@ from rich.table import Table
 
 from mesh.chaos._figure import Figure, Figures
 from mesh.chaos.conversation import ConversationFigures, chaos_conversation
+from mesh.chaos.expiry import ExpiryFigures, late_and_expired
+from mesh.chaos.forged import ForgedFigures, forged_frames
+from mesh.chaos.fuzz import FuzzFigures, fuzz_agent
 from mesh.chaos.hung import HungFigures, hung_agent
 from mesh.chaos.order import OrderFigures, order_across_restarts
 from mesh.chaos.registry import RegistryFigures, registry_killed
@@ -52,12 +55,28 @@ async def _hung(mesh: Mesh, quick: bool) -> list[HungFigures]:
     return [await hung_agent(mesh, fault=fault) for fault in ("blocked loop", "SIGSTOP")]
 
 
+async def _fuzz(mesh: Mesh, quick: bool) -> list[FuzzFigures]:
+    frames, baseline_asks = (3_000, 200) if quick else (100_000, 1_000)
+    return [await fuzz_agent(mesh, frames=frames, baseline_asks=baseline_asks)]
+
+
+async def _forged(mesh: Mesh, quick: bool) -> list[ForgedFigures]:
+    return [await forged_frames(mesh, frames=20 if quick else 100)]
+
+
+async def _expiry(mesh: Mesh, quick: bool) -> list[ExpiryFigures]:
+    return [await late_and_expired(mesh, asks=10 if quick else 100)]
+
+
 #: The suite, in the order it runs and its table reads.
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("conversation", "chaos conversation", _conversation),
     Scenario("order", "per-pair order across restarts", _order),
     Scenario("registry", "registry killed during traffic", _registry),
     Scenario("hung", "hung agents", _hung),
+    Scenario("fuzz", "bad frames at a live agent", _fuzz),
+    Scenario("forged", "forged frames at a signed agent", _forged),
+    Scenario("expiry", "late replies and expired requests", _expiry),
 )
 
 
