@@ -15,8 +15,10 @@ from rich.table import Table
 
 from mesh.chaos._figure import Figure, Figures
 from mesh.chaos.conversation import ConversationFigures, chaos_conversation
+from mesh.chaos.exactly_once import ExactlyOnceFigures, exactly_once
 from mesh.chaos.hung import HungFigures, hung_agent
 from mesh.chaos.order import OrderFigures, order_across_restarts
+from mesh.chaos.overload import OverloadFigures, overload
 from mesh.chaos.registry import RegistryFigures, registry_killed
 from mesh.config import MeshConfig
 from mesh.errors import ConfigError
@@ -34,9 +36,18 @@ class Scenario:
     run: Callable[[Mesh, bool], Awaitable[Sequence[Figures]]]
 
 
-async def _conversation(mesh: Mesh, quick: bool) -> list[ConversationFigures]:
+def _killed_run(quick: bool) -> dict[str, Any]:
+    """The sizes of the runs under kills: the conversation's, and exactly_once's too."""
     asks, kill_every_s = (2_000, 1.0) if quick else (10_000, 0.5)
-    return [await chaos_conversation(mesh, asks=asks, kill_every_s=kill_every_s)]
+    return {"asks": asks, "kill_every_s": kill_every_s}
+
+
+async def _conversation(mesh: Mesh, quick: bool) -> list[ConversationFigures]:
+    return [await chaos_conversation(mesh, **_killed_run(quick))]
+
+
+async def _exactly_once(mesh: Mesh, quick: bool) -> list[ExactlyOnceFigures]:
+    return [await exactly_once(mesh, **_killed_run(quick))]
 
 
 async def _order(mesh: Mesh, quick: bool) -> list[OrderFigures]:
@@ -52,12 +63,20 @@ async def _hung(mesh: Mesh, quick: bool) -> list[HungFigures]:
     return [await hung_agent(mesh, fault=fault) for fault in ("blocked loop", "SIGSTOP")]
 
 
+async def _overload(mesh: Mesh, quick: bool) -> list[OverloadFigures]:
+    if quick:  # a smaller bound, reached within seconds
+        return await overload(mesh, seconds=4, mailbox_size=128, max_outbox=500)
+    return await overload(mesh, seconds=30)
+
+
 #: The suite, in the order it runs and its table reads.
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("conversation", "chaos conversation", _conversation),
+    Scenario("exactly_once", "at-least-once + dedup under kills", _exactly_once),
     Scenario("order", "per-pair order across restarts", _order),
     Scenario("registry", "registry killed during traffic", _registry),
     Scenario("hung", "hung agents", _hung),
+    Scenario("overload", "overload: 10x the consumer's speed", _overload),
 )
 
 
