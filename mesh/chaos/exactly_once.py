@@ -202,10 +202,10 @@ def _read_effects(mesh: Mesh, names: list[str]) -> Counter[int]:
     applied: Counter[int] = Counter()
     for name in names:
         path = mesh.config.state_path(name)
-        try:
-            snapshot = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            continue  # it never handled a message
-        applied.update(snapshot["state"]["applied"])
-        path.unlink()  # the names are this run's own: nobody starts from them again
+        with contextlib.suppress(FileNotFoundError):  # it never handled a message
+            applied.update(json.loads(path.read_text(encoding="utf-8"))["state"]["applied"])
+        # The names are this run's own: nobody starts from them again. A write cut
+        # short by a kill leaves its temp file behind.
+        for leftover in (path, *path.parent.glob(f".{path.name}.*.tmp")):
+            leftover.unlink(missing_ok=True)
     return applied

@@ -97,7 +97,7 @@ FULL_FORM = [pytest.mark.slow, pytest.mark.long]
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize(
     ("seconds", "limits"),
-    [(4, {"mailbox_size": 128, "max_outbox": 500}), pytest.param(30, {}, marks=FULL_FORM)],
+    [(3, {"mailbox_size": 128, "max_outbox": 500}), pytest.param(30, {}, marks=FULL_FORM)],
     ids=["ci", "full"],
 )
 async def test_overload_is_refused_typed_within_a_memory_bound_and_nothing_deadlocks(
