@@ -23,7 +23,6 @@ from rich.table import Table
 
 from benchmarks import (
     llm_bound,
-    overload,
     patterns,
     supervision,
     topology,
@@ -31,6 +30,7 @@ from benchmarks import (
     watchdogs,
 )
 from mesh import Mesh
+from mesh.chaos import OverloadFigures, overload
 
 SUITES = ("two-agents", "watchdogs", "supervision", "llm", "topology", "patterns", "overload")
 #: Messages per stream of the two-agents and watchdogs suites when --count is not given.
@@ -146,28 +146,31 @@ def _patterns_tables(rows: list[patterns.Row]) -> list[Table]:
     return [table, ratio]
 
 
-def _overload_table(outcomes: list[overload.Outcome]) -> Table:
+def _overload_table(outcomes: list[OverloadFigures]) -> Table:
     first = outcomes[0]
-    table = Table(title=f"overload: producer at {first.offered_per_s:,.0f} msgs/s, consumer "
-                  f"{first.consumer_per_s:,.0f} msgs/s, 1 KiB, {first.seconds:g} s")  # fmt: skip
+    table = Table(title=f"overload: producer at {first.offered / first.seconds:,.0f} msgs/s, "
+                  f"consumer {first.consumer_per_s:,.0f} msgs/s, 1 KiB, {first.seconds:g} s "
+                  "(the chaos scenario `overload`)")  # fmt: skip
     for column in ("policy", "offered", "accepted", "mailbox full", "outbox full", "other",
-                   "producer MB start/peak", "consumer MB start/peak", "growth MB",
-                   "frames bound MB"):  # fmt: skip
+                   "held at the end", "producer MB start/peak", "consumer MB start/peak",
+                   "growth MB", "bound MB"):  # fmt: skip
         table.add_column(column, justify="left" if column == "policy" else "right")
     for o in outcomes:
         table.add_row(o.policy, f"{o.offered:,}", f"{o.accepted:,}", f"{o.mailbox_full:,}",
-                      f"{o.outbox_full:,}", f"{o.other_errors:,}",
-                      f"{o.producer_rss_mb[0]:.0f} / {o.producer_peak_mb:.0f}",
-                      f"{o.consumer_rss_mb[0]:.0f} / {o.consumer_peak_mb:.0f}",
+                      f"{o.outbox_full:,}", f"{sum(o.errors.values()) + o.untyped:,}",
+                      f"{o.unsettled:,}",
+                      f"{o.producer_rss_mb[0]:.0f} / {max(o.producer_rss_mb):.0f}",
+                      f"{o.consumer_rss_mb[0]:.0f} / {max(o.consumer_rss_mb):.0f}",
                       f"{o.growth_mb:.1f}", f"{o.bound_mb:.1f}")  # fmt: skip
     return table
 
 
-def _report_overload(outcomes: list[overload.Outcome] | None, console: Console) -> dict[str, Any]:
+def _report_overload(outcomes: list[OverloadFigures] | None, console: Console) -> dict[str, Any]:
     if not outcomes:
         return {}
     console.print(_overload_table(outcomes))
-    return {"overload": [{**asdict(o), "growth_mb": o.growth_mb} for o in outcomes]}
+    return {"overload": [{**asdict(o), "growth_mb": o.growth_mb, "bound_mb": o.bound_mb}
+                         for o in outcomes]}  # fmt: skip
 
 
 def _ms(value: float | None, spec: str = ".1f") -> str:
@@ -229,7 +232,7 @@ async def _measure(args: argparse.Namespace, console: Console) -> dict[str, Any]
         if "overload" in args.suites:
             with console.status(f"overload: 10x the consumer's speed, {args.overload_s:g} s "
                                 "per mailbox policy"):  # fmt: skip
-                results["overload"] = await overload.run(seconds=args.overload_s)
+                results["overload"] = await overload(mesh, seconds=args.overload_s)
     finally:
         await mesh.shutdown()
     return results

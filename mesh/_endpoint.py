@@ -96,6 +96,8 @@ class Endpoint:
         # The next probe round, scheduled while asks are outstanding.
         self._probe_round: asyncio.TimerHandle | None = None
         self.sent = 0
+        # Sends tried again (same message id) after a dead or missing peer: at_least_once.
+        self.retries = 0
         self.sent_by_type: dict[str, int] = {}
         self.probes_sent = 0
         self.dead_letters = DeadLetterBox(name, config.dead_letters_kept)
@@ -236,6 +238,7 @@ class Endpoint:
                 if not (at_least_once and await retry.again(exc)):
                     self._undelivered(env, exc)
                     raise exc.with_context(trace_id=env.trace_id) from None
+                self.retries += 1
 
     @overload
     async def ask(self, peer: str, msg: Message, *, parent: Envelope | None = ...,
@@ -290,6 +293,7 @@ class Endpoint:
                             self.forget(peer)
                         if not (at_least_once and await retry.again(exc)):
                             raise
+                        self.retries += 1
         except TimeoutError:
             if retry.last is not None:  # it never reached a live peer
                 self._undelivered(env, retry.last)

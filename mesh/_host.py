@@ -149,7 +149,7 @@ class AgentHost:
         self._control: asyncio.Task[None] | None = None
         self._durability = Durability(
             agent_cls.State,
-            path=config.state_dir.expanduser() / config.namespace / f"{name}.json",
+            path=config.state_path(name),
             window=config.dedup_window,
             every=agent_cls.snapshot_every or config.snapshot_every,
         )

@@ -74,6 +74,10 @@ class MeshConfig(BaseSettings):
         with_file_secrets(self)
         return self
 
+    def state_path(self, agent: str) -> Path:
+        """Return where `agent`'s state snapshot is kept (one file per agent name)."""
+        return self.state_dir.expanduser() / self.namespace / f"{agent}.json"
+
     def codec(self) -> Codec:
         """Return a codec with this mesh's limits, signing frames when a secret is set."""
         return Codec(

@@ -117,6 +117,14 @@ class Mesh:
         """The edge's name: what agents see as the sender of messages from this driver."""
         return self._edge.name
 
+    @property
+    def retries(self) -> int:
+        """How often this driver's ``at_least_once`` sends were tried again (same message id).
+
+        Each follows a dead or missing agent, whose successor a supervisor may be starting.
+        """
+        return self._edge.retries
+
     async def __aenter__(self) -> Self:
         return self
 

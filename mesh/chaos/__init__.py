@@ -7,11 +7,13 @@ scenarios are the tests in ``tests/fault/``.
 
 from mesh.chaos._figure import Figure, Figures
 from mesh.chaos.conversation import ConversationFigures, chaos_conversation
+from mesh.chaos.exactly_once import ExactlyOnceFigures, exactly_once
 from mesh.chaos.expiry import ExpiryFigures, late_and_expired
 from mesh.chaos.forged import Attack, ForgedFigures, MacCheck, forged_frames, mac_comparisons
 from mesh.chaos.fuzz import FuzzFigures, fuzz_agent, is_typed
 from mesh.chaos.hung import Fault, HungFigures, hung_agent
 from mesh.chaos.order import OrderFigures, order_across_restarts
+from mesh.chaos.overload import OverloadFigures, overload
 from mesh.chaos.registry import RegistryFigures, registry_killed
 from mesh.chaos.report import SCENARIOS, ChaosReport, Scenario, run_chaos
 
@@ -20,6 +22,7 @@ __all__ = [
     "Attack",
     "ChaosReport",
     "ConversationFigures",
+    "ExactlyOnceFigures",
     "ExpiryFigures",
     "Fault",
     "Figure",
@@ -29,9 +32,11 @@ __all__ = [
     "HungFigures",
     "MacCheck",
     "OrderFigures",
+    "OverloadFigures",
     "RegistryFigures",
     "Scenario",
     "chaos_conversation",
+    "exactly_once",
     "forged_frames",
     "fuzz_agent",
     "hung_agent",
@@ -39,6 +44,7 @@ __all__ = [
     "late_and_expired",
     "mac_comparisons",
     "order_across_restarts",
+    "overload",
     "registry_killed",
     "run_chaos",
 ]

@@ -7,11 +7,21 @@ import random
 import time
 import uuid
 
+from pydantic import BaseModel
+
 from mesh.agent import Agent, Context, handler
-from mesh.errors import DiedBeforeRunError, MeshError, PeerNotFoundError
+from mesh.errors import (
+    DiedBeforeRunError,
+    MailboxFullError,
+    MeshError,
+    OutboxFullError,
+    PeerNotFoundError,
+)
 from protocols import Message
 
 __all__ = [
+    "Applied",
+    "Apply",
     "AskLate",
     "Asked",
     "Asker",
@@ -19,8 +29,14 @@ __all__ = [
     "Chatter",
     "Counted",
     "Echoer",
+    "Flood",
+    "Flooded",
     "Freeze",
+    "Item",
+    "Ledger",
+    "LedgerState",
     "Numbered",
+    "Producer",
     "Progress",
     "Receiver",
     "Reset",
@@ -29,6 +45,7 @@ __all__ = [
     "Sender",
     "Sequenced",
     "Shout",
+    "Sink",
     "StopChatter",
     "Talker",
     "Work",
@@ -264,3 +281,134 @@ class Asker(Agent):
             # left: the next ask finds the peer idle instead of expiring in its mailbox.
             await ctx.ask(msg.peer, Work(ms=0), timeout=10 + msg.hold_s, expect=Worked)
         return Asked(outcomes=outcomes)
+
+
+class Apply(Message, type="raymesh.chaos.apply/1"):
+    """Apply the effect numbered `key`, after `ms` milliseconds of work."""
+
+    key: int
+    ms: float
+
+
+class Applied(Message, type="raymesh.chaos.applied/1"):
+    key: int
+
+
+class LedgerState(BaseModel):
+    """The effects applied, in the order applied: a key found twice was applied twice."""
+
+    applied: list[int] = []
+
+
+class Ledger(Agent):
+    """Applies effects to its durable state, which is snapshotted after every message."""
+
+    State = LedgerState
+    state: LedgerState
+    snapshot_every = 1
+    concurrency = 16
+
+    @handler
+    async def on_apply(self, msg: Apply, ctx: Context) -> Applied:
+        await asyncio.sleep(msg.ms / 1000)
+        # Invariant: the effect is the handler's last step, with no await after it, so a
+        # snapshot taken when a concurrent handler ends never holds this effect without
+        # this message's id (the host records the id before its next await).
+        self.state.applied.append(msg.key)
+        return Applied(key=msg.key)
+
+
+class Item(Message, type="raymesh.chaos.item/1"):
+    """One unit of a flood; `until` (epoch seconds) is when the overload ends."""
+
+    data: bytes
+    until: float
+
+
+class Sink(Agent):
+    """Takes `delay_s` per item while the overload lasts, and no time after it.
+
+    The backlog left at the end then drains at once, so that an ask to the sink
+    afterwards tells a deadlock from a long queue.
+    """
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.consumed = 0
+
+    @handler
+    async def on_item(self, msg: Item, ctx: Context) -> None:
+        if time.time() < msg.until:
+            await asyncio.sleep(self.delay_s)
+            self.consumed += 1
+
+    @handler
+    async def on_progress(self, msg: Progress, ctx: Context) -> Progress:
+        return Progress(done=self.consumed)
+
+
+class Flood(Message, type="raymesh.chaos.flood/1"):
+    """Tell `peer` `per_s` items a second for `seconds`, without waiting for one to land."""
+
+    peer: str
+    per_s: int
+    seconds: float
+    payload_bytes: int
+
+
+class Flooded(Message, type="raymesh.chaos.flooded/1"):
+    """How the flood's sends ended; `unsettled` were still held when it stopped."""
+
+    offered: int
+    accepted: int
+    mailbox_full: int
+    outbox_full: int
+    errors: dict[str, int]
+    untyped: int
+    unsettled: int
+
+
+class Producer(Agent):
+    """Offers tells at a fixed rate, each in its own task, and counts how they end."""
+
+    def __init__(self) -> None:
+        self.offered = 0
+
+    @handler
+    async def on_flood(self, msg: Flood, ctx: Context) -> Flooded:
+        counts = {"accepted": 0, "mailbox_full": 0, "outbox_full": 0, "untyped": 0}
+        errors: dict[str, int] = {}
+        tasks: set[asyncio.Task[None]] = set()
+        until = time.time() + msg.seconds
+
+        async def offer(item: Item) -> None:
+            try:
+                await ctx.tell(msg.peer, item)
+                counts["accepted"] += 1
+            except OutboxFullError:
+                counts["outbox_full"] += 1
+            except MailboxFullError:
+                counts["mailbox_full"] += 1
+            except MeshError as exc:
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+            except Exception:
+                counts["untyped"] += 1
+
+        tick = 0.01
+        start = time.monotonic()
+        while (now := time.monotonic()) - start < msg.seconds:
+            due = round((now - start + tick) * msg.per_s)
+            while self.offered < due:
+                task = asyncio.create_task(offer(Item(data=b"x" * msg.payload_bytes, until=until)))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                self.offered += 1
+            await asyncio.sleep(tick)
+        unsettled = len(tasks)
+        for task in list(tasks):
+            task.cancel()  # the frames stay queued; only the waiting for them ends
+        return Flooded(offered=self.offered, errors=errors, unsettled=unsettled, **counts)
+
+    @handler
+    async def on_progress(self, msg: Progress, ctx: Context) -> Progress:
+        return Progress(done=self.offered)

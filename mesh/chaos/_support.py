@@ -26,6 +26,7 @@ __all__ = [
     "percentile",
     "start_team",
     "unique",
+    "while_killing",
 ]
 
 #: An ask still open this long after its deadline counts as hung.
@@ -90,6 +91,30 @@ class Killer:
         self._killed.add(victim.incarnation)
         self.kills += 1
         return str(victim.incarnation)
+
+
+async def while_killing(
+    mesh: Mesh,
+    names: Sequence[str],
+    rng: random.Random,
+    lane: Callable[[], Awaitable[None]],
+    *,
+    lanes: int,
+    every_s: float,
+) -> tuple[int, float]:
+    """Run `lanes` copies of `lane` while one of `names` is killed every `every_s` seconds.
+
+    Returns:
+        The agents killed, and the seconds the lanes took.
+    """
+    started = time.monotonic()
+    killer = Killer(mesh, names, rng)
+    killing = asyncio.create_task(killer.run(every_s=every_s))
+    try:
+        await asyncio.gather(*(lane() for _ in range(lanes)))
+    finally:
+        killing.cancel()
+    return killer.kills, time.monotonic() - started
 
 
 async def incarnations(mesh: Mesh) -> dict[str, Any]:

@@ -24,10 +24,10 @@ from mesh.chaos._agents import Work, Worked, Worker
 from mesh.chaos._figure import Figure, as_ms, as_share
 from mesh.chaos._support import (
     HUNG_AFTER_S,
-    Killer,
     error_name,
     percentile,
     start_team,
+    while_killing,
 )
 from mesh.chaos._support import unique as unique_name
 from mesh.errors import DeadlineExceededError, DiedBeforeRunError, MeshError, PeerNotFoundError
@@ -142,15 +142,11 @@ async def chaos_conversation(
             except Exception:
                 figures.untyped += 1
 
-    started = time.monotonic()
-    killer = Killer(mesh, names, rng)
-    killing = asyncio.create_task(killer.run(every_s=kill_every_s))
     try:
-        await asyncio.gather(*(lane() for _ in range(window)))
+        figures.kills, figures.seconds = await while_killing(
+            mesh, names, rng, lane, lanes=window, every_s=kill_every_s
+        )
     finally:
-        killing.cancel()
-        figures.kills = killer.kills
-        figures.seconds = time.monotonic() - started
         await team.stop()
     figures.at_deadline = len(overshoots)
     p99, worst = percentile(overshoots, 0.99), max(overshoots, default=None)

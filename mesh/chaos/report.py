@@ -15,11 +15,13 @@ from rich.table import Table
 
 from mesh.chaos._figure import Figure, Figures
 from mesh.chaos.conversation import ConversationFigures, chaos_conversation
+from mesh.chaos.exactly_once import ExactlyOnceFigures, exactly_once
 from mesh.chaos.expiry import ExpiryFigures, late_and_expired
 from mesh.chaos.forged import ForgedFigures, forged_frames
 from mesh.chaos.fuzz import FuzzFigures, fuzz_agent
 from mesh.chaos.hung import HungFigures, hung_agent
 from mesh.chaos.order import OrderFigures, order_across_restarts
+from mesh.chaos.overload import OverloadFigures, overload
 from mesh.chaos.registry import RegistryFigures, registry_killed
 from mesh.config import MeshConfig
 from mesh.errors import ConfigError
@@ -40,6 +42,13 @@ class Scenario:
 async def _conversation(mesh: Mesh, quick: bool) -> list[ConversationFigures]:
     asks, kill_every_s = (2_000, 1.0) if quick else (10_000, 0.5)
     return [await chaos_conversation(mesh, asks=asks, kill_every_s=kill_every_s)]
+
+
+async def _exactly_once(mesh: Mesh, quick: bool) -> list[ExactlyOnceFigures]:
+    # The CI form is half the conversation's: a kill every second keeps agents down
+    # longer as the load rises, and 2,000 asks took minutes on the shared machine.
+    asks, kill_every_s = (1_000, 1.0) if quick else (10_000, 0.5)
+    return [await exactly_once(mesh, asks=asks, kill_every_s=kill_every_s)]
 
 
 async def _order(mesh: Mesh, quick: bool) -> list[OrderFigures]:
@@ -68,15 +77,23 @@ async def _expiry(mesh: Mesh, quick: bool) -> list[ExpiryFigures]:
     return [await late_and_expired(mesh, asks=10 if quick else 100)]
 
 
+async def _overload(mesh: Mesh, quick: bool) -> list[OverloadFigures]:
+    if quick:  # a smaller bound, reached within seconds
+        return await overload(mesh, seconds=3, mailbox_size=128, max_outbox=500)
+    return await overload(mesh, seconds=30)
+
+
 #: The suite, in the order it runs and its table reads.
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("conversation", "chaos conversation", _conversation),
+    Scenario("exactly_once", "at-least-once + dedup under kills", _exactly_once),
     Scenario("order", "per-pair order across restarts", _order),
     Scenario("registry", "registry killed during traffic", _registry),
     Scenario("hung", "hung agents", _hung),
     Scenario("fuzz", "bad frames at a live agent", _fuzz),
     Scenario("forged", "forged frames at a signed agent", _forged),
     Scenario("expiry", "late replies and expired requests", _expiry),
+    Scenario("overload", "overload: 10x the consumer's speed", _overload),
 )
 
 

@@ -1,6 +1,7 @@
 """Backpressure end to end: a full mailbox makes senders wait (policy "wait"), in order,
-up to their deadline; a full outbox refuses at the sender. Memory is measured by
-``python -m benchmarks overload``."""
+up to their deadline; a full outbox refuses at the sender; a producer at 10x its
+consumer's speed gets typed refusals only, within a memory bound (the chaos scenario
+``overload``, whose full form is ``raymesh chaos --only overload``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from mesh import (
     MeshConfig,
     OutboxFullError,
 )
+from mesh.chaos import overload
 
 pytestmark = pytest.mark.ray
 
@@ -85,3 +87,35 @@ async def test_a_full_outbox_refuses_at_the_sender_and_leaves_a_dead_letter(mesh
         assert len(letters) == len(refused)
         assert {d.agent for d in letters} == {small.name}  # recorded by the sender
         assert {d.error_type for d in letters} == {"OutboxFullError"}
+
+
+#: The full-size form: 30 s per policy, on demand with `pytest -m long`.
+FULL_FORM = [pytest.mark.slow, pytest.mark.long]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize(
+    ("seconds", "limits"),
+    [(3, {"mailbox_size": 128, "max_outbox": 500}), pytest.param(30, {}, marks=FULL_FORM)],
+    ids=["ci", "full"],
+)
+async def test_overload_is_refused_typed_within_a_memory_bound_and_nothing_deadlocks(
+    mesh: Mesh, seconds: float, limits: dict[str, int]
+) -> None:
+    error, wait = await overload(mesh, seconds=seconds, **limits)
+    for run in (error, wait):
+        assert run.untyped == 0
+        assert run.errors == {}
+        ended = run.accepted + run.backpressure + run.unsettled
+        assert ended == run.offered
+        assert run.answered_s is not None  # both agents answer afterwards: no deadlock
+        # Memory, not speed: generous, as the sampling misses short peaks and the
+        # machine is shared.
+        assert run.growth_mb <= run.bound_mb
+    # Refused at the consumer's door under "error"; held, then refused at the sender
+    # once the outbox is full, under "wait".
+    assert error.mailbox_full > 0
+    assert wait.mailbox_full == 0
+    assert wait.outbox_full > 0
+    assert wait.unsettled > 0

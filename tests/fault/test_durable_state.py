@@ -16,6 +16,7 @@ from _rel_agents import Count, Counted, Counter
 from conftest import Spawn
 
 from mesh import DuplicateMessageError, Mesh, MeshError, TeamHandle
+from mesh.chaos import exactly_once
 from protocols import Codec, Envelope, Kind
 
 pytestmark = pytest.mark.ray
@@ -155,37 +156,28 @@ async def test_a_resend_to_the_restarted_agent_is_not_applied_twice(
     assert (await mesh.stats(name)).duplicates == 1
 
 
+#: The full-size form: minutes, on demand with `pytest -m long`.
+FULL_FORM = [pytest.mark.slow, pytest.mark.long]
+
+
 @pytest.mark.slow
-async def test_at_least_once_asks_across_kills_apply_each_message_exactly_once(
-    mesh: Mesh, counter: tuple[str, TeamHandle]
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize(
+    ("asks", "kill_every_s"),
+    [(1_000, 1.0), pytest.param(10_000, 0.5, marks=FULL_FORM)],
+    ids=["ci", "full"],
+)
+async def test_at_least_once_asks_across_kills_apply_each_acknowledged_effect_exactly_once(
+    mesh: Mesh, asks: int, kill_every_s: float
 ) -> None:
-    name, team = counter
-    asks = 40
-    replies: list[int] = []
-    duplicates = 0
-    kill_at = {10: asyncio.Event(), 25: asyncio.Event()}
-
-    async def converse() -> None:
-        nonlocal duplicates
-        for done in range(asks):
-            try:
-                reply = await mesh.ask(name, Count(), expect=Counted, timeout=30,
-                                       at_least_once=True)  # fmt: skip
-                replies.append(reply.value)
-            except DuplicateMessageError:
-                duplicates += 1  # applied by an incarnation that died before replying
-            if done in kill_at:
-                kill_at[done].set()
-
-    async def kill_twice() -> None:
-        for due in kill_at.values():
-            await due.wait()
-            ray.kill(await mesh.actor(name))
-
-    await asyncio.gather(converse(), kill_twice())
-    assert len(replies) + duplicates == asks  # none lost, none failed
-    assert replies == sorted(set(replies))  # no value handed out twice
-    final = await mesh.ask(name, Count(), expect=Counted)
-    assert final.value == asks + 1  # every ask counted exactly once
-    (member,) = [row for row in await team.members() if row["name"] == name]
-    assert member["restarts"] == 2
+    figures = await exactly_once(mesh, asks=asks, kill_every_s=kill_every_s)
+    assert figures.kills >= 1
+    assert figures.hung == 0
+    assert figures.untyped == 0
+    assert figures.acknowledged + sum(figures.errors.values()) == asks
+    assert figures.acknowledged > 0
+    assert figures.retries > 0  # the kills were felt, and sent again
+    assert figures.lost == 0
+    assert figures.applied_twice == 0
+    # Only the deadline ends an at-least-once ask to an agent that keeps coming back.
+    assert set(figures.errors) <= {"DeadlineExceededError"}, figures.errors
