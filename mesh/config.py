@@ -55,6 +55,12 @@ class MeshConfig(BaseSettings):
         "error", description="On a full mailbox: refuse (MailboxFullError) or make the send wait."
     )
     max_outbox: int = Field(10_000, ge=1, description="Frames queued per link before refusal.")
+    refusal_penalty: float = Field(
+        4.0,
+        ge=0,
+        description="A batch with refused frames is answered after this many times what "
+        "refusing them took (0: at once), so a sender of bad frames slows down.",
+    )
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     secret: SecretStr | None = Field(None, description="Cluster secret: frames are signed with it.")

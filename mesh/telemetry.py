@@ -90,12 +90,36 @@ def remember_secret(value: str) -> None:
         _REMEMBERED.add(value)
 
 
-def _known_secrets() -> list[str]:
-    # Values of the environment's keys and tokens, e.g. OPENAI_API_KEY, redacted wherever
-    # they turn up even if they do not look like keys.
-    marks = ("_API_KEY", "_TOKEN", "_SECRET", "_SECRETS", "_PASSWORD")
-    found = {v for k, v in os.environ.items() if k.endswith(marks) and len(v) >= 8}
-    return sorted(found | _REMEMBERED, key=len, reverse=True)
+_MARKS = ("_API_KEY", "_TOKEN", "_SECRET", "_SECRETS", "_PASSWORD")
+
+
+class _EnvironmentSecrets:
+    """Values of the environment's keys and tokens (e.g. OPENAI_API_KEY), kept up to date.
+
+    Redaction runs on every error text and dead letter, and reading the whole
+    environment each time was a tenth of a host's time under a flood of bad frames.
+    The list is read again when the number of variables changes or one of the secret
+    ones changes its value, which a few lookups tell.
+    """
+
+    def __init__(self) -> None:
+        self._size = -1
+        self._values: dict[str, str] = {}
+        self._remembered = 0
+        self._secrets: list[str] = []
+
+    def current(self) -> list[str]:
+        """Return the secrets to redact, longest first."""
+        stale = len(os.environ) != self._size or len(_REMEMBERED) != self._remembered
+        if stale or any(os.environ.get(k) != v for k, v in self._values.items()):
+            self._size, self._remembered = len(os.environ), len(_REMEMBERED)
+            self._values = {k: v for k, v in os.environ.items() if k.endswith(_MARKS)}
+            found = {v for v in self._values.values() if len(v) >= 8}
+            self._secrets = sorted(found | _REMEMBERED, key=len, reverse=True)
+        return self._secrets
+
+
+_known_secrets = _EnvironmentSecrets().current
 
 
 def redact(text: str) -> str:

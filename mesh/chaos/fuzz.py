@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import ray
 from ray.exceptions import RayError
 
 from mesh.chaos._agents import Echoer, Say
@@ -172,9 +173,12 @@ async def fuzz_agent(
     name = unique("fuzzed")
     await mesh.spawn(Echoer, name=name)
     figures = FuzzFigures(frames=frames, seed=seed, asks_per_s=round(1 / every_s, 1))
+    flooder = None
     try:
         host = await mesh.actor(name)
         incarnation = await host.ping.remote()
+        flooder = _Flooder.remote()  # type: ignore[attr-defined]
+        await flooder.ready.remote()
         await mesh.ask(name, Say(text="warm"), timeout=10)  # the edge's link is up
         made = make_frames(rng, name, frames)  # before any timing: it costs the driver
         figures.by_kind = dict(Counter(kind for kind, _ in made))
@@ -185,7 +189,7 @@ async def fuzz_agent(
 
         flooded = asyncio.Event()
         _, (latencies, figures.fuzzed_ask_errors) = await asyncio.gather(
-            _flood(host, [frame for _, frame in made], figures, flooded),
+            _flood(flooder, host, [frame for _, frame in made], figures, flooded),
             _paced_asks(mesh, name, every_s, lambda _: not flooded.is_set()),
         )
         figures.fuzzed_asks = len(latencies) + sum(figures.fuzzed_ask_errors.values())
@@ -201,6 +205,8 @@ async def fuzz_agent(
             figures.dead_letters = after.dead_letters - before.dead_letters
     finally:
         await mesh.stop(name)
+        if flooder is not None:
+            ray.kill(flooder)
     return figures
 
 
@@ -240,24 +246,47 @@ def _ms(latencies: list[float]) -> tuple[float | None, float | None]:
 
 
 async def _flood(
-    host: Any, frames: list[bytes], figures: FuzzFigures, flooded: asyncio.Event
+    flooder: Any, host: Any, frames: list[bytes], figures: FuzzFigures, flooded: asyncio.Event
 ) -> None:
-    """Deliver `frames` in batches on one link, one call at a time, as fast as it takes them."""
-    started = time.monotonic()
+    """Have the peer process deliver `frames` at the host, and count how they were refused."""
     try:
+        refused, typed, crashed, figures.flood_s = await flooder.flood.remote(host, frames)
+        figures.refused += refused
+        figures.refused_typed += typed
+        figures.crashes += crashed
+    finally:
+        flooded.set()
+
+
+@ray.remote(num_cpus=0)
+class _Flooder:
+    """A hostile peer in a process of its own, started before any timing begins.
+
+    The driver that times the well-formed asks then shares no CPU with the flood's
+    sending and counting, and no worker starts while the asks are timed.
+    """
+
+    def ready(self) -> bool:
+        return True
+
+    def flood(self, host: Any, frames: list[bytes]) -> tuple[int, int, bool, float]:
+        """Deliver `frames` in batches on one link, one call at a time, as fast as taken.
+
+        Returns the frames refused, those refused with a typed error, whether the host
+        died under it, and how long the flood took.
+        """
+        refused = typed = 0
+        started = time.monotonic()
         for seq, start in enumerate(range(0, len(frames), BATCH)):
             batch = frames[start : start + BATCH]
             try:
-                refusals = await host.deliver.remote(f"{SENDER}#1", seq, batch)
+                refusals = ray.get(host.deliver.remote(f"{SENDER}#1", seq, batch))
             except RayError:
-                figures.crashes += 1  # the host died under it: nothing more to send
-                break
+                return refused, typed, True, time.monotonic() - started  # nothing more to send
             for _index, error in refusals or []:
-                figures.refused += 1
-                figures.refused_typed += is_typed(error)
-    finally:
-        figures.flood_s = time.monotonic() - started
-        flooded.set()
+                refused += 1
+                typed += is_typed(error)
+        return refused, typed, False, time.monotonic() - started
 
 
 async def _request_lane(host: Any, rng: random.Random, name: str, figures: FuzzFigures) -> None:

@@ -9,11 +9,15 @@ Set ``RAYMESH_FUZZ_SEED`` to replay a run's frames (each run prints its seed).
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
-from mesh import Mesh, MeshError, ProtocolError
+from mesh import Mesh, MeshConfig, MeshError, ProtocolError
+from mesh._spawn import start_host
 from mesh.chaos import fuzz_agent, is_typed
+from mesh.chaos._agents import Echoer
+from mesh.team import AgentSpec
 
 pytestmark = pytest.mark.ray
 
@@ -52,3 +56,23 @@ def test_every_error_class_the_fuzzer_accepts_is_a_mesh_error() -> None:
     assert is_typed({"code": "MailboxFullError"})
     assert not is_typed({"code": "NoSuchError"})
     assert issubclass(ProtocolError, MeshError)
+
+
+@pytest.mark.parametrize("penalty", [0.0, 500.0])
+async def test_a_sender_of_refused_frames_waits_in_a_tarpit(mesh: Mesh, penalty: float) -> None:
+    # The call that carried refused frames is answered only after `refusal_penalty`
+    # times what refusing them took (at most 1 s), so the link of a flooding sender
+    # slows down while the host serves the others.
+    config = MeshConfig(**{**mesh.config.model_dump(), "refusal_penalty": penalty})
+    name = f"tarpit-{int(penalty)}"
+    host, _ = await start_host(AgentSpec(name=name, agent=Echoer), config)
+    try:
+        garbage = [b"\xc1 not msgpack %d" % n for n in range(50)]
+        started = time.monotonic()
+        refusals = await host.deliver.remote("flooder#1", 0, garbage)
+        held_s = time.monotonic() - started
+        assert len(refusals) == len(garbage)
+        if penalty:
+            assert held_s >= 0.02  # 50 refusals take well over 40 us: 500x is over 20 ms
+    finally:
+        await mesh.stop(name)

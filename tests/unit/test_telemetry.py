@@ -79,6 +79,16 @@ def test_redact_hides_key_like_strings_and_the_environments_keys() -> None:
     assert done.stdout.strip() == "the token is [redacted]"
 
 
+def test_redact_follows_the_environment_as_it_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    redact("warm the list of known secrets")
+    monkeypatch.setenv("LATE_API_KEY", "first value 123")
+    assert redact("got first value 123") == "got [redacted]"
+    monkeypatch.setenv("LATE_API_KEY", "second value 456")  # same number of variables
+    assert redact("got second value 456") == "got [redacted]"
+    monkeypatch.delenv("LATE_API_KEY")
+    assert redact("got second value 456") == "got second value 456"
+
+
 def test_log_lines_never_carry_a_key_from_the_environment() -> None:
     script = textwrap.dedent(
         """
