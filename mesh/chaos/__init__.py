@@ -8,6 +8,7 @@ scenarios are the tests in ``tests/fault/``.
 from mesh.chaos._figure import Figure, Figures
 from mesh.chaos.conversation import ConversationFigures, chaos_conversation
 from mesh.chaos.hung import Fault, HungFigures, hung_agent
+from mesh.chaos.injection import InjectionFigures, prompt_injection
 from mesh.chaos.order import OrderFigures, order_across_restarts
 from mesh.chaos.registry import RegistryFigures, registry_killed
 from mesh.chaos.report import SCENARIOS, ChaosReport, Scenario, run_chaos
@@ -20,12 +21,14 @@ __all__ = [
     "Figure",
     "Figures",
     "HungFigures",
+    "InjectionFigures",
     "OrderFigures",
     "RegistryFigures",
     "Scenario",
     "chaos_conversation",
     "hung_agent",
     "order_across_restarts",
+    "prompt_injection",
     "registry_killed",
     "run_chaos",
 ]

@@ -16,6 +16,7 @@ from rich.table import Table
 from mesh.chaos._figure import Figure, Figures
 from mesh.chaos.conversation import ConversationFigures, chaos_conversation
 from mesh.chaos.hung import HungFigures, hung_agent
+from mesh.chaos.injection import InjectionFigures, prompt_injection
 from mesh.chaos.order import OrderFigures, order_across_restarts
 from mesh.chaos.registry import RegistryFigures, registry_killed
 from mesh.config import MeshConfig
@@ -52,12 +53,17 @@ async def _hung(mesh: Mesh, quick: bool) -> list[HungFigures]:
     return [await hung_agent(mesh, fault=fault) for fault in ("blocked loop", "SIGSTOP")]
 
 
+async def _injection(mesh: Mesh, quick: bool) -> list[InjectionFigures]:
+    return [await prompt_injection(mesh, budgets=(200,) if quick else (200, 1_000, 5_000))]
+
+
 #: The suite, in the order it runs and its table reads.
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("conversation", "chaos conversation", _conversation),
     Scenario("order", "per-pair order across restarts", _order),
     Scenario("registry", "registry killed during traffic", _registry),
     Scenario("hung", "hung agents", _hung),
+    Scenario("injection", "prompt injection against an obedient model", _injection),
 )
 
 
