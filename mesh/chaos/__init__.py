@@ -12,6 +12,7 @@ from mesh.chaos.injection import InjectionFigures, prompt_injection
 from mesh.chaos.order import OrderFigures, order_across_restarts
 from mesh.chaos.registry import RegistryFigures, registry_killed
 from mesh.chaos.report import SCENARIOS, ChaosReport, Scenario, run_chaos
+from mesh.chaos.secrets import SecretsFigures, secrets_sweep
 
 __all__ = [
     "SCENARIOS",
@@ -25,10 +26,12 @@ __all__ = [
     "OrderFigures",
     "RegistryFigures",
     "Scenario",
+    "SecretsFigures",
     "chaos_conversation",
     "hung_agent",
     "order_across_restarts",
     "prompt_injection",
     "registry_killed",
     "run_chaos",
+    "secrets_sweep",
 ]

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 import uuid
 
 from mesh.agent import Agent, Context, handler
+from mesh.chaos._canaries import ENV_KEY
 from mesh.errors import DiedBeforeRunError, MeshError, PeerNotFoundError
+from mesh.tracing import get_logger
 from protocols import Message
 
 __all__ = [
     "Chatted",
     "Chatter",
     "Counted",
+    "Expose",
     "Freeze",
+    "Leaky",
     "Numbered",
     "Progress",
     "Receiver",
@@ -29,6 +34,9 @@ __all__ = [
     "Worked",
     "Worker",
 ]
+
+
+_log = get_logger()
 
 
 class Work(Message, type="raymesh.chaos.work/1"):
@@ -200,3 +208,27 @@ class Talker(Agent):
     @handler
     async def on_stop_chatter(self, msg: StopChatter, ctx: Context) -> None:
         self.stopping.set()
+
+
+class Expose(Message, type="raymesh.chaos.expose/1"):
+    """Log `key`, then fail with it (and the agent's environment key) in the error's text."""
+
+    key: str
+
+
+class Leaky(Agent):
+    """Puts every key it is given where a careless handler would: a log line and an error.
+
+    Args:
+        env_key: A canary planted in this agent's process as ``RAYMESH_CANARY_API_KEY``.
+    """
+
+    def __init__(self, env_key: str | None = None) -> None:
+        if env_key is not None:
+            os.environ[ENV_KEY] = env_key
+
+    @handler
+    async def on_expose(self, msg: Expose, ctx: Context) -> Expose:
+        mine = os.environ.get(ENV_KEY, "")
+        _log.error("calling the backend", key=msg.key, env_key=mine)
+        raise RuntimeError(f"backend refused key {msg.key} (and {ENV_KEY}={mine})")

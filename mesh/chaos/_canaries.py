@@ -7,9 +7,14 @@ minted, not only its own, in the logs, traces and dead letters the suite left be
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
-__all__ = ["canary_env_key", "canary_key", "planted"]
+__all__ = ["ENV_KEY", "canary_env_key", "canary_key", "in_environment", "planted"]
+
+#: The environment variable the scenarios plant an agent's or the driver's canary in.
+ENV_KEY = "RAYMESH_CANARY_API_KEY"
 
 _planted: dict[str, str] = {}
 
@@ -32,6 +37,20 @@ def canary_env_key(label: str) -> str:
 def planted() -> dict[str, str]:
     """Return every canary this process minted, by label."""
     return dict(_planted)
+
+
+@contextlib.contextmanager
+def in_environment(name: str, value: str) -> Iterator[None]:
+    """Set `name` in this process's environment for the block, as a user's key would be."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def _plant(label: str, value: str) -> str:

@@ -21,15 +21,14 @@ from typing import Any
 from actors import Completion, LLMAgent, Prompt
 from actors.loopback import Step
 from mesh.agent import Agent, Context, handler
+from mesh.chaos._canaries import ENV_KEY
 
-__all__ = ["ENV_KEY", "MODEL", "RELAY", "Bystander", "Obedient", "obey", "obey_and_relay"]
+__all__ = ["MODEL", "RELAY", "Bystander", "Obedient", "Vaulted", "obey", "obey_and_relay"]
 
 #: The model name the loopback server answers as the obedient model.
 MODEL = "obedient"
 #: A prompt holding this makes the model delegate the same prompt to a peer, forever.
 RELAY = "RELAY FOREVER"
-#: The environment variable the scenarios plant an agent's canary key in.
-ENV_KEY = "RAYMESH_CANARY_API_KEY"
 
 _CALL = re.compile(r"CALL (\w+) (?=\{)")
 _SMUGGLED = re.compile(r'(?=\{"name": ")')
@@ -106,6 +105,12 @@ class Obedient(LLMAgent):
         if env_key is not None:
             os.environ[ENV_KEY] = env_key
         super().__init__(*args, **options)
+
+
+class Vaulted(Obedient):
+    """An obedient agent with a tool that reads the key in its environment."""
+
+    default_tools = (read_vault,)
 
 
 class Bystander(Agent):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Iterator, MutableMapping, Sequence
@@ -28,9 +27,9 @@ from structlog.testing import capture_logs
 from actors import BudgetExceededError, Completion, LLMAgent, Prompt, ToolRun
 from actors.loopback import LoopbackLLMServer
 from mesh._spawn import start_host
-from mesh.chaos._canaries import canary_key
+from mesh.chaos._canaries import ENV_KEY, canary_key, in_environment
 from mesh.chaos._figure import Figure
-from mesh.chaos._obedient import ENV_KEY, MODEL, RELAY, Bystander, obey_and_relay
+from mesh.chaos._obedient import MODEL, RELAY, Bystander, obey_and_relay
 from mesh.chaos._payloads import (
     ATTACKS,
     CHANNELS,
@@ -145,7 +144,7 @@ async def _in_the_driver(server: LoopbackLLMServer, figures: InjectionFigures) -
     answers: list[str] = []
     runs: list[ToolRun] = []
     before = len(server.requests_for(MODEL))
-    with _env(ENV_KEY, key), _logged() as logs:
+    with in_environment(ENV_KEY, key), _logged() as logs:
         for agent in agents:
             await agent.on_start()
             try:
@@ -174,20 +173,6 @@ async def _in_the_driver(server: LoopbackLLMServer, figures: InjectionFigures) -
     figures.approval_blocks_logged = sum(
         1 for e in logs if str(e["event"]).startswith("tool call blocked")
     )
-
-
-@contextlib.contextmanager
-def _env(name: str, value: str) -> Iterator[None]:
-    # The key is in the driver's environment, as a user's OPENAI_API_KEY would be.
-    before = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
 
 
 @contextlib.contextmanager

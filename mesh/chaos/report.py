@@ -19,6 +19,7 @@ from mesh.chaos.hung import HungFigures, hung_agent
 from mesh.chaos.injection import InjectionFigures, prompt_injection
 from mesh.chaos.order import OrderFigures, order_across_restarts
 from mesh.chaos.registry import RegistryFigures, registry_killed
+from mesh.chaos.secrets import SecretsFigures, secrets_sweep
 from mesh.config import MeshConfig
 from mesh.errors import ConfigError
 from mesh.runtime import Mesh
@@ -57,13 +58,19 @@ async def _injection(mesh: Mesh, quick: bool) -> list[InjectionFigures]:
     return [await prompt_injection(mesh, budgets=(200,) if quick else (200, 1_000, 5_000))]
 
 
-#: The suite, in the order it runs and its table reads.
+async def _secrets(mesh: Mesh, quick: bool) -> list[SecretsFigures]:
+    return [await secrets_sweep(mesh, rounds=3 if quick else 20)]
+
+
+#: The suite, in the order it runs and its table reads. `secrets` comes last: it
+#: sweeps for what every scenario before it left behind.
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("conversation", "chaos conversation", _conversation),
     Scenario("order", "per-pair order across restarts", _order),
     Scenario("registry", "registry killed during traffic", _registry),
     Scenario("hung", "hung agents", _hung),
     Scenario("injection", "prompt injection against an obedient model", _injection),
+    Scenario("secrets", "canary keys, then a sweep for them", _secrets),
 )
 
 
