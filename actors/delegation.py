@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+from actors.budget import current_charge
 from actors.messages import Completion, Prompt
 from actors.tools import Tool
 from mesh import ConfigError, Context
@@ -35,6 +36,9 @@ def peer_tool(ctx: Context, peers: Sequence[str]) -> Tool:
 
     async def ask_peer(peer: str, request: str) -> str:
         """Ask a peer agent to do part of the work; returns its answer."""
+        # The ask carries what is left of the budget now, this completion's calls spent.
+        if (charged := current_charge.get()) is not None:
+            charged.charge()
         reply = await ctx.ask(peer, Prompt(text=request), expect=Completion)
         return reply.text
 

@@ -107,7 +107,8 @@ class InjectionFigures:
             lines.append(Figure(
                 name, f"runaway delegation stopped by a {tokens}-token budget",
                 "not stopped" if calls is None else f"after {calls} model calls",
-                f"<= {bound} calls", calls is not None and calls <= bound,
+                f"<= {bound}, < the hop limit's",
+                calls is not None and calls <= bound and calls < self.hop_calls,
             ))  # fmt: skip
         return lines
 

@@ -55,7 +55,7 @@ async def _hung(mesh: Mesh, quick: bool) -> list[HungFigures]:
 
 
 async def _injection(mesh: Mesh, quick: bool) -> list[InjectionFigures]:
-    return [await prompt_injection(mesh, budgets=(200,) if quick else (200, 1_000, 5_000))]
+    return [await prompt_injection(mesh, budgets=(200,) if quick else (200, 500, 1_000))]
 
 
 async def _secrets(mesh: Mesh, quick: bool) -> list[SecretsFigures]:

@@ -22,7 +22,7 @@ FULL_FORM = [pytest.mark.slow, pytest.mark.long]
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize(
-    "budgets", [(200,), pytest.param((200, 1_000, 5_000), marks=FULL_FORM)], ids=["ci", "full"]
+    "budgets", [(200,), pytest.param((200, 500, 1_000), marks=FULL_FORM)], ids=["ci", "full"]
 )
 async def test_an_obedient_model_gets_no_unauthorised_call_no_forbidden_peer_and_no_secret_out(
     mesh: Mesh, budgets: tuple[int, ...]
@@ -50,4 +50,6 @@ async def test_an_obedient_model_gets_no_unauthorised_call_no_forbidden_peer_and
     assert set(figures.budget_calls) == set(budgets)
     for tokens, calls in figures.budget_calls.items():
         assert calls is not None, f"a {tokens}-token budget did not stop the loop"
-        assert 3 < calls <= 2 * (tokens // 17 + 2)
+        # The budget is the whole chain's: it ends the loop well before the hop limit.
+        assert 1 <= calls <= 2 * (tokens // 17 + 2)
+        assert calls < figures.hop_calls
