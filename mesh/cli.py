@@ -247,7 +247,10 @@ def chaos(
         ),
     ] = None,
 ) -> None:
-    """Inject faults into a local mesh (kills, hangs, a lost registry); print the figures.
+    """Inject faults into a local mesh; print the figures.
+
+    Kills, hangs, a lost registry, prompt injection against an obedient model, and
+    canary keys swept for afterwards (`secrets`, last).
 
     Exits with 1 if a figure misses its target.
     """

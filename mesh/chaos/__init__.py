@@ -2,7 +2,8 @@
 
 Each scenario is a coroutine over a running `Mesh` that returns its figures;
 `run_chaos` runs them all (``raymesh chaos`` prints its table). The CI forms of the
-scenarios are the tests in ``tests/fault/``.
+scenarios are tests: ``tests/fault/test_chaos.py``, ``tests/llm/test_prompt_injection.py``
+and ``tests/integration/test_secrets_canary.py``.
 """
 
 from mesh.chaos._figure import Figure, Figures
