@@ -43,6 +43,9 @@ current_charge: ContextVar[ChargedBudget | None] = ContextVar(
 class _Spender(Protocol):
     def spend(self, **units: float) -> None: ...
 
+    @property
+    def spent(self) -> dict[str, float]: ...
+
 
 @dataclass
 class ChargedBudget:
@@ -67,6 +70,17 @@ class ChargedBudget:
         self.charged_tokens, self.charged_usd = self.budget.spent_tokens, self.budget.spent_usd
         if tokens or usd:
             self.ctx.spend(tokens=tokens, usd=usd)
+
+    def absorb(self, *, tokens: float, usd: float) -> None:
+        """Count what a delegation spent (already charged to the handler) against the budget.
+
+        The completion's later model calls then see it spent, so unwinding a chain of
+        delegations cannot overspend what the chain as a whole had.
+        """
+        self.budget.spent_tokens += int(tokens)
+        self.budget.spent_usd += usd
+        self.charged_tokens += int(tokens)
+        self.charged_usd += usd
 
 
 class Budget(BaseModel):

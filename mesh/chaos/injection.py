@@ -275,8 +275,11 @@ async def _runaway(
                 found = re.search(rf"raised ({'|'.join(_HOP_STOPS)})", reply.text)
                 stopped = found.group(1) if found else None
             else:
-                await mesh.ask(ping, Prompt(text=RELAY), timeout=60,
-                               budget={"tokens": budget})  # fmt: skip
+                reply = await mesh.ask(ping, Prompt(text=RELAY), expect=Completion, timeout=60,
+                                       budget={"tokens": budget})  # fmt: skip
+                # Deep in the chain, the refusal reaches the asker as a tool's result.
+                if "raised BudgetExceededError" in reply.text:
+                    stopped = "BudgetExceededError"
         except BudgetExceededError:
             stopped = "BudgetExceededError"
         except MeshError as exc:
