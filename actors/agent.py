@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from actors.budget import Budget, current_budget
+from actors.budget import Budget, ChargedBudget, current_budget, current_charge
 from actors.client import CompletionResult
 from actors.delegation import peer_tool
 from actors.memory import ConversationWindow
@@ -210,7 +210,8 @@ class LLMAgent(Agent):
                 tools = [*tools, peer_tool(ctx, self.peers)]
         allowance = None if ctx is None else ctx.allowance()
         scoped = None if allowance is None else _budget_of(allowance)
-        token = current_budget.set(scoped)
+        charged = None if scoped is None or ctx is None else ChargedBudget(scoped, ctx)
+        token, charging = current_budget.set(scoped), current_charge.set(charged)
         try:
             return await self.client.complete(
                 prompt,
@@ -225,10 +226,11 @@ class LLMAgent(Agent):
             )
         finally:
             current_budget.reset(token)
-            if scoped is not None and ctx is not None:
+            current_charge.reset(charging)
+            if charged is not None:
                 # What this call spent now counts against the message's allowance,
                 # and travels back to whoever asked.
-                ctx.spend(tokens=scoped.spent_tokens, usd=scoped.spent_usd)
+                charged.charge()
 
     @handler
     async def on_prompt(self, msg: Prompt, ctx: Context) -> Completion:

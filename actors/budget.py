@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Protocol
 
 from pydantic import BaseModel, Field
 
 from actors.errors import BudgetExceededError
 
-__all__ = ["Budget", "Reservation"]
+__all__ = ["Budget", "ChargedBudget", "Reservation", "current_charge"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,53 @@ class Reservation:
 #: The budget of the message being handled, rebuilt from its envelope's allowance by
 #: `LLMAgent.complete`; every model call checks it besides the agent's own.
 current_budget: ContextVar[Budget | None] = ContextVar("raymesh_current_budget", default=None)
+#: The same budget, with the handler it is charged to (see `ChargedBudget`).
+current_charge: ContextVar[ChargedBudget | None] = ContextVar(
+    "raymesh_current_charge", default=None
+)
+
+
+class _Spender(Protocol):
+    def spend(self, **units: float) -> None: ...
+
+    @property
+    def spent(self) -> dict[str, float]: ...
+
+
+@dataclass
+class ChargedBudget:
+    """A message's budget for one completion, and the handler context it is charged to.
+
+    An ask made during the completion (a delegation) carries the handler's allowance:
+    what the message arrived with less what was charged so far. Charging what the
+    model calls spent before each such ask, not only when the completion ends, keeps a
+    chain of agents that delegate to each other within the one budget (otherwise every
+    hop would pass on the whole of it).
+    """
+
+    budget: Budget
+    ctx: _Spender
+    charged_tokens: int = 0
+    charged_usd: float = 0.0
+
+    def charge(self) -> None:
+        """Charge what the budget spent since the last charge to the handler."""
+        tokens = self.budget.spent_tokens - self.charged_tokens
+        usd = self.budget.spent_usd - self.charged_usd
+        self.charged_tokens, self.charged_usd = self.budget.spent_tokens, self.budget.spent_usd
+        if tokens or usd:
+            self.ctx.spend(tokens=tokens, usd=usd)
+
+    def absorb(self, *, tokens: float, usd: float) -> None:
+        """Count what a delegation spent (already charged to the handler) against the budget.
+
+        The completion's later model calls then see it spent, so unwinding a chain of
+        delegations cannot overspend what the chain as a whole had.
+        """
+        self.budget.spent_tokens += int(tokens)
+        self.budget.spent_usd += usd
+        self.charged_tokens += int(tokens)
+        self.charged_usd += usd
 
 
 class Budget(BaseModel):

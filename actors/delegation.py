@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+from actors.budget import current_charge
 from actors.messages import Completion, Prompt
 from actors.tools import Tool
 from mesh import ConfigError, Context
@@ -35,7 +36,20 @@ def peer_tool(ctx: Context, peers: Sequence[str]) -> Tool:
 
     async def ask_peer(peer: str, request: str) -> str:
         """Ask a peer agent to do part of the work; returns its answer."""
-        reply = await ctx.ask(peer, Prompt(text=request), expect=Completion)
+        # The ask carries what is left of the budget now, this completion's calls spent;
+        # what the peer spent counts against this completion's later calls.
+        charged = current_charge.get()
+        if charged is None:
+            reply = await ctx.ask(peer, Prompt(text=request), expect=Completion)
+            return reply.text
+        charged.charge()
+        before = ctx.spent
+        try:
+            reply = await ctx.ask(peer, Prompt(text=request), expect=Completion)
+        finally:
+            after = ctx.spent
+            charged.absorb(tokens=after.get("tokens", 0.0) - before.get("tokens", 0.0),
+                           usd=after.get("usd", 0.0) - before.get("usd", 0.0))  # fmt: skip
         return reply.text
 
     # The allow-list is the schema: built here, since it is only known now.

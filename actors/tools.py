@@ -147,7 +147,7 @@ class Toolbox:
         return [t.spec() for t in self.tools.values()]
 
     async def run(self, call: ToolCall) -> str:
-        """Validate and run one call; return its result as text for the model.
+        """Validate and run one call; return its result as text for the model, keys redacted.
 
         Raises:
             ToolError: Unknown tool, invalid arguments, not approved, or the tool raised.
@@ -168,7 +168,9 @@ class Toolbox:
             raise ToolError(
                 redact(f"tool {call.name!r} raised {type(exc).__name__}: {exc}"), tool=call.name
             ) from exc
-        return _as_text(result)
+        # A tool may read a key (from the environment, a vault) and return it: the model,
+        # a third party, must never see one, nor pass it on in its answer.
+        return redact(_as_text(result))
 
 
 async def _approve(found: Tool, arguments: dict[str, Any]) -> None:

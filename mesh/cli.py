@@ -247,7 +247,10 @@ def chaos(
         ),
     ] = None,
 ) -> None:
-    """Inject faults into a local mesh (kills, hangs, a lost registry); print the figures.
+    """Inject faults into a local mesh; print the figures.
+
+    Kills, hangs, a lost registry, prompt injection against an obedient model, and
+    canary keys swept for afterwards (`secrets`, last).
 
     Exits with 1 if a figure misses its target.
     """
@@ -296,11 +299,19 @@ def up(  # noqa: PLR0917 (typer maps each parameter to an option)
     dev: Annotated[
         bool, typer.Option(help="Allow RAY_AUTH_MODE=disabled (loopback only).")
     ] = False,
+    secrets_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="A 0600 KEY=value file: its keys go into the head's environment, for its jobs.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start a local Ray head with its dashboard and Jobs API on 127.0.0.1.
 
     What was started is recorded under $RAYMESH_HOME (default ~/.raymesh), so that
-    `raymesh down` stops exactly that and nothing else.
+    `raymesh down` stops exactly that and nothing else. Keys for the cluster's jobs
+    come from --secrets-file, never from `submit --env`.
     """
     from mesh import cluster
 
@@ -313,7 +324,8 @@ def up(  # noqa: PLR0917 (typer maps each parameter to an option)
             return
         with _err.status("starting a Ray head (ray start --head)"):
             state = cluster.start_head(port=port, dashboard_port=dashboard_port,
-                                       num_cpus=num_cpus, host=host, dev=dev)  # fmt: skip
+                                       num_cpus=num_cpus, host=host, dev=dev,
+                                       secrets_file=secrets_file)  # fmt: skip
     except MeshError as exc:
         _fail(exc)
     _out.print(f"[green]cluster up[/green] (Ray {state.ray_version}, "
@@ -384,7 +396,16 @@ def submit(  # noqa: PLR0917 (typer maps each parameter to an option)
     env: Annotated[
         list[str] | None,
         typer.Option(
-            help="K=V, or K to pass this environment's value (repeat). Values are never shown."
+            help="K=V, or K to pass this environment's value (repeat). No secrets: they "
+            "would be kept in the job's runtime_env."
+        ),
+    ] = None,
+    secrets_file: Annotated[
+        str | None,
+        typer.Option(
+            help="Absolute path of a 0600 secrets file on the cluster's nodes; the job "
+            "reads its keys from it (only the path is sent).",
+            show_default=False,
         ),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds the task may take.")] = 120.0,
@@ -392,7 +413,11 @@ def submit(  # noqa: PLR0917 (typer maps each parameter to an option)
         str, typer.Option(help="The interpreter on the cluster that has raymesh.")
     ] = "python",
 ) -> None:
-    """Submit a team run to a Ray cluster as a job (through the Ray Jobs API)."""
+    """Submit a team run to a Ray cluster as a job (through the Ray Jobs API).
+
+    An --env that looks like a secret is refused: keys live on the cluster (`raymesh up
+    --secrets-file`, or --secrets-file here naming a file there).
+    """
     from mesh import cluster
 
     try:
@@ -404,7 +429,7 @@ def submit(  # noqa: PLR0917 (typer maps each parameter to an option)
         with _err.status("uploading the working directory and submitting"):
             job_id = cluster.submit_team(
                 client, team_file, task, working_dir=working_dir, pip=pip or [],
-                env=variables, timeout=timeout, python=python,
+                env=variables, secrets_file=secrets_file, timeout=timeout, python=python,
             )  # fmt: skip
     except MeshError as exc:
         _fail(exc)

@@ -45,6 +45,7 @@ import yaml
 
 from mesh._ray_security import LOOPBACK, bind_args, head_env, secure_token_file, token_path
 from mesh.errors import MeshError
+from mesh.secrets import env_secret_reason, read_secrets_file
 from mesh.telemetry import redact, remember_secret
 
 __all__ = [
@@ -287,8 +288,13 @@ def start_head(
     wait_s: float = 60.0,
     host: str = LOOPBACK,
     dev: bool = False,
+    secrets_file: Path | None = None,
 ) -> HeadState:
     """Start a local Ray head with ``ray start --head`` and record it in the state file.
+
+    With `secrets_file`, its keys are put in the head's environment, which every
+    process Ray starts there inherits: jobs on this cluster find them as environment
+    variables, and they never pass through Ray's job records.
 
     Args:
         port: The GCS port (default: a free one).
@@ -298,10 +304,12 @@ def start_head(
         host: The address the head binds to; anything but loopback exposes Ray's
             ports (see the README's security section).
         dev: Allow ``RAY_AUTH_MODE=disabled`` (on loopback only).
+        secrets_file: A 0600 ``KEY=value`` file of keys for the cluster's jobs.
 
     Raises:
         ClusterError: A head started by ``raymesh up`` already runs, or Ray failed to
             start (the message holds the end of its output).
+        ConfigError: The secrets file is missing, readable by others or malformed.
     """
     current = live_head()
     if current is not None:
@@ -310,6 +318,8 @@ def start_head(
             hint="use it, or `raymesh down` first",
         )
     env = head_env(_cluster_env(), host=host, dev=dev)
+    if secrets_file is not None:
+        env |= read_secrets_file(secrets_file)
     secure_token_file(token_path(env))
     free = iter(_free_ports(7))
     port = port or next(free)
@@ -603,15 +613,20 @@ def version_mismatch(client: Any) -> str | None:
 def parse_env(pairs: Sequence[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Turn ``K=V`` and ``K`` (value from `environ`) items into env vars for a job.
 
+    A job's env vars are kept in its runtime_env, which Ray's dashboard, its Jobs API
+    and ``ray job list`` show to whoever holds the cluster's token: no secret may go there.
+
     Raises:
-        ClusterError: An item has no name, or names a variable `environ` lacks.
+        ClusterError: An item has no name, names a variable `environ` lacks, or looks
+            like a secret (by its name or its value; the value is never shown).
     """
     environ = os.environ if environ is None else environ
     env: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not name:
-            raise ClusterError(f"--env {pair!r} has no name", hint="use --env NAME=VALUE")
+            # Not the item itself: what follows its "=" may be a key.
+            raise ClusterError("an --env item has no name", hint="use --env NAME=VALUE")
         if not sep:
             if name not in environ:
                 raise ClusterError(
@@ -619,6 +634,14 @@ def parse_env(pairs: Sequence[str], environ: Mapping[str, str] | None = None) ->
                     hint=f"export {name} first, or pass --env {name}=VALUE",
                 )
             value = environ[name]
+        if (reason := env_secret_reason(name, value)) is not None:
+            raise ClusterError(
+                f"--env {name}: refused, {reason}; a job's env vars are kept in its "
+                "runtime_env, which the Ray dashboard and `ray job list` show",
+                hint="keep keys on the cluster: start it with `raymesh up --secrets-file "
+                "PATH`, or pass `raymesh submit --secrets-file PATH` (a 0600 file on the "
+                "cluster's nodes)",
+            )
         env[name] = value
         remember_secret(value)  # values are never shown: masked in the job's logs here
     return env
@@ -632,6 +655,7 @@ def submit_team(
     working_dir: Path | None = None,
     pip: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    secrets_file: str | None = None,
     timeout: float = 120.0,
     python: str = "python",
 ) -> str:
@@ -639,7 +663,8 @@ def submit_team(
 
     The working directory (default: the team file's) is uploaded as the job's
     ``working_dir``; `env` goes only into the job's ``env_vars``, never onto its
-    command line, so secrets stay out of the job's listing and logs.
+    command line. Secrets go in neither: `secrets_file` names a file on the cluster,
+    and only its path travels (as ``RAYMESH_SECRETS_FILE``).
 
     Args:
         client: From `job_client`.
@@ -647,12 +672,15 @@ def submit_team(
         task: The task for the team's entry agent.
         working_dir: The directory to upload.
         pip: Packages the job installs (a runtime_env ``pip`` list).
-        env: Environment variables for the job.
+        env: Environment variables for the job (from `parse_env`: no secrets).
+        secrets_file: An absolute path, on the cluster's nodes, of a 0600 secrets
+            file the job reads its keys from.
         timeout: Seconds the task may take.
         python: The interpreter on the cluster that has raymesh installed.
 
     Raises:
         ClusterError: The team file is missing, unreadable or outside the working
+            directory, the secrets file's path is relative or inside the working
             directory, or the cluster refused the job.
     """
     if not team_file.is_file():
@@ -675,8 +703,11 @@ def submit_team(
         raise ClusterError(f"team file {team_file} is not readable YAML: {exc}") from exc
     name = str(spec.get("name", team_file.stem)) if isinstance(spec, dict) else team_file.stem
     runtime_env: dict[str, Any] = {"working_dir": str(root)}
-    if env:
-        runtime_env["env_vars"] = dict(env)
+    env_vars = dict(env or {})
+    if secrets_file is not None:
+        env_vars["RAYMESH_SECRETS_FILE"] = _cluster_secrets_path(secrets_file, root)
+    if env_vars:
+        runtime_env["env_vars"] = env_vars
     if pip:
         runtime_env["pip"] = list(pip)
     entrypoint = shlex.join([
@@ -697,6 +728,21 @@ def submit_team(
             hint="check --working-dir (at most 500 MiB) and --pip",
         ) from exc
     return job_id
+
+
+def _cluster_secrets_path(path: str, root: Path) -> str:
+    if not os.path.isabs(path):
+        raise ClusterError(
+            f"--secrets-file {path}: give an absolute path on the cluster's nodes",
+            hint="a relative path would be read from the job's working directory",
+        )
+    if Path(path).resolve().is_relative_to(root):
+        raise ClusterError(
+            f"--secrets-file {path} is inside the working directory {root}, which is "
+            "uploaded with the job: its keys would be stored in Ray",
+            hint="keep the secrets file outside the directory you submit",
+        )
+    return path
 
 
 def follow_job(

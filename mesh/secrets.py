@@ -16,9 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from mesh.errors import ConfigError
-from mesh.telemetry import remember_secret
+from mesh.telemetry import is_known_secret, remember_secret
 
-__all__ = ["get_secret", "looks_like_secret", "read_secrets_file", "secret_fields"]
+__all__ = [
+    "env_secret_reason",
+    "get_secret",
+    "looks_like_secret",
+    "read_secrets_file",
+    "secret_fields",
+]
 
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 # Prefixes of real providers' keys and tokens.
@@ -28,6 +34,8 @@ _KEY_PREFIX = re.compile(
 )
 _SECRET_NAME = re.compile(r"(api_?key|secret|token|password|passwd|credential)", re.IGNORECASE)
 _RANDOM = re.compile(r"^[A-Za-z0-9+/=_\-.]{24,}$")
+# A variable that names where a secret is (a file, a path) rather than holding it.
+_REFERENCE = re.compile(r"_(FILE|PATH|DIR)$", re.IGNORECASE)
 
 
 def read_secrets_file(path: str | Path) -> dict[str, str]:
@@ -93,6 +101,24 @@ def looks_like_secret(name: str, value: Any) -> bool:
     # Random keys mix digits in; an upper-case env var name does not.
     random = bool(_RANDOM.match(text)) and any(c.isdigit() for c in text)
     return random and bool(_SECRET_NAME.search(name))
+
+
+def env_secret_reason(name: str, value: str) -> str | None:
+    """Return why the environment variable `name` (set to `value`) looks like a secret, or None.
+
+    Its value may look like a key, be a key this process holds, or its name may be a
+    secret's (``*_API_KEY``, ``*_TOKEN``, ...); a name for where a secret is kept
+    (``*_FILE``, ``*_PATH``, ``*_DIR``) holding no key is not one.
+    """
+    reference = bool(_REFERENCE.search(name))
+    # A long path under a name like SECRETS_FILE is not a key: judge it by shape alone.
+    if looks_like_secret("" if reference else name, value):
+        return "its value looks like a key"
+    if is_known_secret(value):
+        return "its value is a key of this environment"
+    if _SECRET_NAME.search(name) and not reference:
+        return "its name is a secret's"
+    return None
 
 
 def secret_fields(data: Any, path: str = "") -> list[str]:

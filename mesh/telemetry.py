@@ -27,7 +27,15 @@ from typing import Any
 
 from protocols import Envelope
 
-__all__ = ["FLUSH_S", "Recorder", "SpanRecord", "add_event", "add_to", "redact"]
+__all__ = [
+    "FLUSH_S",
+    "Recorder",
+    "SpanRecord",
+    "add_event",
+    "add_to",
+    "is_known_secret",
+    "redact",
+]
 
 _SECRET = re.compile(r"(sk-[A-Za-z0-9_-]{8,}|[A-Za-z0-9_-]{40,})")
 _current: ContextVar[SpanRecord | None] = ContextVar("raymesh_span", default=None)
@@ -120,6 +128,11 @@ class _EnvironmentSecrets:
 
 
 _known_secrets = _EnvironmentSecrets().current
+
+
+def is_known_secret(value: str) -> bool:
+    """Return True when `value` is a key this process knows (its environment's, or remembered)."""
+    return value in _known_secrets()
 
 
 def redact(text: str) -> str:

@@ -411,16 +411,6 @@ class Guarded(Crosser):
         return Pong(text="slept")
 
 
-class Obedient(LLMAgent):
-    """An LLM agent that takes many prompts at once, so a delegation loop runs to its limits.
-
-    Two of them asking each other hold one handler per hop each: with fewer handlers than
-    half the hop limit, the loop would stall in a full mailbox before reaching it.
-    """
-
-    concurrency = 16
-
-
 class Scripted(Agent):
     """Takes part in every pattern with canned answers; fails, stalls or rejects on request.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 import uuid
@@ -10,6 +11,7 @@ import uuid
 from pydantic import BaseModel
 
 from mesh.agent import Agent, Context, handler
+from mesh.chaos._canaries import ENV_KEY
 from mesh.errors import (
     DiedBeforeRunError,
     MailboxFullError,
@@ -17,6 +19,7 @@ from mesh.errors import (
     OutboxFullError,
     PeerNotFoundError,
 )
+from mesh.tracing import get_logger
 from protocols import Message
 
 __all__ = [
@@ -29,10 +32,12 @@ __all__ = [
     "Chatter",
     "Counted",
     "Echoer",
+    "Expose",
     "Flood",
     "Flooded",
     "Freeze",
     "Item",
+    "Leaky",
     "Ledger",
     "LedgerState",
     "Numbered",
@@ -52,6 +57,9 @@ __all__ = [
     "Worked",
     "Worker",
 ]
+
+
+_log = get_logger()
 
 
 class Work(Message, type="raymesh.chaos.work/1"):
@@ -412,3 +420,27 @@ class Producer(Agent):
     @handler
     async def on_progress(self, msg: Progress, ctx: Context) -> Progress:
         return Progress(done=self.offered)
+
+
+class Expose(Message, type="raymesh.chaos.expose/1"):
+    """Log `key`, then fail with it (and the agent's environment key) in the error's text."""
+
+    key: str
+
+
+class Leaky(Agent):
+    """Puts every key it is given where a careless handler would: a log line and an error.
+
+    Args:
+        env_key: A canary planted in this agent's process as ``RAYMESH_CANARY_API_KEY``.
+    """
+
+    def __init__(self, env_key: str | None = None) -> None:
+        if env_key is not None:
+            os.environ[ENV_KEY] = env_key
+
+    @handler
+    async def on_expose(self, msg: Expose, ctx: Context) -> Expose:
+        mine = os.environ.get(ENV_KEY, "")
+        _log.error("calling the backend", key=msg.key, env_key=mine)
+        raise RuntimeError(f"backend refused key {msg.key} (and {ENV_KEY}={mine})")

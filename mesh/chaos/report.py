@@ -20,9 +20,11 @@ from mesh.chaos.expiry import ExpiryFigures, late_and_expired
 from mesh.chaos.forged import ForgedFigures, forged_frames
 from mesh.chaos.fuzz import FuzzFigures, fuzz_agent
 from mesh.chaos.hung import HungFigures, hung_agent
+from mesh.chaos.injection import InjectionFigures, prompt_injection
 from mesh.chaos.order import OrderFigures, order_across_restarts
 from mesh.chaos.overload import OverloadFigures, overload
 from mesh.chaos.registry import RegistryFigures, registry_killed
+from mesh.chaos.secrets import SecretsFigures, secrets_sweep
 from mesh.config import MeshConfig
 from mesh.errors import ConfigError
 from mesh.runtime import Mesh
@@ -83,7 +85,16 @@ async def _overload(mesh: Mesh, quick: bool) -> list[OverloadFigures]:
     return await overload(mesh, seconds=30)
 
 
-#: The suite, in the order it runs and its table reads.
+async def _injection(mesh: Mesh, quick: bool) -> list[InjectionFigures]:
+    return [await prompt_injection(mesh, budgets=(200,) if quick else (200, 500, 1_000))]
+
+
+async def _secrets(mesh: Mesh, quick: bool) -> list[SecretsFigures]:
+    return [await secrets_sweep(mesh, rounds=3 if quick else 20)]
+
+
+#: The suite, in the order it runs and its table reads. `secrets` comes last: it
+#: sweeps for what every scenario before it left behind.
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("conversation", "chaos conversation", _conversation),
     Scenario("exactly_once", "at-least-once + dedup under kills", _exactly_once),
@@ -94,6 +105,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("forged", "forged frames at a signed agent", _forged),
     Scenario("expiry", "late replies and expired requests", _expiry),
     Scenario("overload", "overload: 10x the consumer's speed", _overload),
+    Scenario("injection", "prompt injection against an obedient model", _injection),
+    Scenario("secrets", "canary keys, then a sweep for them", _secrets),
 )
 
 

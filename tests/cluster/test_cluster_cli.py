@@ -22,11 +22,18 @@ from typing import Any
 
 import pytest
 
+from mesh.chaos._sweep import Place, sweep_files
+from mesh.secrets import env_secret_reason
+
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(150)]
 
 REPO = Path(__file__).resolve().parents[2]
 REVIEW_TEAM = REPO / "examples" / "review_team.yaml"
 SECRET = "sk-test-0123456789-never-shown"
+#: A key `raymesh up --secrets-file` gives the head: opaque, so no pattern can mask it,
+#: only knowing it. The test process never holds it.
+CLUSTER_KEY = "CLUSTER_CANARY_API_KEY"
+CLUSTER_CANARY = "cnry" + os.urandom(10).hex()
 
 
 @dataclass
@@ -85,9 +92,12 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
     home = tmp_path_factory.mktemp("raymesh-home")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env |= {"RAYMESH_HOME": str(home), "COLUMNS": "200", "API_KEY": SECRET}
+    secrets = home / "cluster-secrets.env"
+    secrets.write_text(f"{CLUSTER_KEY}={CLUSTER_CANARY}\n")
+    secrets.chmod(0o600)
     state: dict[str, Any] = {}
     try:
-        started = raymesh("up", "--num-cpus", "2", env=env)
+        started = raymesh("up", "--num-cpus", "2", "--secrets-file", str(secrets), env=env)
         assert started.returncode == 0, started.stdout + started.stderr
         state = json.loads((home / "cluster.json").read_text())
         yield Head(env=env, state=state, up_output=started.stdout)
@@ -117,7 +127,7 @@ def test_up_twice_says_the_cluster_is_already_up_and_where(head: Head) -> None:
 def test_submitted_team_succeeds_and_its_output_holds_the_answer(head: Head) -> None:
     done = raymesh(
         "submit", "--address", head.dashboard, str(REVIEW_TEAM), "--task", "raymesh",
-        "--env", "API_KEY", "--follow",
+        "--env", "REVIEW_MODE=strict", "--follow",
         env=head.env,
     )  # fmt: skip
     output = done.stdout + done.stderr
@@ -136,6 +146,81 @@ def test_submitted_team_succeeds_and_its_output_holds_the_answer(head: Head) -> 
     logs = raymesh("logs", job_id, env=head.env)
     assert "On raymesh:" in logs.stdout
     assert SECRET not in logs.stdout + table.stdout + listed.stdout
+
+
+KEY_TEAM = """
+from mesh import Agent, Context, handler
+from mesh.secrets import get_secret
+from mesh.tracing import get_logger
+from protocols import Result, Task
+
+
+class KeyUser(Agent):
+    @handler
+    async def on_task(self, msg: Task, ctx: Context) -> Result:
+        found = {name: get_secret(name) for name in msg.text.split()}
+        for name, key in found.items():
+            get_logger().warning("calling the backend", name=name, key=key)
+        return Result(text=" ".join(f"{n}:{'found' if k else 'missing'}" for n, k in found.items()))
+"""
+#: What the Jobs API holds about a job, read by a client of its own.
+JOB_RECORD = """
+import json, sys
+from mesh.cluster import job_client
+client = job_client(sys.argv[1])
+info = client.get_job_info(sys.argv[2])
+print(json.dumps({"runtime_env": info.runtime_env, "logs": client.get_job_logs(sys.argv[2])}))
+"""
+
+
+def test_a_job_uses_keys_kept_on_the_cluster_and_no_output_or_runtime_env_holds_them(
+    head: Head, tmp_path: Path
+) -> None:
+    # One key is in the head's environment (`up --secrets-file`), the other in a 0600
+    # file on the cluster's node that only `submit --secrets-file` names.
+    job_canary = "cnry" + os.urandom(10).hex()
+    secrets = tmp_path / "job-secrets.env"
+    secrets.write_text(f"JOB_API_KEY={job_canary}\n")
+    secrets.chmod(0o600)
+    team_dir = tmp_path / "team"
+    team_dir.mkdir()
+    (team_dir / "key_team.py").write_text(KEY_TEAM)
+    (team_dir / "team.yaml").write_text(
+        "name: keys\nagents:\n  - {name: user, agent: 'key_team:KeyUser'}\n"
+    )
+    done = raymesh(
+        "submit", "--address", head.dashboard, str(team_dir / "team.yaml"),
+        "--task", f"{CLUSTER_KEY} JOB_API_KEY", "--secrets-file", str(secrets), "--follow",
+        env=head.env,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert f"{CLUSTER_KEY}:found JOB_API_KEY:found" in done.stdout
+    job_id = done.stdout.split("job ", 1)[1].split()[0]
+    shown = raymesh("logs", job_id, env=head.env)
+    read = subprocess.run([sys.executable, "-c", JOB_RECORD, head.dashboard, job_id],
+                          capture_output=True, text=True, env=head.env, timeout=60,
+                          check=True)  # fmt: skip
+    record = json.loads(read.stdout)
+    env_vars = record["runtime_env"].get("env_vars", {})
+    assert env_vars == {"RAYMESH_SECRETS_FILE": str(secrets)}
+    assert [name for name, value in env_vars.items() if env_secret_reason(name, value)] == []
+    session = sweep_files(Place("the head's session logs", "files"),
+                          Path(head.state["temp_dir"]) / "session_latest" / "logs",
+                          [CLUSTER_CANARY, job_canary])  # fmt: skip
+    for canary in (CLUSTER_CANARY, job_canary):
+        assert canary not in output + shown.stdout + read.stdout
+    assert session.items > 0
+    assert session.hits == 0, session.found
+    assert session.masked >= 2  # the agent did log both keys, masked
+
+
+def test_an_env_that_looks_like_a_secret_is_refused_before_anything_is_sent(head: Head) -> None:
+    done = raymesh("submit", str(REVIEW_TEAM), "--task", "x", "--env", "API_KEY", env=head.env)
+    assert done.returncode == 1
+    assert "--env API_KEY: refused" in done.stderr
+    assert "--secrets-file" in done.stderr
+    assert SECRET not in done.stdout + done.stderr
 
 
 def test_status_shows_the_agents_of_a_running_team(head: Head, tmp_path: Path) -> None:

@@ -1,8 +1,11 @@
-"""Canary keys in a secrets file, a message and an exception never show up anywhere.
+"""Canary keys never show up anywhere: the `secrets` chaos scenario, and a signed mesh's keys.
 
-A signed mesh reads its secret and an API key from a 0600 file; a handler raises with
-the key in its message, and forged frames are refused. Then the key and the secret are
-looked for in what the asker got, the spans, the refusals and Ray's session logs.
+The scenario (CI form) plants canaries in environments, messages, exceptions, log lines
+and a tool's output and sweeps every place they could end up. The second test covers
+what it does not: a signed mesh reads its secret and an API key from a 0600 file; a
+handler raises with the key in its message, and forged frames are refused. Then the key
+and the secret are looked for in what the asker got, the spans, the refusals and Ray's
+session logs.
 """
 
 from __future__ import annotations
@@ -19,10 +22,34 @@ from _agents import Boom, Echo, Ping, Pong
 from mesh import HandlerError, Mesh, MeshConfig, SignatureError
 from mesh._endpoint import Endpoint
 from mesh._spawn import start_host
+from mesh.chaos import secrets_sweep
+from mesh.chaos._sweep import Place, sweep_files
+from mesh.chaos.secrets import session_log_dir
 from mesh.team import AgentSpec
 from protocols import Codec, Envelope, Kind, MeshError
 
 pytestmark = pytest.mark.ray
+
+#: The full-size form, on demand with `pytest -m long`.
+FULL_FORM = [pytest.mark.slow, pytest.mark.long]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("rounds", [3, pytest.param(20, marks=FULL_FORM)], ids=["ci", "full"])
+async def test_no_canary_reaches_logs_traces_dead_letters_or_ray_session_logs(
+    mesh: Mesh, rounds: int
+) -> None:
+    figures = await secrets_sweep(mesh, rounds=rounds)
+    print(f"\nsecrets: {figures}")
+    assert figures.selfcheck_found == 1  # the file sweep does find a planted canary
+    places = {place.name: place for place in figures.places}
+    assert {name: place.hits for name, place in places.items()} == dict.fromkeys(places, 0)
+    assert all(place.items > 0 for place in figures.places), figures.places
+    # The canaries did reach these places, masked.
+    assert places["errors the driver got"].masked >= rounds
+    assert places["the driver's log lines"].masked >= rounds
+    assert places["dead letters of every agent"].masked >= rounds
+    assert places["answers the driver got"].masked >= rounds
 
 
 async def test_canaries_never_reach_errors_spans_refusals_or_ray_logs(
@@ -64,11 +91,10 @@ async def test_canaries_never_reach_errors_spans_refusals_or_ray_logs(
         await host.stop.remote()
         ray.kill(host)
     await asyncio.sleep(1.0)  # Ray flushes worker output to the session logs
-    logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
-    for file in logs.rglob("*"):
-        if file.is_file() and file.stat().st_size < 50_000_000:
-            seen.append(file.read_text(errors="replace"))
+    session = sweep_files(Place("Ray session logs", "files"), session_log_dir(), [key, secret])
     assert "[redacted]" in "".join(seen[:2])  # the key was there, masked
     leaks = [text[:200] for text in seen if key in text or secret in text]
     assert leaks == []
+    assert session.items > 0
+    assert session.hits == 0, session.found
     assert os.environ.get("OPENAI_API_KEY") != key  # nothing set it in this process

@@ -97,9 +97,92 @@ def test_up_with_auth_disabled_is_refused_before_anything_starts(
 
 
 def test_values_passed_with_env_are_masked_in_what_submit_shows() -> None:
-    variables = cluster.parse_env(["OPENAI_API_KEY", "PLAIN=some-long-value"],
-                                  {"OPENAI_API_KEY": "sk-not-in-any-log-1234"})  # fmt: skip
-    assert variables == {"OPENAI_API_KEY": "sk-not-in-any-log-1234", "PLAIN": "some-long-value"}
-    assert redact("key sk-not-in-any-log-1234 and some-long-value") == (
-        "key [redacted] and [redacted]"
+    variables = cluster.parse_env(["REGION", "PLAIN=some-long-value"], {"REGION": "eu-west-1"})
+    assert variables == {"REGION": "eu-west-1", "PLAIN": "some-long-value"}
+    assert redact("region eu-west-1 and some-long-value") == "region [redacted] and [redacted]"
+
+
+@pytest.mark.parametrize(
+    ("item", "environ"),
+    [
+        (["OPENAI_API_KEY"], {"OPENAI_API_KEY": "sk-not-in-any-log-1234"}),  # by its value
+        (["HARMLESS=ghp_abcdefghijklmnop1234"], {}),  # a key's shape under any name
+        (["DB_PASSWORD=hunter2"], {}),  # a secret's name, whatever it holds
+        (["GITHUB_TOKEN"], {"GITHUB_TOKEN": "short"}),
+        (["COPY"], {"COPY": "opaque-key-value-42"}),  # the value of a key of this environment
+    ],
+    ids=["key-value", "key-shape", "password-name", "token-name", "known-key"],
+)
+def test_an_env_that_looks_like_a_secret_is_refused_naming_the_variable_not_its_value(
+    item: list[str], environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOME_SERVICE_API_KEY", "opaque-key-value-42")
+    name = item[0].partition("=")[0]
+    with pytest.raises(cluster.ClusterError) as refused:
+        cluster.parse_env(item, environ)
+    message = str(refused.value)
+    assert name in message
+    assert "runtime_env" in message
+    assert "--secrets-file" in (refused.value.hint or "")
+    for value in [*environ.values(), item[0].partition("=")[2]]:
+        assert not value or value not in message
+
+
+def test_a_secrets_file_path_passes_as_a_reference_and_nothing_else() -> None:
+    variables = cluster.parse_env(["RAYMESH_SECRETS_FILE=/etc/raymesh/secrets-2026.env"], {})
+    assert variables == {"RAYMESH_SECRETS_FILE": "/etc/raymesh/secrets-2026.env"}
+
+
+def test_refused_env_from_the_cli_exits_with_the_variable_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-never-shown-0123456789")
+    team = tmp_path / "team.yaml"
+    team.write_text("name: t\nagents: []\n")
+    refused = CliRunner().invoke(
+        app, ["submit", str(team), "--task", "x", "--env", "OPENAI_API_KEY"]
     )
+    assert refused.exit_code == 1
+    assert "OPENAI_API_KEY" in refused.output
+    assert "sk-never-shown" not in refused.output
+
+
+class _Jobs:
+    """A Jobs API client that records what it was sent."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, Any] = {}
+
+    def submit_job(self, **job: Any) -> str:
+        self.sent = job
+        return str(job["submission_id"])
+
+
+def test_submit_sends_only_the_path_of_the_clusters_secrets_file(tmp_path: Path) -> None:
+    team = tmp_path / "team.yaml"
+    team.write_text("name: t\nagents: []\n")
+    jobs = _Jobs()
+    cluster.submit_team(jobs, team, "x", secrets_file="/etc/raymesh/secrets.env")
+    assert jobs.sent["runtime_env"]["env_vars"] == {
+        "RAYMESH_SECRETS_FILE": "/etc/raymesh/secrets.env"
+    }
+    with pytest.raises(cluster.ClusterError, match="absolute"):
+        cluster.submit_team(jobs, team, "x", secrets_file="secrets.env")
+    with pytest.raises(cluster.ClusterError, match="uploaded with the job"):
+        cluster.submit_team(jobs, team, "x", secrets_file=str(tmp_path / "secrets.env"))
+
+
+def test_up_puts_the_secrets_files_keys_in_the_heads_environment(
+    no_ray_start: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("CLUSTER_API_KEY=opaque-cluster-key-1\n")
+    secrets.chmod(0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        cluster.start_head(secrets_file=secrets)
+    assert no_ray_start == []  # refused before Ray started
+    secrets.chmod(0o600)
+    with pytest.raises(cluster.ClusterError, match="failed"):
+        cluster.start_head(secrets_file=secrets)
+    assert no_ray_start[0]["env"]["CLUSTER_API_KEY"] == "opaque-cluster-key-1"
+    assert "opaque-cluster-key-1" not in " ".join(no_ray_start[0]["command"])
