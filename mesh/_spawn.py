@@ -16,7 +16,9 @@ __all__ = ["HOST", "start_host"]
 
 # The control lane: one thread of its own that answers health checks and renews the
 # lease even while a handler blocks the main event loop.
-HOST: Any = ray.remote(concurrency_groups={"ctl": 1})(AgentHost)  # type: ignore[call-overload]
+# The control lane takes a few calls at once (the supervisor's, `raymesh status`, a
+# probe's): one waiting to tell a blocked loop from a starved one must not hold the rest.
+HOST: Any = ray.remote(concurrency_groups={"ctl": 4})(AgentHost)  # type: ignore[call-overload]
 
 
 async def start_host(spec: AgentSpec, config: MeshConfig) -> tuple[Any, AgentInfo]:

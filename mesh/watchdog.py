@@ -74,6 +74,7 @@ class Heartbeat:
         self._period_s = period_s
         self._last = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._checking: asyncio.Task[bool] | None = None
 
     async def run(self) -> None:
         """Tick forever on the current loop."""
@@ -91,9 +92,17 @@ class Heartbeat:
 
         Called from another loop (the control lane) once the lag is over its limit: a
         loop that runs the callback lags because its process was starved, not blocked.
+        Callers at the same time share one check, so health calls do not queue up
+        behind each other's waits.
         """
         if self._loop is None:
             return False
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.get_running_loop().create_task(self._check(within_s))
+        return await asyncio.shield(self._checking)
+
+    async def _check(self, within_s: float) -> bool:
+        assert self._loop is not None
         ran: concurrent.futures.Future[None] = concurrent.futures.Future()
         try:
             self._loop.call_soon_threadsafe(ran.set_result, None)

@@ -168,12 +168,15 @@ async def hung_agent(
 
 
 async def _probe_lane(handle: Any, figures: HungFigures) -> None:
-    """Ask the hung host's control lane for its health until it dies; keep the largest lag."""
+    """Ask the hung host's control lane for its health until it dies; keep the largest lag.
+
+    One call at a time: a call that has not answered within a second is waited on, not
+    sent again, so that unanswered calls do not pile up in the lane.
+    """
     while True:
+        call = handle.health.remote()
         try:
-            health = await asyncio.wait_for(handle.health.remote(), 1.0)
-        except TimeoutError:
-            continue
+            health = await call
         except RayError:
             return  # killed by its supervisor
         figures.lane_lag_max_s = max(figures.lane_lag_max_s or 0.0, health["loop_lag_s"])

@@ -85,8 +85,6 @@ async def test_a_hung_agent_is_detected_and_replaced_and_asks_to_it_end_typed(
     figures = await hung_agent(mesh, fault=fault)  # type: ignore[arg-type]
     assert figures.detected_s is not None
     assert "stuck" in figures.reason
-    if fault == "blocked loop":  # the control lane, a thread of its own, still answers
-        assert figures.lane_answered, figures.lane_lag_max_s
     assert figures.replaced_s is not None
     assert figures.hung == 0
     assert figures.replies + sum(figures.errors.values()) == figures.asks
