@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from mesh import MeshConfig
+from mesh.chaos._agents import Worker
 from mesh.supervisor import Supervisor, _Child
 from mesh.team import AgentSpec
 
@@ -46,7 +47,7 @@ def supervisor(monkeypatch: pytest.MonkeyPatch) -> tuple[Supervisor, _Child, lis
     monkeypatch.setattr("mesh.supervisor.ray.kill", lambda _handle: None)
     supervisor = Supervisor()
     supervisor._config = MeshConfig(stuck_after_s=0.4)  # silent after 0.6 s
-    child = _Child(spec=AgentSpec(name="worker", agent="tests._agents:Echo"),
+    child = _Child(spec=AgentSpec(name="worker", agent=Worker),
                    handle=_Host(), incarnation="i1")  # fmt: skip
     supervisor._children["worker"] = child
     replaced: list[str] = []
