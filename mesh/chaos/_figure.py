@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Figure", "Figures", "as_ms", "as_s", "as_share"]
+__all__ = ["Figure", "Figures", "as_ms", "as_s", "as_share", "ended_typed"]
 
 
 @dataclass(frozen=True)
@@ -37,3 +37,9 @@ def as_s(value: float | None) -> str:
 
 def as_share(count: int, total: int) -> str:
     return f"{count / total:.1%} ({count:,})" if total else "0"
+
+
+def ended_typed(name: str, asks: int, hung: int, untyped: int) -> Figure:
+    """The line every ask-driving scenario shares: all asks ended in a reply or typed error."""
+    ended = as_share(asks - hung - untyped, asks)
+    return Figure(name, "asks ended in a reply or a typed error", ended, "100%", not hung + untyped)

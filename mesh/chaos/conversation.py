@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from mesh.chaos._agents import Work, Worked, Worker
-from mesh.chaos._figure import Figure, as_ms, as_share
+from mesh.chaos._figure import Figure, as_ms, as_share, ended_typed
 from mesh.chaos._support import (
     HUNG_AFTER_S,
     error_name,
@@ -66,13 +66,7 @@ class ConversationFigures:
             f"a kill every {self.kill_every_s:g} s"
         )
         lines = [
-            Figure(
-                name,
-                "asks ended in a reply or a typed error",
-                as_share(self.asks - self.hung - self.untyped, self.asks),
-                "100%",
-                self.hung == 0 and self.untyped == 0,
-            ),
+            ended_typed(name, self.asks, self.hung, self.untyped),
             Figure(name, "agents killed", str(self.kills)),
             Figure(name, "replies", as_share(self.replies, self.asks)),
         ]

@@ -39,7 +39,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from mesh.chaos._agents import Applied, Apply, Ledger
-from mesh.chaos._figure import Figure, as_share
+from mesh.chaos._figure import Figure, as_share, ended_typed
 from mesh.chaos._support import HUNG_AFTER_S, error_name, start_team, unique, while_killing
 from mesh.errors import DuplicateMessageError, MeshError
 from mesh.runtime import Mesh
@@ -81,13 +81,7 @@ class ExactlyOnceFigures:
         )
         failed = sum(self.errors.values())
         lines = [
-            Figure(
-                name,
-                "asks ended in a reply or a typed error",
-                as_share(self.asks - self.hung - self.untyped, self.asks),
-                "100%",
-                self.hung == 0 and self.untyped == 0,
-            ),
+            ended_typed(name, self.asks, self.hung, self.untyped),
             Figure(name, "agents killed", str(self.kills)),
             Figure(
                 name,
