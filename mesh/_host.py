@@ -23,6 +23,7 @@ from mesh._durable import Durability
 from mesh._endpoint import Endpoint
 from mesh._inbound import InboundGuard
 from mesh._link import sender_of
+from mesh._settling import settle_ray_calls_at_once
 from mesh._signing_config import adopt_secrets
 from mesh.acl import AgentAccess
 from mesh.agent import Agent, Context
@@ -167,6 +168,8 @@ class AgentHost:
         # long as it does: kept out of the collector, a full collection no longer walks
         # it, which cut the p99 of asks under a flood of bad frames from ~55 to ~20 ms.
         gc.freeze()
+        # So that a handler blocking the loop cannot also mute the control lane.
+        settle_ray_calls_at_once(asyncio.get_running_loop())
         try:
             agent = self._agent_cls.__new__(self._agent_cls)
             agent.name = self._info.name

@@ -488,3 +488,32 @@ class Scripted(Agent):
         await self._act(ctx)
         text = " + ".join(d.text for d in msg.drafts)
         return PatternReply(text=f"assembled by {ctx.agent}: {text}", data={"trace": ctx.trace_id})
+
+
+class BlockAfterNextCall(Message, type="test.block_after_next_call/1"):
+    """Block the loop for `seconds` just as the next Ray call to this host ends."""
+
+    seconds: float
+
+
+class CallEndBlocker(Agent):
+    """Blocks its loop in the turn between a Ray call's end and its result being handed
+    back: the moment at which Ray 2.60's dispatch of all calls to the actor can freeze."""
+
+    @handler
+    async def on_block_after_next_call(self, msg: BlockAfterNextCall, ctx: Context) -> None:
+        seen = {task for task in asyncio.all_tasks() if _is_ray_call(task)}
+        self._watching = asyncio.create_task(self._block_when_one_ends(seen, msg.seconds))
+
+    @staticmethod
+    async def _block_when_one_ends(pending: set[asyncio.Task[object]], seconds: float) -> None:
+        while True:
+            await asyncio.sleep(0)  # a turn of the loop: look at every step's outcome
+            pending |= {task for task in asyncio.all_tasks() if _is_ray_call(task)}
+            if any(task.done() for task in pending):
+                time.sleep(seconds)  # noqa: ASYNC251 -- the fault under test
+                return
+
+
+def _is_ray_call(task: asyncio.Task[object]) -> bool:
+    return "run_async_func_or_coro_in_event_loop" in task.get_coro().__qualname__  # type: ignore[union-attr]

@@ -12,6 +12,7 @@ import pytest
 
 from mesh import Mesh, MeshError
 from mesh.chaos import chaos_conversation, hung_agent, order_across_restarts, registry_killed
+from mesh.chaos.hung import LANE_REPORT
 from protocols.errors import error_class
 
 pytestmark = pytest.mark.ray
@@ -89,3 +90,6 @@ async def test_a_hung_agent_is_detected_and_replaced_and_asks_to_it_end_typed(
     assert figures.hung == 0
     assert figures.replies + sum(figures.errors.values()) == figures.asks
     assert all(_is_error_name(name) for name in figures.errors), figures.errors
+    if fault == "blocked loop":  # its control lane answered and reported the block
+        assert figures.lane_answered
+        assert figures.found_by == LANE_REPORT
