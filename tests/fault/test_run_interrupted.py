@@ -11,10 +11,7 @@ from pathlib import Path
 
 import pytest
 
-# `long` (run with `pytest -m long`): in the full default suite, after the chaos
-# scenarios, the interrupted run does not stop within 150 s; alone, or after the fault
-# tests next to it, it stops in 16 s. Under investigation (issue 9's note).
-pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.long]
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 TESTS = Path(__file__).parents[1]
 
