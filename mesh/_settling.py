@@ -19,7 +19,7 @@ import asyncio
 from collections.abc import Coroutine, Generator
 from typing import Any
 
-__all__ = ["settle_ray_calls_at_once"]
+__all__ = ["is_ray_call", "settle_ray_calls_at_once"]
 
 # The coroutine Ray wraps every async actor call in (ray/_raylet.pyx).
 _RAY_CALL = "run_async_func_or_coro_in_event_loop.<locals>.async_func"
@@ -40,12 +40,17 @@ class _SettlingTask(asyncio.tasks._PyTask):  # type: ignore[name-defined,misc]
                 )
 
 
+def is_ray_call(coro: object) -> bool:
+    """Return True if `coro` is the coroutine Ray runs an async actor call in."""
+    return getattr(coro, "__qualname__", "").endswith(_RAY_CALL)
+
+
 def _task_factory(
     loop: asyncio.AbstractEventLoop,
     coro: Coroutine[Any, Any, Any] | Generator[Any, None, Any],
     **kwargs: Any,
 ) -> asyncio.Task[Any]:
-    if getattr(coro, "__qualname__", "").endswith(_RAY_CALL):
+    if is_ray_call(coro):
         task: asyncio.Task[Any] = _SettlingTask(coro, loop=loop, **kwargs)
         return task
     return asyncio.Task(coro, loop=loop, **kwargs)

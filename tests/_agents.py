@@ -8,6 +8,7 @@ import time
 
 from actors import Completion, LLMAgent, Prompt
 from mesh import Agent, Context, MeshError, handler
+from mesh._settling import is_ray_call
 from protocols import Message, Result, Task
 from protocols.patterns import collect_reviews, pipeline
 from protocols.patterns.messages import (
@@ -502,18 +503,14 @@ class CallEndBlocker(Agent):
 
     @handler
     async def on_block_after_next_call(self, msg: BlockAfterNextCall, ctx: Context) -> None:
-        seen = {task for task in asyncio.all_tasks() if _is_ray_call(task)}
+        seen = {task for task in asyncio.all_tasks() if is_ray_call(task.get_coro())}
         self._watching = asyncio.create_task(self._block_when_one_ends(seen, msg.seconds))
 
     @staticmethod
     async def _block_when_one_ends(pending: set[asyncio.Task[object]], seconds: float) -> None:
         while True:
             await asyncio.sleep(0)  # a turn of the loop: look at every step's outcome
-            pending |= {task for task in asyncio.all_tasks() if _is_ray_call(task)}
+            pending |= {task for task in asyncio.all_tasks() if is_ray_call(task.get_coro())}
             if any(task.done() for task in pending):
                 time.sleep(seconds)  # noqa: ASYNC251 -- the fault under test
                 return
-
-
-def _is_ray_call(task: asyncio.Task[object]) -> bool:
-    return "run_async_func_or_coro_in_event_loop" in task.get_coro().__qualname__  # type: ignore[union-attr]

@@ -27,11 +27,18 @@ def test_ctrl_c_stops_the_team_in_reverse_start_order(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
-    run = subprocess.Popen(
-        [sys.executable, "-m", "mesh.cli", "run", str(team), "--task", "take your time"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,  # its local Ray goes with it if the test must kill it
-    )  # fmt: skip
+    # The run inherits an ignored SIGINT (pytest started in the background by a script, as
+    # CI may be, ignores it), and Python keeps it ignored: a user's Ctrl-C is never that.
+    # A handler here is reset to the default in the child.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "mesh.cli", "run", str(team), "--task", "take your time"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,  # its local Ray goes with it if the test must kill it
+        )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         deadline = time.monotonic() + 90
         while "working first" not in (record.read_text() if record.exists() else ""):
