@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,30 @@ from mesh import Agent, AgentInfo, Mesh, MeshConfig, MeshError
 
 _names = itertools.count()
 
+#: What the shell running the suite may set that would change what it checks: raymesh's
+#: own settings, the providers' keys and endpoints, where Ray and OpenTelemetry connect,
+#: and anything named like a secret (redaction treats those as keys to mask).
+_AMBIENT = re.compile(
+    r"^(RAYMESH_|OPENAI_|ANTHROPIC_|OTEL_|RAY_ADDRESS$|RAY_AUTH_)|(_API_KEY|_TOKEN|_SECRET)$"
+)
+
 Spawn = Callable[..., Awaitable[AgentInfo]]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Run the suite as on a fresh machine, whatever the shell around it has set.
+
+    Ray's token and raymesh's home go to a fresh directory, so nothing under the real home
+    directory is read, chmod-ed or rewritten.
+    """
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [name for name in os.environ if _AMBIENT.search(name)]:
+            patch.delenv(name)
+        patch.setenv("RAYMESH_HOME", str(home / "raymesh"))
+        patch.setenv("RAY_AUTH_TOKEN_PATH", str(home / "ray" / "auth_token"))
+        yield
 
 
 @pytest.fixture(scope="session")
