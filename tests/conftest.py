@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import os
 import re
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,16 @@ def _clean_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
     directory is read, chmod-ed or rewritten.
     """
     home = tmp_path_factory.mktemp("home")
+    # Ray makes a missing token only at its default path; given a path, it needs the file.
+    token = home / "ray" / "auth_token"
+    token.parent.mkdir()
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
     with pytest.MonkeyPatch.context() as patch:
         for name in [name for name in os.environ if _AMBIENT.search(name)]:
             patch.delenv(name)
         patch.setenv("RAYMESH_HOME", str(home / "raymesh"))
-        patch.setenv("RAY_AUTH_TOKEN_PATH", str(home / "ray" / "auth_token"))
+        patch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
         yield
 
 
