@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any, TypeVar, overload
 
 from mesh._link import Link, link_id
+from mesh._typeshare import TypeShare
 from mesh.config import MeshConfig
 from mesh.deadletters import DeadLetter, DeadLetterBox
 from mesh.errors import (
@@ -33,7 +34,16 @@ from mesh.errors import (
 from mesh.registry import AgentInfo, RegistryClient
 from mesh.tracing import get_logger
 from mesh.watchdog import Probe
-from protocols import Envelope, ErrorReply, Kind, Message, ProtocolError, new_trace_id
+from protocols import (
+    Envelope,
+    ErrorReply,
+    Kind,
+    Message,
+    ProtocolError,
+    UnknownMessageTypeError,
+    new_trace_id,
+)
+from protocols.message import is_known
 from protocols.wire import NoReply
 
 __all__ = ["Endpoint", "Outstanding"]
@@ -59,6 +69,7 @@ class Endpoint:
         name: The participant's name; peers see it as the sender.
         incarnation: Unique per process lifetime of this participant.
         registry: Where peers are looked up.
+        types: Where message classes only a script defines are published and learned.
         self_handle: This participant's own host handle, or None at the edge.
     """
 
@@ -69,6 +80,7 @@ class Endpoint:
         incarnation: str,
         config: MeshConfig,
         registry: RegistryClient,
+        types: TypeShare,
         self_handle: Any = None,
     ) -> None:
         self.name = name
@@ -76,6 +88,7 @@ class Endpoint:
         self.config = config
         self.codec = config.codec()
         self.registry = registry
+        self.types = types
         self._self_handle = self_handle
         self._link_id = f"{name}#{incarnation}"
         self._links_opened = itertools.count()
@@ -220,6 +233,7 @@ class Endpoint:
         again and the same frame (the same message id) sent again, until the message's
         deadline or, for a tell without one, ``ask_timeout_s``.
         """
+        await self.types.share(msg)
         env = self.envelope(Kind.TELL, peer, msg, parent=parent, trace_id=trace_id, budget=budget)
         frame = self.codec.encode(env)
         retry = _Retry(env.deadline or time.time() + self.config.ask_timeout_s)
@@ -273,6 +287,7 @@ class Endpoint:
         again and the same frame sent again until the deadline; the peer's dedup makes
         the handler run once per message id (see `mesh._durable`).
         """
+        await self.types.share(msg)
         env = self.envelope(Kind.ASK, peer, msg, parent=parent, trace_id=trace_id,
                             timeout=timeout, budget=budget)  # fmt: skip
         frame = self.codec.encode(env)
@@ -317,7 +332,7 @@ class Endpoint:
             del self.outstanding[env.id]
         if on_spent is not None and reply.budget:
             on_spent(reply.budget)
-        return self.open_reply(reply, expect)
+        return await self._read_reply(reply, expect)
 
     async def _ask_once(
         self, peer: str, env: Envelope, frame: bytes, waiting: Outstanding
@@ -410,6 +425,17 @@ class Endpoint:
         task = asyncio.get_running_loop().create_task(_settle(ref))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _read_reply(self, reply: Envelope, expect: type[Message] | None) -> Message | None:
+        # A reply of a class only another participant's script defines is looked up in
+        # the type catalog first; a tag nobody published is a dead letter here.
+        if not is_known(reply.type) and (expect is None or expect.type_tag != reply.type):
+            await self.types.learn(reply.type)
+        try:
+            return self.open_reply(reply, expect)
+        except UnknownMessageTypeError as exc:
+            self.dead_letter("schema", reply, exc)
+            raise
 
     def open_reply(self, reply: Envelope, expect: type[Message] | None) -> Message | None:
         """Return the message in a reply envelope, or raise the error it carries."""

@@ -25,6 +25,7 @@ from mesh._inbound import InboundGuard
 from mesh._link import sender_of
 from mesh._settling import settle_ray_calls_at_once
 from mesh._signing_config import adopt_secrets
+from mesh._typeshare import TypeShare
 from mesh.acl import AgentAccess
 from mesh.agent import Agent, Context
 from mesh.config import MeshConfig
@@ -48,6 +49,7 @@ from mesh.spanstore import SPAN_STORE_NAME
 from mesh.stats import AgentStats
 from mesh.telemetry import Recorder, redact
 from mesh.tracing import configure_logging, get_logger, trace_scope
+from mesh.typecatalog import TYPE_CATALOG_NAME
 from mesh.watchdog import Heartbeat, Probe, cross_chain_deadlock, same_chain_deadlock
 from protocols import Envelope, ErrorReply, Kind, Message, ProtocolError, SignatureError
 from protocols.message import register
@@ -82,8 +84,8 @@ class AgentHost:
     ) -> None:
         configure_logging(fmt=config.log_format, level=config.log_level)
         adopt_secrets(config)
-        for route in agent_cls.handlers.values():
-            register(route.message)
+        for message_cls in agent_cls.message_classes:
+            register(message_cls)
         self._config = config
         self._agent_cls = agent_cls
         self._kwargs = kwargs
@@ -113,6 +115,9 @@ class AgentHost:
             incarnation=self._info.incarnation,
             config=config,
             registry=self._registry,
+            types=TypeShare.of_catalog(
+                ray.get_actor(TYPE_CATALOG_NAME, namespace=config.namespace)
+            ),
             self_handle=ray.get_runtime_context().current_actor,
         )
         self._codec = self._endpoint.codec
@@ -685,6 +690,8 @@ class AgentHost:
         else:
             self._stats.handled += 1
         if is_ask:
+            if isinstance(outcome, Message):
+                await self._endpoint.types.share(outcome)
             await self._send_reply(env, self._reply_envelope(env, outcome, spent))
         if isinstance(outcome, HandlerError) and self._agent_cls.crash_on_error:
             # Let it crash: a fresh incarnation from the supervisor, not a bad state.

@@ -86,6 +86,10 @@ class Agent:
     #: Holding the classes themselves means Ray ships them with an agent class defined
     #: in a script, so its host can decode what it handles.
     handlers: ClassVar[dict[str, Route]] = {}
+    #: Every tagged message class the handlers name, as parameter or return annotation.
+    #: Resolved here, where the script's names are in scope: the host registers them,
+    #: and `Mesh.spawn` publishes those a script defines (see `mesh.typecatalog`).
+    message_classes: ClassVar[tuple[type[Message], ...]] = ()
 
     name: str
     role: str | None
@@ -97,12 +101,16 @@ class Agent:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         found = dict(cls.handlers)
+        named = dict.fromkeys(cls.message_classes)
         for attr, fn in vars(cls).items():
             if getattr(fn, _MARK, False):
-                for message_cls in _message_types(cls, fn):
+                taken, returned = _message_types(cls, fn)
+                for message_cls in taken:
                     assert message_cls.type_tag is not None  # checked by _message_types
                     found[message_cls.type_tag] = Route(attr, message_cls)
+                named.update(dict.fromkeys((*taken, *returned)))
         cls.handlers = found
+        cls.message_classes = tuple(named)
         if not isinstance(cls.concurrency, int) or cls.concurrency < 1:
             raise ConfigError(f"{cls.__qualname__}.concurrency must be an integer >= 1")
         if cls.State is not None and not (
@@ -130,7 +138,8 @@ class Agent:
         """Run once when the agent is stopped gracefully, after its last handler."""
 
 
-def _message_types(cls: type, fn: Any) -> list[type[Message]]:
+def _message_types(cls: type, fn: Any) -> tuple[list[type[Message]], list[type[Message]]]:
+    """Return the tagged classes handler `fn` takes and those its return annotation names."""
     where = f"{cls.__qualname__}.{fn.__name__}"
     params = list(inspect.signature(fn).parameters.values())
     if len(params) != 3:
@@ -143,19 +152,25 @@ def _message_types(cls: type, fn: Any) -> list[type[Message]]:
             hint="define message classes at module level, before the agent class",
         ) from None
     annotation = hints.get(params[1].name)
-    members = (
-        typing.get_args(annotation)
-        if typing.get_origin(annotation) in (typing.Union, types.UnionType)
-        else (annotation,)
-    )
-    if not members or not all(
-        isinstance(m, type) and issubclass(m, Message) and m.type_tag for m in members
-    ):
+    members = _union_members(annotation)
+    if not members or not all(_is_tagged(m) for m in members):
         raise ConfigError(
             f"handler {where}: annotate its message parameter with a tagged Message class, "
             f"not {annotation!r}"
         )
-    return list(members)
+    # A reply annotation is optional and may be loose (None, `Message`, `Answer | None`).
+    returned = [m for m in _union_members(hints.get("return")) if _is_tagged(m)]
+    return list(members), returned
+
+
+def _union_members(annotation: Any) -> tuple[Any, ...]:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _is_tagged(member: Any) -> bool:
+    return isinstance(member, type) and issubclass(member, Message) and bool(member.type_tag)
 
 
 class Context:

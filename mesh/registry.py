@@ -20,7 +20,14 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from mesh.errors import MeshError, NameTakenError, RegistryUnavailableError
 
-__all__ = ["REGISTRY_NAME", "AgentInfo", "Registry", "RegistryClient", "on_head_node"]
+__all__ = [
+    "REGISTRY_NAME",
+    "AgentInfo",
+    "Registry",
+    "RegistryClient",
+    "on_head_node",
+    "service_options",
+]
 
 REGISTRY_NAME = "raymesh.registry"
 _RETRY_DELAYS_S = (0.1, 0.3, 0.6, 1.0)
@@ -138,6 +145,24 @@ def on_head_node() -> Any:
     return "DEFAULT"
 
 
+def service_options(name: str, *, namespace: str) -> dict[str, Any]:
+    """Return the Ray options of a mesh service actor (registry, span store, type catalog).
+
+    One per namespace, found by name, started by whoever needs it first; it outlives the
+    driver that started it and restarts on the head node, where it lives.
+    """
+    return {
+        "name": name,
+        "namespace": namespace,
+        "lifetime": "detached",
+        "get_if_exists": True,
+        "num_cpus": 0,
+        "max_restarts": -1,
+        "max_concurrency": 1,
+        "scheduling_strategy": on_head_node(),
+    }
+
+
 class RegistryClient:
     """Async access to the registry actor of a namespace, creating it if needed."""
 
@@ -147,16 +172,7 @@ class RegistryClient:
     @classmethod
     def get_or_create(cls, *, namespace: str, lease_s: float) -> RegistryClient:
         """Return a client for the namespace's registry, starting it on first use."""
-        actor = ray.remote(Registry).options(
-            name=REGISTRY_NAME,
-            namespace=namespace,
-            lifetime="detached",
-            get_if_exists=True,
-            num_cpus=0,
-            max_restarts=-1,
-            max_concurrency=1,
-            scheduling_strategy=on_head_node(),
-        )
+        actor = ray.remote(Registry).options(**service_options(REGISTRY_NAME, namespace=namespace))
         return cls(actor.remote(lease_s))
 
     @classmethod

@@ -20,6 +20,7 @@ import ray
 from mesh._endpoint import Endpoint
 from mesh._raycalls import translate
 from mesh._spawn import start_host
+from mesh._typeshare import TypeShare
 from mesh.agent import Agent
 from mesh.approvals import RayApprovalGate
 from mesh.cluster import prepare_driver
@@ -32,6 +33,7 @@ from mesh.stats import AgentStats, UsageReport
 from mesh.supervisor import SUPERVISOR, TeamHandle, supervisor_options
 from mesh.team import AgentSpec, TeamSpec, load_team
 from mesh.tracing import configure_logging, get_logger
+from mesh.typecatalog import type_catalog
 from protocols import Message, UsageQuery, UsageSummary
 from protocols.patterns import Checkpoint
 
@@ -64,6 +66,7 @@ class Mesh:
             incarnation=uuid.uuid4().hex[:16],
             config=config,
             registry=self._registry,
+            types=TypeShare.of_catalog(type_catalog(namespace=config.namespace)),
         )
         # Agents this mesh spawned, in start order, with their host handles.
         self._spawned: dict[str, Any] = {}
@@ -182,6 +185,8 @@ class Mesh:
             actor_options=actor_options or {},
         )
         await self._registry.evict_if_dead(name)
+        # Before the agent runs: a peer may meet its replies' types at its first message.
+        await self._edge.types.publish(agent_cls.message_classes)
         host, info = await start_host(spec, self.config)
         self._spawned[name] = host
         return info

@@ -12,7 +12,7 @@ from typing import Any
 
 import ray
 
-from mesh.registry import on_head_node
+from mesh.registry import service_options
 
 __all__ = ["SPAN_STORE_NAME", "SpanStore", "span_store"]
 
@@ -50,17 +50,5 @@ class SpanStore:
 
 def span_store(*, namespace: str, capacity: int) -> Any:
     """Return the namespace's span store actor, starting it on the head node if needed."""
-    return (
-        ray.remote(SpanStore)
-        .options(
-            name=SPAN_STORE_NAME,
-            namespace=namespace,
-            lifetime="detached",
-            get_if_exists=True,
-            num_cpus=0,
-            max_restarts=-1,
-            max_concurrency=1,
-            scheduling_strategy=on_head_node(),
-        )
-        .remote(capacity)
-    )
+    options = service_options(SPAN_STORE_NAME, namespace=namespace)
+    return ray.remote(SpanStore).options(**options).remote(capacity)

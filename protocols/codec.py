@@ -196,11 +196,14 @@ class Codec:
             DecodeError: The payload is malformed, too deep, or fails the class's schema.
         """
         try:
-            cls = (
-                expect
-                if expect is not None and expect.type_tag == envelope.type
-                else message_class(envelope.type)
-            )
+            if expect is not None and expect.type_tag == envelope.type:
+                cls = expect
+                if envelope.type not in _REGISTERED:
+                    # Known from here on, so a later reply of this type decodes
+                    # without `expect` too.
+                    register(expect)
+            else:
+                cls = message_class(envelope.type)
         except MeshError as exc:
             raise exc.with_context(agent=envelope.recipient, trace_id=envelope.trace_id) from None
         if expect is not None and not issubclass(cls, expect):

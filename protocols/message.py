@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from protocols.errors import UnknownMessageTypeError
 
-__all__ = ["Message", "message_class", "message_types", "register"]
+__all__ = ["Message", "is_known", "message_class", "message_types", "register"]
 
 _TAG = re.compile(r"^[A-Za-z0-9_.:-]{1,120}/[0-9]{1,6}$")
 _REGISTRY: dict[str, type[Message]] = {}
@@ -94,6 +94,11 @@ def message_class(tag: str) -> type[Message]:
             f"unknown message type {tag!r}",
             hint="import the module that defines it in every process that receives it",
         ) from None
+
+
+def is_known(tag: str) -> bool:
+    """Return True if a class in this process has `tag` (a dict lookup: the hot path)."""
+    return tag in _REGISTRY
 
 
 def message_types() -> dict[str, type[Message]]:

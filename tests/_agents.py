@@ -6,10 +6,12 @@ import asyncio
 import os
 import time
 
+import msgpack
+
 from actors import Completion, LLMAgent, Prompt
 from mesh import Agent, Context, MeshError, handler
 from mesh._settling import is_ray_call
-from protocols import Message, Result, Task
+from protocols import Envelope, Kind, Message, Result, Task, decode, encode
 from protocols.patterns import collect_reviews, pipeline
 from protocols.patterns.messages import (
     Assemble,
@@ -514,3 +516,23 @@ class CallEndBlocker(Agent):
             if any(task.done() for task in pending):
                 time.sleep(seconds)  # noqa: ASYNC251 -- the fault under test
                 return
+
+
+class UnknownTagReplier:
+    """A stand-in peer (a plain actor, no host) that answers every ask with a reply of a
+    type tag that no participant of the mesh ever defined or published."""
+
+    TAG = "nobody.defined/1"
+
+    async def request(self, link_id: str, seq: int, frame: bytes) -> bytes:
+        ask = decode(frame)
+        return encode(Envelope(kind=Kind.REPLY, type=self.TAG, sender=ask.recipient,
+                               recipient=ask.sender, payload=msgpack.packb({"text": "?"}),
+                               trace_id=ask.trace_id, span_id=ask.span_id,
+                               correlation_id=ask.id, deadline=ask.deadline))  # fmt: skip
+
+    async def ping(self) -> str:
+        return "alive"
+
+    async def watch(self) -> None:
+        await asyncio.Event().wait()  # it never stops on its own

@@ -62,7 +62,7 @@ async def test_canaries_never_reach_errors_spans_refusals_or_ray_logs(
     path.chmod(0o600)
     config = MeshConfig(**{**mesh.config.model_dump(exclude={"secret"}), "secrets_file": path})
     edge = Endpoint(name=f"edge-{uuid.uuid4().hex[:8]}", incarnation=uuid.uuid4().hex[:16],
-                    config=config, registry=mesh._registry)  # fmt: skip
+                    config=config, registry=mesh._registry, types=mesh._edge.types)  # fmt: skip
     name = f"canary-{uuid.uuid4().hex[:6]}"
     host, _ = await start_host(AgentSpec.build(name=name, agent=Echo), config)
     seen: list[str] = []

@@ -41,7 +41,7 @@ async def signed(mesh: Mesh) -> AsyncIterator[SignedMesh]:
     """Signed agents and a signed edge in the session's Ray, beside its unsigned ones."""
     config = MeshConfig(**{**mesh.config.model_dump(), "secret": "secret-" + uuid.uuid4().hex})
     edge = Endpoint(name=f"edge-{uuid.uuid4().hex[:8]}", incarnation=uuid.uuid4().hex[:16],
-                    config=config, registry=mesh._registry)  # fmt: skip
+                    config=config, registry=mesh._registry, types=mesh._edge.types)  # fmt: skip
     group = SignedMesh(config, edge, {})
     yield group
     edge.close()

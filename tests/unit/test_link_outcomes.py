@@ -15,6 +15,22 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError
 from mesh import AgentInfo, DiedBeforeRunError, MeshConfig, OutcomeUnknownError, PeerDeadError
 from mesh._endpoint import Endpoint
 from mesh._link import Link, sender_of
+from mesh._typeshare import TypeShare
+from mesh.typecatalog import TypeCatalog
+
+_CATALOG = TypeCatalog()
+
+
+async def _fetch(tag: str) -> bytes | None:
+    return _CATALOG.fetch(tag)
+
+
+async def _store(tag: str, blob: bytes) -> None:
+    _CATALOG.publish(tag, blob)
+
+
+#: These tests send no message classes; the endpoint still needs a catalog to hand.
+_NO_TYPES = TypeShare(fetch=_fetch, store=_store)
 
 
 class _Method:
@@ -140,7 +156,7 @@ async def test_an_endpoint_refuses_an_incarnation_it_saw_die_for_one_lease() -> 
     peer = _Peer()
     lease_s = 0.2
     endpoint = Endpoint(name="asker", incarnation="1", config=MeshConfig(lease_s=lease_s),
-                        registry=_Registry(peer))  # type: ignore[arg-type]  # fmt: skip
+                        registry=_Registry(peer), types=_NO_TYPES)  # type: ignore[arg-type]  # fmt: skip
     first = await endpoint.link("critic")
     peer.die()
     await _settle()
@@ -159,7 +175,7 @@ async def test_a_second_link_to_the_same_incarnation_is_a_sequence_of_its_own() 
     # would restart at seq 0, below what the receiver expects, and go unordered.
     peer = _Peer()
     endpoint = Endpoint(name="asker", incarnation="1", config=MeshConfig(lease_s=0.05),
-                        registry=_Registry(peer))  # type: ignore[arg-type]  # fmt: skip
+                        registry=_Registry(peer), types=_NO_TYPES)  # type: ignore[arg-type]  # fmt: skip
     first = await endpoint.link("critic")
     sent = [_future(), _future()]
     first.send(b"one", sent[0])
@@ -182,7 +198,7 @@ async def test_a_lookup_shared_by_two_askers_survives_the_first_giving_up() -> N
     registry = _Registry(_Peer())
     registry.answer = _future()
     endpoint = Endpoint(name="asker", incarnation="1", config=MeshConfig(),
-                        registry=registry)  # type: ignore[arg-type]  # fmt: skip
+                        registry=registry, types=_NO_TYPES)  # type: ignore[arg-type]  # fmt: skip
     impatient = asyncio.create_task(endpoint.link("critic"))
     patient = asyncio.create_task(endpoint.link("critic"))
     await _settle()
@@ -201,7 +217,7 @@ async def test_sends_that_waited_for_a_lookup_go_before_sends_made_after_it() ->
     registry = _Registry(peer)
     registry.answer = _future()
     endpoint = Endpoint(name="asker", incarnation="1", config=MeshConfig(max_inflight=8),
-                        registry=registry)  # type: ignore[arg-type]  # fmt: skip
+                        registry=registry, types=_NO_TYPES)  # type: ignore[arg-type]  # fmt: skip
     go = _future()
 
     async def send(frame: bytes, after: asyncio.Future[Any] | None = None) -> None:
