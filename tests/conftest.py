@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import os
 import re
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,14 +32,20 @@ def _clean_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
     """Run the suite as on a fresh machine, whatever the shell around it has set.
 
     Ray's token and raymesh's home go to a fresh directory, so nothing under the real home
-    directory is read, chmod-ed or rewritten.
+    directory is read, chmod-ed or rewritten. The token is written here: a Ray started
+    with RAY_AUTH_TOKEN_PATH set does not create it (it writes ~/.ray/auth_token), so a
+    benchmark subprocess run before any `raymesh up` test would fail to start Ray.
     """
     home = tmp_path_factory.mktemp("home")
+    token = home / "ray" / "auth_token"
+    token.parent.mkdir()
+    token.write_text(secrets.token_hex(32))  # what Ray itself generates: 256 random bits
+    token.chmod(0o600)
     with pytest.MonkeyPatch.context() as patch:
         for name in [name for name in os.environ if _AMBIENT.search(name)]:
             patch.delenv(name)
         patch.setenv("RAYMESH_HOME", str(home / "raymesh"))
-        patch.setenv("RAY_AUTH_TOKEN_PATH", str(home / "ray" / "auth_token"))
+        patch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
         yield
 
 
