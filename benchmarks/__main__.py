@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -11,7 +12,7 @@ import platform
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -24,12 +25,13 @@ from rich.table import Table
 from benchmarks import (
     llm_bound,
     patterns,
+    peer,
     supervision,
     topology,
     two_agents,
     watchdogs,
 )
-from mesh import Mesh
+from mesh import Mesh, MeshConfig
 from mesh.chaos import OverloadFigures, overload
 
 SUITES = ("two-agents", "watchdogs", "supervision", "llm", "topology", "patterns", "overload")
@@ -184,28 +186,42 @@ def _plan(args: argparse.Namespace) -> topology.Plan:
     return plan
 
 
-async def _run_topology(mesh: Mesh, args: argparse.Namespace, console: Console) -> topology.Outcome:
-    """The topology suite with a progress bar: it makes dozens of measurements."""
-    plan = _plan(args)
-    columns = (TextColumn("[bold]topology[/bold] {task.description}"), BarColumn(),
+@contextlib.contextmanager
+def _progress(console: Console, suite: str, total: int) -> Iterator[Callable[[str], None]]:
+    """A progress bar for a suite of many steps; yields the function that advances it."""
+    columns = (TextColumn(f"[bold]{suite}[/bold] {{task.description}}"), BarColumn(),
                MofNCompleteColumn(), TimeElapsedColumn())  # fmt: skip
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("starting", total=topology.steps(plan) + 1)
-
-        def step(text: str) -> None:
-            progress.update(task, description=text, advance=1)
-
-        return await topology.run(mesh, plan, count=args.count, on_step=step)
+        task = progress.add_task("starting", total=total)
+        yield lambda text: progress.update(task, description=text, advance=1)
 
 
-async def _measure(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+async def _run_topology(
+    mesh: Mesh, args: argparse.Namespace, console: Console, baseline: peer.Peer | None
+) -> topology.Outcome:
+    """The topology suite: dozens of measurements."""
+    plan = _plan(args)
+    total = topology.steps(plan, with_peer=baseline is not None) + 1
+    with _progress(console, "topology", total) as step:
+        outcome = await topology.run(mesh, plan, count=args.count, on_step=step, peer=baseline)
+    if baseline is None:
+        outcome.notes.append("the autogen-core baseline was skipped (--no-peer)")
+    return outcome
+
+
+async def _measure(
+    args: argparse.Namespace, console: Console, baseline: peer.Peer | None
+) -> dict[str, Any]:
     with console.status("starting Ray"):
-        mesh = Mesh.local(num_cpus=os.cpu_count() or 2, log_to_driver=False)
+        # The suites kill agents and flood mailboxes on purpose: their dead letters are
+        # counted in the tables, not logged line by line over them.
+        mesh = Mesh.local(config=MeshConfig(log_dead_letters=False),
+                          num_cpus=os.cpu_count() or 2, log_to_driver=False)  # fmt: skip
     results: dict[str, Any] = {}
     count = args.count or DEFAULT_COUNT
     try:
         if "topology" in args.suites:
-            results["topology"] = await _run_topology(mesh, args, console)
+            results["topology"] = await _run_topology(mesh, args, console, baseline)
         if "two-agents" in args.suites:
             with console.status(f"two agents: {count:,} messages per stream"):
                 results["two-agents"] = await two_agents.run(mesh, count=count)
@@ -216,9 +232,9 @@ async def _measure(args: argparse.Namespace, console: Console) -> dict[str, Any]
             with console.status("watchdogs: deadlocks, deadlines and their cost"):
                 results["watchdogs"] = await watchdogs.run(mesh, repeats=args.repeats, count=count)
         if "supervision" in args.suites:
-            with console.status("supervision: kill to answer"):
+            with _progress(console, "supervision", args.repeats) as step:
                 results["supervision"] = await supervision.kill_to_answer(
-                    mesh, repeats=args.repeats
+                    mesh, repeats=args.repeats, on_step=step
                 )
         if "llm" in args.suites:
             with console.status("LLM-bound: a team against a loopback model, 50 ms a call"):
@@ -268,6 +284,9 @@ def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--cross-node", action="store_true",
                         help="topology: also mesh vs hub on a two-node cluster")  # fmt: skip
+    parser.add_argument("--no-peer", action="store_true",
+                        help="topology: skip the autogen-core baseline (its own virtualenv, "
+                        f"installed on first use under $RAYMESH_HOME: {peer.PIN})")  # fmt: skip
     parser.add_argument("--plot", metavar="PATH.png",
                         help="topology: plot msgs/s, ask latency vs N (matplotlib)")  # fmt: skip
     return parser
@@ -330,9 +349,13 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m benchmarks
         plot.require()
     # Not a terminal (CI logs, pipes): rich would wrap the wide tables at 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=140)
-    results = asyncio.run(_measure(args, Console(stderr=True)))
+    progress = Console(stderr=True)
+    # Before Ray starts: an offline machine fails in seconds, not after the other suites.
+    wants_peer = "topology" in args.suites and not args.no_peer
+    baseline = peer.ensure(progress) if wants_peer else None
+    results = asyncio.run(_measure(args, progress, baseline))
     if "topology" in results and args.cross_node:
-        _cross_node(args, results["topology"], Console(stderr=True))
+        _cross_node(args, results["topology"], progress)
     report: dict[str, Any] = {
         "raymesh": _version("raymesh"),
         "ray": ray.__version__,
@@ -351,9 +374,16 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m benchmarks
             "cost": {**asdict(cost), "ratio": cost.ratio},
         }
     if "supervision" in results:
-        restart = results["supervision"]
-        console.print(_latency_table("supervision: kill to restarted agent answering", [restart]))
-        report["supervision"] = asdict(restart)
+        restarts: supervision.Restarts = results["supervision"]
+        table = _latency_table("supervision: kill to restarted agent answering",
+                               [restarts.latency])  # fmt: skip
+        table.caption = "dead letters from the kills (expected): " + (
+            ", ".join(f"{reason} {n:,}" for reason, n in sorted(restarts.dead_letters.items()))
+            or "none"
+        )
+        console.print(table)
+        report["supervision"] = {**asdict(restarts.latency),
+                                 "dead_letters": restarts.dead_letters}  # fmt: skip
     if "llm" in results:
         console.print(_llm_table(results["llm"]))
         report["llm"] = [{**asdict(r), "ideal_per_s": r.ideal_per_s, "ratio": r.ratio}

@@ -1,8 +1,10 @@
 """The peer baseline: the topology suite's ring workload on autogen-core's in-process runtime.
 
-Kept in its own module, imported only when autogen-core is installed, and without
-``from __future__ import annotations``: autogen's ``message_handler`` reads the handler's
-type hints at class creation, so the message classes must be real module-level names.
+A standalone script, run by `benchmarks.peer` with the interpreter of autogen-core's own
+virtualenv (autogen-core cannot live next to Ray): it imports neither Ray nor raymesh,
+reads one ring's parameters as JSON on stdin and writes its figures as JSON on stdout.
+No ``from __future__ import annotations``: autogen's ``message_handler`` reads the
+handler's type hints at class creation, so the message classes must be real names.
 
 autogen-core's `SingleThreadedAgentRuntime` runs every agent in this one process and
 event loop: no serialization, no process hop. It is the cost floor of an in-process
@@ -10,6 +12,8 @@ framework, not a distributed one; that is what the comparison says, nothing more
 """
 
 import asyncio
+import json
+import sys
 import time
 from dataclasses import dataclass
 
@@ -146,3 +150,14 @@ async def run_ring(
         return ended - started, latencies, cpu
     finally:
         await runtime.stop()
+
+
+def main() -> None:
+    """Run the ring described on stdin (`run_ring`'s arguments); print its figures."""
+    params = json.load(sys.stdin)
+    seconds, latencies, cpu = asyncio.run(run_ring(**params))
+    json.dump({"seconds": seconds, "latencies_ms": latencies, "cpu_s": cpu}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

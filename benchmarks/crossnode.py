@@ -35,7 +35,7 @@ async def _measure(plan: topology.Plan, count: int | None) -> topology.Outcome:
     mesh = Mesh.local()
     hub = max(n for n, _ in plan.points())
     try:
-        return await topology.run(mesh, plan, count=count, scenario=SCENARIO, with_autogen=False,
+        return await topology.run(mesh, plan, count=count, scenario=SCENARIO,
                                   placement=lambda i: _placement(i, hub=hub))  # fmt: skip
     finally:
         await mesh.shutdown()

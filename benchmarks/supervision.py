@@ -4,12 +4,17 @@ The agent runs under a one_for_one team. Each round kills its actor with ``ray.k
 and asks it again and again until the new incarnation replies; the figure includes
 death detection, the supervisor's decision, a new Ray actor, registration, and the
 asker finding the successor.
+
+The asks that meet the dead agent are expected faults: each is a dead letter at the
+driver, counted by reason in the result (the bench turns their log lines off).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import ray
 
@@ -22,8 +27,20 @@ async def _incarnation(mesh: Mesh, name: str) -> str | None:
     return found[0] if found else None
 
 
-async def kill_to_answer(mesh: Mesh, *, repeats: int) -> Latency:
+@dataclass(frozen=True)
+class Restarts:
+    """Kill-to-answer latency, and the dead letters the kills caused, by reason."""
+
+    latency: Latency
+    dead_letters: dict[str, int]
+
+
+async def kill_to_answer(
+    mesh: Mesh, *, repeats: int, on_step: Callable[[str], None] | None = None
+) -> Restarts:
     """Kill a supervised agent `repeats` times; return the time to its next answer."""
+    on_step = on_step or (lambda _text: None)
+    before = mesh.dead_letter_counts
     name = f"phoenix-{time.time_ns() % 10**9}"
     team = await mesh.team({
         "name": f"bench-{name}",
@@ -33,7 +50,8 @@ async def kill_to_answer(mesh: Mesh, *, repeats: int) -> Latency:
     })  # fmt: skip
     seconds = []
     try:
-        for _ in range(repeats):
+        for i in range(repeats):
+            on_step(f"kill {i + 1} of {repeats}")
             old = await _incarnation(mesh, name)
             ray.kill(await mesh.actor(name))
             killed = time.perf_counter()
@@ -50,4 +68,8 @@ async def kill_to_answer(mesh: Mesh, *, repeats: int) -> Latency:
             seconds.append(time.perf_counter() - killed)
     finally:
         await team.stop()
-    return latency("kill to answer", 1, seconds)
+    after = mesh.dead_letter_counts
+    caused = {reason: n - before.get(reason, 0) for reason, n in after.items()}
+    return Restarts(
+        latency("kill to answer", 1, seconds), {r: n for r, n in caused.items() if n > 0}
+    )

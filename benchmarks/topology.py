@@ -9,8 +9,8 @@ ways in one run, alternating, so that the noise of this shared machine hits all 
   (tells relayed with a tell, asks with an ask whose reply goes back to the sender).
 - ``raw-mesh`` / ``raw-hub``: plain async Ray actors, one method call per message, the
   same payload as a pickled dict, no envelope; the hub relays through a raw hub actor.
-- ``autogen``: autogen-core's in-process `SingleThreadedAgentRuntime` (mesh only), if
-  autogen-core is installed.
+- ``autogen``: autogen-core's in-process `SingleThreadedAgentRuntime` (mesh only), in
+  its own virtualenv and process (`benchmarks.peer`), unless skipped.
 
 Tell throughput counts a message when its receiver has handled it (the clock stops at
 the last receipt), not when the sender was told it was accepted, so a hub cannot look
@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import ray
 
+from benchmarks.peer import Peer
 from mesh import Agent, Context, Mesh, handler
 from protocols import Message
 
@@ -395,17 +396,9 @@ def _row(
     )
 
 
-def _autogen_runner() -> Any:
-    try:
-        from benchmarks import _autogen
-    except ImportError:
-        return None
-    return _autogen.run_ring
-
-
-def steps(plan: Plan, *, with_autogen: bool = True) -> int:
+def steps(plan: Plan, *, with_peer: bool) -> int:
     """How many measurements `run` makes (for a progress bar)."""
-    per_point = 4 + (1 if with_autogen and _autogen_runner() is not None else 0)
+    per_point = 4 + (1 if with_peer else 0)
     return len(plan.points()) * len(plan.modes) * per_point
 
 
@@ -417,13 +410,13 @@ async def run(
     on_step: Callable[[str], None] | None = None,
     scenario: str = "local",
     placement: Callable[[int], dict[str, Any]] | None = None,
-    with_autogen: bool = True,
+    peer: Peer | None = None,
 ) -> Outcome:
     """Measure every topology at every point of `plan`; `count` overrides the plan's messages.
 
     `placement(i)` gives Ray actor options for ring member i (the hub is i = max N), so a
-    caller can spread the ring over nodes; autogen runs in this process, so it is only
-    meaningful (and only run) on one machine's scenario.
+    caller can spread the ring over nodes. `peer` adds the autogen-core rows; it runs
+    on this machine only, so it belongs to a one-machine scenario.
     """
     place = placement or (lambda _i: {})
     total_wanted = count or plan.messages
@@ -432,12 +425,6 @@ async def run(
     suffix = str(time.time_ns())[-9:]
     names = [f"topo-{suffix}-{i}" for i in range(size)] + [f"topo-{suffix}-hub"]
     outcome = Outcome()
-    autogen = _autogen_runner() if with_autogen else None
-    if with_autogen and autogen is None:
-        outcome.notes.append(
-            "autogen-core is not installed: the autogen baseline was skipped "
-            "(pip install autogen-core)"
-        )
     raw = [RawNode.options(**place(i)).remote() for i in range(len(names))]  # type: ignore[attr-defined]
     spawned: list[str] = []
     try:
@@ -482,9 +469,9 @@ async def run(
                             scenario=scenario,
                         )
                     )
-                if autogen is not None:
+                if peer is not None:
                     on_step(f"autogen {mode}, N={n}, {payload} B")
-                    result = await autogen(
+                    result = await peer.ring(
                         n, ask=ask, count=per_sender, window=WINDOWS[mode], payload_bytes=payload
                     )
                     outcome.rows.append(

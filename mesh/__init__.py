@@ -8,6 +8,7 @@ from mesh.config import MeshConfig
 from mesh.deadletters import DeadLetter
 from mesh.errors import (
     AccessDeniedError,
+    BaselineError,
     ConfigError,
     DeadlineExceededError,
     DeadlockError,
@@ -50,6 +51,7 @@ __all__ = [
     "AgentInfo",
     "AgentSpec",
     "AgentStats",
+    "BaselineError",
     "CheckpointNotFoundError",
     "ClusterError",
     "ClusterUnreachableError",

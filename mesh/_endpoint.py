@@ -134,7 +134,7 @@ class Endpoint:
         # One log line per reason a second at most: under overload or a flood of bad
         # frames, logging each one would cost more than refusing it (all are recorded).
         last = self._logged.get(reason, 0.0)
-        if letter.at - last >= 1.0:
+        if self.config.log_dead_letters and letter.at - last >= 1.0:
             self._logged[reason] = letter.at
             self._log.warning("dead letter", reason=reason, message_type=letter.type,
                               sender=letter.sender, recipient=letter.recipient,

@@ -197,37 +197,32 @@ def bench(  # noqa: PLR0917 (typer maps each parameter to an option)
         int | None,
         typer.Option(help="Messages per stream (topology: per measurement).", show_default=False),
     ] = None,
+    no_peer: Annotated[
+        bool,
+        typer.Option(
+            "--no-peer",
+            help="topology: skip the autogen-core baseline (it installs into its own "
+            "virtualenv on first use, which needs the package index).",
+        ),
+    ] = False,
 ) -> None:
     """Measure raymesh against its baselines (mesh vs hub, raw Ray, autogen-core).
 
-    Forwards to `python -m benchmarks`. The suite is not part of the installed package:
-    run from a raymesh checkout (the directory holding `benchmarks/`).
+    Forwards to `python -m benchmarks`.
     """
-    here = os.getcwd()
-    # The console script's sys.path does not hold the working directory: add a checkout's.
-    if (Path(here) / "benchmarks" / "__main__.py").is_file() and here not in sys.path:
-        sys.path.insert(0, here)
-    try:
-        from benchmarks.__main__ import main as bench_main
-    except ImportError as exc:
-        _err.print(
-            f"[red]error:[/red] the benchmark suite is not importable ({exc}). It ships with "
-            "the source, not the package: run `raymesh bench` from a raymesh checkout, "
-            "or `python -m benchmarks` there."
-        )
-        raise typer.Exit(1) from None
+    from benchmarks.__main__ import main as bench_main
+
     argv = list(suites or [])
     argv += ["--quick"] if quick else []
     argv += ["--full"] if full else []
     argv += ["--json", str(json_path)] if json_path else []
     argv += ["--plot", str(plot)] if plot else []
     argv += ["--count", str(count)] if count is not None else []
-    # Ray workers import the agent classes by module path: make the checkout importable.
-    if here not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            p for p in (here, os.environ.get("PYTHONPATH", "")) if p
-        )
-    bench_main(argv, prog="raymesh bench")
+    argv += ["--no-peer"] if no_peer else []
+    try:
+        bench_main(argv, prog="raymesh bench")
+    except MeshError as exc:
+        _fail(exc)
 
 
 @app.command("chaos")

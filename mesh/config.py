@@ -45,6 +45,11 @@ class MeshConfig(BaseSettings):
     metrics: bool = Field(True, description="Per-agent metrics in Ray's metrics (Prometheus).")
     stop_grace_s: float = Field(5.0, ge=0, description="Time on_stop and running handlers get.")
     dead_letters_kept: int = Field(1000, ge=1, description="Dead letters each host keeps.")
+    log_dead_letters: bool = Field(
+        True,
+        description="Log dead letters (a line per reason a second at most). Off, they are "
+        "still recorded and counted: for runs that cause them on purpose, e.g. benchmarks.",
+    )
     dedup_window: int = Field(1024, ge=1, description="Message ids remembered per sender.")
     snapshot_every: int = Field(1, ge=1, description="Handled messages between state snapshots.")
     state_dir: Path = Field(

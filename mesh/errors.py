@@ -26,6 +26,7 @@
     ├── ConfigError         a bad setting, agent class or name
     │   └── NameTakenError  a live agent already has that name
     ├── TraceNotFoundError(+LookupError)  no spans kept for that trace (``raymesh trace``)
+    ├── BaselineError       a benchmark's peer baseline could not be installed or run
     └── ClusterError        (mesh.cluster) a cluster or job operation failed
         └── ClusterUnreachableError(+ConnectionError)
 
@@ -49,6 +50,7 @@ from protocols.errors import (
 
 __all__ = [
     "AccessDeniedError",
+    "BaselineError",
     "ConfigError",
     "DeadlineExceededError",
     "DeadlockError",
@@ -218,3 +220,8 @@ class NameTakenError(ConfigError):
 
 class TraceNotFoundError(MeshError, LookupError):
     """No spans are kept for the trace asked for (unknown id, dropped, or no traces yet)."""
+
+
+class BaselineError(MeshError):
+    """A benchmark's peer baseline (autogen-core, in its own virtualenv) could not be
+    installed or did not run; the hint says how to install it by hand or skip it."""

@@ -128,6 +128,15 @@ class Mesh:
         """
         return self._edge.retries
 
+    @property
+    def dead_letter_counts(self) -> dict[str, int]:
+        """How many dead letters this driver recorded, by reason, since the mesh started.
+
+        Counts every one, kept or dropped from the bounded buffer, and whether or not it
+        was logged (``log_dead_letters``): a run that expects faults reports these.
+        """
+        return dict(self._edge.dead_letters.by_reason)
+
     async def __aenter__(self) -> Self:
         return self
 
