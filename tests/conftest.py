@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import os
 import re
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,12 @@ def _clean_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
         for name in [name for name in os.environ if _AMBIENT.search(name)]:
             patch.delenv(name)
         patch.setenv("RAYMESH_HOME", str(home / "raymesh"))
-        patch.setenv("RAY_AUTH_TOKEN_PATH", str(home / "ray" / "auth_token"))
+        token = home / "ray" / "auth_token"
+        # Ray makes a missing token only at ~/.ray: at a path of one's own it must exist.
+        token.parent.mkdir()
+        token.touch(mode=0o600)
+        token.write_text(secrets.token_hex(32))
+        patch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
         yield
 
 
