@@ -26,9 +26,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from actors.errors import ToolError
 from actors.providers._base import ToolCall, ToolSpec
-from mesh import ConfigError
+from mesh import ConfigError, MeshError
 from mesh.telemetry import redact
 from mesh.tracing import get_logger
+from protocols.errors import describe
 
 __all__ = ["Approver", "Tool", "Toolbox", "tool"]
 
@@ -166,7 +167,9 @@ class Toolbox:
             result = await found.call(arguments)
         except Exception as exc:
             raise ToolError(
-                redact(f"tool {call.name!r} raised {type(exc).__name__}: {exc}"), tool=call.name
+                redact(f"tool {call.name!r} raised {describe(exc)}"),
+                tool=call.name,
+                hint=exc.hint if isinstance(exc, MeshError) else None,
             ) from exc
         # A tool may read a key (from the environment, a vault) and return it: the model,
         # a third party, must never see one, nor pass it on in its answer.

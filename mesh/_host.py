@@ -12,7 +12,6 @@ import dataclasses
 import gc
 import os
 import time
-import traceback
 import uuid
 from typing import Any
 
@@ -21,6 +20,7 @@ import ray
 from mesh._deadlines import DeadlineWheel
 from mesh._durable import Durability
 from mesh._endpoint import Endpoint
+from mesh._failures import handler_failed, start_failed
 from mesh._inbound import InboundGuard
 from mesh._link import sender_of
 from mesh._settling import settle_ray_calls_at_once
@@ -30,7 +30,6 @@ from mesh.acl import AgentAccess
 from mesh.agent import Agent, Context
 from mesh.config import MeshConfig
 from mesh.errors import (
-    ConfigError,
     DeadlineExceededError,
     DecodeError,
     DiedBeforeRunError,
@@ -47,7 +46,7 @@ from mesh.metrics import HostMetrics
 from mesh.registry import AgentInfo, RegistryClient
 from mesh.spanstore import SPAN_STORE_NAME
 from mesh.stats import AgentStats
-from mesh.telemetry import Recorder, redact
+from mesh.telemetry import Recorder
 from mesh.tracing import configure_logging, get_logger, trace_scope
 from mesh.typecatalog import TYPE_CATALOG_NAME
 from mesh.watchdog import Heartbeat, Probe, cross_chain_deadlock, same_chain_deadlock
@@ -189,12 +188,9 @@ class AgentHost:
             await agent.on_start()
         except Exception as exc:
             self._log.exception("agent failed to start")
-            return {"error": ConfigError(
-                f"agent {self._info.name!r} ({self._agent_cls.__qualname__}) failed to start: "
-                f"{type(exc).__name__}: {exc}",
-                agent=self._info.name,
-                hint="see the agent's log for the traceback",
-            ).to_wire()}  # fmt: skip
+            return {
+                "error": start_failed(exc, agent=self._info.name, cls=self._agent_cls).to_wire()
+            }
         self._agent = agent
         try:
             await self._registry.register(self._info, self._endpoint._self_handle)
@@ -773,7 +769,7 @@ class AgentHost:
                 )
             except Exception as exc:
                 self._log.warning("handler raised", handler=method_name, exc_info=True)
-                return self._handler_error(env, method_name, exc)
+                return handler_failed(exc, handler=method_name, agent=name, trace_id=env.trace_id)
             finally:
                 if slot is not None and self._deadlines.unwatch(worker, slot):
                     worker.uncancel()  # the handler swallowed the deadline's cancellation
@@ -786,21 +782,6 @@ class AgentHost:
                 trace_id=env.trace_id,
             )
         return result
-
-    def _handler_error(self, env: Envelope, method_name: str, exc: Exception) -> MeshError:
-        if isinstance(exc, HandlerError) or (isinstance(exc, MeshError) and exc.conversation_wide):
-            # Passed up unchanged: the asker learns where the failure really happened,
-            # and a deadlock or a spent budget concerns the whole chain, not this handler.
-            return exc
-        return HandlerError(
-            redact(
-                f"handler {method_name} of {self._info.name!r} raised {type(exc).__name__}: {exc}"
-            ),
-            remote_type=type(exc).__name__,
-            remote_traceback=redact("".join(traceback.format_exception(exc))),
-            agent=self._info.name,
-            trace_id=env.trace_id,
-        )
 
     def _reply_envelope(
         self,

@@ -13,19 +13,19 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from mesh._cli_options import Address, Namespace
+from mesh._console import console
 from mesh.errors import MeshError
 
 __all__ = ["register"]
 
 T = TypeVar("T")
-_out = Console()
+_out = console()
 #: Who decided, as the decision records it.
 _CLI = "raymesh-cli"
-_err = Console(stderr=True)
+_err = console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:

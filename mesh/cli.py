@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from mesh._cli_options import Address, AsJson, Namespace
+from mesh._console import console
 from mesh.approvals_cli import register as register_approval_commands
 from mesh.errors import ConfigError, MeshError
 
@@ -25,8 +25,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-_out = Console()
-_err = Console(stderr=True)
+_out = console()
+_err = console(stderr=True)
 register_approval_commands(app)
 
 

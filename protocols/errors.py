@@ -32,6 +32,7 @@ __all__ = [
     "ReplayError",
     "SignatureError",
     "UnknownMessageTypeError",
+    "describe",
     "error_class",
 ]
 
@@ -110,6 +111,16 @@ class MeshError(Exception):
 
 def _rebuild(code: str, message: str, kwargs: dict[str, Any]) -> MeshError:
     return _ERROR_CLASSES.get(code, MeshError)(message, **kwargs)
+
+
+def describe(exc: BaseException) -> str:
+    """Return ``Type: message`` for `exc`, without a `MeshError`'s context and hint.
+
+    For the text of an error that wraps `exc`: the wrapper adds its own context, so the
+    cause's ``[agent=…, trace=…]`` would appear twice.
+    """
+    text = exc.message if isinstance(exc, MeshError) else str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def error_class(code: str) -> type[MeshError] | None:

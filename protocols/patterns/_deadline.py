@@ -41,12 +41,6 @@ def time_left(messenger: Messenger, deadline: float | None, *, what: str) -> flo
     return left
 
 
-def describe(exc: BaseException) -> str:
-    """Return a one-line account of a failure, for a result's record."""
-    text = exc.message if isinstance(exc, MeshError) else str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def reraise_if_conversation_wide(exc: BaseException) -> None:
     """Re-raise errors about the whole conversation (a deadlock, a spent budget).
 

@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 
 from pydantic import BaseModel
 
+from protocols.errors import describe
 from protocols.message import Message
 from protocols.messenger import Messenger
 from protocols.patterns._deadline import (
     deadline_of,
-    describe,
     reraise_if_conversation_wide,
     time_left,
 )

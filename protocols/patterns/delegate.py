@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from protocols.errors import describe
 from protocols.messenger import Messenger
 from protocols.patterns._deadline import (
     deadline_of,
-    describe,
     reraise_if_conversation_wide,
     time_left,
 )

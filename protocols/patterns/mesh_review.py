@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
+from protocols.errors import describe
 from protocols.messenger import Messenger
 from protocols.patterns._deadline import (
     deadline_of,
-    describe,
     reraise_if_conversation_wide,
     time_left,
 )

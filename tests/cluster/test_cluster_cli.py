@@ -90,8 +90,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
     home = tmp_path_factory.mktemp("raymesh-home")
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env |= {"RAYMESH_HOME": str(home), "COLUMNS": "200", "API_KEY": SECRET}
+    # No COLUMNS: what the CLI and the jobs print must read whole without a terminal.
+    env = {k: v for k, v in os.environ.items() if k not in {"RAY_ADDRESS", "COLUMNS"}}
+    env |= {"RAYMESH_HOME": str(home), "API_KEY": SECRET}
     secrets = home / "cluster-secrets.env"
     secrets.write_text(f"{CLUSTER_KEY}={CLUSTER_CANARY}\n")
     secrets.chmod(0o600)
@@ -134,6 +135,9 @@ def test_submitted_team_succeeds_and_its_output_holds_the_answer(head: Head) -> 
     assert done.returncode == 0, output
     assert "On raymesh:" in done.stdout
     assert "succeeded" in done.stderr
+    assert "review/writers" in done.stdout  # the job's team table, not cut to 80 columns
+    assert "researcher" in done.stdout
+    assert "…" not in done.stdout
     assert SECRET not in output
 
     job_id = done.stdout.split("job ", 1)[1].split()[0]
