@@ -241,8 +241,10 @@ class LLMAgent(Agent):
     async def on_task(self, msg: Task, ctx: Context) -> Result:
         """Take a team's task (from ``raymesh run``) as a prompt."""
         done = await self.answer(Prompt(text=msg.text), ctx)
-        return Result(text=done.text, data={"model": done.model,
-                                            "usage": done.usage.model_dump()})  # fmt: skip
+        data: dict[str, Any] = {"model": done.model, "usage": done.usage.model_dump()}
+        if done.planning_failed is not None:
+            data["planning_failed"] = done.planning_failed
+        return Result(text=done.text, data=data)
 
     @handler
     async def on_usage_query(self, msg: UsageQuery, ctx: Context) -> UsageSummary:

@@ -54,6 +54,9 @@ class Completion(Message, type="llm.completion/1"):
     usage: CallUsage = Field(default_factory=CallUsage)
     #: Names of the tools called on the way, in order.
     tools_called: list[str] = Field(default_factory=list)
+    #: Why an orchestrator answered without a plan (its model's plan did not fit the
+    #: schema, even repaired); None when it planned, or is no orchestrator.
+    planning_failed: str | None = None
 
 
 class GetUsage(Message, type="llm.get_usage/1"):

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, create_model
 
 from actors.agent import LLMAgent, completion
+from actors.errors import StructuredOutputError
 from actors.memory import SQLiteMemory
 from actors.messages import CallUsage, Completion, Prompt, Remember, Remembered, Verdict, Verify
-from mesh import Context, MeshError, handler
+from mesh import Context, MeshError, handler, telemetry
+from protocols.errors import describe
 
 __all__ = [
     "Coder",
@@ -201,6 +203,11 @@ class Orchestrator(LLMAgent):
     The plan's roles are limited to the roles of the live peers (a JSON-schema enum), so
     the model cannot route to a role nobody plays. A step whose peer fails is answered
     by the orchestrator itself, and the failure is noted.
+
+    A model that does not follow the plan's schema, even repaired (common for small
+    local models), does not fail the task: it goes whole to the role the unusable
+    reply names first, or the orchestrator answers it, and the answer's
+    ``planning_failed`` says why. ``strict_planning=True`` fails it instead.
     """
 
     default_system_prompt: ClassVar[str] = (
@@ -209,6 +216,12 @@ class Orchestrator(LLMAgent):
     )
     #: Share of the remaining time given to the steps; the rest is for assembling.
     step_share: ClassVar[float] = 0.7
+
+    def __init__(self, *args: Any, strict_planning: bool = False, **kwargs: Any) -> None:
+        """Configure as `LLMAgent`; `strict_planning` raises `StructuredOutputError`
+        when the model gives no valid plan, instead of answering without one."""
+        super().__init__(*args, **kwargs)
+        self.strict_planning = strict_planning
 
     async def answer(self, msg: Prompt, ctx: Context | None) -> Completion:
         """Plan, delegate and assemble."""
@@ -221,12 +234,17 @@ class Orchestrator(LLMAgent):
         if not by_role:
             return await super().answer(msg, ctx)
         plan_model = _plan_model(sorted(by_role))
-        planned = await self.complete(
-            f"Available roles: {', '.join(sorted(by_role))}.\nTask: {msg.text}",
-            ctx,
-            response_model=plan_model,
-            tools=(),
-        )
+        try:
+            planned = await self.complete(
+                f"Available roles: {', '.join(sorted(by_role))}.\nTask: {msg.text}",
+                ctx,
+                response_model=plan_model,
+                tools=(),
+            )
+        except StructuredOutputError as exc:
+            if self.strict_planning:
+                raise
+            return await self._unplanned(msg, ctx, exc, by_role)
         steps: list[Any] = planned.parsed.steps
         remaining = ctx.remaining()
         timeout = None if remaining is None else remaining * self.step_share
@@ -264,6 +282,31 @@ class Orchestrator(LLMAgent):
         done.usage.cost_usd += planned.usage.cost_usd
         return done
 
+    async def _unplanned(
+        self, msg: Prompt, ctx: Context, error: StructuredOutputError, by_role: dict[str, str]
+    ) -> Completion:
+        """Answer without a plan: by the peer of the role the unusable reply names first
+        (the model's choice, though not in the schema), else by the orchestrator itself."""
+        why = describe(error)
+        role = _first_named(error.raw, by_role)
+        ctx.log.warning("planning failed; answering without a plan", error=why[:500],
+                        role=role, peer=by_role.get(role or ""))  # fmt: skip
+        telemetry.add_event("orchestrator.planning_failed", error=why[:500], role=role or "")
+        if role is not None:
+            try:
+                reply = await ctx.ask(
+                    by_role[role], Prompt(text=msg.text, context=msg.context), expect=Completion
+                )
+            except MeshError as exc:
+                if exc.conversation_wide:
+                    raise
+                ctx.log.warning("the fallback peer failed; answering itself", error=describe(exc))
+            else:
+                # Its usage is its own ledger's, as for the steps of a plan.
+                return reply.model_copy(update={"usage": CallUsage(), "planning_failed": why})
+        done = await super().answer(msg, ctx)
+        return done.model_copy(update={"planning_failed": why})
+
 
 def _plan_model(roles: list[str]) -> type[BaseModel]:
     role_type: Any = Literal[tuple(roles)]
@@ -273,6 +316,12 @@ def _plan_model(roles: list[str]) -> type[BaseModel]:
         steps=(list[step], Field(min_length=1, max_length=8)),
     )
     return plan
+
+
+def _first_named(text: str, roles: Iterable[str]) -> str | None:
+    """Return the role named first in `text` (as a whole word), if any."""
+    found = [(m.start(), r) for r in roles if (m := re.search(rf"\b{re.escape(r)}\b", text))]
+    return min(found)[1] if found else None
 
 
 def _normal(text: str) -> str:
