@@ -74,12 +74,26 @@ async def _fails(mesh: Mesh, spawn: Spawn, pattern: dict[str, Any]) -> HandlerEr
     return caught.value
 
 
-async def _spanned(mesh: Mesh, trace_id: str, names: set[str]) -> list[dict[str, Any]]:
-    """Wait until every agent of `names` has a span in the trace; return the trace's spans."""
+async def _spanned(
+    mesh: Mesh, trace_id: str, names: set[str], *, parents_of: str | None = None
+) -> list[dict[str, Any]]:
+    """Wait until every agent of `names` has a span in the trace (and, with `parents_of`, the
+    parent of every span of that message type has arrived too); return the trace's spans.
+
+    Hosts ship spans in batches, each on its own clock: a child's span can arrive first.
+    """
     deadline = time.monotonic() + 15
     while True:
         spans = await mesh.trace(trace_id)
-        if names <= {s["attributes"]["raymesh.agent"] for s in spans}:
+        ids = {s["span_id"] for s in spans}
+        orphans = [
+            s
+            for s in spans
+            if parents_of
+            and s["attributes"]["raymesh.message.type"].endswith(parents_of)
+            and s["parent_span_id"] not in ids
+        ]
+        if names <= {s["attributes"]["raymesh.agent"] for s in spans} and not orphans:
             assert {s["trace_id"] for s in spans} == {trace_id}
             return spans
         assert time.monotonic() < deadline, (names, spans)
@@ -142,7 +156,7 @@ async def test_mesh_review_peers_review_each_other_directly(
     assert drafts == {p: sorted(q for q in working if q != p) for p in working}
     assert result.data["failed"].keys() == {cast["broken"]}
     assert result.data["assembler"] == cast["alpha"]
-    spans = await _spanned(mesh, trace_id, set(peers))
+    spans = await _spanned(mesh, trace_id, set(peers), parents_of="review_draft/1")
     by_span = {s["span_id"]: s["attributes"]["raymesh.agent"] for s in spans}
     reviews = [
         s for s in spans if s["attributes"]["raymesh.message.type"].endswith("review_draft/1")
