@@ -11,7 +11,7 @@ a ``base_url`` for an OpenAI-compatible server) for a real one::
 from actors.agent import DEFAULT_MODEL, LLMAgent
 from actors.breaker import BreakerState, CircuitBreaker, breaker_for, reset_breakers
 from actors.budget import Budget
-from actors.client import CompletionResult, LLMClient, ToolRun
+from actors.client import CompletionResult, LLMClient, ModelClient, ToolRun
 from actors.delegation import ASK_PEER, peer_tool
 from actors.errors import (
     BudgetExceededError,
@@ -36,7 +36,6 @@ from actors.messages import (
 from actors.pattern_agent import PatternAgent
 from actors.providers import (
     ChatMessage,
-    ModelClient,
     ModelSpec,
     Provider,
     TokenUsage,

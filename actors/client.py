@@ -15,7 +15,7 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Protocol, Self, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
@@ -36,10 +36,15 @@ from actors.retry import RetryPolicy, call_with_retries
 from actors.structured import describe, parse_reply, repair_prompt, structured_spec
 from actors.tools import Tool, Toolbox
 from actors.usage import Price, PriceTable, UsageLedger, UsageRecord, UsageTotals
-from mesh import DeadlineExceededError, get_logger, telemetry
-from mesh.stats import count_model_call
+from mesh import DeadlineExceededError, get_logger
+from mesh.extension import add_event, add_to, count_model_call
 
-__all__ = ["CompletionResult", "LLMClient", "ToolRun"]
+__all__ = [
+    "CompletionResult",
+    "LLMClient",
+    "ModelClient",
+    "ToolRun",
+]
 
 _log = get_logger()
 
@@ -425,9 +430,9 @@ def _annotate_span(
 ) -> None:
     # The span of the message being handled totals what its model calls used, so a
     # trace shows tokens and cost per message; each call is also an event on it.
-    telemetry.add_to(**{"llm.calls": 1, "llm.tokens_in": tokens_in,
+    add_to(**{"llm.calls": 1, "llm.tokens_in": tokens_in,
                         "llm.tokens_out": tokens_out, "llm.cost_usd": cost})  # fmt: skip
-    telemetry.add_event("llm.call", model=model, tokens_in=tokens_in, tokens_out=tokens_out,
+    add_event("llm.call", model=model, tokens_in=tokens_in, tokens_out=tokens_out,
                         cost_usd=cost, latency_s=latency)  # fmt: skip
 
 
@@ -454,3 +459,36 @@ def _add(totals: UsageTotals, response: ModelResponse, client: LLMClient) -> Non
     totals.estimated_calls += int(usage.estimated)
     totals.latency_s += response.latency_s
     totals.cost_usd += client.prices.cost(client.model_id, usage.input_tokens, usage.output_tokens)
+
+
+@runtime_checkable
+class ModelClient(Protocol):
+    """The one interface agents call models through, whatever the provider.
+
+    See `actors.client.LLMClient` for the implementation and the meaning of each option.
+    """
+
+    #: ``provider:MODEL``.
+    model_id: str
+    ledger: UsageLedger
+
+    async def complete(
+        self,
+        prompt: str | Sequence[ChatMessage],
+        *,
+        system: str | None = None,
+        response_model: type[BaseModel] | None = None,
+        tools: Sequence[Tool] = (),
+        max_rounds: int = 4,
+        max_tokens: int = 1024,
+        temperature: float | None = None,
+        deadline: float | None = None,
+        timeout: float | None = None,
+        trace_id: str | None = None,
+    ) -> Any:
+        """Run the prompt to a final answer; see `LLMClient.complete`."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the provider's connections."""
+        ...

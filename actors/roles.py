@@ -19,7 +19,8 @@ from actors.agent import LLMAgent, completion
 from actors.errors import StructuredOutputError
 from actors.memory import SQLiteMemory
 from actors.messages import CallUsage, Completion, Prompt, Remember, Remembered, Verdict, Verify
-from mesh import Context, MeshError, handler, telemetry
+from mesh import Context, MeshError, handler
+from mesh.extension import add_event
 from protocols.errors import describe
 
 __all__ = [
@@ -291,7 +292,7 @@ class Orchestrator(LLMAgent):
         role = _first_named(error.raw, by_role)
         ctx.log.warning("planning failed; answering without a plan", error=why[:500],
                         role=role, peer=by_role.get(role or ""))  # fmt: skip
-        telemetry.add_event("orchestrator.planning_failed", error=why[:500], role=role or "")
+        add_event("orchestrator.planning_failed", error=why[:500], role=role or "")
         if role is not None:
             try:
                 reply = await ctx.ask(

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from actors.providers._base import StructuredSpec
+from actors.providers import StructuredSpec
 from protocols import Message
 
 __all__ = ["parse_reply", "repair_prompt", "structured_spec"]

@@ -25,10 +25,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from actors.errors import ToolError
-from actors.providers._base import ToolCall, ToolSpec
-from mesh import ConfigError, MeshError
-from mesh.telemetry import redact
-from mesh.tracing import get_logger
+from actors.providers import ToolCall, ToolSpec
+from mesh import ConfigError, MeshError, get_logger
+from mesh.extension import redact
 from protocols.errors import describe
 
 __all__ = ["Approver", "Tool", "Toolbox", "tool"]

@@ -1,1 +1,7 @@
-"""raymesh's benchmarks; run with ``python -m benchmarks``. Nothing imports this package."""
+"""raymesh's benchmarks and chaos suite; run with ``raymesh bench`` / ``raymesh chaos``.
+
+The runtime never imports this package: the CLI finds its commands by entry point.
+"""
+
+#: The benchmark suites, in the order a full run goes through them.
+SUITES = ("two-agents", "watchdogs", "supervision", "llm", "topology", "patterns", "overload")

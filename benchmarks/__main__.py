@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from benchmarks import (
+    SUITES,
     llm_bound,
     patterns,
     peer,
@@ -31,10 +32,9 @@ from benchmarks import (
     two_agents,
     watchdogs,
 )
+from benchmarks.chaos import OverloadFigures, overload
 from mesh import Mesh, MeshConfig
-from mesh.chaos import OverloadFigures, overload
 
-SUITES = ("two-agents", "watchdogs", "supervision", "llm", "topology", "patterns", "overload")
 #: Messages per stream of the two-agents and watchdogs suites when --count is not given.
 DEFAULT_COUNT = 5000
 

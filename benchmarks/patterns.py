@@ -18,7 +18,7 @@ from typing import Any
 
 from actors import PatternAgent
 from mesh import Mesh
-from mesh.patterns_run import PatternConductor
+from mesh.control import PatternConductor
 from protocols import Result, Task
 
 __all__ = ["Row", "ratios", "run"]

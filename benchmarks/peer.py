@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from mesh.cluster import raymesh_home
+from mesh.config import raymesh_home
 from mesh.errors import BaselineError
 
 __all__ = ["PIN", "Peer", "ensure", "env_dir"]

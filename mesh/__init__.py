@@ -1,14 +1,15 @@
 """raymesh's runtime: agents in Ray actors that find each other and talk directly."""
 
-from mesh.acl import AccessPolicy, AccessRule
-from mesh.agent import Agent, Context, handler
-from mesh.approvals import CheckpointNotFoundError
-from mesh.cluster import ClusterError, ClusterUnreachableError
+from mesh import _moved
+from mesh.agent import Agent, AgentInfo, Context, handler
 from mesh.config import MeshConfig
-from mesh.deadletters import DeadLetter
+from mesh.control import AgentSpec, CheckpointNotFoundError, TeamHandle, TeamSpec, load_team
+from mesh.edge import Mesh
 from mesh.errors import (
     AccessDeniedError,
     BaselineError,
+    ClusterError,
+    ClusterUnreachableError,
     ConfigError,
     DeadlineExceededError,
     DeadlockError,
@@ -36,12 +37,8 @@ from mesh.errors import (
     TraceNotFoundError,
     UnknownMessageTypeError,
 )
-from mesh.registry import AgentInfo
-from mesh.runtime import Mesh
-from mesh.stats import AgentStats
-from mesh.supervisor import TeamHandle
-from mesh.team import AgentSpec, TeamSpec, load_team
-from mesh.tracing import get_logger
+from mesh.observability import AgentStats, DeadLetter, get_logger
+from mesh.security import AccessPolicy, AccessRule
 
 __all__ = [
     "AccessDeniedError",
@@ -91,3 +88,6 @@ __all__ = [
     "handler",
     "load_team",
 ]
+
+# The module paths of 0.1 stay importable for one release, with a DeprecationWarning.
+_moved.install()

@@ -18,18 +18,14 @@ import time
 import types
 import typing
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar, overload
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar, overload
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from mesh.errors import ConfigError
 from protocols import Envelope, Message
 
-if TYPE_CHECKING:
-    from mesh._endpoint import Endpoint
-    from mesh.registry import AgentInfo
-
-__all__ = ["Agent", "Context", "handler"]
+__all__ = ["Agent", "AgentInfo", "Context", "Endpoint", "handler"]
 
 M = TypeVar("M", bound=Message)
 HandlerFn = Callable[[Any, Any, "Context"], Awaitable[Message | None]]
@@ -88,7 +84,7 @@ class Agent:
     handlers: ClassVar[dict[str, Route]] = {}
     #: Every tagged message class the handlers name, as parameter or return annotation.
     #: Resolved here, where the script's names are in scope: the host registers them,
-    #: and `Mesh.spawn` publishes those a script defines (see `mesh.typecatalog`).
+    #: and `Mesh.spawn` publishes those a script defines (see `mesh.control._catalog`).
     message_classes: ClassVar[tuple[type[Message], ...]] = ()
 
     name: str
@@ -171,6 +167,73 @@ def _union_members(annotation: Any) -> tuple[Any, ...]:
 
 def _is_tagged(member: Any) -> bool:
     return isinstance(member, type) and issubclass(member, Message) and bool(member.type_tag)
+
+
+class AgentInfo(BaseModel):
+    """A registry entry: who an agent is and where it runs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    role: str | None = None
+    capabilities: tuple[str, ...] = ()
+    model: str | None = None
+    topics: tuple[str, ...] = ()
+    node_id: str
+    incarnation: str
+    pid: int
+    started_at: float
+    healthy: bool = True
+    loop_lag_s: float = 0.0
+
+
+class _Directory(Protocol):
+    async def find(
+        self, *, role: str | None = None, capability: str | None = None, topic: str | None = None
+    ) -> list[tuple[AgentInfo, Any]]: ...
+
+
+class Endpoint(Protocol):
+    """What a `Context` needs of the endpoint it speaks through; the data path provides it.
+
+    Declared here, so that the agent API does not import the data path that runs it.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def registry(self) -> _Directory: ...
+
+    @overload
+    async def ask(
+        self,
+        peer: str,
+        msg: Message,
+        *,
+        parent: Envelope | None = ...,
+        timeout: float | None = ...,
+        expect: None = ...,
+        budget: dict[str, float] | None = ...,
+        on_spent: Callable[[dict[str, float]], None] | None = ...,
+        at_least_once: bool = ...,
+    ) -> Message | None: ...
+    @overload
+    async def ask(
+        self, peer: str, msg: Message, *, parent: Envelope | None = ...,
+        timeout: float | None = ..., expect: type[M], budget: dict[str, float] | None = ...,
+        on_spent: Callable[[dict[str, float]], None] | None = ..., at_least_once: bool = ...,
+    ) -> M: ...  # fmt: skip
+
+    async def tell(
+        self,
+        peer: str,
+        msg: Message,
+        *,
+        parent: Envelope | None,
+        budget: dict[str, float] | None,
+        at_least_once: bool,
+    ) -> None: ...
 
 
 class Context:

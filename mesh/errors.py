@@ -27,7 +27,7 @@
     │   └── NameTakenError  a live agent already has that name
     ├── TraceNotFoundError(+LookupError)  no spans kept for that trace (``raymesh trace``)
     ├── BaselineError       a benchmark's peer baseline could not be installed or run
-    └── ClusterError        (mesh.cluster) a cluster or job operation failed
+    └── ClusterError        (mesh.ops._inspect) a cluster or job operation failed
         └── ClusterUnreachableError(+ConnectionError)
 
 A ``DeliveryError`` means the message was not handled to completion; ``HandlerError``
@@ -225,3 +225,11 @@ class TraceNotFoundError(MeshError, LookupError):
 class BaselineError(MeshError):
     """A benchmark's peer baseline (autogen-core, in its own virtualenv) could not be
     installed or did not run; the hint says how to install it by hand or skip it."""
+
+
+class ClusterError(MeshError):
+    """A head could not start or stop, a job could not be submitted, or a job failed."""
+
+
+class ClusterUnreachableError(ClusterError, ConnectionError):
+    """Nothing answers at the cluster address given."""

@@ -1,5 +1,6 @@
 """raymesh's wire: typed messages, the envelope and its msgpack codec (no Ray here)."""
 
+from protocols._senders import PerSender
 from protocols.codec import (
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_FRAME_BYTES,
@@ -53,6 +54,7 @@ __all__ = [
     "PatternError",
     "Peer",
     "PeerInfo",
+    "PerSender",
     "ProtocolError",
     "ReplayError",
     "ReplayGuard",

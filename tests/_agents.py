@@ -10,7 +10,7 @@ import msgpack
 
 from actors import Completion, LLMAgent, Prompt
 from mesh import Agent, Context, MeshError, handler
-from mesh._settling import is_ray_call
+from mesh._compat import is_ray_call
 from protocols import Envelope, Kind, Message, Result, Task, decode, encode
 from protocols.patterns import collect_reviews, pipeline
 from protocols.patterns.messages import (

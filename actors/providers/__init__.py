@@ -13,7 +13,6 @@ from urllib.parse import parse_qsl
 
 from actors.providers._base import (
     ChatMessage,
-    ModelClient,
     ModelRequest,
     ModelResponse,
     Provider,
@@ -24,12 +23,11 @@ from actors.providers._base import (
     estimate_tokens,
 )
 from mesh import ConfigError
-from mesh.secrets import get_secret
+from mesh.extension import get_secret
 
 __all__ = [
     "API_KEY_ENV",
     "ChatMessage",
-    "ModelClient",
     "ModelRequest",
     "ModelResponse",
     "ModelSpec",

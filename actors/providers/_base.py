@@ -17,12 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from actors.tools import Tool
-    from actors.usage import UsageLedger
 
 __all__ = [
     "ChatMessage",
-    "ModelClient",
     "ModelRequest",
     "ModelResponse",
     "Provider",
@@ -181,37 +178,4 @@ class Provider(Protocol):
 
     async def aclose(self) -> None:
         """Release the SDK's connections."""
-        ...
-
-
-@runtime_checkable
-class ModelClient(Protocol):
-    """The one interface agents call models through, whatever the provider.
-
-    See `actors.client.LLMClient` for the implementation and the meaning of each option.
-    """
-
-    #: ``provider:MODEL``.
-    model_id: str
-    ledger: UsageLedger
-
-    async def complete(
-        self,
-        prompt: str | Sequence[ChatMessage],
-        *,
-        system: str | None = None,
-        response_model: type[BaseModel] | None = None,
-        tools: Sequence[Tool] = (),
-        max_rounds: int = 4,
-        max_tokens: int = 1024,
-        temperature: float | None = None,
-        deadline: float | None = None,
-        timeout: float | None = None,
-        trace_id: str | None = None,
-    ) -> Any:
-        """Run the prompt to a final answer; see `LLMClient.complete`."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release the provider's connections."""
         ...

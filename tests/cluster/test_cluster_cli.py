@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from mesh.chaos._sweep import Place, sweep_files
-from mesh.secrets import env_secret_reason
+from benchmarks.chaos._sweep import Place, sweep_files
+from mesh.security._secrets import env_secret_reason
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -154,8 +154,8 @@ def test_submitted_team_succeeds_and_its_output_holds_the_answer(head: Head) -> 
 
 KEY_TEAM = """
 from mesh import Agent, Context, handler
-from mesh.secrets import get_secret
-from mesh.tracing import get_logger
+from mesh.security._secrets import get_secret
+from mesh.observability._logging import get_logger
 from protocols import Result, Task
 
 
@@ -170,7 +170,7 @@ class KeyUser(Agent):
 #: What the Jobs API holds about a job, read by a client of its own.
 JOB_RECORD = """
 import json, sys
-from mesh.cluster import job_client
+from mesh.ops._inspect import job_client
 client = job_client(sys.argv[1])
 info = client.get_job_info(sys.argv[2])
 print(json.dumps({"runtime_env": info.runtime_env, "logs": client.get_job_logs(sys.argv[2])}))

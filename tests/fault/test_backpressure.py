@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 from _rel_agents import GetSeqs, Seqs, Slow, Work
 
+from benchmarks.chaos import overload
 from mesh import (
     DeadlineExceededError,
     MailboxFullError,
@@ -20,7 +21,6 @@ from mesh import (
     MeshConfig,
     OutboxFullError,
 )
-from mesh.chaos import overload
 
 pytestmark = pytest.mark.ray
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks.chaos import chaos_conversation, hung_agent, order_across_restarts, registry_killed
+from benchmarks.chaos.hung import LANE_REPORT
 from mesh import Mesh, MeshError
-from mesh.chaos import chaos_conversation, hung_agent, order_across_restarts, registry_killed
-from mesh.chaos.hung import LANE_REPORT
 from protocols.errors import error_class
 
 pytestmark = pytest.mark.ray

@@ -15,8 +15,8 @@ from _agents import Echo, GetNotes, Note, Notes
 from _rel_agents import Count, Counted, Counter
 from conftest import Spawn
 
+from benchmarks.chaos import exactly_once
 from mesh import DuplicateMessageError, Mesh, MeshError, TeamHandle
-from mesh.chaos import exactly_once
 from protocols import Codec, Envelope, Kind
 
 pytestmark = pytest.mark.ray

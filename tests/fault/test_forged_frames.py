@@ -1,4 +1,4 @@
-"""Forged frames at a signed agent (`mesh.chaos.forged_frames`): every one refused, typed, recorded.
+"""Forged frames at a signed agent (`benchmarks.chaos.forged`): every one refused, typed, recorded.
 
 The CI form builds its attacks from 20 signed frames; the full form (100) runs with
 ``pytest -m long``. ``raymesh chaos --only forged`` reports the same figures.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks.chaos import forged_frames
 from mesh import Mesh
-from mesh.chaos import forged_frames
 
 pytestmark = pytest.mark.ray
 

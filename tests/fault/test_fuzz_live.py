@@ -1,6 +1,6 @@
 """Random and mutated frames straight at a live agent's host: no crash, typed, dead-lettered.
 
-The scenario is `mesh.chaos.fuzz_agent` (``raymesh chaos --only fuzz`` reports its
+The scenario is `benchmarks.chaos.fuzz_agent` (``raymesh chaos --only fuzz`` reports its
 latency figures too); these tests assert its guarantees, never its speed. The CI form
 sends a few thousand frames; the full form (100,000) runs with ``pytest -m long``.
 Set ``RAYMESH_FUZZ_SEED`` to replay a run's frames (each run prints its seed).
@@ -13,11 +13,11 @@ import time
 
 import pytest
 
+from benchmarks.chaos import fuzz_agent, is_typed
+from benchmarks.chaos._agents import Echoer
 from mesh import Mesh, MeshConfig, MeshError, ProtocolError
-from mesh._spawn import start_host
-from mesh.chaos import fuzz_agent, is_typed
-from mesh.chaos._agents import Echoer
-from mesh.team import AgentSpec
+from mesh.control._spawn import start_host
+from mesh.control._team import AgentSpec
 
 pytestmark = pytest.mark.ray
 

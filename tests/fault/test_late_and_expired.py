@@ -1,4 +1,4 @@
-"""Late replies and expired requests (`mesh.chaos.late_and_expired`): dropped, counted, unhandled.
+"""Late replies and expired requests (`benchmarks.chaos.expiry`): dropped, counted, unhandled.
 
 The CI form makes 10 replies late and 10 + 10 requests expire; the full form (100
 each) runs with ``pytest -m long``. ``raymesh chaos --only expiry`` reports the same.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks.chaos import late_and_expired
 from mesh import Mesh
-from mesh.chaos import late_and_expired
 
 pytestmark = pytest.mark.ray
 

@@ -14,7 +14,7 @@ from _agents import Scripted
 from conftest import Spawn
 
 from mesh import CheckpointNotFoundError, HandlerError, Mesh
-from mesh.patterns_run import PatternConductor
+from mesh.control._patterns import PatternConductor
 from protocols import Result, Task
 from protocols.patterns import Checkpoint
 

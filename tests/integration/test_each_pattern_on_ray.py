@@ -20,7 +20,7 @@ from _agents import Scripted
 from conftest import Spawn
 
 from mesh import ConfigError, HandlerError, Mesh, MeshError
-from mesh.patterns_run import PatternConductor
+from mesh.control._patterns import PatternConductor
 from protocols import Result, Task
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

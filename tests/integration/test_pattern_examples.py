@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mesh import Mesh
-from mesh.team import load_team
+from mesh.control._team import load_team
 from protocols import Result, Task, new_trace_id
 from protocols.patterns import Checkpoint
 

@@ -13,7 +13,8 @@ from _agents import Echo, Ping, Pong
 from conftest import Spawn
 
 from mesh import AgentInfo, Mesh, NameTakenError
-from mesh.registry import Registry, RegistryClient
+from mesh.control._registry import Registry
+from mesh.datapath._directory import RegistryClient
 
 pytestmark = pytest.mark.ray
 

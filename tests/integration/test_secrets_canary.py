@@ -19,13 +19,13 @@ import pytest
 import ray
 from _agents import Boom, Echo, Ping, Pong
 
+from benchmarks.chaos import secrets_sweep
+from benchmarks.chaos._sweep import Place, sweep_files
+from benchmarks.chaos.secrets import session_log_dir
 from mesh import HandlerError, Mesh, MeshConfig, SignatureError
-from mesh._endpoint import Endpoint
-from mesh._spawn import start_host
-from mesh.chaos import secrets_sweep
-from mesh.chaos._sweep import Place, sweep_files
-from mesh.chaos.secrets import session_log_dir
-from mesh.team import AgentSpec
+from mesh.control._spawn import start_host
+from mesh.control._team import AgentSpec
+from mesh.datapath._endpoint import Endpoint
 from protocols import Codec, Envelope, Kind, MeshError
 
 pytestmark = pytest.mark.ray

@@ -13,9 +13,9 @@ import ray
 from _agents import Echo, GetNotes, Note, Notes, Ping, Pong, Relay, Relayer, Seen
 
 from mesh import Mesh, MeshConfig, ReplayError, SignatureError
-from mesh._endpoint import Endpoint
-from mesh._spawn import start_host
-from mesh.team import AgentSpec
+from mesh.control._spawn import start_host
+from mesh.control._team import AgentSpec
+from mesh.datapath._endpoint import Endpoint
 from protocols import Codec, Envelope, Kind, MeshError
 
 pytestmark = pytest.mark.ray

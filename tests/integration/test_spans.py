@@ -18,7 +18,7 @@ from actors import Prompt, Reasoner
 from actors.loopback import LoopbackLLMServer, Step
 from mesh import HandlerError, Mesh
 from mesh.cli import app
-from mesh.spanstore import SpanStore
+from mesh.observability._spanstore import SpanStore
 
 pytestmark = pytest.mark.ray
 

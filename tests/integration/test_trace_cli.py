@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from mesh import Mesh
 from mesh.cli import app
-from mesh.traceview import save_trace, settled_trace
+from mesh.ops._traces import save_trace, settled_trace
 
 pytestmark = pytest.mark.ray
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from actors import Prompt, Reasoner
 from mesh import Mesh
 from mesh.cli import app
-from mesh.traceview import settled_trace, trace_table, trace_usage
+from mesh.ops._traces import settled_trace, trace_table, trace_usage
 from protocols import Result, Task, Usage
 
 pytestmark = pytest.mark.ray

@@ -1,7 +1,7 @@
 """Prompt injection against an obedient model: the `injection` chaos scenario in its CI form.
 
-The model (`mesh.chaos._obedient`) does whatever any text it sees says; the corpus
-(`mesh.chaos._payloads`) reaches it directly, in retrieved context, in a tool's output,
+The model (`benchmarks.chaos._obedient`) does whatever any text it sees says; the corpus
+(`benchmarks.chaos._payloads`) reaches it directly, in retrieved context, in a tool's output,
 as "the supervisor" and through a peer's message. Only the runtime's defences stand in
 the way: what must hold is asserted here, `raymesh chaos --only injection` prints it.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks.chaos import prompt_injection
+from benchmarks.chaos._payloads import ATTACKS, CHANNELS, PEER_ATTACKS
 from mesh import Mesh
-from mesh.chaos import prompt_injection
-from mesh.chaos._payloads import ATTACKS, CHANNELS, PEER_ATTACKS
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

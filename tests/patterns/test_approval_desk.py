@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from pydantic import ValidationError
 
-from mesh.approvals import ApprovalDesk
-from mesh.patterns_run import parse_pattern
+from mesh.control._approvals import ApprovalDesk
+from mesh.control._patterns import parse_pattern
 from protocols.patterns import Checkpoint, Decision, DecisionKind
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from mesh import ConfigError
-from mesh.patterns_run import PatternConductor
-from mesh.team import load_team
+from mesh.control._patterns import PatternConductor
+from mesh.control._team import load_team
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 

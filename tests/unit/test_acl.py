@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from mesh import AccessDeniedError, ConfigError
-from mesh.acl import AccessPolicy, compile_access
-from mesh.team import load_team
+from mesh.control._team import load_team
+from mesh.security._acl import AccessPolicy, compile_access
 
 AGENT = "mesh.agent:Agent"
 

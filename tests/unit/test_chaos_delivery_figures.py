@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mesh.chaos import ExactlyOnceFigures, OverloadFigures
-from mesh.chaos.overload import ALLOWANCE_BYTES, HELD_SEND_BYTES
+from benchmarks.chaos import ExactlyOnceFigures, OverloadFigures
+from benchmarks.chaos.overload import ALLOWANCE_BYTES, HELD_SEND_BYTES
 
 
 def _missed(figures: ExactlyOnceFigures | OverloadFigures) -> list[str]:

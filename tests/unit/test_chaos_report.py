@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mesh.chaos import SCENARIOS, ChaosReport, OrderFigures, SecretsFigures, _sweep
-from mesh.chaos._sweep import Place, sweep_files, sweep_texts
-from mesh.chaos.report import select
+from benchmarks.chaos import SCENARIOS, ChaosReport, OrderFigures, SecretsFigures, _sweep
+from benchmarks.chaos._sweep import Place, sweep_files, sweep_texts
+from benchmarks.chaos.report import select
 from mesh.errors import ConfigError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from mesh._deadlines import DeadlineWheel
+from mesh.datapath._deadlines import DeadlineWheel
 
 
 async def test_a_task_past_its_deadline_is_cancelled_and_reported_fired() -> None:

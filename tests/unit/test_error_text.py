@@ -17,7 +17,7 @@ import mesh  # noqa: F401 -- defines the runtime branch (cluster and approvals i
 import protocols.patterns  # noqa: F401 -- defines the patterns' branch
 from actors.providers._base import ToolCall
 from actors.tools import Toolbox
-from mesh._failures import handler_failed, start_failed
+from mesh.datapath._failures import handler_failed, start_failed
 from protocols.errors import _ERROR_CLASSES, MeshError
 
 TRACE = "0123456789abcdef" * 2

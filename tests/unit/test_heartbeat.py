@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mesh.watchdog import Heartbeat
+from mesh.datapath._probes import Heartbeat
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ import pytest
 from ray.exceptions import ActorDiedError, ActorUnavailableError
 
 from mesh import AgentInfo, DiedBeforeRunError, MeshConfig, OutcomeUnknownError, PeerDeadError
-from mesh._endpoint import Endpoint
-from mesh._link import Link, sender_of
-from mesh._typeshare import TypeShare
-from mesh.typecatalog import TypeCatalog
+from mesh.control._catalog import TypeCatalog
+from mesh.datapath._endpoint import Endpoint
+from mesh.datapath._link import Link, sender_of
+from mesh.datapath._typeshare import TypeShare
 
 _CATALOG = TypeCatalog()
 

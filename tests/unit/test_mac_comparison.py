@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mesh.chaos import mac_comparisons
+from benchmarks.chaos import mac_comparisons
 
 
 def test_signing_compares_macs_with_compare_digest_only() -> None:

@@ -13,10 +13,13 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from mesh import ConfigError, cluster
-from mesh._ray_security import bind_args, head_env, secure_token_file
+from mesh import ConfigError
 from mesh.cli import app
-from mesh.telemetry import redact
+from mesh.errors import ClusterError
+from mesh.ops._head import start_head
+from mesh.ops._jobs import parse_env, submit_team
+from mesh.security._ray_auth import bind_args, head_env, secure_token_file
+from mesh.security._redaction import redact
 
 
 def test_a_head_binds_to_loopback_unless_told_otherwise() -> None:
@@ -61,7 +64,7 @@ def no_ray_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict[s
         calls.append({"command": command, "env": kwargs["env"]})
         return subprocess.CompletedProcess(command, 1)
 
-    monkeypatch.setattr(cluster.subprocess, "run", run)
+    monkeypatch.setattr(subprocess, "run", run)
     return calls
 
 
@@ -71,8 +74,8 @@ def test_up_starts_ray_on_loopback_with_token_auth_and_a_private_token(
     token = tmp_path / "auth_token"
     token.write_text("t" * 64)
     token.chmod(0o644)
-    with pytest.raises(cluster.ClusterError, match="failed"):
-        cluster.start_head()
+    with pytest.raises(ClusterError, match="failed"):
+        start_head()
     (call,) = no_ray_start
     command = " ".join(call["command"])
     assert "--node-ip-address 127.0.0.1" in command
@@ -97,7 +100,7 @@ def test_up_with_auth_disabled_is_refused_before_anything_starts(
 
 
 def test_values_passed_with_env_are_masked_in_what_submit_shows() -> None:
-    variables = cluster.parse_env(["REGION", "PLAIN=some-long-value"], {"REGION": "eu-west-1"})
+    variables = parse_env(["REGION", "PLAIN=some-long-value"], {"REGION": "eu-west-1"})
     assert variables == {"REGION": "eu-west-1", "PLAIN": "some-long-value"}
     assert redact("region eu-west-1 and some-long-value") == "region [redacted] and [redacted]"
 
@@ -118,8 +121,8 @@ def test_an_env_that_looks_like_a_secret_is_refused_naming_the_variable_not_its_
 ) -> None:
     monkeypatch.setenv("SOME_SERVICE_API_KEY", "opaque-key-value-42")
     name = item[0].partition("=")[0]
-    with pytest.raises(cluster.ClusterError) as refused:
-        cluster.parse_env(item, environ)
+    with pytest.raises(ClusterError) as refused:
+        parse_env(item, environ)
     message = str(refused.value)
     assert name in message
     assert "runtime_env" in message
@@ -129,7 +132,7 @@ def test_an_env_that_looks_like_a_secret_is_refused_naming_the_variable_not_its_
 
 
 def test_a_secrets_file_path_passes_as_a_reference_and_nothing_else() -> None:
-    variables = cluster.parse_env(["RAYMESH_SECRETS_FILE=/etc/raymesh/secrets-2026.env"], {})
+    variables = parse_env(["RAYMESH_SECRETS_FILE=/etc/raymesh/secrets-2026.env"], {})
     assert variables == {"RAYMESH_SECRETS_FILE": "/etc/raymesh/secrets-2026.env"}
 
 
@@ -162,14 +165,14 @@ def test_submit_sends_only_the_path_of_the_clusters_secrets_file(tmp_path: Path)
     team = tmp_path / "team.yaml"
     team.write_text("name: t\nagents: []\n")
     jobs = _Jobs()
-    cluster.submit_team(jobs, team, "x", secrets_file="/etc/raymesh/secrets.env")
+    submit_team(jobs, team, "x", secrets_file="/etc/raymesh/secrets.env")
     assert jobs.sent["runtime_env"]["env_vars"] == {
         "RAYMESH_SECRETS_FILE": "/etc/raymesh/secrets.env"
     }
-    with pytest.raises(cluster.ClusterError, match="absolute"):
-        cluster.submit_team(jobs, team, "x", secrets_file="secrets.env")
-    with pytest.raises(cluster.ClusterError, match="uploaded with the job"):
-        cluster.submit_team(jobs, team, "x", secrets_file=str(tmp_path / "secrets.env"))
+    with pytest.raises(ClusterError, match="absolute"):
+        submit_team(jobs, team, "x", secrets_file="secrets.env")
+    with pytest.raises(ClusterError, match="uploaded with the job"):
+        submit_team(jobs, team, "x", secrets_file=str(tmp_path / "secrets.env"))
 
 
 def test_up_puts_the_secrets_files_keys_in_the_heads_environment(
@@ -179,10 +182,10 @@ def test_up_puts_the_secrets_files_keys_in_the_heads_environment(
     secrets.write_text("CLUSTER_API_KEY=opaque-cluster-key-1\n")
     secrets.chmod(0o644)
     with pytest.raises(ConfigError, match="chmod 600"):
-        cluster.start_head(secrets_file=secrets)
+        start_head(secrets_file=secrets)
     assert no_ray_start == []  # refused before Ray started
     secrets.chmod(0o600)
-    with pytest.raises(cluster.ClusterError, match="failed"):
-        cluster.start_head(secrets_file=secrets)
+    with pytest.raises(ClusterError, match="failed"):
+        start_head(secrets_file=secrets)
     assert no_ray_start[0]["env"]["CLUSTER_API_KEY"] == "opaque-cluster-key-1"
     assert "opaque-cluster-key-1" not in " ".join(no_ray_start[0]["command"])

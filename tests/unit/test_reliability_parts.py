@@ -12,8 +12,8 @@ import pytest
 from pydantic import BaseModel
 
 from mesh import Agent, ConfigError, DeadLetter
-from mesh._durable import Durability, IdWindow
-from mesh.deadletters import DeadLetterBox, collect_dead_letters
+from mesh.datapath._durable import Durability, IdWindow
+from mesh.observability._deadletters import DeadLetterBox, collect_dead_letters
 from protocols import Envelope, Kind
 
 

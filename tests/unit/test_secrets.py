@@ -8,8 +8,8 @@ import pytest
 
 from actors import make_provider
 from mesh import ConfigError
-from mesh.secrets import get_secret, looks_like_secret, read_secrets_file
-from mesh.telemetry import redact
+from mesh.security._redaction import redact
+from mesh.security._secrets import get_secret, looks_like_secret, read_secrets_file
 
 
 def _file(tmp_path: Path, text: str, mode: int = 0o600) -> Path:

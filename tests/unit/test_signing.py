@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from mesh import ConfigError, MeshConfig
-from mesh._inbound import InboundGuard
+from mesh.datapath._acceptance import InboundGuard
 from protocols import (
     Codec,
     Envelope,

@@ -8,7 +8,7 @@ import hypothesis.strategies as st
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from mesh._supervision import Policy, RestartType, Strategy
+from mesh.control._policy import Policy, RestartType, Strategy
 
 NAMES = ["a", "b", "c", "d"]
 

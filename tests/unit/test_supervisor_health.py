@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from benchmarks.chaos._agents import Worker
 from mesh import MeshConfig
-from mesh.chaos._agents import Worker
-from mesh.supervisor import Supervisor, _Child
-from mesh.team import AgentSpec
+from mesh.control._supervisor import Supervisor, _Child
+from mesh.control._team import AgentSpec
 
 
 class _Lane:
@@ -44,7 +44,7 @@ class _Host:
 
 @pytest.fixture
 def supervisor(monkeypatch: pytest.MonkeyPatch) -> tuple[Supervisor, _Child, list[str]]:
-    monkeypatch.setattr("mesh.supervisor.ray.kill", lambda _handle: None)
+    monkeypatch.setattr("mesh.control._supervisor.ray.kill", lambda _handle: None)
     supervisor = Supervisor()
     supervisor._config = MeshConfig(stuck_after_s=0.4)  # silent after 0.6 s
     child = _Child(spec=AgentSpec(name="worker", agent=Worker),

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mesh import ConfigError, TeamSpec, load_team
-from mesh.team import AgentSpec
+from mesh.control._team import AgentSpec
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 

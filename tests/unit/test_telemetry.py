@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from mesh import traceview
-from mesh.telemetry import redact
-from mesh.traceview import save_trace, saved_trace, trace_table
+from mesh.ops import _traces as traceview
+from mesh.ops._traces import save_trace, saved_trace, trace_table
+from mesh.security._redaction import redact
 
 
 def _span(agent: str, span_id: str, parent: str | None, start: int, end: int,
@@ -70,7 +70,7 @@ def test_redact_hides_key_like_strings_and_the_environments_keys() -> None:
         """
         import os
         os.environ["MY_SERVICE_TOKEN"] = "plain-words-secret"
-        from mesh.telemetry import redact
+        from mesh.observability._spans import redact
         print(redact("the token is plain-words-secret"))
         """
     )
@@ -94,7 +94,7 @@ def test_log_lines_never_carry_a_key_from_the_environment() -> None:
         """
         import os
         os.environ["OPENAI_API_KEY"] = "canary-key-123456"
-        from mesh.tracing import configure_logging, get_logger
+        from mesh.observability._logging import configure_logging, get_logger
         configure_logging(fmt="json")
         get_logger().info("calling", header="Bearer canary-key-123456", other="sk-live-abcdefghij")
         """

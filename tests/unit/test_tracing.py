@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from mesh.tracing import trace_context, trace_scope
+from mesh.observability._logging import trace_context, trace_scope
 
 
 def test_trace_scope_binds_and_unbinds_the_trace_context() -> None:
@@ -35,7 +35,7 @@ async def test_concurrent_handlers_do_not_see_each_others_trace() -> None:
 def test_json_log_lines_carry_trace_span_and_agent() -> None:
     script = textwrap.dedent(
         """
-        from mesh.tracing import configure_logging, get_logger, trace_scope
+        from mesh.observability._logging import configure_logging, get_logger, trace_scope
         configure_logging(fmt="json", level="info")
         with trace_scope(agent="critic", trace_id="ab" * 16, span_id="cd" * 8):
             get_logger().info("reviewed", verdict="ok")

@@ -10,8 +10,8 @@ import asyncio
 import threading
 
 from mesh import Agent, Context, handler
-from mesh._typeshare import LOOKUPS_PER_S, MISS_TTL_S, TypeShare, carried_by_value
-from mesh.typecatalog import TypeCatalog
+from mesh.control._catalog import TypeCatalog
+from mesh.datapath._typeshare import LOOKUPS_PER_S, MISS_TTL_S, TypeShare, carried_by_value
 from protocols import Message, decode, decode_message, encode, encode_message
 from protocols.envelope import Envelope, Kind
 from protocols.message import _REGISTRY, is_known

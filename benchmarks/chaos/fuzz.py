@@ -1,0 +1,316 @@
+"""Bad frames straight at a live agent's host: no crash, typed refusals, dead letters, latency.
+
+The frames (see `benchmarks.chaos._frames`) bypass the sender's codec and go to the host's
+own inbound methods, a batch per Ray call, the way a buggy or hostile peer would call
+them. Every frame must end one of three ways: refused at the door with a typed error,
+taken and then dead-lettered (a bad payload, no handler, a stray reply), or, for the
+rare mutation that is still a valid message, handled. The agent must keep serving, in
+the same incarnation, and keep serving well while the flood lasts.
+
+Latency is judged against a fair baseline: the same well-formed ask, from the same
+driver, at the same fixed rate (open loop: one ask every `every_s`, whether or not the
+earlier ones have been answered, so a slow agent cannot lower the rate it is measured
+at), first for `baseline_asks` asks with no flood, then for as long as the flood
+lasts. Only the bad frames differ between the two phases; the p99 of the second over
+the first is the figure, and 2x its target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+from ray.exceptions import RayError
+
+from benchmarks.chaos._agents import Echoer, Say
+from benchmarks.chaos._figure import Figure, as_ms, as_share
+from benchmarks.chaos._frames import SENDER, make_frames, random_frame
+from benchmarks.chaos._support import error_name, percentile, unique
+from mesh.edge import Mesh
+from mesh.errors import DeliveryError, MeshError, ProtocolError
+from protocols import Codec, Kind
+from protocols.errors import error_class
+
+__all__ = ["FuzzFigures", "fuzz_agent", "is_typed"]
+
+#: Frames per Ray call of the flood (a sender's link coalesces about as many).
+BATCH = 250
+#: Frames sent one by one on the `request` lane, whose answer is the call's result.
+REQUEST_LANE_FRAMES = 20
+#: The p99 of well-formed asks under the flood may be at most this many times the baseline.
+MAX_SLOWDOWN = 2.0
+
+
+@dataclass
+class FuzzFigures:
+    """How a live agent took a flood of bad frames, and how it served meanwhile."""
+
+    frames: int
+    seed: int
+    by_kind: dict[str, int] = field(default_factory=dict)
+    crashes: int = 0
+    refused: int = 0
+    refused_typed: int = 0
+    received: int = 0
+    handled: int = 0
+    dead_letters: int = 0
+    serving: bool = False
+    asks_per_s: float = 0.0
+    baseline_asks: int = 0
+    fuzzed_asks: int = 0
+    fuzzed_ask_errors: dict[str, int] = field(default_factory=dict)
+    baseline_p50_ms: float | None = None
+    baseline_p99_ms: float | None = None
+    fuzzed_p50_ms: float | None = None
+    fuzzed_p99_ms: float | None = None
+    flood_s: float = 0.0
+
+    @property
+    def unhandled(self) -> int:
+        """Frames the host received and did not handle: each must have left a dead letter."""
+        return self.received - self.handled
+
+    @property
+    def slowdown(self) -> float | None:
+        """The p99 of well-formed asks during the flood over their p99 before it."""
+        if not self.baseline_p99_ms or self.fuzzed_p99_ms is None:
+            return None
+        return self.fuzzed_p99_ms / self.baseline_p99_ms
+
+    def lines(self) -> list[Figure]:
+        """Return this scenario's lines of the chaos table."""
+        name = f"fuzz: {self.frames:,} bad frames at a live agent (seed {self.seed})"
+        kinds = ", ".join(f"{kind} {n:,}" for kind, n in sorted(self.by_kind.items()))
+        failed = sum(self.fuzzed_ask_errors.values())
+        errors = ", ".join(f"{e} {n}" for e, n in sorted(self.fuzzed_ask_errors.items()))
+        slowdown = self.slowdown
+        return [
+            Figure(name, "frames sent, by kind", f"{self.frames:,}: {kinds}"),
+            Figure(
+                name,
+                "crashes (agent died or changed incarnation)",
+                str(self.crashes),
+                "0",
+                self.crashes == 0,
+            ),
+            Figure(
+                name,
+                "refusals that are typed errors",
+                as_share(self.refused_typed, self.refused),
+                "100%",
+                self.refused > 0 and self.refused_typed == self.refused,
+            ),
+            Figure(
+                name,
+                "frames not handled that left a dead letter",
+                as_share(self.dead_letters, self.unhandled),
+                "100%",
+                self.dead_letters == self.unhandled,
+            ),
+            Figure(
+                name,
+                "frames handled (still valid, and the well-formed asks)",
+                f"{self.handled:,}",
+            ),
+            Figure(
+                name,
+                "still serving afterwards, same incarnation",
+                "yes" if self.serving else "no",
+                "yes",
+                self.serving,
+            ),
+            Figure(
+                name,
+                f"well-formed asks at {self.asks_per_s:g}/s, before the flood: p50 / p99",
+                f"{as_ms(self.baseline_p50_ms)} / {as_ms(self.baseline_p99_ms)}",
+            ),
+            Figure(
+                name,
+                f"well-formed asks at {self.asks_per_s:g}/s, during the flood "
+                f"({self.flood_s:.1f} s): p50 / p99",
+                f"{as_ms(self.fuzzed_p50_ms)} / {as_ms(self.fuzzed_p99_ms)}",
+            ),
+            Figure(
+                name,
+                "p99 during the flood over p99 before",
+                "n/a" if slowdown is None else f"{slowdown:.2f}x",
+                f"<= {MAX_SLOWDOWN:g}x",
+                slowdown is not None and slowdown <= MAX_SLOWDOWN,
+            ),
+            Figure(
+                name,
+                "well-formed asks failed during the flood",
+                f"{failed}/{self.fuzzed_asks}{f' ({errors})' if errors else ''}",
+                "0",
+                failed == 0,
+            ),
+        ]
+
+
+def is_typed(error: dict[str, Any]) -> bool:
+    """True when a wire error names a protocol or delivery error of raymesh's tree."""
+    cls = error_class(str(error.get("code")))
+    return cls is not None and issubclass(cls, ProtocolError | DeliveryError)
+
+
+async def fuzz_agent(
+    mesh: Mesh,
+    *,
+    frames: int,
+    seed: int | None = None,
+    every_s: float = 0.01,
+    baseline_asks: int = 200,
+) -> FuzzFigures:
+    """Send `frames` bad frames at a live agent while timing well-formed asks to it."""
+    seed = time.time_ns() % 2**32 if seed is None else seed
+    rng = random.Random(seed)
+    name = unique("fuzzed")
+    await mesh.spawn(Echoer, name=name)
+    figures = FuzzFigures(frames=frames, seed=seed, asks_per_s=round(1 / every_s, 1))
+    flooder = None
+    try:
+        host = await mesh.actor(name)
+        incarnation = await host.ping.remote()
+        flooder = _Flooder.remote()  # type: ignore[attr-defined]
+        await flooder.ready.remote()
+        await mesh.ask(name, Say(text="warm"), timeout=10)  # the edge's link is up
+        made = make_frames(rng, name, frames)  # before any timing: it costs the driver
+        figures.by_kind = dict(Counter(kind for kind, _ in made))
+        latencies, _ = await _paced_asks(mesh, name, every_s, lambda n: n < baseline_asks)
+        figures.baseline_asks = len(latencies)
+        figures.baseline_p50_ms, figures.baseline_p99_ms = _ms(latencies)
+        before = await mesh.stats(name)
+
+        flooded = asyncio.Event()
+        _, (latencies, figures.fuzzed_ask_errors) = await asyncio.gather(
+            _flood(flooder, host, [frame for _, frame in made], figures, flooded),
+            _paced_asks(mesh, name, every_s, lambda _: not flooded.is_set()),
+        )
+        figures.fuzzed_asks = len(latencies) + sum(figures.fuzzed_ask_errors.values())
+        figures.fuzzed_p50_ms, figures.fuzzed_p99_ms = _ms(latencies)
+        if not figures.crashes:
+            await _request_lane(host, rng, name, figures)
+        figures.serving = await _still_serving(mesh, host, name, incarnation)
+        figures.crashes += not figures.serving and not figures.crashes
+        if figures.serving:
+            after = await mesh.stats(name)
+            figures.received = after.received - before.received
+            figures.handled = after.handled - before.handled
+            figures.dead_letters = after.dead_letters - before.dead_letters
+    finally:
+        await mesh.stop(name)
+        if flooder is not None:
+            ray.kill(flooder)
+    return figures
+
+
+async def _paced_asks(
+    mesh: Mesh, name: str, every_s: float, more: Callable[[int], bool]
+) -> tuple[list[float], dict[str, int]]:
+    """Ask `name` once every `every_s` while `more(asks so far)`; return latencies (s), errors."""
+    asks: list[asyncio.Task[float | str]] = []
+    next_at = time.monotonic()
+    while more(len(asks)):
+        asks.append(asyncio.create_task(_timed_ask(mesh, name)))
+        next_at += every_s
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    for outcome in await asyncio.gather(*asks):
+        if isinstance(outcome, float):
+            latencies.append(outcome)
+        else:
+            errors[outcome] = errors.get(outcome, 0) + 1
+    return latencies, errors
+
+
+async def _timed_ask(mesh: Mesh, name: str) -> float | str:
+    started = time.perf_counter()
+    try:
+        await mesh.ask(name, Say(text="well-formed"), timeout=10, expect=Say)
+    except MeshError as exc:
+        return error_name(exc)
+    return time.perf_counter() - started
+
+
+def _ms(latencies: list[float]) -> tuple[float | None, float | None]:
+    """Return the p50 and p99 of `latencies` (seconds) in milliseconds."""
+    found = [percentile(latencies, share) for share in (0.5, 0.99)]
+    return tuple(None if value is None else value * 1000 for value in found)  # type: ignore[return-value]
+
+
+async def _flood(
+    flooder: Any, host: Any, frames: list[bytes], figures: FuzzFigures, flooded: asyncio.Event
+) -> None:
+    """Have the peer process deliver `frames` at the host, and count how they were refused."""
+    try:
+        refused, typed, crashed, figures.flood_s = await flooder.flood.remote(host, frames)
+        figures.refused += refused
+        figures.refused_typed += typed
+        figures.crashes += crashed
+    finally:
+        flooded.set()
+
+
+@ray.remote(num_cpus=0)
+class _Flooder:
+    """A hostile peer in a process of its own, started before any timing begins.
+
+    The driver that times the well-formed asks then shares no CPU with the flood's
+    sending and counting, and no worker starts while the asks are timed.
+    """
+
+    def ready(self) -> bool:
+        return True
+
+    def flood(self, host: Any, frames: list[bytes]) -> tuple[int, int, bool, float]:
+        """Deliver `frames` in batches on one link, one call at a time, as fast as taken.
+
+        Returns the frames refused, those refused with a typed error, whether the host
+        died under it, and how long the flood took.
+        """
+        refused = typed = 0
+        started = time.monotonic()
+        for seq, start in enumerate(range(0, len(frames), BATCH)):
+            batch = frames[start : start + BATCH]
+            try:
+                refusals = ray.get(host.deliver.remote(f"{SENDER}#1", seq, batch))
+            except RayError:
+                return refused, typed, True, time.monotonic() - started  # nothing more to send
+            for _index, error in refusals or []:
+                refused += 1
+                typed += is_typed(error)
+        return refused, typed, False, time.monotonic() - started
+
+
+async def _request_lane(host: Any, rng: random.Random, name: str, figures: FuzzFigures) -> None:
+    """Send bad frames as `request` calls: each must still get an answer, an error typed."""
+    codec = Codec()
+    for seq in range(REQUEST_LANE_FRAMES):
+        kind, frame = random_frame(rng, name)
+        figures.by_kind[kind] = figures.by_kind.get(kind, 0) + 1
+        figures.frames += 1
+        try:
+            reply = codec.decode(await host.request.remote(f"{SENDER}#2", seq, frame))
+        except RayError:
+            figures.crashes += 1
+            return
+        if reply.kind is Kind.ERROR:
+            figures.refused += 1
+            figures.refused_typed += is_typed(codec.decode_message(reply).model_dump())
+        elif reply.kind is not Kind.REPLY:
+            figures.refused += 1  # an answer that is neither a reply nor an error: untyped
+
+
+async def _still_serving(mesh: Mesh, host: Any, name: str, incarnation: str) -> bool:
+    try:
+        answer = await mesh.ask(name, Say(text="still here"), timeout=10, expect=Say)
+        return answer.text == "still here" and await host.ping.remote() == incarnation
+    except (MeshError, RayError):
+        return False

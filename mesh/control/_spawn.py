@@ -1,0 +1,64 @@
+"""Starting an agent's host actor: shared by `Mesh.spawn` and supervisors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+
+from mesh.agent import AgentInfo
+from mesh.config import MeshConfig
+from mesh.control._team import AgentSpec
+from mesh.datapath import AgentHost
+from mesh.errors import ConfigError, MeshError
+
+__all__ = ["HOST", "start_host"]
+
+# The control lane: one thread of its own that answers health checks and renews the
+# lease even while a handler blocks the main event loop.
+# The control lane takes a few calls at once (the supervisor's, `raymesh status`, a
+# probe's): one waiting to tell a blocked loop from a starved one must not hold the rest.
+HOST: Any = ray.remote(concurrency_groups={"ctl": 4})(AgentHost)  # type: ignore[call-overload]
+
+
+async def start_host(spec: AgentSpec, config: MeshConfig) -> tuple[Any, AgentInfo]:
+    """Create the host actor for `spec`, start its agent and register it.
+
+    Raises:
+        ConfigError: The agent could not be created or failed to start.
+        NameTakenError: A live agent already has the name.
+    """
+    options: dict[str, Any] = {
+        "num_cpus": 0,
+        "max_restarts": 0,  # raymesh's supervisor decides on restarts, not Ray
+        "max_task_retries": 0,
+        "max_concurrency": 10_000,
+        **spec.actor_options,
+    }
+    host = HOST.options(**options).remote(
+        spec.agent_class(),
+        name=spec.name,
+        role=spec.role,
+        capabilities=spec.capabilities,
+        model=spec.model,
+        topics=spec.topics,
+        concurrency=spec.concurrency,
+        mailbox_size=spec.mailbox_size,
+        kwargs=spec.options,
+        config=config,
+        access=spec.access,
+    )
+    try:
+        started = await host.start.remote()
+    except Exception as exc:
+        ray.kill(host)
+        raise ConfigError(
+            f"agent {spec.name!r} could not be created: {exc}",
+            agent=spec.name,
+            hint="its class and constructor arguments must be importable and picklable",
+        ) from exc
+    if "error" in started:
+        ray.kill(host)
+        raise MeshError.from_wire(started["error"])
+    await host.start_control.remote()
+    return host, AgentInfo.model_validate(started["info"])

@@ -1,0 +1,187 @@
+"""What an agent remembers across restarts: its declared state and the message ids it handled.
+
+Dedup and durable state are one mechanism. A host remembers, per sender, a bounded
+window of recent message ids and drops a message whose id it has seen (a retried
+send). For an agent that declares a ``State`` model, the ids of the messages it has
+handled are written in the same snapshot file as the state, in one atomic replace, so
+"the state reflects message X" and "X is known as handled" can never disagree: a
+restarted incarnation that starts from the snapshot drops a resend of X, and takes
+again (handles for the first time, as far as its state knows) any message handled
+after the snapshot. Agents without a ``State`` dedup within one incarnation only.
+
+Snapshots are JSON, written in a worker thread (temp file + ``os.replace``), and
+coalesced: while one write runs, later requests collapse into the next write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from mesh.errors import ConfigError
+from protocols import Envelope, PerSender
+
+__all__ = ["Durability", "IdWindow"]
+
+#: Senders whose windows a host keeps; the least recently heard from is forgotten first.
+_MAX_SENDERS = 1024
+_FORMAT = 1
+
+
+class IdWindow:
+    """The last `size` message ids taken from each sender (bounded in senders too)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._by_sender: PerSender[OrderedDict[str, None]] = PerSender(
+            OrderedDict, max_senders=_MAX_SENDERS
+        )
+
+    def has(self, env: Envelope) -> bool:
+        """Return True if `env`'s id from its sender is in the window."""
+        ids = self._by_sender.get(env.sender)
+        return ids is not None and env.id in ids
+
+    def add(self, sender: str, message_id: str) -> None:
+        """Remember `message_id` from `sender`, forgetting the oldest beyond the bounds."""
+        ids = self._by_sender.heard_from(sender)
+        ids[message_id] = None
+        if len(ids) > self._size:
+            ids.popitem(last=False)
+
+    def dump(self) -> dict[str, list[str]]:
+        """Return the window as plain data (oldest first)."""
+        return {sender: list(ids) for sender, ids in self._by_sender.items()}
+
+    def load(self, data: dict[str, list[str]]) -> None:
+        """Add the ids of a `dump`."""
+        for sender, ids in data.items():
+            for message_id in ids:
+                self.add(sender, message_id)
+
+
+class Durability:
+    """Dedup for one host, and the snapshots of its agent's state when it declares one.
+
+    Args:
+        state_cls: The agent's ``State`` model, or None (no snapshots).
+        path: The snapshot file.
+        window: Ids remembered per sender.
+        every: Handled messages between snapshots.
+    """
+
+    def __init__(
+        self, state_cls: type[BaseModel] | None, *, path: Path, window: int, every: int
+    ) -> None:
+        self._state_cls = state_cls
+        self.path = path
+        self._every = every
+        self._accepted = IdWindow(window)  # taken into the mailbox in this incarnation
+        self._handled = IdWindow(window)  # handled, as the last snapshot (or memory) knows
+        self._since = 0
+        self._pending: tuple[int, dict[str, Any]] | None = None
+        self._requested = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.snapshots = 0
+
+    @property
+    def durable(self) -> bool:
+        """True when the agent declares a state that is snapshotted."""
+        return self._state_cls is not None
+
+    def restore(self, agent: Any) -> bool:
+        """Give `agent` its last snapshot's state (or a fresh one); True if one was found.
+
+        Raises:
+            ConfigError: The snapshot cannot be read or no longer fits the State model.
+        """
+        if self._state_cls is None:
+            return False
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            if getattr(agent, "state", None) is None:
+                agent.state = self._state_cls()
+            return False
+        try:
+            data = json.loads(raw)
+            agent.state = self._state_cls.model_validate(data["state"])
+            self._handled.load(data["handled"])
+        except (ValueError, KeyError, TypeError, ValidationError) as exc:
+            raise ConfigError(
+                f"the state snapshot {self.path} cannot be restored: {exc}",
+                hint="migrate or delete the file (deleting it starts the agent afresh)",
+            ) from None
+        return True
+
+    def duplicate(self, env: Envelope) -> bool:
+        """Return True if a message with `env`'s id was taken or handled before."""
+        return self._accepted.has(env) or self._handled.has(env)
+
+    def taken(self, env: Envelope) -> None:
+        """Remember that `env` went into the mailbox (a refused one may be resent)."""
+        self._accepted.add(env.sender, env.id)
+
+    async def handled(self, env: Envelope, agent: Any, *, snapshot: bool = True) -> None:
+        """Record that `env` was handled; snapshot when one is due and wait until it is on disk.
+
+        With `snapshot` False (the handler raised, the state may be half changed) the
+        id is remembered in memory only, and the next snapshot is not brought forward.
+
+        Raises:
+            OSError: The snapshot could not be written.
+        """
+        self._handled.add(env.sender, env.id)
+        if self._state_cls is None or not snapshot:
+            return
+        self._since += 1
+        if self._since < self._every:
+            return
+        self._since = 0
+        state = agent.state.model_dump(mode="json")
+        await self._save({"format": _FORMAT, "state": state, "handled": self._handled.dump()})
+
+    async def _save(self, data: dict[str, Any]) -> None:
+        self._requested += 1
+        self._pending = (self._requested, data)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._requested, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_pending())
+        await done
+
+    async def _write_pending(self) -> None:
+        # Coalescing: each write takes the newest request; those before it are covered.
+        while self._pending is not None:
+            generation, data = self._pending
+            self._pending = None
+            error: OSError | None = None
+            try:
+                await asyncio.to_thread(_write_atomic, self.path, data)
+                self.snapshots += 1
+            except OSError as exc:
+                error = exc
+            waiting, self._waiters = self._waiters, []
+            for wanted, done in waiting:
+                if wanted > generation:
+                    self._waiters.append((wanted, done))
+                elif not done.done():
+                    if error is None:
+                        done.set_result(None)
+                    else:
+                        done.set_exception(error)
+
+
+def _write_atomic(path: Path, data: dict[str, Any]) -> None:
+    # A reader (the next incarnation) sees the old file or the new one, never a torn one.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_bytes(json.dumps(data, separators=(",", ":")).encode())
+    os.replace(temp, path)

@@ -1,0 +1,281 @@
+"""An outbound link: one sender's ordered, coalescing channel to one peer incarnation.
+
+Frames are queued in an outbox and shipped by a pump. While fewer than `max_inflight`
+Ray calls are outstanding, a frame leaves at once (no added latency when traffic is
+light); otherwise frames accumulate and the next call carries all of them, up to
+`max_batch`. Per-call overhead, not bytes, is what limits Ray, so under load one call
+carries many messages.
+
+Each call carries the link id and a sequence number; the receiver admits calls in
+sequence order, which is how raymesh keeps per-pair order on top of async actors that
+do not (DESIGN.md, "Facts about Ray"). Every link has an id of its own: a sender that
+opens a second link to the same incarnation (the first one failed while the peer
+lived on) starts a new sequence, which the receiver must not take for a replay of the
+old one's numbers.
+
+Invariant: every future handed out by `send` or `request` is completed exactly once:
+by the receiver's acceptance (tells), by its refusal, by the peer's death, or, for
+asks, by the reply that the endpoint routes to it.
+
+A peer's death fails a message in one of two ways, by what the link knows of it: a
+frame that never left the outbox, or was sent after the death was known, fails with
+`DiedBeforeRunError` (it had no effect); a frame in a call that was under way, or that
+the peer had accepted, fails with `OutcomeUnknownError` (Ray cannot say whether a call
+to an actor that died ran).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from mesh.datapath._raycalls import translate
+from mesh.errors import (
+    DiedBeforeRunError,
+    MeshError,
+    OutboxFullError,
+    OutcomeUnknownError,
+    PeerDeadError,
+)
+
+__all__ = ["Link", "link_id", "sender_of"]
+
+
+def link_id(sender: str, serial: int) -> str:
+    """Return the id of the `serial`-th link opened by `sender` (``name#incarnation``)."""
+    return f"{sender}/{serial}"
+
+
+def sender_of(link: str) -> tuple[str, str]:
+    """Return the agent name and incarnation of the sender of link id `link`."""
+    name, _, rest = link.rpartition("#")
+    return name, rest.partition("/")[0]
+
+
+class Link:
+    """The channel from one endpoint to one incarnation of a peer agent.
+
+    Args:
+        link_id: This link's id, from `link_id`: the sender's identity and a serial.
+        peer: The peer's agent name.
+        incarnation: The peer's incarnation this link is bound to.
+        handle: The peer host's Ray actor handle.
+        reply_to: The sender's own host handle, sent once so the peer can answer directly;
+            None for the edge, which takes replies as call results instead.
+        max_outbox: Frames queued (not yet shipped) before sends are refused.
+        on_late: Given a reply frame that came back after its ask had ended.
+    """
+
+    def __init__(
+        self,
+        *,
+        link_id: str,
+        peer: str,
+        incarnation: str,
+        handle: Any,
+        reply_to: Any,
+        max_batch: int,
+        max_inflight: int,
+        max_outbox: int,
+        on_late: Callable[[bytes], None],
+    ) -> None:
+        self.peer = peer
+        self.incarnation = incarnation
+        self.handle = handle
+        self._link_id = link_id
+        self._reply_to = reply_to
+        self._max_batch = max_batch
+        self._max_inflight = max_inflight
+        self._max_outbox = max_outbox
+        self._on_late = on_late
+        # (frame, future, is_ask)
+        self._outbox: deque[tuple[bytes, asyncio.Future[Any], bool]] = deque()
+        self._seq = 0
+        self._inflight = 0
+        self._requests = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Asks the peer accepted and has not answered, by message id.
+        self._awaiting: dict[str, asyncio.Future[Any]] = {}
+        self.dead: MeshError | None = None
+        self.calls = 0
+        self.frames = 0
+        self._watch()
+
+    def send(self, frame: bytes, future: asyncio.Future[Any], *, ask_id: str | None = None) -> None:
+        """Queue `frame`; `future` completes on acceptance (tells) or by the reply (asks)."""
+        if self.dead is not None:
+            future.set_exception(_never_ran(self.dead))
+            return
+        if len(self._outbox) >= self._max_outbox:
+            # Bounded memory at the sender too: a peer that takes frames slower than
+            # they are sent pushes back here once its mailbox and the calls in flight
+            # are full.
+            future.set_exception(OutboxFullError(
+                f"the outbox to {self.peer!r} is full ({self._max_outbox} frames)",
+                agent=self.peer,
+                hint="slow down: the peer takes messages slower than they are sent",
+            ))  # fmt: skip
+            return
+        if ask_id is not None:
+            self._awaiting[ask_id] = future
+            future.add_done_callback(partial(self._settled, ask_id))
+        self._outbox.append((frame, future, ask_id is not None))
+        self._pump()
+
+    @property
+    def idle(self) -> bool:
+        """True when no call is in flight or queued: nothing would coalesce with a send."""
+        return self._inflight == 0 and self._requests == 0 and not self._outbox
+
+    def _settled(self, ask_id: str, _future: asyncio.Future[Any]) -> None:
+        self._awaiting.pop(ask_id, None)
+
+    def request(self, frame: bytes) -> asyncio.Future[Any]:
+        """Send an ask as its own call and return a future for the encoded reply frame.
+
+        It takes the next sequence number, after everything queued before it, and is
+        its own Ray call whose result is the reply.
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.dead is not None:
+            future.set_exception(_never_ran(self.dead))
+            return future
+        self._flush_all()
+        seq = self._next_seq()
+        ref = self.handle.request.remote(self._link_id, seq, frame)
+        self._requests += 1
+        self._spawn(self._complete_request(ref, future))
+        return future
+
+    def _next_seq(self) -> int:
+        seq = self._seq
+        self._seq += 1
+        return seq
+
+    def _pump(self) -> None:
+        while self._outbox and self._inflight < self._max_inflight:
+            self._ship(min(len(self._outbox), self._max_batch))
+
+    def _flush_all(self) -> None:
+        # A request must follow everything queued before it, even past the window.
+        while self._outbox:
+            self._ship(min(len(self._outbox), self._max_batch))
+
+    def _ship(self, count: int) -> None:
+        items = [self._outbox.popleft() for _ in range(count)]
+        seq = self._next_seq()
+        reply_to = self._reply_to if seq == 0 else None
+        ref = self.handle.deliver.remote(self._link_id, seq, [i[0] for i in items], reply_to)
+        self._inflight += 1
+        self.calls += 1
+        self.frames += count
+        self._spawn(self._complete_batch(ref, items))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _complete_batch(
+        self, ref: Any, items: list[tuple[bytes, asyncio.Future[Any], bool]]
+    ) -> None:
+        try:
+            refusals = await ref
+        except BaseException as exc:
+            self._die(translate(exc, agent=self.peer), [i[1] for i in items])
+            return
+        finally:
+            self._inflight -= 1
+        refused: dict[int, dict[str, Any]] = dict(refusals) if refusals else {}
+        for index, (_frame, future, is_ask) in enumerate(items):
+            if future.done():
+                continue
+            error = refused.get(index)
+            if error is not None:
+                future.set_exception(MeshError.from_wire(error))
+            elif not is_ask:
+                future.set_result(None)
+        self._pump()
+
+    async def _complete_request(self, ref: Any, future: asyncio.Future[Any]) -> None:
+        try:
+            reply = await ref
+        except BaseException as exc:
+            error = translate(exc, agent=self.peer)
+            if isinstance(error, PeerDeadError):
+                self._die(error, [])
+            if not future.done():
+                future.set_exception(_maybe_ran(error))
+            return
+        finally:
+            self._requests -= 1
+        if future.done():
+            self._on_late(reply)
+        else:
+            future.set_result(reply)
+
+    def _watch(self) -> None:
+        # One long call per link that ends when the peer stops or dies, so that asks it
+        # accepted fail at once rather than at their deadline, and the next send looks
+        # up the peer's successor instead of calling a dead actor.
+        self._spawn(self._await_end(self.handle.watch.remote()))
+
+    async def _await_end(self, ref: Any) -> None:
+        try:
+            await ref
+        except BaseException as exc:
+            self._die(translate(exc, agent=self.peer), [])
+        else:
+            self._die(PeerDeadError(f"agent {self.peer!r} stopped", agent=self.peer), [])
+
+    def _die(self, error: MeshError, sent: list[asyncio.Future[Any]]) -> None:
+        # `sent`: the futures of the call that failed. Frames still in the outbox never
+        # left; asks the peer accepted (or whose call failed) may have been handled.
+        if self.dead is None:
+            self.dead = error
+        unsent = [i[1] for i in self._outbox]
+        self._outbox.clear()
+        for future in unsent:
+            if not future.done():
+                future.set_exception(_never_ran(error))
+        for future in sent + list(self._awaiting.values()):
+            if not future.done():
+                future.set_exception(_maybe_ran(error))
+
+    def close(self) -> None:
+        """Fail what still waits on this link and cancel its calls (the sender is going)."""
+        self._die(MeshError(f"the link to {self.peer!r} was closed by its sender"), [])
+        for task in list(self._tasks):
+            task.cancel()
+
+
+def _copy(error: MeshError) -> MeshError:
+    # Each waiter gets its own instance: tracebacks attach to exception objects.
+    return MeshError.from_wire(error.to_wire())
+
+
+def _never_ran(error: MeshError) -> MeshError:
+    """Return the error for a message that did not reach a peer known to have died."""
+    if type(error) is not PeerDeadError:
+        return _copy(error)
+    return DiedBeforeRunError(
+        f"{error.message}; the message was not delivered",
+        agent=error.agent,
+        trace_id=error.trace_id,
+        hint="it had no effect: safe to send again once the agent is back",
+    )
+
+
+def _maybe_ran(error: MeshError) -> MeshError:
+    """Return the error for a message that was under way when its peer died."""
+    if type(error) is not PeerDeadError:
+        return _copy(error)
+    return OutcomeUnknownError(
+        f"{error.message} after the message was sent; it may or may not have been handled",
+        agent=error.agent,
+        trace_id=error.trace_id,
+        hint="send it again only if handling it twice is harmless",
+    )

@@ -1,0 +1,54 @@
+"""The span store: a bounded window of recent spans kept by the mesh itself.
+
+It lets ``raymesh trace`` show a conversation with no tracing backend installed. Spans
+reach it in batches, off the message path; when it is full the oldest are dropped and
+counted, so its memory stays bounded whatever the traffic.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import ray
+
+from mesh._placement import service_options
+
+__all__ = ["SPAN_STORE_NAME", "SpanStore", "span_store"]
+
+SPAN_STORE_NAME = "raymesh.spans"
+
+
+class SpanStore:
+    """The span store actor's state and methods."""
+
+    def __init__(self, capacity: int) -> None:
+        self._spans: deque[dict[str, Any]] = deque(maxlen=capacity)
+        self._dropped = 0
+
+    def add(self, batch: list[dict[str, Any]]) -> None:
+        """Keep a batch of finished spans, dropping the oldest beyond capacity."""
+        overflow = len(self._spans) + len(batch) - (self._spans.maxlen or 0)
+        self._dropped += max(0, overflow)
+        self._spans.extend(batch)
+
+    def trace(self, trace_id: str) -> list[dict[str, Any]]:
+        """Return the spans of one trace, in start order."""
+        return sorted((s for s in self._spans if s["trace_id"] == trace_id),
+                      key=lambda s: s["start_ns"])  # fmt: skip
+
+    def last_trace(self) -> str | None:
+        """Return the trace whose root span ended last, or None."""
+        roots = [s for s in self._spans if s["parent_span_id"] is None]
+        return max(roots, key=lambda s: s["end_ns"])["trace_id"] if roots else None
+
+    def stats(self) -> dict[str, int]:
+        """Return how many spans are kept, the capacity and how many were dropped."""
+        return {"spans": len(self._spans), "capacity": self._spans.maxlen or 0,
+                "dropped": self._dropped}  # fmt: skip
+
+
+def span_store(*, namespace: str, capacity: int) -> Any:
+    """Return the namespace's span store actor, starting it on the head node if needed."""
+    options = service_options(SPAN_STORE_NAME, namespace=namespace)
+    return ray.remote(SpanStore).options(**options).remote(capacity)

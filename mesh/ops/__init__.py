@@ -1,0 +1,39 @@
+"""Cluster operations: a local head, jobs on a remote cluster, inspecting a
+running mesh.
+"""
+
+from mesh.ops._head import gcs_address, live_head, start_head, stop_head
+from mesh.ops._inspect import agent_rows, dead_letter_rows, trace_spans
+from mesh.ops._jobs import (
+    follow_job,
+    job_client,
+    job_logs,
+    list_jobs,
+    parse_env,
+    stop_job,
+    submit_team,
+    version_mismatch,
+)
+from mesh.ops._traces import save_trace, saved_trace, settled_trace, trace_table
+
+__all__ = [
+    "agent_rows",
+    "dead_letter_rows",
+    "follow_job",
+    "gcs_address",
+    "job_client",
+    "job_logs",
+    "list_jobs",
+    "live_head",
+    "parse_env",
+    "save_trace",
+    "saved_trace",
+    "settled_trace",
+    "start_head",
+    "stop_head",
+    "stop_job",
+    "submit_team",
+    "trace_spans",
+    "trace_table",
+    "version_mismatch",
+]

@@ -1,0 +1,141 @@
+"""Secrets: where keys may come from (the environment, a 0600 file) and where they may not.
+
+API keys and the cluster secret are read from the environment or from a dotenv-style
+secrets file (``KEY=value`` lines) that only its owner can read. A team file is not a
+place for them: one is committed, copied and printed, so a value in it that looks like
+a key is a load error. Values read from a file are remembered for redaction, so they
+are masked in logs and spans just like the environment's ``*_API_KEY`` variables.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+from mesh.errors import ConfigError
+from mesh.security._redaction import is_known_secret, remember_secret
+
+__all__ = [
+    "env_secret_reason",
+    "get_secret",
+    "looks_like_secret",
+    "read_secrets_file",
+    "secret_fields",
+]
+
+_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
+# Prefixes of real providers' keys and tokens.
+_KEY_PREFIX = re.compile(
+    r"^(sk-|sk_|rk_|pk_live_|ghp_|gho_|github_pat_|glpat-|xox[abpr]-|AKIA|ASIA|AIza|hf_|"
+    r"ya29\.|eyJ)[A-Za-z0-9_\-.]{8,}$"
+)
+_SECRET_NAME = re.compile(r"(api_?key|secret|token|password|passwd|credential)", re.IGNORECASE)
+_RANDOM = re.compile(r"^[A-Za-z0-9+/=_\-.]{24,}$")
+# A variable that names where a secret is (a file, a path) rather than holding it.
+_REFERENCE = re.compile(r"_(FILE|PATH|DIR)$", re.IGNORECASE)
+
+
+def read_secrets_file(path: str | Path) -> dict[str, str]:
+    """Return the ``KEY=value`` pairs of a secrets file, after checking who can read it.
+
+    Raises:
+        ConfigError: The file is missing, not a regular file, readable or writable by
+            group or others, or has a line that is not ``KEY=value``.
+    """
+    path = Path(path).expanduser()
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise ConfigError(f"cannot read secrets file {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"secrets file {path} is not a regular file")
+    if info.st_mode & 0o077:
+        raise ConfigError(
+            f"secrets file {path} has mode {stat.S_IMODE(info.st_mode):04o}: "
+            "group or others can read it",
+            hint=f"chmod 600 {path}",
+        )
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = _LINE.match(line)
+        if match is None:
+            # The line itself is not shown: it may be a key with a typo around it.
+            raise ConfigError(f"secrets file {path}, line {number}: expected KEY=value")
+        name, value = match.groups()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name] = value
+        remember_secret(value)
+    return values
+
+
+def get_secret(name: str, *, secrets_file: str | Path | None = None) -> str | None:
+    """Return the secret `name` from the environment, else from a secrets file, else None.
+
+    The file is `secrets_file`, or the one ``RAYMESH_SECRETS_FILE`` names.
+
+    Raises:
+        ConfigError: The secrets file is missing or others can read it.
+    """
+    value = os.environ.get(name)
+    if value:
+        return value
+    secrets_file = secrets_file or os.environ.get("RAYMESH_SECRETS_FILE") or None
+    if secrets_file is None:
+        return None
+    return read_secrets_file(secrets_file).get(name) or None
+
+
+def looks_like_secret(name: str, value: Any) -> bool:
+    """Return True when a setting `name` holds what looks like a key rather than a reference."""
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    if _KEY_PREFIX.match(text):
+        return True
+    # Random keys mix digits in; an upper-case env var name does not.
+    random = bool(_RANDOM.match(text)) and any(c.isdigit() for c in text)
+    return random and bool(_SECRET_NAME.search(name))
+
+
+def env_secret_reason(name: str, value: str) -> str | None:
+    """Return why the environment variable `name` (set to `value`) looks like a secret, or None.
+
+    Its value may look like a key, be a key this process holds, or its name may be a
+    secret's (``*_API_KEY``, ``*_TOKEN``, ...); a name for where a secret is kept
+    (``*_FILE``, ``*_PATH``, ``*_DIR``) holding no key is not one.
+    """
+    reference = bool(_REFERENCE.search(name))
+    # A long path under a name like SECRETS_FILE is not a key: judge it by shape alone.
+    if looks_like_secret("" if reference else name, value):
+        return "its value looks like a key"
+    if is_known_secret(value):
+        return "its value is a key of this environment"
+    if _SECRET_NAME.search(name) and not reference:
+        return "its name is a secret's"
+    return None
+
+
+def secret_fields(data: Any, path: str = "") -> list[str]:
+    """Return the paths (``agents[0].options.api_key``) of key-looking values in `data`."""
+    found: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            where = f"{path}.{key}" if path else str(key)
+            if looks_like_secret(str(key), value):
+                found.append(where)
+            else:
+                found.extend(secret_fields(value, where))
+    elif isinstance(data, list | tuple):
+        for index, value in enumerate(data):
+            where = f"{path}[{index}]"
+            if looks_like_secret(path.rsplit(".", 1)[-1], value):
+                found.append(where)
+            else:
+                found.extend(secret_fields(value, where))
+    return found
