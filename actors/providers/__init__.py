@@ -7,7 +7,9 @@ built, that is when the agent starts, never at its first message.
 
 from __future__ import annotations
 
+import importlib
 import re
+import warnings
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
@@ -161,3 +163,16 @@ def make_provider(
     from actors.providers.anthropic import AnthropicProvider
 
     return AnthropicProvider(parsed.model, api_key=key, base_url=base_url)
+
+
+def __getattr__(name: str) -> Any:
+    # 0.1 exported the client protocol from here; it moved to actors.client (0.2).
+    if name == "ModelClient":
+        warnings.warn(
+            "actors.providers.ModelClient moved to actors.client (import it from actors); "
+            "the old name goes in 0.3",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return importlib.import_module("actors.client").ModelClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

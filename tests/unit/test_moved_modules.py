@@ -39,3 +39,12 @@ def test_a_name_the_old_module_never_had_is_an_attribute_error() -> None:
         registry = importlib.import_module("mesh.registry")
     with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
         _ = registry.nonsense
+
+
+def test_the_model_client_protocol_is_still_found_where_it_was() -> None:
+    import actors
+    import actors.providers
+
+    with pytest.warns(DeprecationWarning, match="ModelClient moved to actors.client"):
+        old = actors.providers.ModelClient
+    assert old is actors.ModelClient
