@@ -594,10 +594,6 @@ def _dash(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-if __name__ == "__main__":
-    sys.exit(app())
-
-
 def _add_plugin_commands() -> None:
     """Add the commands other packages declare under the ``raymesh.commands`` entry points.
 

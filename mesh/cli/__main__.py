@@ -1,0 +1,5 @@
+"""``python -m mesh.cli``: the ``raymesh`` command, as Ray jobs and tests start it."""
+
+from mesh.cli import app
+
+app()
