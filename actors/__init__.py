@@ -8,6 +8,9 @@ a ``base_url`` for an OpenAI-compatible server) for a real one::
     reply = await mesh.ask("reasoner", Prompt(text="Why?"), expect=Completion)
 """
 
+from typing import Any
+
+from actors import messages as _messages
 from actors.agent import DEFAULT_MODEL, LLMAgent
 from actors.breaker import BreakerState, CircuitBreaker, breaker_for, reset_breakers
 from actors.budget import Budget
@@ -25,11 +28,9 @@ from actors.memory import ConversationWindow, LongTermMemory, MemoryHit, SQLiteM
 from actors.messages import (
     CallUsage,
     Completion,
-    GetUsage,
     Prompt,
     Remember,
     Remembered,
-    UsageReport,
     Verdict,
     Verify,
 )
@@ -74,7 +75,6 @@ __all__ = [
     "CompletionResult",
     "ConversationWindow",
     "Generalist",
-    "GetUsage",
     "LLMAgent",
     "LLMClient",
     "LongTermMemory",
@@ -110,7 +110,6 @@ __all__ = [
     "Toolbox",
     "UsageLedger",
     "UsageRecord",
-    "UsageReport",
     "UsageTotals",
     "Verdict",
     "Verifier",
@@ -122,3 +121,11 @@ __all__ = [
     "reset_breakers",
     "tool",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Deprecated names (``GetUsage``, ``UsageReport``) and their warning live in messages.
+    try:
+        return _messages.deprecated(name, stacklevel=3)
+    except AttributeError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None

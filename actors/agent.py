@@ -18,7 +18,7 @@ from actors.budget import Budget, ChargedBudget, current_budget, current_charge
 from actors.client import CompletionResult
 from actors.delegation import peer_tool
 from actors.memory import ConversationWindow
-from actors.messages import CallUsage, Completion, GetUsage, Prompt, UsageReport
+from actors.messages import CallUsage, Completion, Prompt
 from actors.providers import ChatMessage
 from actors.retry import RetryPolicy
 from actors.router import RoutedClient, Router
@@ -248,21 +248,13 @@ class LLMAgent(Agent):
 
     @handler
     async def on_usage_query(self, msg: UsageQuery, ctx: Context) -> UsageSummary:
-        """Report usage in the runtime's own terms, for `Mesh.usage` and ``raymesh run``."""
+        """Report usage and what is left of the budget (`Mesh.usage`, ``raymesh run``)."""
         ledger = self.ledger
         return UsageSummary(
             agent=getattr(self, "name", ""),
             total=_usage(ledger.total),
             by_model={model: _usage(t) for model, t in ledger.by_model.items()},
             by_trace={trace: _usage(t) for trace, t in ledger.by_trace.items()},
-        )
-
-    @handler
-    async def on_get_usage(self, msg: GetUsage, ctx: Context) -> UsageReport:
-        """Report the usage ledger and what is left of the budget."""
-        return UsageReport(
-            agent=getattr(self, "name", ""),
-            ledger=self.ledger,
             budget_remaining={} if self.budget is None else self.budget.remaining(),
         )
 

@@ -1,18 +1,11 @@
 """The errors of LLM-backed agents, as one branch of raymesh's `MeshError` tree.
 
 They travel between agents like every `MeshError` (``to_wire`` / ``from_wire``), so an
-asker gets the same typed error the model-calling agent raised::
-
-    MeshError
-    ├── ConfigError                   (mesh) bad model string, missing API key, bad option
-    ├── DeliveryError
-    │   └── DeadlineExceededError     (mesh) a model call ran out of time
-    └── ModelError                    a model call failed; .model names it
-        ├── ProviderError             the provider answered with an error (.status, .retryable)
-        ├── ModelUnavailableError     breaker open or retries exhausted: try another model
-        ├── StructuredOutputError(+ValueError)  the reply did not fit the schema, even repaired
-        ├── BudgetExceededError       the call would spend more than the budget allows
-        └── ToolError                 a tool call was refused or the tool raised
+asker gets the same typed error the model-calling agent raised. A bad model string or a
+missing API key is the runtime's ``ConfigError``, and a model call that runs out of time
+its ``DeadlineExceededError``. The whole tree, generated from the classes, is the
+documentation's Errors reference page (``reference/errors.md``, drawn by
+``docs/_gen/errors.py``).
 
 `ModelUnavailableError` is what a router falls back on; a `ProviderError` that is not
 retryable (a bad request, a wrong key) is a bug to fix, not a reason to switch models.

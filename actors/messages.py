@@ -1,26 +1,41 @@
 """The messages LLM agents understand and answer, tagged ``llm.*``.
 
-They live in the installed package so that every Ray worker can import them.
+They live in the installed package so that every Ray worker can import them. Two
+exchanges use the runtime's and the patterns' messages instead, one pair per concept:
+usage is `UsageQuery` / `UsageSummary` (``protocols``), what `Mesh.usage` asks every
+agent; a check is `Verify` / `Verdict` (``protocols.patterns``), what the
+verify-and-retry and race patterns send, so the ``verifier`` role serves them.
 """
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 from pydantic import BaseModel, Field
 
-from actors.usage import UsageLedger
-from protocols import Message
+from protocols import Message, UsageQuery, UsageSummary
+from protocols.patterns import Verdict, Verify
 
 __all__ = [
     "CallUsage",
     "Completion",
-    "GetUsage",
     "Prompt",
     "Remember",
     "Remembered",
-    "UsageReport",
     "Verdict",
     "Verify",
 ]
+
+#: raymesh 0.1's names -> (the one they became, what changed).
+_DEPRECATED: dict[str, tuple[type[Message], str]] = {
+    "GetUsage": (UsageQuery, "ask UsageQuery() (from protocols) instead"),
+    "UsageReport": (
+        UsageSummary,
+        "expect UsageSummary (from protocols) instead: .ledger.total, .ledger.by_model and "
+        ".ledger.by_trace are .total, .by_model and .by_trace; .budget_remaining is unchanged",
+    ),
+}
 
 
 class CallUsage(BaseModel):
@@ -59,41 +74,6 @@ class Completion(Message, type="llm.completion/1"):
     planning_failed: str | None = None
 
 
-class GetUsage(Message, type="llm.get_usage/1"):
-    """Ask an LLM agent for its usage ledger."""
-
-
-class UsageReport(Message, type="llm.usage_report/1"):
-    """An LLM agent's usage so far, and what is left of its budget."""
-
-    agent: str
-    ledger: UsageLedger
-    #: ``{"tokens": ..., "usd": ...}``; None values mean unlimited; empty without a budget.
-    budget_remaining: dict[str, float | None] = Field(default_factory=dict)
-
-
-class Verify(Message, type="llm.verify/1"):
-    """Ask a verifier to check an output."""
-
-    output: str
-    #: The task the output answers, for the judge's context.
-    task: str = ""
-    #: Rules in plain words, judged by the model.
-    rules: list[str] = Field(default_factory=list)
-    #: Text the output must contain (checked exactly, after normalising spaces and case).
-    ground_truth: str | None = None
-    #: Regular expressions the output must not match (checked exactly).
-    forbidden: list[str] = Field(default_factory=list)
-
-
-class Verdict(Message, type="llm.verdict/1"):
-    """A verifier's judgement."""
-
-    passed: bool
-    reasons: list[str] = Field(default_factory=list)
-    model: str = ""
-
-
 class Remember(Message, type="llm.remember/1"):
     """Add documents to a retriever's long-term store."""
 
@@ -104,3 +84,25 @@ class Remembered(Message, type="llm.remembered/1"):
     """How many documents the store holds now."""
 
     count: int
+
+
+def __getattr__(name: str) -> Any:
+    return deprecated(name, stacklevel=3)
+
+
+def deprecated(name: str, *, stacklevel: int) -> Any:
+    """Return a deprecated name of this module, with a DeprecationWarning at `stacklevel`.
+
+    Raises:
+        AttributeError: `name` is no deprecated name of this module.
+    """
+    if name not in _DEPRECATED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    target, how = _DEPRECATED[name]
+    warnings.warn(
+        f"actors.{name} is {target.__name__} since raymesh 0.2 (one usage query): {how}; "
+        "the old name goes in 0.3",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+    return target

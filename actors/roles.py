@@ -139,40 +139,65 @@ class _Judgement(BaseModel):
 
 
 class Verifier(LLMAgent):
-    """Checks an output against ground truth, forbidden patterns and rules; gives a `Verdict`.
+    """Checks an answer against ground truth, forbidden patterns and rules; gives a `Verdict`.
 
-    Ground truth and forbidden patterns are checked exactly, in code; plain-word rules
-    are judged by the model. The output passes only if every check passes.
+    It answers the patterns' `Verify` (``protocols.patterns``), so it can be the verifier
+    of verify-and-retry or of a race. Ground truth and forbidden patterns are checked
+    exactly, in code; plain-word rules are judged by the model. The answer passes only if
+    every check passes. The verdict's `reasons` list the findings and its `feedback` joins
+    them, which is what verify-and-retry feeds back to the generator.
+
+    Args:
+        rules: Rules every answer is judged by, besides a `Verify`'s own.
+        forbidden: Regular expressions no answer may match, besides a `Verify`'s own.
+        args, kwargs: As `LLMAgent`.
+
+    A `Verify` with no check at all, to a verifier with none of its own (what the
+    patterns send to a plain ``verifier``), is judged by `default_rules`.
     """
 
     default_system_prompt: ClassVar[str] = (
         "You are a strict verifier. Check the output against the task and every rule. "
         "Give a verdict: passed true only if every rule holds, with one reason per finding."
     )
+    #: The rules of a check that names none.
+    default_rules: ClassVar[tuple[str, ...]] = ("it is safe and correct",)
+
+    def __init__(
+        self, *args: Any, rules: Sequence[str] = (), forbidden: Sequence[str] = (), **kwargs: Any
+    ) -> None:
+        """Configure as `LLMAgent`, plus the rules and forbidden patterns of every check."""
+        super().__init__(*args, **kwargs)
+        self.rules = list(rules)
+        self.forbidden = list(forbidden)
 
     @handler
     async def on_verify(self, msg: Verify, ctx: Context) -> Verdict:
-        """Check `msg.output` and explain the verdict."""
+        """Check `msg.answer` and explain the verdict."""
         return await self.check(msg, ctx)
 
     async def check(self, msg: Verify, ctx: Context | None = None) -> Verdict:
-        """Check an output; usable without a message (``ctx`` bounds the model call)."""
+        """Check an answer; usable without a message (``ctx`` bounds the model call)."""
         reasons: list[str] = []
         passed = True
+        rules = [*self.rules, *msg.rules]
+        forbidden = [*self.forbidden, *msg.forbidden]
+        if not (rules or forbidden or msg.ground_truth is not None):
+            rules = list(self.default_rules)
         if msg.ground_truth is not None:
-            if _normal(msg.ground_truth) in _normal(msg.output):
+            if _normal(msg.ground_truth) in _normal(msg.answer):
                 reasons.append("the output contains the expected answer")
             else:
                 passed = False
                 reasons.append(f"the output does not contain the expected {msg.ground_truth!r}")
-        for pattern in msg.forbidden:
-            if re.search(pattern, msg.output, re.I):
+        for pattern in forbidden:
+            if re.search(pattern, msg.answer, re.I):
                 passed = False
                 reasons.append(f"the output matches the forbidden pattern {pattern!r}")
-        if msg.rules:
-            rules = "\n".join(f"- {r}" for r in msg.rules)
+        if rules:
+            listed = "\n".join(f"- {r}" for r in rules)
             result = await self.complete(
-                f"Task: {msg.task}\nRules:\n{rules}\nOutput to check:\n{msg.output}",
+                f"Task: {msg.task}\nRules:\n{listed}\nOutput to check:\n{msg.answer}",
                 ctx,
                 response_model=_Judgement,
                 tools=(),
@@ -180,11 +205,13 @@ class Verifier(LLMAgent):
             judgement: _Judgement = result.parsed
             passed = passed and judgement.passed
             reasons.extend(judgement.reasons)
-        return Verdict(passed=passed, reasons=reasons, model=self.model_id)
+        return Verdict(
+            passed=passed, feedback="; ".join(reasons), reasons=reasons, model=self.model_id
+        )
 
     async def answer(self, msg: Prompt, ctx: Context | None) -> Completion:
         """Treat a plain prompt as an output to check against the default rules."""
-        verdict = await self.check(Verify(output=msg.text, rules=["it is safe and correct"]), ctx)
+        verdict = await self.check(Verify(answer=msg.text), ctx)
         text = ("PASS" if verdict.passed else "FAIL") + "\n" + "\n".join(verdict.reasons)
         return Completion(text=text, model=self.model_id, usage=CallUsage())
 

@@ -23,7 +23,6 @@ worker costs more than most measurements here.
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,6 +31,7 @@ from typing import Any, Literal
 import ray
 
 from benchmarks.peer import Peer
+from benchmarks.percentiles import percentile
 from mesh import Agent, Context, Mesh, handler
 from protocols import Message
 
@@ -327,12 +327,8 @@ class _RawSide(_Side):
 
 
 def _percentiles(latencies: list[float]) -> tuple[float | None, float | None, float | None]:
-    if not latencies:
-        return None, None, None
-    if len(latencies) == 1:
-        return latencies[0], latencies[0], latencies[0]
-    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
-    return statistics.median(latencies), cuts[94], cuts[98]
+    p50, p95, p99 = (percentile(latencies, share) for share in (0.5, 0.95, 0.99))
+    return p50, p95, p99
 
 
 async def _ring(

@@ -18,6 +18,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from benchmarks.percentiles import percentile
 from benchmarks.two_agents import Blast, agent_pair, measure
 from mesh import Agent, Context, DeadlineExceededError, DeadlockError, Mesh, handler
 from protocols import Message
@@ -94,8 +95,10 @@ class Cost:
 
 def latency(scenario: str, agents: int, seconds: list[float]) -> Latency:
     ms = sorted(s * 1000 for s in seconds)
-    p95 = statistics.quantiles(ms, n=20, method="inclusive")[-1] if len(ms) > 1 else ms[0]
-    return Latency(scenario, agents, len(ms), statistics.median(ms), p95, ms[-1])
+    p50, p95 = percentile(ms, 0.5), percentile(ms, 0.95)
+    assert p50 is not None  # a measured scenario has latencies
+    assert p95 is not None
+    return Latency(scenario, agents, len(ms), p50, p95, ms[-1])
 
 
 async def _spawn_ring(mesh: Mesh, size: int) -> list[str]:

@@ -1,34 +1,8 @@
-"""The runtime's errors; the root and the wire errors come from `protocols.errors`.
+"""The runtime's errors; the root, the wire errors and the ask's deadline error come from
+`protocols.errors`, and are exported here under the same names.
 
-::
-
-    MeshError
-    ├── ProtocolError: EncodeError, DecodeError(+ValueError), UnknownMessageTypeError,
-    │   └── SignatureError                      forged, unsigned or stale frame
-    │       └── ReplayError                     a signed frame received twice
-    ├── DeliveryError
-    │   ├── PeerNotFoundError(+LookupError)   no agent by that name, role or capability
-    │   ├── PeerDeadError                      the recipient died; do not retry blindly
-    │   │   ├── DiedBeforeRunError             it never took the message: safe to retry
-    │   │   └── OutcomeUnknownError            it took the message, died before replying
-    │   ├── MailboxFullError                   backpressure: the recipient refused
-    │   │   └── OutboxFullError                the sender's own outbox to it was full
-    │   ├── DuplicateMessageError              a resent message it has already taken
-    │   ├── DeadlineExceededError(+TimeoutError)
-    │   ├── DeadlockError                      .cycle names the agents, in order
-    │   ├── NoHandlerError                     the recipient has no handler for the type
-    │   ├── RegistryUnavailableError           the registry did not answer a lookup
-    │   ├── AccessDeniedError                  the team's access rules refuse it
-    │   └── HopLimitError                      a causal chain grew past the hop limit
-    ├── HandlerError        the remote handler raised: .remote_type, .remote_traceback
-    ├── SupervisionError
-    │   └── RestartIntensityError  a team restarted too often and gave up
-    ├── ConfigError         a bad setting, agent class or name
-    │   └── NameTakenError  a live agent already has that name
-    ├── TraceNotFoundError(+LookupError)  no spans kept for that trace (``raymesh trace``)
-    ├── BaselineError       a benchmark's peer baseline could not be installed or run
-    └── ClusterError        (mesh.ops._inspect) a cluster or job operation failed
-        └── ClusterUnreachableError(+ConnectionError)
+The whole tree, generated from the classes, is the documentation's Errors reference page
+(``reference/errors.md``, drawn by ``docs/_gen/errors.py``); it is not drawn by hand here.
 
 A ``DeliveryError`` means the message was not handled to completion; ``HandlerError``
 means it was, and the handler failed.
@@ -39,7 +13,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 from protocols.errors import (
+    DeadlineExceededError,
     DecodeError,
+    DeliveryError,
     EncodeError,
     MeshError,
     ProtocolError,
@@ -78,10 +54,6 @@ __all__ = [
     "TraceNotFoundError",
     "UnknownMessageTypeError",
 ]
-
-
-class DeliveryError(MeshError):
-    """A message was not delivered to, or not handled by, its recipient."""
 
 
 class PeerNotFoundError(DeliveryError, LookupError):
@@ -128,10 +100,6 @@ class DuplicateMessageError(DeliveryError):
     by this incarnation or by one before it, but whose reply was lost: the effect
     happened once; its reply is not kept.
     """
-
-
-class DeadlineExceededError(DeliveryError, TimeoutError):
-    """No reply arrived before the ask's deadline."""
 
 
 class DeadlockError(DeliveryError):

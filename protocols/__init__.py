@@ -1,5 +1,8 @@
 """raymesh's wire: typed messages, the envelope and its msgpack codec (no Ray here)."""
 
+from typing import Any
+
+from protocols import messenger as _messenger
 from protocols._senders import PerSender
 from protocols.codec import (
     DEFAULT_MAX_DEPTH,
@@ -12,7 +15,9 @@ from protocols.codec import (
 )
 from protocols.envelope import Envelope, Kind, new_message_id, new_span_id, new_trace_id
 from protocols.errors import (
+    DeadlineExceededError,
     DecodeError,
+    DeliveryError,
     EncodeError,
     MeshError,
     ProtocolError,
@@ -22,7 +27,6 @@ from protocols.errors import (
 )
 from protocols.message import Message, message_class, message_types
 from protocols.messenger import (
-    AskTimeoutError,
     Delivery,
     Handler,
     InMemoryMessenger,
@@ -38,10 +42,11 @@ from protocols.wire import ErrorReply, Result, Task, Usage, UsageQuery, UsageSum
 __all__ = [
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_FRAME_BYTES",
-    "AskTimeoutError",
     "Codec",
+    "DeadlineExceededError",
     "DecodeError",
     "Delivery",
+    "DeliveryError",
     "EncodeError",
     "Envelope",
     "ErrorReply",
@@ -77,3 +82,11 @@ __all__ = [
     "new_span_id",
     "new_trace_id",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Deprecated names (``AskTimeoutError``) and their warning live where they were defined.
+    try:
+        return _messenger.deprecated(name, stacklevel=3)
+    except AttributeError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None

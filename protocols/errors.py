@@ -1,19 +1,11 @@
-"""The root of raymesh's exception tree and the wire errors.
+"""The root of raymesh's exception tree, the wire errors and the errors of every ask.
 
 ``MeshError`` lives here, below the runtime, so that the wire layer can raise errors
-that ``mesh`` catches as its own without ``protocols`` importing ``mesh``. The full
-tree (``mesh.errors`` adds the runtime branches)::
-
-    MeshError
-    ├── ProtocolError
-    │   ├── EncodeError
-    │   ├── DecodeError (+ValueError)
-    │   ├── UnknownMessageTypeError (+DecodeError)
-    │   └── SignatureError       a frame's signature is missing, wrong or stale
-    │       └── ReplayError      a signed frame that was already received
-    ├── DeliveryError ...            (mesh.errors)
-    ├── HandlerError                 (mesh.errors)
-    └── ConfigError                  (mesh.errors)
+that ``mesh`` catches as its own without ``protocols`` importing ``mesh``. So do
+``DeliveryError`` and ``DeadlineExceededError``: an ask past its deadline raises the same
+class on the in-memory messenger as on the Ray mesh. ``mesh.errors`` adds the runtime's
+branches. The whole tree, generated from the classes, is the documentation's Errors
+reference page (``reference/errors.md``, drawn by ``docs/_gen/errors.py``).
 
 Every error knows which agent and trace it concerns and carries a hint on what to do.
 Errors cross process boundaries as data (``to_wire`` / ``from_wire``), never as pickles
@@ -25,7 +17,9 @@ from __future__ import annotations
 from typing import Any, ClassVar, Self
 
 __all__ = [
+    "DeadlineExceededError",
     "DecodeError",
+    "DeliveryError",
     "EncodeError",
     "MeshError",
     "ProtocolError",
@@ -153,3 +147,11 @@ class SignatureError(ProtocolError):
 
 class ReplayError(SignatureError):
     """A signed frame that the receiving host had already received (a replay)."""
+
+
+class DeliveryError(MeshError):
+    """A message was not delivered to, or not handled by, its recipient."""
+
+
+class DeadlineExceededError(DeliveryError, TimeoutError):
+    """No reply arrived before the ask's deadline."""

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, overload, runtime_checkable
 
 from protocols.envelope import Kind, new_trace_id
-from protocols.errors import DecodeError, MeshError
+from protocols.errors import DeadlineExceededError, DecodeError, MeshError
 from protocols.message import Message
 
 __all__ = [
-    "AskTimeoutError",
     "Delivery",
     "Handler",
     "InMemoryMessenger",
@@ -138,10 +138,6 @@ class Messenger(Protocol):
 
 Handler = Callable[[Message, "InMemoryMessenger"], Coroutine[Any, Any, Message | None]]
 """An in-memory agent: ``async def h(msg, messenger) -> reply or None``."""
-
-
-class AskTimeoutError(MeshError, TimeoutError):
-    """An in-memory ask got no reply within its timeout or deadline."""
 
 
 class UnknownPeerError(MeshError, LookupError):
@@ -315,8 +311,8 @@ class InMemoryMessenger:
 
         Raises:
             UnknownPeerError: No agent is registered as `peer`.
-            AskTimeoutError: The handler did not finish within `timeout` or the deadline;
-                it was cancelled.
+            DeadlineExceededError: The handler did not finish within `timeout` or the
+                deadline; it was cancelled (the class the mesh raises).
             DecodeError: The reply is not an `expect`.
         """
         target = self._lookup(peer)
@@ -342,7 +338,7 @@ class InMemoryMessenger:
                 running.cancel()
                 await asyncio.gather(running, return_exceptions=True)
         if not done:
-            raise AskTimeoutError(
+            raise DeadlineExceededError(
                 f"no reply to {msg.type_tag!r} within {wait or 0.0:.3f}s",
                 agent=peer,
                 trace_id=self._trace_id,
@@ -420,3 +416,26 @@ class InMemoryMessenger:
         task = asyncio.get_running_loop().create_task(run())
         self._net.background.add(task)
         task.add_done_callback(self._net.background.discard)
+
+
+def __getattr__(name: str) -> Any:
+    return deprecated(name, stacklevel=3)
+
+
+def deprecated(name: str, *, stacklevel: int) -> Any:
+    """Return a deprecated name of this module, with a DeprecationWarning at `stacklevel`.
+
+    Raises:
+        AttributeError: `name` is no deprecated name of this module.
+    """
+    # 0.1's in-memory timeout error; the messenger raises the mesh's class since 0.2.
+    if name == "AskTimeoutError":
+        warnings.warn(
+            "AskTimeoutError is DeadlineExceededError since raymesh 0.2 (one deadline error "
+            "in memory and on Ray): catch DeadlineExceededError (from protocols or mesh); "
+            "the old name goes in 0.3",
+            DeprecationWarning,
+            stacklevel=stacklevel,
+        )
+        return DeadlineExceededError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

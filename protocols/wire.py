@@ -72,6 +72,11 @@ class Usage(BaseModel):
     #: Calls whose tokens were estimated because the provider reported none.
     estimated_calls: int = 0
 
+    @property
+    def tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
     def add(self, other: Usage) -> None:
         """Add `other` into this total."""
         self.calls += other.calls
@@ -82,13 +87,23 @@ class Usage(BaseModel):
 
 
 class UsageQuery(Message, type="raymesh.usage_query/1"):
-    """Ask an agent what its models used; agents without models do not handle it."""
+    """Ask an agent what its models used; agents without models do not handle it.
+
+    Reply: `UsageSummary`. The one usage query: `Mesh.usage`, ``raymesh run`` and
+    callers asking one agent all send it.
+    """
 
 
 class UsageSummary(Message, type="raymesh.usage_summary/1"):
-    """One agent's model usage, in total, per model and per trace."""
+    """One agent's model usage, in total, per model and per trace, and its budget left.
+
+    `Mesh.usage` totals the summaries of many agents into a ``mesh.UsageReport``.
+    """
 
     agent: str
     total: Usage = Field(default_factory=Usage)
     by_model: dict[str, Usage] = Field(default_factory=dict)
     by_trace: dict[str, Usage] = Field(default_factory=dict)
+    #: What is left of the agent's budget, ``{"tokens": ..., "usd": ...}`` (None values
+    #: mean unlimited); empty when it has no budget.
+    budget_remaining: dict[str, float | None] = Field(default_factory=dict)

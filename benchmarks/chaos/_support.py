@@ -1,10 +1,9 @@
-"""What the chaos scenarios share: teams to kill, the agents' incarnations, percentiles."""
+"""What the chaos scenarios share: teams to kill, the agents' incarnations, error names."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,7 +22,6 @@ __all__ = [
     "error_name",
     "eventually",
     "incarnations",
-    "percentile",
     "start_team",
     "unique",
     "while_killing",
@@ -140,11 +138,3 @@ def error_name(exc: MeshError) -> str:
     if isinstance(exc, HandlerError):
         return f"HandlerError({exc.remote_type})"
     return type(exc).__name__
-
-
-def percentile(values: Sequence[float], share: float) -> float | None:
-    """Return the nearest-rank percentile (`share` in 0..1), or None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]

@@ -25,11 +25,11 @@ from benchmarks.chaos._figure import Figure, as_ms, as_share, ended_typed
 from benchmarks.chaos._support import (
     HUNG_AFTER_S,
     error_name,
-    percentile,
     start_team,
     while_killing,
 )
 from benchmarks.chaos._support import unique as unique_name
+from benchmarks.percentiles import percentile
 from mesh.edge import Mesh
 from mesh.errors import DeadlineExceededError, DiedBeforeRunError, MeshError, PeerNotFoundError
 

@@ -31,7 +31,8 @@ from ray.exceptions import RayError
 from benchmarks.chaos._agents import Echoer, Say
 from benchmarks.chaos._figure import Figure, as_ms, as_share
 from benchmarks.chaos._frames import SENDER, make_frames, random_frame
-from benchmarks.chaos._support import error_name, percentile, unique
+from benchmarks.chaos._support import error_name, unique
+from benchmarks.percentiles import percentile
 from mesh.edge import Mesh
 from mesh.errors import DeliveryError, MeshError, ProtocolError
 from protocols import Codec, Kind

@@ -17,7 +17,8 @@ from ray.exceptions import RayError
 
 from benchmarks.chaos._agents import Chatted, Chatter, Progress, StopChatter, Talker
 from benchmarks.chaos._figure import Figure, as_s
-from benchmarks.chaos._support import eventually, percentile, unique
+from benchmarks.chaos._support import eventually, unique
+from benchmarks.percentiles import percentile
 from mesh.datapath import REGISTRY_NAME
 from mesh.edge import Mesh
 

@@ -1,21 +1,9 @@
-"""Errors the conversation patterns raise, under `MeshError`.
+"""Errors the conversation patterns raise, under `PatternError`, a `MeshError`.
 
 They live in ``protocols`` (not ``mesh.errors``) because patterns run on any messenger;
-the runtime catches them as its own through the common root::
-
-    MeshError
-    └── PatternError
-        ├── PatternTimeoutError (+TimeoutError)   the pattern's deadline passed
-        │   ├── JudgeTimeoutError                  the debate's judge did not decide in time
-        │   └── ApprovalTimeoutError               nobody answered a checkpoint in time
-        ├── NoPeerError (+LookupError)             no agent has the role or capability
-        ├── StageFailedError                       a pipeline stage failed: .stage, .index
-        ├── PlanError                              a delegation plan is malformed
-        │   └── PlanCycleError                     its dependencies loop: .cycle
-        ├── SubtaskFailedError                     a subtask failed on every agent tried
-        ├── NoValidAnswerError                     no racer gave a valid answer: .failures
-        ├── VerificationFailedError                no attempt passed: .attempts
-        └── ApprovalRejectedError                  a checkpoint was rejected
+the runtime catches them as its own through the common root. The whole tree, generated
+from the classes, is the documentation's Errors reference page (``reference/errors.md``,
+drawn by ``docs/_gen/errors.py``).
 
 Every detail is plain data, so the errors cross the wire with ``to_wire``/``from_wire``.
 """

@@ -6,9 +6,10 @@ returns are listed next to each request. New fields get defaults, as for every t
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from protocols.message import Message
 
@@ -49,20 +50,47 @@ class Reply(Message, type="pattern.reply/1"):
 
 
 class Verify(Message, type="pattern.verify/1"):
-    """Ask a verifier whether `answer` solves `task`. Reply: `Verdict`."""
+    """Ask a verifier whether `answer` solves `task`. Reply: `Verdict`.
 
-    task: str
-    answer: str
+    The verify-and-retry and race patterns send `task` and `answer` only; the other
+    fields are checks a caller may add (the ``verifier`` role of ``actors`` applies them).
+    """
+
+    #: The task the answer answers, for the verifier's context.
+    task: str = ""
+    #: The answer (or any output) to check; ``output=`` is accepted, as in raymesh 0.1.
+    answer: str = Field(validation_alias=AliasChoices("answer", "output"))
+    #: Rules in plain words, judged by the verifier's model.
+    rules: list[str] = Field(default_factory=list)
+    #: Text the answer must contain (checked exactly, after normalising spaces and case).
+    ground_truth: str | None = None
+    #: Regular expressions the answer must not match (checked exactly).
+    forbidden: list[str] = Field(default_factory=list)
+
+    @property
+    def output(self) -> str:
+        """Deprecated: `answer` (the name of raymesh 0.1's ``actors.Verify``)."""
+        warnings.warn(
+            "Verify.output is Verify.answer since raymesh 0.2; the old name goes in 0.3",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.answer
 
 
 class Verdict(Message, type="pattern.verdict/1"):
     """A verifier's or judge's decision: `passed`, with feedback or the winning answer."""
 
     passed: bool
+    #: Why, in one text: what verify-and-retry feeds back to the generator.
     feedback: str = ""
     #: A judge's choice of debater, when it picks one.
     winner: str | None = None
     answer: str = ""
+    #: The findings one by one, when the verifier lists them (`feedback` joins them).
+    reasons: list[str] = Field(default_factory=list)
+    #: ``provider:MODEL`` that judged, when a model did.
+    model: str = ""
 
 
 class Propose(Message, type="pattern.propose/1"):

@@ -19,6 +19,7 @@ import pytest
 from _agents import Scripted
 from conftest import Spawn
 
+from actors import PatternAgent, Verifier
 from mesh import ConfigError, HandlerError, Mesh, MeshError
 from mesh.control._patterns import PatternConductor
 from protocols import Result, Task
@@ -266,6 +267,28 @@ async def test_verify_retry_feeds_back_until_it_passes_or_gives_up(
     error = await _fails(mesh, spawn, {**pattern, "verifier": never.name, "attempts": 2})
     assert error.remote_type == "VerificationFailedError"
     assert "in 2 attempts" in error.message
+
+
+async def test_verify_retry_takes_the_verifier_role_as_its_verifier(
+    mesh: Mesh, spawn: Spawn, cast: Cast
+) -> None:
+    # On the offline model the writer's answer quotes the start of its prompt, so the
+    # second answer starts with the feedback on the first: the checker forbids answers
+    # that do not, which makes it fail the first answer and pass the second.
+    writer = await spawn(PatternAgent, "writer")
+    checker = await spawn(
+        Verifier, "checker", role="verifier", forbidden=[r"(?s)^(?!.*feedback on earlier)"]
+    )
+    pattern = {"name": "verify_retry", "generator": writer.name, "verifier": checker.name,
+               "attempts": 3}  # fmt: skip
+    result, trace_id = await _conduct(mesh, spawn, pattern)
+    assert result.data["attempts"] == 2
+    assert len(result.data["feedback"]) == 1
+    assert "forbidden pattern" in result.data["feedback"][0]
+    await _spanned(mesh, trace_id, {writer.name, checker.name})
+
+    error = await _fails(mesh, spawn, {**pattern, "generator": cast["bad"], "attempts": 2})
+    assert error.remote_type == "VerificationFailedError"
 
 
 async def test_a_delegation_whose_subtask_is_a_debate_nests_on_one_trace(

@@ -11,20 +11,19 @@ from conftest import Spawn
 from actors import (
     Coder,
     Completion,
-    GetUsage,
     LLMAgent,
     Orchestrator,
     Prompt,
     Reasoner,
     Retriever,
     Router,
-    UsageReport,
     Verdict,
     Verifier,
     Verify,
 )
 from actors.loopback import LoopbackLLMServer, Step
 from mesh import ConfigError, Mesh
+from protocols import UsageQuery, UsageSummary
 
 pytestmark = pytest.mark.ray
 
@@ -48,13 +47,11 @@ async def test_an_offline_agent_answers_a_prompt_and_reports_its_usage(
     assert "What is a mesh" in reply.text
     assert reply.usage.calls == 1
     assert reply.usage.estimated
-    report = await mesh.ask(agent.name, GetUsage(), timeout=10, expect=UsageReport)
+    report = await mesh.ask(agent.name, UsageQuery(), timeout=10, expect=UsageSummary)
     assert report.agent == agent.name
-    assert report.ledger.by_trace[TRACE].calls == 1
-    assert report.ledger.by_agent[agent.name].tokens == reply.usage.input_tokens + (
-        reply.usage.output_tokens
-    )
-    assert report.budget_remaining["tokens"] == 10_000 - report.ledger.total.tokens
+    assert report.by_trace[TRACE].calls == 1
+    assert report.total.tokens == reply.usage.input_tokens + reply.usage.output_tokens
+    assert report.budget_remaining["tokens"] == 10_000 - report.total.tokens
 
 
 async def test_a_role_agent_calls_the_openai_sdk_against_the_loopback_server(
@@ -80,9 +77,9 @@ async def test_a_role_agent_calls_the_openai_sdk_against_the_loopback_server(
     assert sent[0]["role"] == "system"
     assert "step by step" in sent[0]["content"]
     assert sent[-1] == {"role": "user", "content": "6 times 7?"}
-    report = await mesh.ask(agent.name, GetUsage(), timeout=10, expect=UsageReport)
-    assert report.ledger.by_model[model].calls == 1
-    assert report.ledger.records[0].trace_id == TRACE
+    report = await mesh.ask(agent.name, UsageQuery(), timeout=10, expect=UsageSummary)
+    assert report.by_model[model].calls == 1
+    assert report.by_trace[TRACE].calls == 1
 
 
 async def test_an_agent_without_its_api_key_fails_to_spawn_naming_the_variable(
@@ -112,7 +109,7 @@ async def test_an_orchestrator_plans_delegates_to_peers_by_role_and_assembles(
     assert reply.text
     assert reply.usage.calls == 2  # the plan and the assembly; the peers count their own
     peer_calls = [
-        (await mesh.ask(p.name, GetUsage(), timeout=10, expect=UsageReport)).ledger.total.calls
+        (await mesh.ask(p.name, UsageQuery(), timeout=10, expect=UsageSummary)).total.calls
         for p in (coder, retriever)
     ]
     assert sum(peer_calls) >= 1  # the plan's steps went to peers chosen by role
@@ -124,7 +121,7 @@ async def test_a_verifier_checks_ground_truth_exactly_and_rules_with_the_model(
     verifier = await spawn(Verifier, "verifier", role="verifier")
     good = await mesh.ask(
         verifier.name,
-        Verify(output="The answer is 42.", ground_truth="42", rules=["be polite"]),
+        Verify(answer="The answer is 42.", ground_truth="42", rules=["be polite"]),
         timeout=10,
         expect=Verdict,
     )
@@ -132,7 +129,7 @@ async def test_a_verifier_checks_ground_truth_exactly_and_rules_with_the_model(
     assert len(good.reasons) >= 2
     bad = await mesh.ask(
         verifier.name,
-        Verify(output="The key is sk-123", ground_truth="42", forbidden=[r"sk-\d+"]),
+        Verify(answer="The key is sk-123", ground_truth="42", forbidden=[r"sk-\d+"]),
         timeout=10,
         expect=Verdict,
     )

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 
 import pytest
 from pattern_helpers import answering, stalling
 
+import mesh
+import protocols
 from protocols.envelope import Kind
-from protocols.errors import DecodeError, MeshError
+from protocols.errors import DeadlineExceededError, DecodeError, DeliveryError, MeshError
 from protocols.message import Message
 from protocols.messenger import (
-    AskTimeoutError,
     Handler,
     InMemoryMessenger,
     Messenger,
@@ -47,8 +49,25 @@ async def test_ask_that_outlives_its_timeout_cancels_the_handler_and_raises_time
     net.register("slow", stalling(seen=cancelled))
     with pytest.raises(TimeoutError) as info:
         await net.ask("slow", Request(text="hi"), timeout=0.01)
-    assert isinstance(info.value, AskTimeoutError)
+    assert isinstance(info.value, DeadlineExceededError)
     assert cancelled == ["slow"]
+
+
+async def test_a_timed_out_ask_raises_the_class_the_mesh_raises() -> None:
+    net = InMemoryMessenger()
+    net.register("slow", stalling())
+    with pytest.raises(mesh.DeadlineExceededError) as info:
+        await net.ask("slow", Request(text="hi"), timeout=0.01)
+    assert type(info.value) is mesh.errors.DeadlineExceededError is protocols.DeadlineExceededError
+    assert isinstance(info.value, DeliveryError)
+    assert info.value.agent == "slow"
+
+
+@pytest.mark.parametrize("module", ["protocols", "protocols.messenger"])
+def test_the_old_timeout_name_is_a_deprecated_alias(module: str) -> None:
+    with pytest.warns(DeprecationWarning, match="DeadlineExceededError"):
+        old = importlib.import_module(module).AskTimeoutError
+    assert old is DeadlineExceededError
 
 
 async def test_ask_with_a_wrong_reply_type_raises_decode_error() -> None:
@@ -134,7 +153,7 @@ async def test_a_nested_ask_timing_out_reaches_the_asker_naming_the_inner_agent(
 
     net.register("outer", outer)
     net.register("inner", stalling())
-    with pytest.raises(AskTimeoutError) as info:
+    with pytest.raises(DeadlineExceededError) as info:
         await net.ask("outer", Request(text="x"), timeout=5.0)
     assert info.value.agent == "inner"
 

@@ -108,7 +108,7 @@ def test_the_tree_covers_every_registered_error() -> None:
     assert ours <= set(TREE)
     branches = {
         "ReplayError",
-        "AskTimeoutError",
+        "DeadlineExceededError",
         "StageFailedError",
         "HandlerError",
         "ClusterUnreachableError",
