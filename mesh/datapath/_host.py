@@ -17,7 +17,6 @@ from typing import Any
 
 import ray
 
-from mesh._compat import settle_ray_calls_at_once
 from mesh.agent import Agent, AgentInfo, Context
 from mesh.config import MeshConfig, adopt_secrets
 from mesh.datapath._acceptance import InboundGuard
@@ -28,6 +27,7 @@ from mesh.datapath._endpoint import Endpoint
 from mesh.datapath._failures import handler_failed, start_failed
 from mesh.datapath._link import sender_of
 from mesh.datapath._probes import Heartbeat, Probe, cross_chain_deadlock, same_chain_deadlock
+from mesh.datapath._selfcheck import settle_ray_calls
 from mesh.datapath._typeshare import TYPE_CATALOG_NAME, TypeShare
 from mesh.errors import (
     DeadlineExceededError,
@@ -175,7 +175,7 @@ class AgentHost:
         # it, which cut the p99 of asks under a flood of bad frames from ~55 to ~20 ms.
         gc.freeze()
         # So that a handler blocking the loop cannot also mute the control lane.
-        settle_ray_calls_at_once(asyncio.get_running_loop())
+        settle_ray_calls(self._stats, self._log, metrics=self._metrics is not None)
         try:
             agent = self._agent_cls.__new__(self._agent_cls)
             agent.name = self._info.name
