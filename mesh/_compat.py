@@ -25,12 +25,14 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable, Coroutine, Generator
+from pathlib import Path
 from typing import Any
 
 __all__ = [
     "RAY_UPLOAD_LOGGER",
     "VERIFIED_PYTHON",
     "VERIFIED_RAY",
+    "current_cluster_file",
     "gcs_cluster_id",
     "inside_ray_job",
     "is_ray_call",
@@ -187,6 +189,15 @@ def job_client_versions(client: Any) -> tuple[str | None, str | None]:
         getattr(client, "_client_ray_version", None),
         getattr(client, "_server_ray_version", None),
     )
+
+
+def current_cluster_file(temp_dir: Path) -> Path:
+    """Return the file in which ``ray start --head`` writes the GCS address it serves.
+
+    Ray's undocumented ``ray_current_cluster`` file in its temp dir (what ``address="auto"``
+    reads).
+    """
+    return temp_dir / "ray_current_cluster"
 
 
 # -- placement (Ray 2.60.0) ------------------------------------------------------------
