@@ -17,6 +17,7 @@ from typing import Any
 
 import ray
 
+from mesh._compat import settle_ray_calls_at_once
 from mesh.agent import Agent, AgentInfo, Context
 from mesh.config import MeshConfig, adopt_secrets
 from mesh.datapath._acceptance import InboundGuard
@@ -188,6 +189,7 @@ class AgentHost:
             if self._durability.restore(agent):
                 self._log.info("state restored", snapshot=str(self._durability.path))
             await agent.on_start()
+            settle_ray_calls_at_once(asyncio.get_running_loop())  # chains a factory on_start set
         except Exception as exc:
             self._log.exception("agent failed to start")
             return {

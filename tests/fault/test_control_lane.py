@@ -12,7 +12,7 @@ import asyncio
 import time
 
 import pytest
-from _agents import BlockAfterNextCall, CallEndBlocker
+from _agents import BlockAfterNextCall, CallEndBlocker, FactorySettingBlocker
 from conftest import Spawn
 
 from mesh import Mesh
@@ -21,8 +21,12 @@ BLOCK_S = 5.0
 
 
 @pytest.mark.timeout(120)
-async def test_the_lane_answers_a_loop_blocked_as_a_call_ends(mesh: Mesh, spawn: Spawn) -> None:
-    info = await spawn(CallEndBlocker, "blocker")
+@pytest.mark.parametrize("blocker", [CallEndBlocker, FactorySettingBlocker])
+async def test_the_lane_answers_a_loop_blocked_as_a_call_ends(
+    mesh: Mesh, spawn: Spawn, blocker: type[CallEndBlocker]
+) -> None:
+    # FactorySettingBlocker sets a task factory in on_start: the host chains it.
+    info = await spawn(blocker, "blocker")
     host = await mesh.actor(info.name)
     await host.health.remote()
     await mesh.tell(info.name, BlockAfterNextCall(seconds=BLOCK_S))

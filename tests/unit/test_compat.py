@@ -194,3 +194,21 @@ def test_job_client_versions_reads_rays_private_attributes() -> None:
 def test_the_installed_ray_is_one_the_touches_were_verified_on() -> None:
     major, minor = _selfcheck.ray.__version__.split(".")[:2]
     assert f"{major}.{minor}" in _compat.VERIFIED_RAY
+
+
+def test_a_factory_set_after_the_install_is_chained_by_installing_again(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    # The host installs before the agent's on_start and again after it.
+    _compat.settle_ray_calls_at_once(loop)
+
+    def agents(
+        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any
+    ) -> asyncio.Task[Any]:
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(agents)  # replaces the settling factory
+    _compat.settle_ray_calls_at_once(loop)
+    factory = loop.get_task_factory()
+    assert isinstance(factory, _compat._SettlingFactory)
+    assert factory.previous is agents
