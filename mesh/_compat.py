@@ -1,32 +1,70 @@
-"""Ray calls on an async actor settle in the step that ends them, so a blocked loop cannot
-freeze the whole actor.
+"""Every touch of Ray's or CPython's private internals, in one place.
 
-Ray runs each call to an async actor as a coroutine on the concurrency group's event
-loop, driven from a fiber thread. The coroutine wakes that thread as it ends, and the
-thread then waits, *blocking*, for the call's future, which the loop sets a turn later.
-If a handler blocks the loop in between, the fiber thread stays blocked with it; the
-next call to that group then blocks the actor's dispatch thread (its channel to the
-fibers is unbuffered), and no call reaches any group, the control lane included. Found
-with py-spy on a hung agent whose control lane fell silent (Ray 2.60).
+Each one names the versions it was verified against (`VERIFIED_RAY`, `VERIFIED_PYTHON`).
+`pyproject.toml` pins Ray to the tested minor version; to move the pin, check each touch
+below against the new Ray, run the tests the architecture page names, and update
+`VERIFIED_RAY` and the pin together.
 
-Tasks for Ray's calls therefore run their done callbacks (which set that future) at
-once, in the step that ends them, instead of on the next turn of the loop.
+**Ray calls settle in the step that ends them**, so a blocked loop cannot freeze the
+whole actor. Ray runs each call to an async actor as a coroutine on the concurrency
+group's event loop, driven from a fiber thread. The coroutine wakes that thread as it
+ends, and the thread then waits, *blocking*, for the call's future, which the loop sets a
+turn later. If a handler blocks the loop in between, the fiber thread stays blocked with
+it; the next call to that group then blocks the actor's dispatch thread (its channel to
+the fibers is unbuffered), and no call reaches any group, the control lane included.
+Found with py-spy on a hung agent whose control lane fell silent (Ray 2.60). Tasks for
+Ray's calls therefore run their done callbacks (which set that future) at once, in the
+step that ends them, instead of on the next turn of the loop. If Ray renames its call
+coroutine, the fix silently stops applying: `settling_problem` says so, and the host
+checks it at start (it runs inside a Ray call then).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Generator
+import os
+import sys
+from collections.abc import Callable, Coroutine, Generator
+from pathlib import Path
 from typing import Any
 
-__all__ = ["is_ray_call", "settle_ray_calls_at_once"]
+__all__ = [
+    "RAY_UPLOAD_LOGGER",
+    "VERIFIED_PYTHON",
+    "VERIFIED_RAY",
+    "current_cluster_file",
+    "gcs_cluster_id",
+    "inside_ray_job",
+    "is_ray_call",
+    "job_client_versions",
+    "on_head_node",
+    "reload_ray_config",
+    "settle_ray_calls_at_once",
+    "settling_problem",
+]
 
-# The coroutine Ray wraps every async actor call in (ray/_raylet.pyx).
+#: Ray minor versions every touch below was verified against (the pin in pyproject.toml).
+VERIFIED_RAY = ("2.60",)
+#: CPython minor versions the settling task was verified against.
+VERIFIED_PYTHON = ("3.11",)
+
+# -- settling Ray's calls (Ray 2.60.0, CPython 3.11.7) ---------------------------------
+
+# The coroutine Ray wraps every async actor call in (ray/_raylet.pyx, Ray 2.60.0).
 _RAY_CALL = "run_async_func_or_coro_in_event_loop.<locals>.async_func"
+# The pure-Python Future's private hook that schedules done callbacks a turn later
+# (asyncio/futures.py, `Future.__schedule_callbacks`, name-mangled; CPython 3.11.7).
+_SCHEDULE_HOOK = "_Future__schedule_callbacks"
+
+TaskFactory = Callable[..., "asyncio.Future[Any]"]
 
 
 class _SettlingTask(asyncio.tasks._PyTask):  # type: ignore[name-defined,misc]
-    """A task whose done callbacks run as it finishes, not a loop turn later."""
+    """A task whose done callbacks run as it finishes, not a loop turn later.
+
+    Subclasses asyncio's private pure-Python task (the C task's hook cannot be
+    overridden) and overrides Future's name-mangled hook (CPython 3.11.7).
+    """
 
     def _Future__schedule_callbacks(self) -> None:  # noqa: N802 -- overrides Future's private hook
         callbacks = self._callbacks[:]
@@ -45,17 +83,138 @@ def is_ray_call(coro: object) -> bool:
     return getattr(coro, "__qualname__", "").endswith(_RAY_CALL)
 
 
-def _task_factory(
-    loop: asyncio.AbstractEventLoop,
-    coro: Coroutine[Any, Any, Any] | Generator[Any, None, Any],
-    **kwargs: Any,
-) -> asyncio.Task[Any]:
-    if is_ray_call(coro):
-        task: asyncio.Task[Any] = _SettlingTask(coro, loop=loop, **kwargs)
-        return task
-    return asyncio.Task(coro, loop=loop, **kwargs)
+class _SettlingFactory:
+    """Makes settling tasks for Ray's calls; hands every other coroutine to `previous`."""
+
+    def __init__(self, previous: TaskFactory | None) -> None:
+        self.previous = previous
+
+    def __call__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        coro: Coroutine[Any, Any, Any] | Generator[Any, None, Any],
+        **kwargs: Any,
+    ) -> asyncio.Future[Any]:
+        if is_ray_call(coro):
+            task: asyncio.Task[Any] = _SettlingTask(coro, loop=loop, **kwargs)
+            return task
+        if self.previous is not None:
+            # The loop passes a factory only the keywords it was given (`context` on
+            # 3.11, `name` too from 3.13): the previous factory gets the same.
+            return self.previous(loop, coro, **kwargs)
+        return asyncio.Task(coro, loop=loop, **kwargs)
 
 
 def settle_ray_calls_at_once(loop: asyncio.AbstractEventLoop) -> None:
-    """Make Ray's calls on `loop` settle as they end (see the module's docstring)."""
-    loop.set_task_factory(_task_factory)
+    """Make Ray's calls on `loop` settle as they end (see the module's docstring).
+
+    A task factory already set on `loop` (by Ray, or an agent's ``on_start``) is chained,
+    not replaced: it still makes every task that is not a Ray call. Installing twice on
+    one loop is a no-op.
+    """
+    previous = loop.get_task_factory()
+    if isinstance(previous, _SettlingFactory):
+        return
+    loop.set_task_factory(_SettlingFactory(previous))
+
+
+def settling_problem(task: asyncio.Task[Any] | None = None) -> str | None:
+    """Return why Ray's calls cannot settle at once here, or None if they do.
+
+    `task` (the current task by default) must be running inside a Ray call to an async
+    actor, as a host's ``start`` does: if its coroutine is not the one `is_ray_call`
+    knows, Ray has renamed it and the task factory never applies.
+    """
+    # The override takes effect only if a base of the task still defines the hook.
+    if not any(_SCHEDULE_HOOK in vars(base) for base in _SettlingTask.__mro__[1:]):
+        return (
+            f"CPython {sys.version.split()[0]} has no Future.{_SCHEDULE_HOOK} "
+            f"(verified on CPython {', '.join(VERIFIED_PYTHON)})"
+        )
+    if task is None:
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # no running loop: not inside any call
+            task = None
+    coro = task.get_coro() if task is not None else None
+    if not is_ray_call(coro):
+        found = getattr(coro, "__qualname__", None)
+        return f"Ray's call coroutine is {found!r}, not the known {_RAY_CALL!r}"
+    return None
+
+
+# -- joining a cluster (Ray 2.60.0) ---------------------------------------------------
+
+
+def gcs_cluster_id(address: str) -> Any:
+    """Ask the GCS at `address` for its cluster id; blocks, raises what Ray raises.
+
+    Uses ``ray._raylet.GcsClient`` (no public client answers without joining first).
+    """
+    from ray._raylet import GcsClient  # type: ignore[attr-defined]  # not in its stub
+
+    return GcsClient(address=address).cluster_id
+
+
+def reload_ray_config() -> None:
+    """Make Ray read its config (``RAY_*`` environment variables) again.
+
+    Ray reads it once, when imported; ``ray._raylet.Config.initialize`` re-reads it, so
+    that a ``RAY_AUTH_MODE`` set afterwards takes effect.
+    """
+    from ray._raylet import Config  # type: ignore[attr-defined]  # not in its stub
+
+    Config.initialize("")
+
+
+def inside_ray_job() -> bool:
+    """Return True if this process is the driver of a job submitted to Ray's Jobs API.
+
+    Ray's job supervisor sets this variable (``ray._private.runtime_env.constants``) for
+    the job's entrypoint; there is no public way to ask.
+    """
+    return "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ
+
+
+#: The logger of Ray's private runtime_env packaging (logs each upload at INFO).
+RAY_UPLOAD_LOGGER = "ray._private.runtime_env.packaging"
+
+
+def job_client_versions(client: Any) -> tuple[str | None, str | None]:
+    """Return (this client's, the cluster's) Ray versions a ``JobSubmissionClient`` saw.
+
+    Ray keeps them in private attributes (``_client_ray_version``, ``_server_ray_version``).
+    """
+    return (
+        getattr(client, "_client_ray_version", None),
+        getattr(client, "_server_ray_version", None),
+    )
+
+
+def current_cluster_file(temp_dir: Path) -> Path:
+    """Return the file in which ``ray start --head`` writes the GCS address it serves.
+
+    Ray's undocumented ``ray_current_cluster`` file in its temp dir (what ``address="auto"``
+    reads).
+    """
+    return temp_dir / "ray_current_cluster"
+
+
+# -- placement (Ray 2.60.0) ------------------------------------------------------------
+
+# Ray's internal resource on the head node (ray._common.constants.HEAD_NODE_RESOURCE_NAME).
+_HEAD_NODE_RESOURCE = "node:__internal_head__"
+
+
+def on_head_node() -> Any:
+    """Return a scheduling strategy for the head node, which lives as long as the cluster.
+
+    Falls back to ``"DEFAULT"`` when no live node carries Ray's head resource.
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    for node in ray.nodes():  # type: ignore[no-untyped-call]
+        if node.get("Alive") and _HEAD_NODE_RESOURCE in node.get("Resources", {}):
+            return NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)
+    return "DEFAULT"

@@ -8,16 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from mesh._compat import on_head_node
 
-
-def on_head_node() -> Any:
-    """Return a scheduling strategy for the head node, which lives as long as the cluster."""
-    for node in ray.nodes():  # type: ignore[no-untyped-call]
-        if node.get("Alive") and "node:__internal_head__" in node.get("Resources", {}):
-            return NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)
-    return "DEFAULT"
+__all__ = ["on_head_node", "service_options"]
 
 
 def service_options(name: str, *, namespace: str) -> dict[str, Any]:

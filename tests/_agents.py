@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from typing import Any
 
 import msgpack
 
@@ -516,6 +517,17 @@ class CallEndBlocker(Agent):
             if any(task.done() for task in pending):
                 time.sleep(seconds)  # noqa: ASYNC251 -- the fault under test
                 return
+
+
+class FactorySettingBlocker(CallEndBlocker):
+    """A `CallEndBlocker` that sets a task factory of its own in on_start (as a library
+    for eager tasks or tracing might): the host must chain it, not lose the settling."""
+
+    async def on_start(self) -> None:
+        def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        asyncio.get_running_loop().set_task_factory(factory)
 
 
 class UnknownTagReplier:

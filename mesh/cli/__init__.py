@@ -85,6 +85,7 @@ def run(  # noqa: PLR0917 (typer maps each parameter to an option)
 async def _run_team(
     spec: Any, team_dir: str, task: str, timeout: float, *, logs: bool, address: str | None
 ) -> dict[str, Any]:
+    from mesh._compat import inside_ray_job
     from mesh.edge import Mesh
     from mesh.ops import save_trace, settled_trace
     from protocols import Result, Task, new_trace_id
@@ -92,7 +93,7 @@ async def _run_team(
     if address not in (None, "local"):
         # Inside a job, the job's runtime_env already ships the working dir to workers;
         # a driver elsewhere ships the team file's directory itself.
-        in_job = "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ
+        in_job = inside_ray_job()
         options: dict[str, Any] = {} if in_job else {"runtime_env": {"working_dir": team_dir}}
         with _err.status(f"joining the Ray cluster at {address}"):
             mesh = Mesh.connect(address, log_to_driver=logs, **options)

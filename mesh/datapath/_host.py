@@ -28,6 +28,7 @@ from mesh.datapath._endpoint import Endpoint
 from mesh.datapath._failures import handler_failed, start_failed
 from mesh.datapath._link import sender_of
 from mesh.datapath._probes import Heartbeat, Probe, cross_chain_deadlock, same_chain_deadlock
+from mesh.datapath._selfcheck import settle_ray_calls
 from mesh.datapath._typeshare import TYPE_CATALOG_NAME, TypeShare
 from mesh.errors import (
     DeadlineExceededError,
@@ -175,7 +176,7 @@ class AgentHost:
         # it, which cut the p99 of asks under a flood of bad frames from ~55 to ~20 ms.
         gc.freeze()
         # So that a handler blocking the loop cannot also mute the control lane.
-        settle_ray_calls_at_once(asyncio.get_running_loop())
+        settle_ray_calls(self._stats, self._log, metrics=self._metrics is not None)
         try:
             agent = self._agent_cls.__new__(self._agent_cls)
             agent.name = self._info.name
@@ -188,6 +189,7 @@ class AgentHost:
             if self._durability.restore(agent):
                 self._log.info("state restored", snapshot=str(self._durability.path))
             await agent.on_start()
+            settle_ray_calls_at_once(asyncio.get_running_loop())  # chains a factory on_start set
         except Exception as exc:
             self._log.exception("agent failed to start")
             return {

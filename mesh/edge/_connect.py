@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from mesh._compat import gcs_cluster_id, reload_ray_config
 from mesh.errors import ClusterError, ClusterUnreachableError
 
 _PROBE_S = 3.0
@@ -47,13 +48,11 @@ def prepare_driver(address: str) -> None:
 def _probe_gcs(address: str, within: float = _PROBE_S) -> None:
     # Something may accept TCP without being a GCS (a proxy, another server), and
     # ray.init then retries for 20 s: ask the GCS for its cluster id first.
-    from ray._raylet import GcsClient  # type: ignore[attr-defined]  # not in its stub
-
     outcome: dict[str, Any] = {}
 
     def ask() -> None:
         try:
-            outcome["cluster_id"] = GcsClient(address=address).cluster_id
+            outcome["cluster_id"] = gcs_cluster_id(address)
         except Exception as exc:  # Ray raises RpcError, RuntimeError, ...
             outcome["error"] = exc
 
@@ -78,7 +77,4 @@ def _use_token_auth() -> None:
     path = os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token"
     if os.environ.get("RAY_AUTH_TOKEN") or Path(path).exists():
         os.environ["RAY_AUTH_MODE"] = "token"
-        # Ray read its config when imported: make it read the mode again.
-        from ray._raylet import Config  # type: ignore[attr-defined]  # not in its stub
-
-        Config.initialize("")
+        reload_ray_config()  # Ray read its config when imported: make it read the mode again

@@ -18,6 +18,8 @@ Series (Ray adds the ``ray_`` prefix, and ``_total`` to counters), all tagged ``
 ``raymesh_restarts``                restarts by its supervisor, by ``team``
 ``raymesh_model_tokens``            model tokens, by ``model`` and ``direction`` (in/out)
 ``raymesh_model_cost_usd``          model cost in US dollars, by ``model``
+``raymesh_compat_failures``         start-up self-checks of a private Ray or CPython touch
+                                    that failed, by ``check`` and ``ray_version``
 ==================================  ======================================================
 """
 
@@ -34,7 +36,7 @@ from ray.util.metrics import Counter, Gauge, Histogram
 
 from mesh.observability._stats import AgentStats
 
-__all__ = ["FLUSH_S", "LATENCY_SAMPLES", "HostMetrics", "count_restart"]
+__all__ = ["FLUSH_S", "LATENCY_SAMPLES", "HostMetrics", "count_compat_failure", "count_restart"]
 
 #: Seconds between a host's hand-overs of its figures to Ray.
 FLUSH_S = 1.0
@@ -55,6 +57,7 @@ class _Instruments:
     restarts: Counter
     model_tokens: Counter
     model_cost: Counter
+    compat_failures: Counter
 
 
 @cache
@@ -80,12 +83,21 @@ def _instruments() -> _Instruments:
                              tag_keys=("agent", "model", "direction")),
         model_cost=Counter("raymesh_model_cost_usd", "Model cost in US dollars, by model.",
                            tag_keys=("agent", "model")),
+        compat_failures=Counter("raymesh_compat_failures",
+                                "Failed start-up self-checks of a private Ray or CPython touch.",
+                                tag_keys=("agent", "check", "ray_version")),
     )  # fmt: skip
 
 
 def count_restart(agent: str, team: str) -> None:
     """Count a restart of `agent` by the supervisor of `team` (rare: straight to Ray)."""
     _instruments().restarts.inc(1, tags={"agent": agent, "team": team})
+
+
+def count_compat_failure(agent: str, check: str, ray_version: str) -> None:
+    """Count a failed self-check of `check` at the start of `agent` (rare: straight to Ray)."""
+    tags = {"agent": agent, "check": check, "ray_version": ray_version}
+    _instruments().compat_failures.inc(1, tags=tags)
 
 
 class HostMetrics:

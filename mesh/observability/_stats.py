@@ -38,6 +38,8 @@ class AgentStats:
         dead_letters: Messages this agent recorded as dead letters.
         mailbox_depth: Messages waiting when the stats were read.
         models: Model calls, tokens and cost, per model (see `count_model_call`).
+        ray_calls_settle: Whether Ray's calls to this host settle as they end (the
+            start-up self-check of `mesh._compat`); None before the host started.
     """
 
     name: str
@@ -60,6 +62,7 @@ class AgentStats:
     dead_letters: int = 0
     mailbox_depth: int = 0
     models: dict[str, Usage] = field(default_factory=dict)
+    ray_calls_settle: bool | None = None
 
     def bind(self) -> None:
         """Make these the stats that model calls in this context (and its tasks) count on."""

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mesh._compat import current_cluster_file
 from mesh.config import raymesh_home
 from mesh.errors import ClusterError
 from mesh.security import (
@@ -292,7 +293,7 @@ def start_head(
     with log.open("wb") as out:
         done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env, check=False)
     secure_token_file(token_path(env))  # Ray writes it on first start
-    address_file = temp_dir / "ray_current_cluster"
+    address_file = current_cluster_file(temp_dir)
     if done.returncode != 0 or not address_file.exists():
         _stop_processes(_scan(str(temp_dir)))
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
@@ -376,7 +377,7 @@ def stop_head(state: HeadState | None = None, *, grace_s: float = 10.0) -> list[
             hint="kill them by pid",
         )
     _state_path().unlink(missing_ok=True)
-    Path(state.temp_dir, "ray_current_cluster").unlink(missing_ok=True)
+    current_cluster_file(Path(state.temp_dir)).unlink(missing_ok=True)
     return sorted({pid for pid, _ in [*processes, *late]})
 
 

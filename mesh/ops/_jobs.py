@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 import yaml
 
+from mesh._compat import RAY_UPLOAD_LOGGER, job_client_versions
 from mesh.edge import _probe, _use_token_auth
 from mesh.errors import ClusterError, ClusterUnreachableError
 from mesh.ops._head import dashboard_address
@@ -46,7 +47,7 @@ def job_client(address: str | None) -> Any:
     for name in (
         "ray.dashboard.modules.dashboard_sdk",
         "ray.dashboard.modules.job.sdk",
-        "ray._private.runtime_env.packaging",
+        RAY_UPLOAD_LOGGER,
     ):
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -66,8 +67,7 @@ def job_client(address: str | None) -> Any:
 
 def version_mismatch(client: Any) -> str | None:
     """Return a warning if the cluster runs another Ray version than this client."""
-    mine = getattr(client, "_client_ray_version", None)
-    theirs = getattr(client, "_server_ray_version", None)
+    mine, theirs = job_client_versions(client)
     if mine and theirs and mine != theirs:
         return (
             f"this client has Ray {mine}, the cluster Ray {theirs}: "
