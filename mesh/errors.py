@@ -27,7 +27,7 @@
     │   └── NameTakenError  a live agent already has that name
     ├── TraceNotFoundError(+LookupError)  no spans kept for that trace (``raymesh trace``)
     ├── BaselineError       a benchmark's peer baseline could not be installed or run
-    └── ClusterError        (mesh.ops._inspect) a cluster or job operation failed
+    └── ClusterError        (mesh.ops) a cluster or job operation failed
         └── ClusterUnreachableError(+ConnectionError)
 
 A ``DeliveryError`` means the message was not handled to completion; ``HandlerError``

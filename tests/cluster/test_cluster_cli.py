@@ -170,7 +170,7 @@ class KeyUser(Agent):
 #: What the Jobs API holds about a job, read by a client of its own.
 JOB_RECORD = """
 import json, sys
-from mesh.ops._inspect import job_client
+from mesh.ops import job_client
 client = job_client(sys.argv[1])
 info = client.get_job_info(sys.argv[2])
 print(json.dumps({"runtime_env": info.runtime_env, "logs": client.get_job_logs(sys.argv[2])}))

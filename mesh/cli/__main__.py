@@ -1,0 +1,5 @@
+"""``python -m mesh.cli``: the ``raymesh`` command without its console script."""
+
+from mesh.cli import app
+
+app()
