@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +13,7 @@ import typer
 from rich.table import Table
 
 from mesh.cli._console import err, fail, out
+from mesh.control import TeamSpec
 from mesh.edge import Mesh, RunOutcome
 from mesh.errors import MeshError
 
@@ -49,19 +51,13 @@ def run(  # noqa: PLR0917 (typer maps each parameter to an option)
 
     try:
         spec = load_team(team_file)  # a bad file fails here, before Ray starts
-        here = team_file.resolve().parent
         joining = "starting a local Ray" if address in (None, "local") else (
             f"joining the Ray cluster at {address}")  # fmt: skip
-        with err.status(joining) as status:
-
-            async def run_on_a_mesh() -> RunOutcome:
-                mesh = _mesh_for(here, address, logs=logs)
-                try:
-                    return await mesh.run(spec, task, timeout=timeout, on_step=status.update)
-                finally:
-                    await mesh.shutdown()
-
-            outcome = asyncio.run(run_on_a_mesh())
+        with err.status(joining) as progress:
+            here = team_file.resolve().parent
+            running = _run_on_own_mesh(spec, task, timeout, progress.update,
+                                       team_dir=here, address=address, logs=logs)  # fmt: skip
+            outcome = asyncio.run(running)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted: the team was stopped[/yellow]")
         raise typer.Exit(130) from None
@@ -72,6 +68,24 @@ def run(  # noqa: PLR0917 (typer maps each parameter to an option)
         typer.echo(json.dumps(outcome.as_json(), indent=2, default=str))
         return
     _print_outcome(outcome)
+
+
+async def _run_on_own_mesh(
+    spec: TeamSpec,
+    task: str,
+    timeout: float,
+    on_step: Callable[[str], object],
+    *,
+    team_dir: Path,
+    address: str | None,
+    logs: bool,
+) -> RunOutcome:
+    """`Mesh.run` on a mesh of this process's own, then shut down (its Ray too, if it began one)."""
+    mesh = _mesh_for(team_dir, address, logs=logs)
+    try:
+        return await mesh.run(spec, task, timeout=timeout, on_step=on_step)
+    finally:
+        await mesh.shutdown()
 
 
 def _mesh_for(team_dir: Path, address: str | None, *, logs: bool) -> Mesh:
