@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import ray
 
 from mesh import DeadlineExceededError, Mesh
 
@@ -17,21 +15,6 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 TEAM = Path(__file__).parents[2] / "examples" / "review_team.yaml"
 MEMBERS = {"lead": "review", "researcher": "review", "archivist": "review/writers",
            "critic": "review/writers", "writer": "review/writers"}  # fmt: skip
-
-
-@pytest.fixture
-def review_team(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The team's agent module, importable here and shipped by value to the session's workers.
-
-    (The session's workers import the tests' modules only; `raymesh run` ships the team
-    file's directory instead.)
-    """
-    monkeypatch.syspath_prepend(str(TEAM.parent))
-    import review_team as module  # importable once the path is set
-
-    ray.cloudpickle.register_pickle_by_value(module)
-    yield
-    ray.cloudpickle.unregister_pickle_by_value(module)
 
 
 async def _gone(mesh: Mesh, names: set[str], within: float = 15.0) -> bool:
@@ -43,7 +26,6 @@ async def _gone(mesh: Mesh, names: set[str], within: float = 15.0) -> bool:
     return True
 
 
-@pytest.mark.usefixtures("review_team")
 @pytest.mark.timeout(120)
 async def test_run_answers_with_the_result_trace_agents_and_usage_then_stops_the_team(
     mesh: Mesh,
@@ -73,7 +55,6 @@ async def test_run_answers_with_the_result_trace_agents_and_usage_then_stops_the
     assert await _gone(mesh, set(MEMBERS))
 
 
-@pytest.mark.usefixtures("review_team")
 @pytest.mark.timeout(120)
 async def test_a_run_past_its_deadline_raises_the_typed_error_and_stops_the_team(
     mesh: Mesh,
