@@ -1,19 +1,20 @@
 """The `raymesh bench` and `raymesh chaos` commands, plugged into the CLI by entry point.
 
 Declared under ``raymesh.commands`` in pyproject.toml, so that the runtime's CLI finds them
-without importing the suites, and their flags live beside the suites they drive.
+without importing the suites, and their flags live beside the suites they drive. ``bench``
+is also ``python -m benchmarks``: its flags are defined here only.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
-from benchmarks import SUITES
+from benchmarks import DEFAULT_COUNT, SUITES
+from benchmarks.peer import PIN
 from mesh import ConfigError, MeshError
-from mesh.cli import fail
 
 __all__ = ["bench", "chaos"]
 
@@ -41,34 +42,66 @@ def bench(  # noqa: PLR0917 (typer maps each parameter to an option)
     ] = None,
     count: Annotated[
         int | None,
-        typer.Option(help="Messages per stream (topology: per measurement).", show_default=False),
+        typer.Option(
+            help=f"Messages per stream (default {DEFAULT_COUNT:,}; topology: per measurement).",
+            show_default=False,
+        ),
     ] = None,
     no_peer: Annotated[
         bool,
         typer.Option(
             "--no-peer",
             help="topology: skip the autogen-core baseline (it installs into its own "
-            "virtualenv on first use, which needs the package index).",
+            f"virtualenv on first use, which needs the package index: {PIN}).",
         ),
+    ] = False,
+    repeats: Annotated[int, typer.Option(help="Samples per latency figure.")] = 20,
+    agents: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--agents",
+            help="topology, patterns: an agent count instead of the preset (repeat).",
+            show_default="the preset",
+        ),
+    ] = None,
+    sign: Annotated[
+        bool, typer.Option("--sign", help="two-agents: also measure the cost of signed frames.")
+    ] = False,
+    overload_s: Annotated[
+        float, typer.Option(help="overload: seconds of flooding per mailbox policy.")
+    ] = 30.0,
+    cross_node: Annotated[
+        bool,
+        typer.Option("--cross-node", help="topology: also mesh vs hub on a two-node cluster."),
     ] = False,
 ) -> None:
     """Measure raymesh against its baselines (mesh vs hub, raw Ray, autogen-core).
 
-    Forwards to `python -m benchmarks`.
+    Also `python -m benchmarks`, with the same flags.
     """
-    from benchmarks.__main__ import main as bench_main
+    from benchmarks.runner import Options, run
 
-    argv = list(suites or [])
-    argv += ["--quick"] if quick else []
-    argv += ["--full"] if full else []
-    argv += ["--json", str(json_path)] if json_path else []
-    argv += ["--plot", str(plot)] if plot else []
-    argv += ["--count", str(count)] if count is not None else []
-    argv += ["--no-peer"] if no_peer else []
+    unknown = sorted(set(suites or ()) - set(SUITES))
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown suite(s) {', '.join(unknown)}; choose from {', '.join(SUITES)}"
+        )
+    if quick and full:
+        raise typer.BadParameter("--quick and --full exclude each other")
+    if agents and min(agents) < 2:
+        raise typer.BadParameter("a ring needs at least 2 agents", param_hint="--agents")
+    chosen = tuple(suites or SUITES)
+    if plot and "topology" not in chosen:
+        raise typer.BadParameter("draws the topology suite: add `topology` to the suites",
+                                 param_hint="--plot")  # fmt: skip
+    options = Options(suites=chosen, count=count, repeats=repeats, quick=quick, full=full,
+                      agents=tuple(agents or ()), sign=sign, overload_s=overload_s,
+                      json=json_path, cross_node=cross_node, no_peer=no_peer,
+                      plot=plot)  # fmt: skip
     try:
-        bench_main(argv, prog="raymesh bench")
+        run(options)
     except MeshError as exc:
-        fail(exc)
+        _fail(exc)
 
 
 def chaos(
@@ -99,4 +132,12 @@ def chaos(
     try:
         raise typer.Exit(chaos_main(quick=quick, only=only or (), json_path=json_path))
     except ConfigError as exc:
-        fail(exc)
+        _fail(exc)
+
+
+def _fail(exc: MeshError) -> NoReturn:
+    # Imported here: the CLI loads this module as its plugin, and `python -m benchmarks`
+    # imports this module first.
+    from mesh.cli import fail
+
+    fail(exc)

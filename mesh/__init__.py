@@ -4,7 +4,7 @@ from mesh import _moved
 from mesh.agent import Agent, AgentInfo, Context, handler
 from mesh.config import MeshConfig
 from mesh.control import AgentSpec, CheckpointNotFoundError, TeamHandle, TeamSpec, load_team
-from mesh.edge import Mesh
+from mesh.edge import AgentRun, Mesh, RunOutcome
 from mesh.errors import (
     AccessDeniedError,
     BaselineError,
@@ -46,6 +46,7 @@ __all__ = [
     "AccessRule",
     "Agent",
     "AgentInfo",
+    "AgentRun",
     "AgentSpec",
     "AgentStats",
     "BaselineError",
@@ -78,6 +79,7 @@ __all__ = [
     "RegistryUnavailableError",
     "ReplayError",
     "RestartIntensityError",
+    "RunOutcome",
     "SignatureError",
     "SupervisionError",
     "TeamHandle",

@@ -39,7 +39,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "mesh.supervisor": ("mesh.control._supervisor",),
     "mesh.team": ("mesh.control._team",),
     "mesh.telemetry": ("mesh.observability._spans", "mesh.security._redaction"),
-    "mesh.traceview": ("mesh.ops._traces",),
+    "mesh.traceview": ("mesh.ops._traces", "mesh.edge._run"),
     "mesh.tracing": ("mesh.observability._logging",),
     "mesh.typecatalog": ("mesh.control._catalog", "mesh.datapath._typeshare"),
     "mesh.watchdog": ("mesh.datapath._probes",),

@@ -50,12 +50,13 @@ def _clean_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
 
 @pytest.fixture(scope="session")
 async def mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
-    # Ray workers import the test agents (tests/_agents.py) by module name, as they
-    # would a user's package.
-    here = str(Path(__file__).parent)
+    # Ray workers import the test agents (tests/_agents.py) and the examples' agents
+    # (examples/review_team.py) by module name, as they would a user's package.
+    here = Path(__file__).parent
+    path = os.pathsep.join((str(here), str(here.parent / "examples")))
     m = Mesh.local(
         num_cpus=8,
-        runtime_env={"env_vars": {"PYTHONPATH": here}},
+        runtime_env={"env_vars": {"PYTHONPATH": path}},
         config=MeshConfig(
             lease_s=3.0,
             ask_timeout_s=20.0,

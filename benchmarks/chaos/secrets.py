@@ -32,10 +32,10 @@ from benchmarks.chaos._figure import Figure
 from benchmarks.chaos._obedient import MODEL, Vaulted, obey
 from benchmarks.chaos._support import unique
 from benchmarks.chaos._sweep import Place, log_lines, sweep_files, sweep_texts
-from mesh.edge import Mesh
+from mesh.edge import Mesh, settled_trace
 from mesh.errors import HandlerError
 from mesh.observability import get_logger
-from mesh.ops import save_trace, settled_trace
+from mesh.ops import save_trace
 from protocols import new_trace_id
 
 __all__ = ["SecretsFigures", "secrets_sweep", "session_log_dir"]

@@ -1,4 +1,4 @@
-"""``python -m mesh.cli``: the ``raymesh`` command, as Ray jobs and tests start it."""
+"""``python -m mesh.cli``: the ``raymesh`` command without its console script."""
 
 from mesh.cli import app
 

@@ -10,22 +10,20 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
 
-from mesh.cli._console import console
+from mesh.cli._console import err, fail, out
 from mesh.cli._options import Address, Namespace
 from mesh.errors import MeshError
 
 __all__ = ["register"]
 
 T = TypeVar("T")
-_out = console()
 #: Who decided, as the decision records it.
 _CLI = "raymesh-cli"
-_err = console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -33,11 +31,6 @@ def register(app: typer.Typer) -> None:
     app.command("approvals")(approvals)
     app.command("approve")(approve)
     app.command("reject")(reject)
-
-
-def _fail(exc: MeshError) -> NoReturn:
-    _err.print(f"[red]error:[/red] {exc}")
-    raise typer.Exit(1)
 
 
 def _at_desk(
@@ -58,20 +51,20 @@ def _at_desk(
         ray.init(address=gcs, namespace=namespace, log_to_driver=False,
                  logging_level=logging.WARNING)  # fmt: skip
     except MeshError as exc:
-        _fail(exc)
+        fail(exc)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        _err.print(f"[red]error:[/red] cannot join the Ray cluster: {exc}")
+        err.print(f"[red]error:[/red] cannot join the Ray cluster: {exc}")
         raise typer.Exit(1) from None
     try:
         try:
             handle = ray.get_actor(APPROVALS_NAME, namespace=namespace)
         except ValueError:
-            _err.print(f"no approval desk in namespace {namespace!r}: nothing ever waited here")
+            err.print(f"no approval desk in namespace {namespace!r}: nothing ever waited here")
             raise typer.Exit(1) from None
         try:
             return asyncio.run(use(RayApprovalGate(handle)))
         except MeshError as exc:
-            _fail(exc)
+            fail(exc)
     finally:
         ray.shutdown()
 
@@ -92,7 +85,7 @@ def approvals(
         typer.echo(json.dumps([p.model_dump() for p in points], indent=2))
         return
     if not points:
-        _out.print("no checkpoint is waiting")
+        out.print("no checkpoint is waiting")
         return
     table = Table(title="checkpoints waiting for approval")
     for column in ("id", "level", "trace", "task", "proposal"):
@@ -100,8 +93,8 @@ def approvals(
     for point in points:
         table.add_row(point.id, str(point.level), point.trace_id or "",
                       str(point.data.get("task", "")), point.proposal)  # fmt: skip
-    _out.print(table)
-    _out.print("decide: raymesh approve ID [--edit TEXT]   raymesh reject ID [--reason TEXT]")
+    out.print(table)
+    out.print("decide: raymesh approve ID [--edit TEXT]   raymesh reject ID [--reason TEXT]")
 
 
 def approve(
@@ -118,7 +111,7 @@ def approve(
         await gate.approve(checkpoint_id, edit=edit, by=_CLI)
 
     _at_desk(address, namespace, decide)
-    _out.print(f"checkpoint {checkpoint_id} " + ("approved" if edit is None else "edited"))
+    out.print(f"checkpoint {checkpoint_id} " + ("approved" if edit is None else "edited"))
 
 
 def reject(
@@ -133,4 +126,4 @@ def reject(
         await gate.reject(checkpoint_id, reason=reason, by=_CLI)
 
     _at_desk(address, namespace, decide)
-    _out.print(f"checkpoint {checkpoint_id} rejected")
+    out.print(f"checkpoint {checkpoint_id} rejected")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, overload
@@ -33,6 +33,7 @@ from mesh.control import (
 )
 from mesh.datapath import Endpoint, TypeShare, translate
 from mesh.edge._connect import prepare_driver
+from mesh.edge._run import RunOutcome, run_team
 from mesh.errors import ConfigError, MeshError, PeerNotFoundError
 from mesh.observability import (
     AgentStats,
@@ -233,6 +234,37 @@ class Mesh:
         team = TeamHandle(spec, root)
         self._teams.append(team)
         return team
+
+    async def run(
+        self,
+        team: str | Path | dict[str, Any] | TeamSpec,
+        task: str,
+        *,
+        timeout: float = 120.0,
+        trace_id: str | None = None,
+        on_step: Callable[[str], object] | None = None,
+    ) -> RunOutcome:
+        """Start `team`, give its entry agent `task`, and stop the team: ``raymesh run``.
+
+        The team is stopped in order however the run ends (an error, a cancellation,
+        Ctrl-C); the agents' counters, the usage and the spans are read before that.
+
+        Args:
+            team: A team file, mapping or spec.
+            task: The text of the entry agent's `Task`.
+            timeout: Seconds the task may take.
+            trace_id: The run's conversation (default: a new one).
+            on_step: Called with what the run is doing now, e.g. for a progress line.
+
+        Raises:
+            ConfigError: The team is invalid, or an agent failed to start.
+            NameTakenError: A live agent already has one of the team's names.
+            RestartIntensityError: The team failed past its restart intensity.
+            DeadlineExceededError: No answer within `timeout`.
+            HandlerError: The entry agent's handler raised.
+        """
+        return await run_team(self, team, task, timeout=timeout, trace_id=trace_id,
+                              on_step=on_step)  # fmt: skip
 
     @overload
     async def ask(self, name: str, msg: Message, *, timeout: float | None = ...,

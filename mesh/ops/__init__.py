@@ -3,7 +3,7 @@ running mesh.
 """
 
 from mesh.ops._head import gcs_address, live_head, start_head, stop_head
-from mesh.ops._inspect import agent_rows, dead_letter_rows, trace_spans
+from mesh.ops._inspect import agent_rows, inspect_mesh
 from mesh.ops._jobs import (
     follow_job,
     job_client,
@@ -14,13 +14,13 @@ from mesh.ops._jobs import (
     submit_team,
     version_mismatch,
 )
-from mesh.ops._traces import save_trace, saved_trace, settled_trace, trace_table
+from mesh.ops._traces import save_trace, saved_trace, trace_table
 
 __all__ = [
     "agent_rows",
-    "dead_letter_rows",
     "follow_job",
     "gcs_address",
+    "inspect_mesh",
     "job_client",
     "job_logs",
     "list_jobs",
@@ -28,12 +28,10 @@ __all__ = [
     "parse_env",
     "save_trace",
     "saved_trace",
-    "settled_trace",
     "start_head",
     "stop_head",
     "stop_job",
     "submit_team",
-    "trace_spans",
     "trace_table",
     "version_mismatch",
 ]

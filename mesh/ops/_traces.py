@@ -7,27 +7,22 @@ raymesh home (``$RAYMESH_HOME/traces``; the newest `KEEP_SAVED` are kept).
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
 from mesh.config import raymesh_home
-from mesh.observability import FLUSH_S, UsageReport
+from mesh.observability import UsageReport
 from protocols import Usage
-
-if TYPE_CHECKING:
-    from mesh.edge import Mesh
 
 __all__ = [
     "KEEP_SAVED",
     "save_trace",
     "saved_trace",
-    "settled_trace",
     "trace_table",
     "trace_usage",
 ]
@@ -36,26 +31,11 @@ KEEP_SAVED = 100
 _BAR = 30
 
 
-async def settled_trace(mesh: Mesh, trace_id: str, *, within: float = 5.0) -> list[dict[str, Any]]:
-    """Return a conversation's spans once they have all reached the span store.
-
-    Hosts ship spans every `FLUSH_S`: once the root span (which ends last) is in, one
-    more shipment period brings the spans of the other hosts.
-    """
-    deadline = time.monotonic() + within
-    while not any(s["parent_span_id"] is None for s in await mesh.trace(trace_id)):
-        if time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(FLUSH_S + 0.1)
-    return await mesh.trace(trace_id)
-
-
 def _saved_dir() -> Path:
     return raymesh_home() / "traces"
 
 
-def save_trace(spans: list[dict[str, Any]]) -> Path | None:
+def save_trace(spans: Sequence[dict[str, Any]]) -> Path | None:
     """Keep a trace's spans under the raymesh home, for `raymesh trace` after the mesh ends."""
     if not spans:
         return None

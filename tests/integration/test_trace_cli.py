@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from mesh import Mesh
 from mesh.cli import app
-from mesh.ops._traces import save_trace, settled_trace
+from mesh.edge import settled_trace
+from mesh.ops._traces import save_trace
 
 pytestmark = pytest.mark.ray
 

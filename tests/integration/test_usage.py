@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from actors import Prompt, Reasoner
 from mesh import Mesh
 from mesh.cli import app
-from mesh.ops._traces import settled_trace, trace_table, trace_usage
+from mesh.edge import settled_trace
+from mesh.ops._traces import trace_table, trace_usage
 from protocols import Result, Task, Usage
 
 pytestmark = pytest.mark.ray

@@ -16,7 +16,7 @@ from conftest import Spawn
 from actors import Coder, Completion, Orchestrator, Prompt, Reasoner, Router
 from actors.loopback import LoopbackLLMServer, Step
 from mesh import HandlerError, Mesh
-from mesh.ops._traces import settled_trace
+from mesh.edge import settled_trace
 from protocols import Result, Task
 
 pytestmark = pytest.mark.ray
