@@ -60,11 +60,6 @@ def test_the_deadline_error_is_listed_once_under_delivery_error_homed_in_protoco
 
 #: A line of a tree drawn by hand: a box-drawing branch, then a class name ending in Error.
 _DRAWN = re.compile(r"^(?P<indent>[\s│]*)[├└]── (?P<name>\w+Error)\b", re.M)
-#: Modules still drawing a part of the tree, each owned by another piece of work: each
-#: edge they draw must hold. The rest point to the generated page (reference/errors.md).
-_STILL_DRAWN = {"mesh/ops/_inspect.py"}
-
-
 def _drawn_trees() -> dict[str, list[tuple[int, str]]]:
     found: dict[str, list[tuple[int, str]]] = {}
     for package in ("protocols", "mesh", "actors", "benchmarks"):
@@ -77,22 +72,7 @@ def _drawn_trees() -> dict[str, list[tuple[int, str]]]:
 
 
 def test_the_error_tree_is_drawn_only_by_the_docs_generator() -> None:
-    assert set(_drawn_trees()) <= _STILL_DRAWN
-
-
-def test_what_is_still_drawn_by_hand_agrees_with_the_classes() -> None:
-    from protocols.errors import MeshError, error_class
-
-    errors.error_classes()  # imports every package, so every class is registered
-    for path, drawn in _drawn_trees().items():
-        parents: list[tuple[int, type]] = [(-1, MeshError)]
-        for indent, name in drawn:
-            cls = error_class(name)
-            assert cls is not None, f"{path} draws {name}, which is no error class"
-            while parents[-1][0] >= indent:
-                parents.pop()
-            assert issubclass(cls, parents[-1][1]), f"{path}: {name} under {parents[-1][1]}"
-            parents.append((indent, cls))
+    assert _drawn_trees() == {}, "point to the generated page (reference/errors.md) instead"
 
 
 def test_the_settings_table_has_a_row_per_field() -> None:
