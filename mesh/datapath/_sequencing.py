@@ -60,6 +60,8 @@ class SequencingGate:
                     await asyncio.wait_for(asyncio.shield(early), self._gap_timeout_s)
                     break
                 except TimeoutError:
+                    if early.done():
+                        break  # its turn came in the same loop turn as the timeout
                     # A call ahead that waits for mailbox room is not a gap: wait on.
                     if (link_id, self._expected.get(link_id, 0)) not in self._inside:
                         raise
