@@ -31,7 +31,7 @@ from mesh.datapath._endpoint import Endpoint
 from mesh.datapath._failures import start_failed
 from mesh.datapath._handling import HandlerRunner
 from mesh.datapath._link import sender_of
-from mesh.datapath._probes import Heartbeat, Probe, cross_chain_deadlock
+from mesh.datapath._probes import Heartbeat, Probe
 from mesh.datapath._replies import Replies
 from mesh.datapath._sequencing import SequencingGate
 from mesh.datapath._typeshare import TYPE_CATALOG_NAME, TypeShare
@@ -350,24 +350,11 @@ class AgentHost:
     async def probe(self, probes: list[Probe]) -> None:
         """Forward deadlock probes along the asks that block the probed asks."""
         self._stats.probes_received += len(probes)
-        blockers = self._endpoint.probes.blockers()
-        onward: dict[str, list[Probe]] = {}
-        for ask_id, path in probes:
-            origin = path[0][1]
-            blocking = self._dispatch.blocking(ask_id)
-            for blocked_id, waiting in (b for parent in blocking for b in blockers.get(parent, [])):
-                if blocked_id == origin:
-                    victim, error = cross_chain_deadlock(path)
-                    self._stats.deadlocks_broken += 1
-                    self._log.warning("deadlock across conversations broken", cycle=error.cycle,
-                                      victim=victim[0], trace_id=victim[3])  # fmt: skip
-                    await self._quietly(self._endpoint.abort_remote(victim[0], victim[1], error))
-                    break
-                if all(entry[1] != blocked_id for entry in path):
-                    entry = (self._info.name, blocked_id, waiting.started, waiting.trace_id)
-                    onward.setdefault(waiting.peer, []).append((blocked_id, [*path, entry]))
-        for peer, batch in onward.items():
-            self._endpoint.probes.send(peer, batch)
+        for victim, error in self._endpoint.probes.forward(probes, self._dispatch.blocking):
+            self._stats.deadlocks_broken += 1
+            self._log.warning("deadlock across conversations broken", cycle=error.cycle,
+                              victim=victim[0], trace_id=victim[3])  # fmt: skip
+            await self._quietly(self._endpoint.abort_remote(victim[0], victim[1], error))
 
     async def abort(self, ask_id: str, error: dict[str, Any]) -> None:
         """Fail one of this agent's outstanding asks (chosen to break a deadlock)."""

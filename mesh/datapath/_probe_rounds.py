@@ -3,21 +3,24 @@
 Only asks that waited longer than the probe delay are probed: fast asks cost no
 control message. One call per peer per round, however many asks wait on it: under
 load many asks wait that long, and a call for each would add to the load that made
-them slow. Rounds repeat while asks wait, as the wait graph changes. What a host does
-with a probe it receives is in the host (`AgentHost.probe`); the arithmetic of a cycle
-is in `_probes`.
+them slow. Rounds repeat while asks wait, as the wait graph changes. A probe that
+reaches a host is forwarded along the asks that block the probed one, or has found a
+cycle when it comes back to the ask it started from; the arithmetic of a cycle is in
+`_probes`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from mesh.config import MeshConfig
 from mesh.datapath._peers import PeerDirectory
-from mesh.datapath._probes import Probe
+from mesh.datapath._probes import PathEntry, Probe, cross_chain_deadlock
+from mesh.errors import DeadlockError
 
 __all__ = ["Outstanding", "ProbeRounds"]
 
@@ -67,8 +70,35 @@ class ProbeRounds:
         if self._peers.notify(peer, lambda handle: handle.probe.remote(probes)):
             self.sent += len(probes)
 
-    def blockers(self) -> dict[str, list[tuple[str, Outstanding]]]:
-        """Return the asks the endpoint waits on, grouped by the message they were sent for."""
+    def forward(
+        self, probes: list[Probe], blocking: Callable[[str], list[str]]
+    ) -> list[tuple[PathEntry, DeadlockError]]:
+        """Forward probes that reached this host; return the cycles they closed.
+
+        `blocking` gives the messages (running here) that a probed ask waits on; the
+        probe follows the asks this endpoint sent for them. Each cycle comes with the
+        ask to fail to break it and the error to fail it with.
+        """
+        blockers = self._blockers()
+        onward: dict[str, list[Probe]] = {}
+        cycles: list[tuple[PathEntry, DeadlockError]] = []
+        for ask_id, path in probes:
+            origin = path[0][1]
+            for blocked_id, waiting in (
+                b for parent in blocking(ask_id) for b in blockers.get(parent, [])
+            ):
+                if blocked_id == origin:
+                    cycles.append(cross_chain_deadlock(path))
+                    break
+                if all(entry[1] != blocked_id for entry in path):
+                    entry = (self._name, blocked_id, waiting.started, waiting.trace_id)
+                    onward.setdefault(waiting.peer, []).append((blocked_id, [*path, entry]))
+        for peer, batch in onward.items():
+            self.send(peer, batch)
+        return cycles
+
+    def _blockers(self) -> dict[str, list[tuple[str, Outstanding]]]:
+        # The asks the endpoint waits on, grouped by the message they were sent for.
         by_parent: dict[str, list[tuple[str, Outstanding]]] = {}
         for ask_id, waiting in self.outstanding.items():
             if waiting.parent is not None:
