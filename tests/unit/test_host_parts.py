@@ -19,6 +19,7 @@ from mesh.datapath._dispatch import Dispatcher
 from mesh.datapath._durable import Durability
 from mesh.datapath._endpoint import Endpoint
 from mesh.datapath._handling import HandlerRunner
+from mesh.datapath._probe_rounds import Outstanding
 from mesh.datapath._replies import Replies
 from mesh.datapath._sequencing import SequencingGate
 from mesh.datapath._typeshare import TypeShare
@@ -339,3 +340,47 @@ async def test_a_stopping_dispatcher_tells_each_waiting_ask_whether_it_ran(
         host.reply_to(await running)
     with pytest.raises(DiedBeforeRunError):
         host.reply_to(await queued)
+
+
+# -- deadlock probes -------------------------------------------------------------------------
+
+
+class _Calls:
+    """A stand-in remote method: records its calls, each a future nobody settles."""
+
+    def __init__(self) -> None:
+        self.args: list[tuple[Any, ...]] = []
+
+    def remote(self, *args: Any) -> asyncio.Future[None]:
+        self.args.append(args)
+        return asyncio.get_running_loop().create_future()
+
+
+class _PeerHost:
+    def __init__(self) -> None:
+        self.watch = _Calls()
+        self.probe = _Calls()
+
+
+async def test_a_probe_is_forwarded_along_the_asks_a_handler_waits_on(tmp_path: Path) -> None:
+    host = _Host(tmp_path)
+    peer = _PeerHost()
+    host.endpoint.peers.learn("c", "inc-c", peer)
+    # Message m1, running here, waits on ask x1 to c; a probe about m1 follows it there.
+    host.endpoint.probes.waits("x1", Outstanding("c", 10.0, "t-b", parent="m1"))
+    path = [("a", "origin", 1.0, "t-a")]
+    cycles = host.endpoint.probes.forward([("m1", path)], lambda ask: [ask])
+    assert cycles == []
+    assert peer.probe.args == [([("x1", [*path, ("b", "x1", 10.0, "t-b")])],)]
+    assert host.endpoint.probes.sent == 1
+
+
+async def test_a_probe_back_at_its_origin_closes_a_cycle_and_fails_the_youngest_ask(
+    tmp_path: Path,
+) -> None:
+    host = _Host(tmp_path)
+    host.endpoint.probes.waits("origin", Outstanding("a", 5.0, "t-b", parent="m1"))
+    path = [("b", "origin", 5.0, "t-b"), ("a", "y1", 7.0, "t-a")]
+    ((victim, error),) = host.endpoint.probes.forward([("m1", path)], lambda ask: [ask])
+    assert victim == ("a", "y1", 7.0, "t-a")
+    assert error.cycle == ["b", "a", "b"]
