@@ -318,24 +318,6 @@ class Endpoint:
         finally:
             self.pending.pop(env.id, None)
 
-    # -- aborts and downstream cancellation ---------------------------------------------
-
-    def abort(self, ask_id: str, error: MeshError) -> bool:
-        """Fail an outstanding ask with `error`; False if it had already ended."""
-        waiting = self.probes.outstanding.get(ask_id)
-        if waiting is None or waiting.future is None or waiting.future.done():
-            return False
-        waiting.future.set_exception(error)
-        return True
-
-    async def abort_remote(self, owner: str, ask_id: str, error: MeshError) -> None:
-        """Fail the ask `ask_id` that agent `owner` is waiting on."""
-        if owner == self.name:
-            self.abort(ask_id, error)
-            return
-        link = await self.peers.link(owner)
-        await link.handle.abort.remote(ask_id, error.to_wire())
-
     def _cancel_downstream(self, peer: str, ask_id: str) -> None:
         # The asker gave up: stop the work it started, so no orphan keeps spending.
         self.peers.notify(peer, lambda handle: handle.cancel.remote(ask_id))

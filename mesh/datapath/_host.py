@@ -354,8 +354,8 @@ class AgentHost:
             self._stats.deadlocks_broken += 1
             self._log.warning("deadlock across conversations broken", cycle=error.cycle,
                               victim=victim[0], trace_id=victim[3])  # fmt: skip
-            await self._quietly(self._endpoint.abort_remote(victim[0], victim[1], error))
+            await self._quietly(self._endpoint.probes.abort_remote(victim[0], victim[1], error))
 
     async def abort(self, ask_id: str, error: dict[str, Any]) -> None:
         """Fail one of this agent's outstanding asks (chosen to break a deadlock)."""
-        self._endpoint.abort(ask_id, MeshError.from_wire(error))
+        self._endpoint.probes.abort(ask_id, MeshError.from_wire(error))

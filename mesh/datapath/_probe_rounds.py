@@ -20,7 +20,7 @@ from typing import Any
 from mesh.config import MeshConfig
 from mesh.datapath._peers import PeerDirectory
 from mesh.datapath._probes import PathEntry, Probe, cross_chain_deadlock
-from mesh.errors import DeadlockError
+from mesh.errors import DeadlockError, MeshError
 
 __all__ = ["Outstanding", "ProbeRounds"]
 
@@ -37,7 +37,7 @@ class Outstanding:
 
 
 class ProbeRounds:
-    """Keeps one endpoint's outstanding asks and probes those that wait too long.
+    """Keeps one endpoint's outstanding asks, probes those that wait too long, fails victims.
 
     Args:
         name: The owner's agent name, the first entry of the probes it starts.
@@ -104,6 +104,22 @@ class ProbeRounds:
             if waiting.parent is not None:
                 by_parent.setdefault(waiting.parent, []).append((ask_id, waiting))
         return by_parent
+
+    def abort(self, ask_id: str, error: MeshError) -> bool:
+        """Fail an outstanding ask with `error`; False if it had already ended."""
+        waiting = self.outstanding.get(ask_id)
+        if waiting is None or waiting.future is None or waiting.future.done():
+            return False
+        waiting.future.set_exception(error)
+        return True
+
+    async def abort_remote(self, owner: str, ask_id: str, error: MeshError) -> None:
+        """Fail the ask `ask_id` that agent `owner` is waiting on: the victim of a cycle."""
+        if owner == self._name:
+            self.abort(ask_id, error)
+            return
+        link = await self._peers.link(owner)
+        await link.handle.abort.remote(ask_id, error.to_wire())
 
     def close(self) -> None:
         """Send no more rounds."""
