@@ -59,7 +59,7 @@ class Dispatcher:
     ) -> None:
         self._name = name
         self._config = config
-        self.concurrency = concurrency
+        self._concurrency = concurrency
         self.mailbox: asyncio.Queue[Envelope] = asyncio.Queue(maxsize=mailbox_size)
         self._endpoint = endpoint
         self._replies = replies
@@ -72,14 +72,14 @@ class Dispatcher:
         self.halted = False  # crashed: workers take no more messages
         # Messages being handled (with the worker task running each) and waiting in the
         # mailbox, by id: what probes and cancellations look up.
-        self.running: dict[str, tuple[Envelope, asyncio.Task[None]]] = {}
+        self._running: dict[str, tuple[Envelope, asyncio.Task[None]]] = {}
         self.queued: set[str] = set()
         self._cancel_queued: set[str] = set()
         self._cancel_running: set[str] = set()
 
     def start(self) -> None:
         """Start the workers."""
-        self._workers = [asyncio.create_task(self._work()) for _ in range(self.concurrency)]
+        self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
 
     async def admit(
         self, env: Envelope, call_waiter: asyncio.Future[bytes] | None = None
@@ -101,9 +101,9 @@ class Dispatcher:
             return duplicate if env.kind is Kind.ASK else None
         if (
             env.kind is Kind.ASK
-            and self.concurrency == 1
+            and self._concurrency == 1
             and self._config.watchdogs
-            and any(running.trace_id == env.trace_id for running, _ in self.running.values())
+            and any(running.trace_id == env.trace_id for running, _ in self._running.values())
         ):
             deadlock = same_chain_deadlock(self._name, env)
             if deadlock is not None:
@@ -147,7 +147,7 @@ class Dispatcher:
 
     def cancel(self, message_id: str) -> None:
         """Stop handling a message whose asker gave up, or drop it if it has not started."""
-        running = self.running.get(message_id)
+        running = self._running.get(message_id)
         if running is not None:
             self._cancel_running.add(message_id)
             running[1].cancel()
@@ -156,14 +156,14 @@ class Dispatcher:
 
     def blocking(self, message_id: str) -> list[str]:
         """Return the running messages that message `message_id` waits on, for a probe."""
-        if message_id in self.running:
+        if message_id in self._running:
             return [message_id]
-        if message_id in self.queued and self.concurrency == 1 and self.running:
+        if message_id in self.queued and self._concurrency == 1 and self._running:
             # A queued message waits on the one running handler. With more workers it
             # waits for any of them to end: a path back through one is no cycle, and
             # following all of them multiplied probes by the concurrency (a hub
             # collapsed under it), so concurrent agents are left to deadlines.
-            return list(self.running)
+            return list(self._running)
         return []
 
     def stop_taking(self, *, crashed: bool) -> None:
@@ -233,7 +233,7 @@ class Dispatcher:
                     reason = "expired" if env.expired() else "cancelled"
                     self._endpoint.dead_letter(reason, env, why)
                     continue
-                self.running[env.id] = (env, worker)
+                self._running[env.id] = (env, worker)
                 await self._handle(env)
             except asyncio.CancelledError:
                 # Invariant: a message id is in _cancel_running only while its handler
@@ -245,7 +245,7 @@ class Dispatcher:
             except Exception:
                 self._log.exception("message handling failed", message_type=env.type)
             finally:
-                self.running.pop(env.id, None)
+                self._running.pop(env.id, None)
                 self._cancel_running.discard(env.id)
                 if env.id in self._replies.call_waiters:
                     # A `request` call whose ask was cancelled (or crashed the worker)

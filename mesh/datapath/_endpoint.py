@@ -1,9 +1,11 @@
-"""The sending half of every participant: envelopes, peer links, asks and tells.
+"""The sending half of every participant: the verbs (tell, ask) and their replies.
 
 An agent host and the edge client (the driver's `Mesh`) are both endpoints. They differ
 only in how an ask's reply comes back: a host is an actor that peers can call, so the
 reply arrives as a frame of its own and is routed to the waiting future; the edge is not
-callable, so it sends each ask as one Ray call whose result is the reply.
+callable, so it sends each ask as one Ray call whose result is the reply. Links to peers
+come from the peer directory (`_peers`); the asks waited on, and their deadlock probes,
+are kept by the probe rounds (`_probe_rounds`).
 """
 
 from __future__ import annotations
