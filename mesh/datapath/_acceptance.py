@@ -1,4 +1,9 @@
-"""The checks a host makes on each decoded frame before the agent sees it.
+"""Frame acceptance: how a host takes the frames that come in, or refuses them.
+
+Each frame is decoded, checked, then routed: a reply to the ask waiting for it, a
+tell or an ask to the dispatcher's mailbox. A frame refused at any step is counted, is
+a dead letter with its reason (header only, never the payload), and its error goes
+back to the sender; nothing is dropped silently.
 
 With a cluster secret, a frame's signature proves it was made by a holder of the
 secret; these checks add what a signature alone does not: that the frame is not a
@@ -8,13 +13,24 @@ Then the team's access rules judge the (authenticated) sender and the message ty
 
 from __future__ import annotations
 
+import asyncio
+import time
+from typing import Any
+
 from mesh.config import MeshConfig
+from mesh.datapath._dispatch import Dispatcher
+from mesh.datapath._endpoint import Endpoint
 from mesh.datapath._link import sender_of
+from mesh.errors import DecodeError
+from mesh.observability import AgentStats
 from mesh.security import AgentAccess
-from protocols import Envelope, Kind, MeshError, ReplayError, SignatureError
+from protocols import Envelope, Kind, MeshError, ProtocolError, ReplayError, SignatureError
 from protocols.signing import ReplayGuard
 
-__all__ = ["InboundGuard", "Refusal"]
+__all__ = ["MAX_HOLD_S", "FrameAcceptance", "InboundGuard", "Refusal"]
+
+#: The longest a batch of frames holds the event loop before it lets other calls in.
+MAX_HOLD_S = 0.0002
 
 #: Why a frame was refused, and the typed error its sender gets.
 Refusal = tuple[str, MeshError]
@@ -53,4 +69,123 @@ class InboundGuard:
             return "replay", exc.with_context(trace_id=env.trace_id)
         except SignatureError as exc:
             return "signature", exc.with_context(trace_id=env.trace_id)
+        return None
+
+
+class FrameAcceptance:
+    """Takes the frames that arrive at one host: replies to their asks, the rest to its mailbox.
+
+    Args:
+        name: The host's agent name.
+        guard: The checks on each decoded frame.
+        endpoint: Its codec, the asks waiting for replies, and the dead letters.
+        dispatcher: Where tells and asks go.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        config: MeshConfig,
+        guard: InboundGuard,
+        endpoint: Endpoint,
+        dispatcher: Dispatcher,
+        stats: AgentStats,
+    ) -> None:
+        self._name = name
+        self._refusal_penalty = config.refusal_penalty
+        self._guard = guard
+        self._endpoint = endpoint
+        self._codec = endpoint.codec
+        self._pending = endpoint.pending
+        self._dispatcher = dispatcher
+        self._stats = stats
+
+    async def take_batch(
+        self, frames: list[bytes], link_id: str
+    ) -> list[tuple[int, dict[str, Any]]] | None:
+        """Take a batch from `link_id`; return the refused frames as ``(index, wire error)``."""
+        refusals = None
+        refusing_s = 0.0
+        held_since = time.perf_counter()
+        for index, frame in enumerate(frames):
+            started = time.perf_counter()
+            error = await self.accept(frame, link_id)
+            if error is not None:
+                refusals = refusals or []
+                refusals.append((index, error.to_wire()))
+                refusing_s += time.perf_counter() - started
+            if time.perf_counter() - held_since > MAX_HOLD_S:
+                # A large batch (a flood of bad frames costs the most) lets the other
+                # senders' calls and the workers in before it goes on.
+                await asyncio.sleep(0)
+                held_since = time.perf_counter()
+        if refusing_s and self._refusal_penalty:
+            # A tarpit: the sender's link waits for this call, so a sender of bad (or
+            # refused) frames gets at most 1 / (1 + penalty) of this host's time.
+            await asyncio.sleep(min(refusing_s * self._refusal_penalty, 1.0))
+        return refusals
+
+    async def accept(
+        self, frame: bytes, link_id: str, *, call_waiter: asyncio.Future[bytes] | None = None
+    ) -> MeshError | None:
+        """Take one frame from `link_id`; return the error for its sender if refused.
+
+        `call_waiter` is given for a frame that came as a `request` call: it is an ask,
+        and its reply (or error) will be the call's result.
+        """
+        self._stats.received += 1
+        opened = self._open(frame, link_id)
+        if isinstance(opened, MeshError):
+            return opened
+        env = opened
+        if call_waiter is not None and env.kind is not Kind.ASK:
+            # A `request` call ends with the reply; anything but an ask would hold it forever.
+            self._stats.refused += 1
+            error = DecodeError(f"a {env.kind} frame came as a request; only asks do",
+                                agent=self._name, trace_id=env.trace_id)  # fmt: skip
+            self._endpoint.dead_letter("decode", env, error, frame_bytes=_size(frame))
+            return error
+        if env.kind is Kind.REPLY or env.kind is Kind.ERROR:
+            waiter = self._pending.get(env.correlation_id or "")
+            if waiter is not None and not waiter.done():
+                waiter.set_result(env)
+            else:
+                why = f"reply to {env.correlation_id} after its ask ended"
+                self._endpoint.dead_letter("late", env, why)
+            return None
+        return await self._dispatcher.admit(env, call_waiter)
+
+    def _open(self, frame: bytes, link_id: str) -> Envelope | MeshError:
+        # Decode, then the security checks; what fails comes back as the sender's error.
+        try:
+            env = self._codec.decode(frame)
+        except SignatureError as exc:
+            return self._refuse("signature", None, exc, frame_bytes=_size(frame))
+        except ProtocolError as exc:
+            self._stats.refused += 1
+            error = exc.with_context(agent=self._name)
+            self._endpoint.dead_letter("decode", None, error, frame_bytes=_size(frame))
+            return error
+        refusal = self._guard.check(env, link_id)
+        if refusal is not None:
+            return self._refuse(refusal[0], env, refusal[1], frame_bytes=_size(frame))
+        return env
+
+    def _refuse(
+        self, reason: str, header: Envelope | None, error: MeshError, *, frame_bytes: int | None
+    ) -> MeshError:
+        # Every refusal of a frame by the security checks passes here: counted by reason
+        # and dead-lettered (header only, redacted), never handled.
+        self._stats.refused += 1
+        self._stats.refusals[reason] = self._stats.refusals.get(reason, 0) + 1
+        error = error.with_context(agent=self._name)
+        self._endpoint.dead_letter(reason, header, error, frame_bytes=frame_bytes)
+        return error
+
+
+def _size(frame: Any) -> int | None:
+    try:
+        return len(frame)
+    except TypeError:
         return None

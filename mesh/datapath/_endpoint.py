@@ -1,32 +1,28 @@
-"""The sending half of every participant: envelopes, peer links, asks and tells.
+"""The sending half of every participant: the verbs (tell, ask) and their replies.
 
 An agent host and the edge client (the driver's `Mesh`) are both endpoints. They differ
 only in how an ask's reply comes back: a host is an actor that peers can call, so the
 reply arrives as a frame of its own and is routed to the waiting future; the edge is not
-callable, so it sends each ask as one Ray call whose result is the reply.
+callable, so it sends each ask as one Ray call whose result is the reply. Links to peers
+come from the peer directory (`_peers`); the asks waited on, and their deadlock probes,
+are kept by the probe rounds (`_probe_rounds`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
 from typing import Any, TypeVar, overload
 
-from mesh.agent import AgentInfo
 from mesh.config import MeshConfig
 from mesh.datapath._directory import RegistryClient
-from mesh.datapath._link import Link, link_id
-from mesh.datapath._probes import Probe
+from mesh.datapath._peers import PeerDirectory
+from mesh.datapath._probe_rounds import Outstanding, ProbeRounds
 from mesh.datapath._typeshare import TypeShare
 from mesh.errors import (
     DeadlineExceededError,
     DeadlockError,
-    DiedBeforeRunError,
     HopLimitError,
     MeshError,
     OutboxFullError,
@@ -46,20 +42,9 @@ from protocols import (
 from protocols.message import is_known
 from protocols.wire import NoReply
 
-__all__ = ["Endpoint", "Outstanding"]
+__all__ = ["Endpoint"]
 
 M = TypeVar("M", bound=Message)
-
-
-@dataclass(slots=True)
-class Outstanding:
-    """An ask an endpoint waits on: who it waits for, since when, and on behalf of what."""
-
-    peer: str
-    started: float
-    trace_id: str
-    parent: str | None
-    future: asyncio.Future[Any] | None = None
 
 
 class Endpoint:
@@ -89,30 +74,18 @@ class Endpoint:
         self.codec = config.codec()
         self.registry = registry
         self.types = types
-        self._self_handle = self_handle
-        self._link_id = f"{name}#{incarnation}"
-        self._links_opened = itertools.count()
-        self._links: dict[str, Link] = {}
-        # The last incarnation of each peer seen dead, until when to believe it: the
-        # registry lists a dead agent until its successor registers or its lease lapses,
-        # and a send to it would be a send into the void. Only for a lease, as a peer
-        # that was merely unreachable renews its lease and is tried again after it.
-        self._graves: dict[str, tuple[str, float]] = {}
-        self._resolving: dict[str, asyncio.Task[Link]] = {}
-        # Callers waiting for a peer's link, served in the order they came.
-        self._queues: dict[str, _Queue] = {}
+        self.is_edge = self_handle is None  # the driver-side client, which peers cannot call
+        self.peers = PeerDirectory(name=name, incarnation=incarnation, config=config,
+                                   registry=registry, self_handle=self_handle,
+                                   on_late=self._late)  # fmt: skip
         # Asks this host is waiting on, by message id; replies complete them.
         self.pending: dict[str, asyncio.Future[Envelope]] = {}
-        # Every ask this endpoint is waiting on, by message id (for probes and aborts).
-        self.outstanding: dict[str, Outstanding] = {}
-        self._background: set[asyncio.Task[None]] = set()
-        # The next probe round, scheduled while asks are outstanding.
-        self._probe_round: asyncio.TimerHandle | None = None
+        self.probes = ProbeRounds(name=name, config=config, peers=self.peers,
+                                  enabled=not self.is_edge and config.watchdogs)  # fmt: skip
         self.sent = 0
         # Sends tried again (same message id) after a dead or missing peer: at_least_once.
         self.retries = 0
         self.sent_by_type: dict[str, int] = {}
-        self.probes_sent = 0
         self.dead_letters = DeadLetterBox(name, config.dead_letters_kept)
         self._logged: dict[str, float] = {}
         self._log = get_logger(agent=name)
@@ -159,11 +132,6 @@ class Endpoint:
             self.dead_letter("decode", None, exc, frame_bytes=len(frame))
             return
         self.dead_letter("late", reply, f"reply to {reply.correlation_id} after its ask ended")
-
-    @property
-    def is_edge(self) -> bool:
-        """True for the driver-side client, which peers cannot call."""
-        return self._self_handle is None
 
     def envelope(
         self,
@@ -239,7 +207,7 @@ class Endpoint:
         retry = _Retry(env.deadline or time.time() + self.config.ask_timeout_s)
         while True:
             try:
-                link = await self.link(peer, trace_id=env.trace_id)
+                link = await self.peers.link(peer, trace_id=env.trace_id)
                 accepted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 link.send(frame, accepted)
                 self.sent += 1
@@ -248,7 +216,7 @@ class Endpoint:
                 return
             except MeshError as exc:
                 if isinstance(exc, PeerDeadError):
-                    self.forget(peer)
+                    self.peers.forget(peer)
                 if not (at_least_once and await retry.again(exc)):
                     self._undelivered(env, exc)
                     raise exc.with_context(trace_id=env.trace_id) from None
@@ -293,9 +261,7 @@ class Endpoint:
         frame = self.codec.encode(env)
         assert env.deadline is not None  # every ask has one
         waiting = Outstanding(peer, time.time(), env.trace_id, parent.id if parent else None)
-        self.outstanding[env.id] = waiting
-        if self._probe_round is None and self._probing:
-            self._schedule_probes()
+        self.probes.waits(env.id, waiting)
         retry = _Retry(env.deadline)
         try:
             async with asyncio.timeout_at(_loop_time(env.deadline)):
@@ -305,7 +271,7 @@ class Endpoint:
                         break
                     except (PeerDeadError, PeerNotFoundError) as exc:
                         if isinstance(exc, PeerDeadError):
-                            self.forget(peer)
+                            self.peers.forget(peer)
                         if not (at_least_once and await retry.again(exc)):
                             raise
                         self.retries += 1
@@ -329,7 +295,7 @@ class Endpoint:
                 self._cancel_downstream(peer, env.id)
             raise exc.with_context(agent=peer, trace_id=env.trace_id) from None
         finally:
-            del self.outstanding[env.id]
+            del self.probes.outstanding[env.id]
         if on_spent is not None and reply.budget:
             on_spent(reply.budget)
         return await self._read_reply(reply, expect)
@@ -337,7 +303,7 @@ class Endpoint:
     async def _ask_once(
         self, peer: str, env: Envelope, frame: bytes, waiting: Outstanding
     ) -> Envelope:
-        link = await self.link(peer, trace_id=env.trace_id)
+        link = await self.peers.link(peer, trace_id=env.trace_id)
         self.sent += 1
         self.sent_by_type[env.type] = self.sent_by_type.get(env.type, 0) + 1
         if self.is_edge or link.idle:
@@ -354,77 +320,9 @@ class Endpoint:
         finally:
             self.pending.pop(env.id, None)
 
-    # -- watchdog support: probes, aborts, downstream cancellation ------------------------
-
-    @property
-    def _probing(self) -> bool:
-        # The edge cannot be asked, so it can never be part of a cycle.
-        return not self.is_edge and self.config.watchdogs
-
-    def _schedule_probes(self) -> None:
-        self._probe_round = asyncio.get_running_loop().call_later(
-            self.config.probe_delay_s, self._send_probe_round
-        )
-
-    def _send_probe_round(self) -> None:
-        # Only asks that waited longer than the probe delay are probed: fast asks cost no
-        # control message. One call per peer per round, however many asks wait on it:
-        # under load many asks wait that long, and a call for each would add to the load
-        # that made them slow. Rounds repeat while asks wait, as the wait graph changes.
-        self._probe_round = None
-        if not self.outstanding:
-            return
-        cutoff = time.time() - self.config.probe_delay_s
-        by_peer: dict[str, list[Probe]] = {}
-        for ask_id, waiting in self.outstanding.items():
-            if waiting.started <= cutoff:
-                entry = (self.name, ask_id, waiting.started, waiting.trace_id)
-                by_peer.setdefault(waiting.peer, []).append((ask_id, [entry]))
-        for peer, probes in by_peer.items():
-            self.send_probes(peer, probes)
-        self._schedule_probes()
-
-    def send_probes(self, peer: str, probes: list[Probe]) -> None:
-        """Send deadlock probes along wait edges to `peer`, all in one call."""
-        link = self._links.get(peer)
-        if link is not None and link.dead is None:
-            self.probes_sent += len(probes)
-            self._fire(link.handle.probe.remote(probes))
-
-    def blockers(self) -> dict[str, list[tuple[str, Outstanding]]]:
-        """Return the asks this endpoint waits on, grouped by the message they were sent for."""
-        by_parent: dict[str, list[tuple[str, Outstanding]]] = {}
-        for ask_id, waiting in self.outstanding.items():
-            if waiting.parent is not None:
-                by_parent.setdefault(waiting.parent, []).append((ask_id, waiting))
-        return by_parent
-
-    def abort(self, ask_id: str, error: MeshError) -> bool:
-        """Fail an outstanding ask with `error`; False if it had already ended."""
-        waiting = self.outstanding.get(ask_id)
-        if waiting is None or waiting.future is None or waiting.future.done():
-            return False
-        waiting.future.set_exception(error)
-        return True
-
-    async def abort_remote(self, owner: str, ask_id: str, error: MeshError) -> None:
-        """Fail the ask `ask_id` that agent `owner` is waiting on."""
-        if owner == self.name:
-            self.abort(ask_id, error)
-            return
-        link = await self.link(owner)
-        await link.handle.abort.remote(ask_id, error.to_wire())
-
     def _cancel_downstream(self, peer: str, ask_id: str) -> None:
         # The asker gave up: stop the work it started, so no orphan keeps spending.
-        link = self._links.get(peer)
-        if link is not None and link.dead is None:
-            self._fire(link.handle.cancel.remote(ask_id))
-
-    def _fire(self, ref: Any) -> None:
-        task = asyncio.get_running_loop().create_task(_settle(ref))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self.peers.notify(peer, lambda handle: handle.cancel.remote(ask_id))
 
     async def _read_reply(self, reply: Envelope, expect: type[Message] | None) -> Message | None:
         # A reply of a class only another participant's script defines is looked up in
@@ -447,139 +345,10 @@ class Endpoint:
         message = self.codec.decode_message(reply)
         return None if isinstance(message, NoReply) else message
 
-    async def link(self, peer: str, *, trace_id: str | None = None) -> Link:
-        """Return the live link to `peer`, looking it up in the registry if needed.
-
-        Callers that had to wait get the link in the order they asked for it, before
-        anyone who asks later: a send is made as soon as its caller has the link, so
-        this is what keeps per-pair order across a lookup.
-
-        Raises:
-            PeerNotFoundError: No live agent is registered as `peer`.
-            DiedBeforeRunError: The registered agent is one this endpoint saw die.
-        """
-        link = self._links.get(peer)
-        if link is not None and link.dead is None and peer not in self._queues:
-            return link  # the hot path: no await
-        queue = self._queues.get(peer)
-        if queue is None:
-            queue = self._queues[peer] = _Queue()
-        # The lookup this caller shares is the one under way when it came, if any, so
-        # that all who waited on a failed lookup get its error rather than one each.
-        resolving = self._resolving.get(peer) if link is None or link.dead else None
-        queue.waiting += 1
-        try:
-            async with queue.turn:
-                current = self._links.get(peer)
-                if current is not None and current.dead is None:
-                    return current
-                if current is not None:
-                    self.forget(peer)
-                return await asyncio.shield(resolving or self._resolving_task(peer))
-        except MeshError as exc:
-            # Each caller gets its own instance, in its own trace.
-            raise MeshError.from_wire({**exc.to_wire(), "trace_id": trace_id}) from None
-        finally:
-            queue.waiting -= 1
-            if not queue.waiting and self._queues.get(peer) is queue:
-                del self._queues[peer]
-
-    def _resolving_task(self, peer: str) -> asyncio.Task[Link]:
-        """Return the lookup of `peer` under way, starting one if there is none."""
-        resolving = self._resolving.get(peer)
-        if resolving is None:
-            # A task of its own, shared by everyone who needs the link meanwhile: the
-            # first asker's deadline (a cancellation) must not fail the others' lookup.
-            resolving = asyncio.get_running_loop().create_task(self._resolve(peer))
-            self._resolving[peer] = resolving
-            resolving.add_done_callback(partial(self._resolved, peer))
-        return resolving
-
-    async def _resolve(self, peer: str) -> Link:
-        grave = self._grave(peer)
-        found = await self.registry.lookup(peer, unless=grave)
-        if found is None:
-            raise PeerNotFoundError(
-                f"no agent named {peer!r}",
-                agent=peer,
-                hint="check the name; `await mesh.agents()` lists the live agents",
-            )
-        info, handle = found
-        if info.incarnation == grave:
-            raise DiedBeforeRunError(
-                f"agent {peer!r} died and no successor has registered yet",
-                agent=peer,
-                hint="nothing was sent: safe to retry once the agent is back",
-            )
-        return self._open(info, handle)
-
-    def _resolved(self, peer: str, task: asyncio.Task[Link]) -> None:
-        if self._resolving.get(peer) is task:
-            del self._resolving[peer]
-        if not task.cancelled():
-            task.exception()  # retrieved here: its waiters may all have given up
-
-    def learn(self, peer: str, incarnation: str, handle: Any) -> None:
-        """Open a link to a peer that introduced itself, sparing a registry lookup."""
-        current = self._links.get(peer)
-        if current is None or current.dead is not None or current.incarnation != incarnation:
-            self._open_link(peer, incarnation, handle)
-
-    def forget(self, peer: str) -> None:
-        """Drop the link to `peer` so that the next send looks it up again."""
-        link = self._links.pop(peer, None)
-        if link is not None and isinstance(link.dead, PeerDeadError):
-            self._graves[peer] = (link.incarnation, time.monotonic() + self.config.lease_s)
-
-    def _grave(self, peer: str) -> str | None:
-        """Return the incarnation of `peer` last seen dead, while it is believed so."""
-        grave = self._graves.get(peer)
-        if grave is None or grave[1] < time.monotonic():
-            self._graves.pop(peer, None)
-            return None
-        return grave[0]
-
-    def _open(self, info: AgentInfo, handle: Any) -> Link:
-        current = self._links.get(info.name)
-        if current is not None and current.dead is None and current.incarnation == info.incarnation:
-            return current
-        return self._open_link(info.name, info.incarnation, handle)
-
-    def _open_link(self, peer: str, incarnation: str, handle: Any) -> Link:
-        # A link to an older incarnation is left to finish or fail on its own.
-        link = Link(
-            link_id=link_id(self._link_id, next(self._links_opened)),
-            peer=peer,
-            incarnation=incarnation,
-            handle=handle,
-            reply_to=self._self_handle,
-            max_batch=self.config.max_batch,
-            max_inflight=self.config.max_inflight,
-            max_outbox=self.config.max_outbox,
-            on_late=self._late,
-        )
-        self._links[peer] = link
-        return link
-
     def close(self) -> None:
         """Fail everything still waiting on a link and cancel the links' calls."""
-        if self._probe_round is not None:
-            self._probe_round.cancel()
-        for task in [*self._background, *self._resolving.values()]:
-            task.cancel()
-        for link in self._links.values():
-            link.close()
-        self._links.clear()
-
-
-class _Queue:
-    """The callers waiting for one peer's link: a fair lock hands it out in arrival order."""
-
-    __slots__ = ("turn", "waiting")
-
-    def __init__(self) -> None:
-        self.turn = asyncio.Lock()
-        self.waiting = 0
+        self.probes.close()
+        self.peers.close()
 
 
 class _Retry:
@@ -613,9 +382,3 @@ class _Retry:
 def _loop_time(deadline: float) -> float:
     # asyncio deadlines are on the loop's monotonic clock; envelope deadlines are epoch.
     return asyncio.get_running_loop().time() + (deadline - time.time())
-
-
-async def _settle(ref: Any) -> None:
-    # Control calls are best effort: a peer that died cannot be probed or cancelled.
-    with contextlib.suppress(Exception):
-        await ref

@@ -60,6 +60,8 @@ def test_the_deadline_error_is_listed_once_under_delivery_error_homed_in_protoco
 
 #: A line of a tree drawn by hand: a box-drawing branch, then a class name ending in Error.
 _DRAWN = re.compile(r"^(?P<indent>[\s│]*)[├└]── (?P<name>\w+Error)\b", re.M)
+
+
 def _drawn_trees() -> dict[str, list[tuple[int, str]]]:
     found: dict[str, list[tuple[int, str]]] = {}
     for package in ("protocols", "mesh", "actors", "benchmarks"):

@@ -157,15 +157,15 @@ async def test_an_endpoint_refuses_an_incarnation_it_saw_die_for_one_lease() -> 
     lease_s = 0.2
     endpoint = Endpoint(name="asker", incarnation="1", config=MeshConfig(lease_s=lease_s),
                         registry=_Registry(peer), types=_NO_TYPES)  # type: ignore[arg-type]  # fmt: skip
-    first = await endpoint.link("critic")
+    first = await endpoint.peers.link("critic")
     peer.die()
     await _settle()
     assert first.dead is not None
     with pytest.raises(DiedBeforeRunError, match="no successor has registered"):
-        await endpoint.link("critic")
+        await endpoint.peers.link("critic")
     # After a lease, a peer still listed renewed it: it was unreachable, not dead.
     await asyncio.sleep(lease_s * 1.5)
-    again = await endpoint.link("critic")
+    again = await endpoint.peers.link("critic")
     assert again is not first
     assert again.dead is None
 
@@ -176,7 +176,7 @@ async def test_a_second_link_to_the_same_incarnation_is_a_sequence_of_its_own() 
     peer = _Peer()
     endpoint = Endpoint(name="asker", incarnation="1", config=MeshConfig(lease_s=0.05),
                         registry=_Registry(peer), types=_NO_TYPES)  # type: ignore[arg-type]  # fmt: skip
-    first = await endpoint.link("critic")
+    first = await endpoint.peers.link("critic")
     sent = [_future(), _future()]
     first.send(b"one", sent[0])
     first.send(b"two", sent[1])  # queued behind the first call (max_inflight=1)
@@ -184,9 +184,9 @@ async def test_a_second_link_to_the_same_incarnation_is_a_sequence_of_its_own() 
     await _settle()
     assert [type(f.exception()) for f in sent] == [OutcomeUnknownError, DiedBeforeRunError]
     with pytest.raises(DiedBeforeRunError):  # for a lease, as if it had died
-        await endpoint.link("critic")
+        await endpoint.peers.link("critic")
     await asyncio.sleep(0.1)  # the lease lapsed and it is still listed: tried again
-    again = await endpoint.link("critic")
+    again = await endpoint.peers.link("critic")
     again.send(b"three", _future())
     (old_id, old_seq, *_), (new_id, new_seq, *_) = peer.deliver.args
     assert (old_seq, new_seq) == (0, 0)
@@ -199,8 +199,8 @@ async def test_a_lookup_shared_by_two_askers_survives_the_first_giving_up() -> N
     registry.answer = _future()
     endpoint = Endpoint(name="asker", incarnation="1", config=MeshConfig(),
                         registry=registry, types=_NO_TYPES)  # type: ignore[arg-type]  # fmt: skip
-    impatient = asyncio.create_task(endpoint.link("critic"))
-    patient = asyncio.create_task(endpoint.link("critic"))
+    impatient = asyncio.create_task(endpoint.peers.link("critic"))
+    patient = asyncio.create_task(endpoint.peers.link("critic"))
     await _settle()
     impatient.cancel()  # its deadline passed while the lookup was under way
     await _settle()
@@ -223,7 +223,7 @@ async def test_sends_that_waited_for_a_lookup_go_before_sends_made_after_it() ->
     async def send(frame: bytes, after: asyncio.Future[Any] | None = None) -> None:
         if after is not None:
             await after
-        link = await endpoint.link("critic")
+        link = await endpoint.peers.link("critic")
         link.send(frame, _future())
 
     first = asyncio.create_task(send(b"first"))
