@@ -15,12 +15,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 NEEDED = (
-    "benchmarks/__main__.py",  # raymesh bench
+    "benchmarks/cli.py",  # raymesh bench, raymesh chaos (plugin commands)
+    "benchmarks/__main__.py",  # python -m benchmarks
     "benchmarks/topology.py",
     "benchmarks/peer.py",
     "benchmarks/_autogen.py",  # run as a script by the peer's own interpreter
-    "mesh/cli.py",
-    "mesh/chaos/report.py",  # raymesh chaos
+    "mesh/cli/__init__.py",
+    "mesh/cli/__main__.py",  # python -m mesh.cli, a job's entrypoint
+    "benchmarks/chaos/report.py",
 )
 
 
