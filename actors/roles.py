@@ -150,7 +150,8 @@ class Verifier(LLMAgent):
     Args:
         rules: Rules every answer is judged by, besides a `Verify`'s own.
         forbidden: Regular expressions no answer may match, besides a `Verify`'s own.
-        args, kwargs: As `LLMAgent`.
+
+    Other arguments are those of `LLMAgent`.
 
     A `Verify` with no check at all, to a verifier with none of its own (what the
     patterns send to a plain ``verifier``), is judged by `default_rules`.
