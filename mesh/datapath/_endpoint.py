@@ -201,7 +201,8 @@ class Endpoint:
         again and the same frame (the same message id) sent again, until the message's
         deadline or, for a tell without one, ``ask_timeout_s``.
         """
-        await self.types.share(msg)
+        if type(msg) not in self.types.settled:  # a known class costs no coroutine per send
+            await self.types.share(msg)
         env = self.envelope(Kind.TELL, peer, msg, parent=parent, trace_id=trace_id, budget=budget)
         frame = self.codec.encode(env)
         retry = _Retry(env.deadline or time.time() + self.config.ask_timeout_s)
@@ -255,7 +256,8 @@ class Endpoint:
         again and the same frame sent again until the deadline; the peer's dedup makes
         the handler run once per message id (see `mesh.datapath._durable`).
         """
-        await self.types.share(msg)
+        if type(msg) not in self.types.settled:
+            await self.types.share(msg)
         env = self.envelope(Kind.ASK, peer, msg, parent=parent, trace_id=trace_id,
                             timeout=timeout, budget=budget)  # fmt: skip
         frame = self.codec.encode(env)

@@ -93,7 +93,7 @@ class HandlerRunner:
         else:
             self._stats.handled += 1
         if is_ask:
-            if isinstance(outcome, Message):
+            if isinstance(outcome, Message) and type(outcome) not in self._endpoint.types.settled:
                 await self._endpoint.types.share(outcome)
             await self._replies.send(env, self._replies.envelope(env, outcome, spent))
         if isinstance(outcome, HandlerError) and self._crash_on_error:
