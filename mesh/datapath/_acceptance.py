@@ -165,21 +165,34 @@ class FrameAcceptance:
             self._endpoint.dead_letter("decode", env, error, frame_bytes=_size(frame))
             return error
         if env.kind is Kind.REPLY or env.kind is Kind.ERROR:
-            pending = self._pending.get(env.correlation_id or "")
-            if pending is None or pending[0].done():
+            return self._answer(env, frame)
+        return await self._dispatcher.admit(env, call_waiter)
+
+    def _answer(self, env: Envelope, frame: bytes) -> MeshError | None:
+        # A reply completes its ask only if it comes from the peer, and the incarnation,
+        # that was asked. An ask sent as a `request` call has no pending entry (the call's
+        # result answers it), but is outstanding: a reply from another sender is refused
+        # too; one from its peer is late (an earlier attempt's, say).
+        corr = env.correlation_id or ""
+        pending = self._pending.get(corr)
+        if pending is not None and not pending[0].done():
+            if env.sender == pending[1] and env.from_incarnation == pending[2]:
+                pending[0].set_result(env)
+                return None
+            asked = pending[1]
+        else:
+            outstanding = self._endpoint.probes.outstanding.get(corr)
+            if outstanding is None or env.sender == outstanding.peer:
                 why = f"reply to {env.correlation_id} after its ask ended"
                 self._endpoint.dead_letter("late", env, why)
-            elif env.sender != pending[1] or env.from_incarnation != pending[2]:
-                return self._refuse("wrong_peer", env, MisdirectedError(
-                    f"a reply to {env.correlation_id} came from {env.sender!r} (incarnation "
-                    f"{env.from_incarnation}), not from {pending[1]!r}, which was asked",
-                    trace_id=env.trace_id,
-                    hint="only the agent asked can answer an ask; the ask still waits",
-                ), frame_bytes=_size(frame))  # fmt: skip
-            else:
-                pending[0].set_result(env)
-            return None
-        return await self._dispatcher.admit(env, call_waiter)
+                return None
+            asked = outstanding.peer
+        return self._refuse("wrong_peer", env, MisdirectedError(
+            f"a reply to {env.correlation_id} came from {env.sender!r} (incarnation "
+            f"{env.from_incarnation}), not from {asked!r}, which was asked",
+            trace_id=env.trace_id,
+            hint="only the agent asked can answer an ask; the ask still waits",
+        ), frame_bytes=_size(frame))  # fmt: skip
 
     def _open(self, frame: bytes, link_id: str) -> Envelope | MeshError:
         # Decode, then the security checks; what fails comes back as the sender's error.
