@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import struct
 import time
 import tracemalloc
@@ -237,7 +238,7 @@ async def _take(
             outcome = "decoded and handled"
         elif (await host.stats.remote())["failed"] > failed:
             letters = await host.dead_letters.remote(1)
-            outcome = "refused: " + (letters[-1]["error"].split(" [")[0] if letters else "?")
+            outcome = "refused: " + (_limit_of(letters[-1]) if letters else "?")
     await asyncio.sleep(0.05)
     stop.set()
     took = await asking
@@ -269,6 +270,12 @@ async def run(mesh: Mesh) -> BombFigures:
             await host.stop.remote()
         figures.shapes.append(shape)
     return figures
+
+
+def _limit_of(letter: dict[str, Any]) -> str:
+    """Return the error type of a dead letter and the setting its hint says to raise."""
+    found = re.search(r"raise (\w+) \(RAYMESH_", letter["error"])
+    return f"{letter['error_type']}, {found.group(1) if found else 'no setting named'}"
 
 
 def _unbounded(payload: bytes) -> tuple[float, float]:
