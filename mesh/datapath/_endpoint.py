@@ -11,12 +11,14 @@ are kept by the probe rounds (`_probe_rounds`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from mesh.config import MeshConfig
 from mesh.datapath._directory import RegistryClient
+from mesh.datapath._offloop import decoded
 from mesh.datapath._peers import PeerDirectory
 from mesh.datapath._probe_rounds import Outstanding, ProbeRounds
 from mesh.datapath._typeshare import TypeShare
@@ -363,7 +365,8 @@ class Endpoint:
         if not is_known(reply.type) and (expect is None or expect.type_tag != reply.type):
             await self.types.learn(reply.type)
         try:
-            return self.open_reply(reply, expect)
+            return await decoded(reply, self.config.offloop_decode_bytes,
+                                 functools.partial(self.open_reply, reply, expect))  # fmt: skip
         except UnknownMessageTypeError as exc:
             self.dead_letter("schema", reply, exc)
             raise

@@ -274,6 +274,24 @@ async def test_a_reply_goes_to_the_ask_waiting_for_it_and_a_late_one_is_a_dead_l
     assert host.endpoint.dead_letters.by_reason == {"late": 1, "wrong_peer": 2}
 
 
+async def test_a_reply_to_an_ask_sent_as_a_call_is_refused_from_another_peer(
+    tmp_path: Path,
+) -> None:
+    # Such an ask has no pending entry (the call's result answers it) but is outstanding.
+    host = _Host(tmp_path)
+    host.endpoint.probes.outstanding["ask-9"] = Outstanding("a", time.time(), "t" * 32, None)
+
+    def reply(sender: str) -> bytes:
+        return host.codec.encode(Envelope(kind=Kind.REPLY, type=Done.type_tag or "",
+                                          sender=sender, recipient="b",
+                                          payload=host.codec.encode_message(Done()),
+                                          correlation_id="ask-9", **BOUND))  # fmt: skip
+
+    assert isinstance(await host.acceptance.accept(reply("c"), "c#inc-a/0"), MisdirectedError)
+    assert await host.acceptance.accept(reply("a"), "a#inc-a/0") is None  # an earlier attempt's
+    assert host.endpoint.dead_letters.by_reason == {"wrong_peer": 1, "late": 1}
+
+
 @pytest.mark.parametrize(
     "bound",
     [{"recipient": "c"}, {"to_incarnation": "inc-b-before"}, {"to_incarnation": None}],
