@@ -94,7 +94,9 @@ class MeshConfig(BaseSettings):
     )
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    secret: SecretStr | None = Field(None, description="Cluster secret: frames are signed with it.")
+    secret: SecretStr | None = Field(
+        None, description="Cluster secret, at least 32 random bytes: frames are signed with it."
+    )
     previous_secrets: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
         (), description="Earlier secrets still accepted during a rollover (comma-separated)."
     )

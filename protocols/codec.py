@@ -427,7 +427,9 @@ class _HeaderShape:
         self._left -= 1
         if self._left < 0:
             raise DecodeLimitError(
-                "frame header holds more arrays and maps than a frame has", limit="frame header"
+                "frame header holds more arrays and maps than a frame has",
+                limit="frame header",
+                hint=_HEADER_HINT,
             )
         return container
 
@@ -438,18 +440,23 @@ def _over_limit(exc: BaseException, what: str, *, header: bool) -> DecodeLimitEr
     text = str(exc)
     if isinstance(exc, msgpack.StackError):
         if header:
-            return DecodeLimitError(f"{what} header nests too deep", limit="frame header")
+            return DecodeLimitError(f"{what} header nests too deep", limit="frame header",
+                                    hint=_HEADER_HINT)  # fmt: skip
         return DecodeLimitError(f"{what} nests deeper than msgpack's stack", limit="max_depth",
                                 hint=_raise_hint("max_depth"))  # fmt: skip
     for limit, setting in _SETTINGS.items():
         if limit in text:
             if header and setting != "max_payload_bytes":
                 return DecodeLimitError(f"{what} header has a field longer than a header allows: "
-                                        f"{text[:120]}", limit="frame header")  # fmt: skip
+                                        f"{text[:120]}", limit="frame header",
+                                        hint=_HEADER_HINT)  # fmt: skip
             return DecodeLimitError(f"{what} has a value longer than {setting} allows: "
                                     f"{text[:120]}", limit=setting,
                                     hint=_raise_hint(setting))  # fmt: skip
     return None
+
+
+_HEADER_HINT = "a header holds names and numbers of fixed shapes: the sender is buggy or hostile"
 
 
 def _raise_hint(setting: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar, overload
 
 from mesh.config import MeshConfig
 from mesh.datapath._directory import RegistryClient
-from mesh.datapath._offloop import decoded
+from mesh.datapath._offloop import is_large, off_loop
 from mesh.datapath._peers import PeerDirectory
 from mesh.datapath._probe_rounds import Outstanding, ProbeRounds
 from mesh.datapath._typeshare import TypeShare
@@ -365,8 +365,9 @@ class Endpoint:
         if not is_known(reply.type) and (expect is None or expect.type_tag != reply.type):
             await self.types.learn(reply.type)
         try:
-            return await decoded(reply, self.config.offloop_decode_bytes,
-                                 functools.partial(self.open_reply, reply, expect))  # fmt: skip
+            if is_large(reply, self.config.offloop_decode_bytes):
+                return await off_loop(functools.partial(self.open_reply, reply, expect))
+            return self.open_reply(reply, expect)
         except UnknownMessageTypeError as exc:
             self.dead_letter("schema", reply, exc)
             raise

@@ -18,11 +18,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from protocols import Codec, Envelope, Message
+from protocols import Envelope
 
-__all__ = ["decode_payload", "decoded"]
+__all__ = ["is_large", "off_loop"]
 
-M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 
 
@@ -32,17 +31,15 @@ def _thread() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="raymesh-decode")
 
 
-async def decode_payload(codec: Codec, env: Envelope, expect: type[M], threshold: int) -> M:
-    """Return `env`'s payload as an `expect`; off the loop if it is over `threshold` bytes.
+def is_large(env: Envelope, threshold: int) -> bool:
+    """Return True when `env`'s payload should be decoded off the loop.
 
-    Raises:
-        ProtocolError: As `Codec.decode_message`.
+    Callers test this first and call the decoder inline otherwise: a small payload (the
+    common case) then costs no coroutine and no thread hop.
     """
-    return await decoded(env, threshold, lambda: codec.decode_message(env, expect))
+    return len(env.payload) > threshold
 
 
-async def decoded(env: Envelope, threshold: int, decode: Callable[[], T]) -> T:
-    """Return `decode()`, run off the loop if `env`'s payload is over `threshold` bytes."""
-    if len(env.payload) <= threshold:
-        return decode()
+async def off_loop(decode: Callable[[], T]) -> T:
+    """Return `decode()`, run on the decoding thread while the loop goes on."""
     return await asyncio.get_running_loop().run_in_executor(_thread(), decode)

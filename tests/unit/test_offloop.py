@@ -8,7 +8,7 @@ from typing import Any
 
 import msgpack
 
-from mesh.datapath._offloop import decode_payload, decoded
+from mesh.datapath._offloop import is_large, off_loop
 from protocols import Codec, Envelope, Kind, Message
 
 
@@ -22,7 +22,7 @@ def _env(count: int) -> Envelope:
                     payload=payload)  # fmt: skip
 
 
-async def test_a_payload_over_the_threshold_is_decoded_on_the_decoding_thread() -> None:
+async def test_a_large_payload_is_decoded_on_the_decoding_thread() -> None:
     threads: list[str] = []
 
     def where() -> str:
@@ -30,11 +30,12 @@ async def test_a_payload_over_the_threshold_is_decoded_on_the_decoding_thread() 
         return "done"
 
     small, large = _env(10), _env(50_000)
-    assert await decoded(small, len(small.payload), where) == "done"
-    assert await decoded(large, len(small.payload), where) == "done"
-    assert threads[0] == threading.current_thread().name
-    assert threads[1].startswith("raymesh-decode")
-    message = await decode_payload(Codec(), large, Numbers, threshold=1024)
+    assert not is_large(small, len(small.payload))
+    assert is_large(large, len(small.payload))
+    assert await off_loop(where) == "done"
+    assert threads[0].startswith("raymesh-decode")
+    assert threads[0] != threading.current_thread().name
+    message = await off_loop(lambda: Codec().decode_message(large, Numbers))
     assert message.data == list(range(50_000))
 
 
@@ -65,7 +66,7 @@ async def test_the_loop_runs_while_a_large_payload_decodes() -> None:
 
     ticker = asyncio.create_task(tick())
     await asyncio.sleep(0.01)
-    message = await decoded(env, 0, decode)
+    message = await off_loop(decode)
     stop.set()
     await ticker
     assert len(message.data) == 40_000
