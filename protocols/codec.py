@@ -71,6 +71,8 @@ _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 _SPAN_ID = re.compile(r"[0-9a-f]{16}")
 _KINDS = {kind.value: kind for kind in Kind}
 _HEADER_STR_BYTES = 4 * _MAX_NAME  # names are counted in characters, of up to 4 bytes
+#: Frames up to this size hold at most this many objects: their headers are not counted.
+_UNCOUNTED_FRAME_BYTES = 16 * 1024
 #: The msgpack limits and the setting that raises each, as its error names them.
 _SETTINGS = {
     "max_array_len": "max_array_len",
@@ -97,7 +99,6 @@ class Codec:
     """
 
     __slots__ = (
-        "_payload_limits",
         "max_array_len",
         "max_depth",
         "max_frame_bytes",
@@ -134,13 +135,6 @@ class Codec:
         self.max_map_len = max_map_len
         self.max_str_len = max_str_len
         self.signer = signer
-        self._payload_limits = {
-            "max_array_len": max_array_len,
-            "max_map_len": max_map_len,
-            "max_str_len": max_str_len,
-            "max_bin_len": max_payload_bytes,
-            "max_ext_len": max_payload_bytes,
-        }
 
     def encode(self, envelope: Envelope) -> bytes:
         """Return `envelope` as one frame.
@@ -216,13 +210,15 @@ class Codec:
         signed_at: float | None = None
         if self.signer is not None:
             frame, signed_at = self.signer.verify(frame)
-        shape = _HeaderShape()
+        # Each msgpack object takes a byte at least: a small frame cannot hold a header
+        # bomb, so only a larger one pays for counting its containers.
+        shape = _HeaderShape() if len(frame) > _UNCOUNTED_FRAME_BYTES else None
         try:
             fields = msgpack.unpackb(
                 frame, raw=False, use_list=True, strict_map_key=True,
                 max_array_len=_MAX_CHAIN + 1, max_map_len=_MAX_BUDGET_UNITS + 1,
                 max_str_len=_HEADER_STR_BYTES, max_bin_len=self.max_payload_bytes,
-                max_ext_len=0, list_hook=shape.take, object_hook=shape.take,
+                max_ext_len=0, list_hook=shape and shape.take, object_hook=shape and shape.take,
             )  # fmt: skip
         except DecodeLimitError:
             raise
@@ -324,24 +320,27 @@ class Codec:
             DecodeError: The payload is not valid msgpack.
         """
         payload = envelope.payload
-        what = f"payload of {envelope.type!r}"
         try:
             if len(payload) > self.max_payload_bytes:
                 raise DecodeLimitError(
-                    f"{what} of {len(payload)} bytes exceeds the limit of "
+                    f"payload of {envelope.type!r} is {len(payload)} bytes, over the limit of "
                     f"{self.max_payload_bytes} bytes",
                     limit="max_payload_bytes",
                     hint=_raise_hint("max_payload_bytes"),
                 )
-            budget = _Budget(self.max_objects, self.max_depth, what)
+            budget = _Budget(self.max_objects, self.max_depth, envelope.type)
             try:
                 return msgpack.unpackb(
                     payload, raw=False, use_list=True, strict_map_key=False,
-                    list_hook=budget.on_list, object_hook=budget.on_map, **self._payload_limits,
+                    max_array_len=self.max_array_len, max_map_len=self.max_map_len,
+                    max_str_len=self.max_str_len, max_bin_len=self.max_payload_bytes,
+                    max_ext_len=self.max_payload_bytes,
+                    list_hook=budget.on_list, object_hook=budget.on_map,
                 )  # fmt: skip
             except DecodeLimitError:
                 raise
             except Exception as exc:  # msgpack raises a zoo of types for bad input
+                what = f"payload of {envelope.type!r}"
                 limited = _over_limit(exc, what, header=False)
                 if limited is not None:
                     raise limited from None
@@ -359,13 +358,13 @@ class _Budget:
     stops msgpack at once, so a bomb never gets past the budget.
     """
 
-    __slots__ = ("_deep", "_depth", "_left", "_what")
+    __slots__ = ("_deep", "_depth", "_left", "_tag")
 
-    def __init__(self, objects: int, depth: int, what: str) -> None:
+    def __init__(self, objects: int, depth: int, tag: str) -> None:
         self._left = objects
         self._depth = depth
-        self._what = what
-        self._deep: dict[int, int] = {}
+        self._tag = tag  # named in the errors, which are made only when raised
+        self._deep: dict[int, int] | None = None  # made for the first nested container
 
     def on_list(self, items: list[Any]) -> list[Any]:
         self._left -= len(items) + 1
@@ -385,11 +384,13 @@ class _Budget:
 
     def _nest(self, container: Any, children: Any) -> None:
         deep = self._deep
+        if deep is None:
+            deep = self._deep = {}
         depth = 1 + max(deep.pop(id(child), 1) for child in children
                         if type(child) is list or type(child) is dict)  # fmt: skip
         if depth > self._depth:
             raise DecodeLimitError(
-                f"{self._what} nests deeper than {self._depth} levels",
+                f"payload of {self._tag!r} nests deeper than {self._depth} levels",
                 limit="max_depth",
                 hint=_raise_hint("max_depth"),
             )
@@ -397,7 +398,8 @@ class _Budget:
 
     def _over_objects(self) -> DecodeLimitError:
         return DecodeLimitError(
-            f"{self._what} holds more objects (arrays, maps and their elements) than allowed",
+            f"payload of {self._tag!r} holds more objects (arrays, maps and their elements) "
+            "than allowed",
             limit="max_objects",
             hint=_raise_hint("max_objects"),
         )
