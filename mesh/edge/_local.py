@@ -7,15 +7,16 @@ unless `dev`, Ray's token file is made before Ray starts, 0600, and the Ray bind
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import ray
 
 from mesh._compat import loopback_problem, ray_on_loopback
 from mesh.errors import ClusterError
-from mesh.security import guard_local_ray, secure_token_file, token_path
+from mesh.security import guard_local_ray, is_loopback, secure_token_file, token_path
 
-__all__ = ["start_private_ray"]
+__all__ = ["joining", "start_private_ray"]
 
 
 def start_private_ray(*, dev: bool, **ray_init_kwargs: Any) -> None:
@@ -37,3 +38,14 @@ def start_private_ray(*, dev: bool, **ray_init_kwargs: Any) -> None:
             problem,
             hint="use the Ray version raymesh pins (mesh/_compat.py: VERIFIED_RAY)",
         )
+
+
+def joining(address: str) -> contextlib.AbstractContextManager[None]:
+    """The context for ``ray.init`` joining `address` (``host:port``, ``ray://``, ``auto``).
+
+    Ray rewrites a loopback address to this machine's routable one before it connects,
+    where a head on loopback (``raymesh up``) does not listen: for such an address the
+    driver joins as `ray_on_loopback` says.
+    """
+    host = address.removeprefix("ray://").rpartition(":")[0].strip("[]")
+    return ray_on_loopback() if is_loopback(host) else contextlib.nullcontext()

@@ -33,7 +33,7 @@ from mesh.control import (
 )
 from mesh.datapath import Endpoint, TypeShare, translate
 from mesh.edge._connect import prepare_driver
-from mesh.edge._local import start_private_ray
+from mesh.edge._local import joining, start_private_ray
 from mesh.edge._run import RunOutcome, run_team
 from mesh.errors import ConfigError, MeshError, PeerNotFoundError
 from mesh.observability import (
@@ -130,7 +130,8 @@ class Mesh:
         if owns:
             prepare_driver(address)  # fails fast, and sends Ray's auth token if there is one
             try:
-                ray.init(address=address, namespace=config.namespace, **ray_init_kwargs)
+                with joining(address):
+                    ray.init(address=address, namespace=config.namespace, **ray_init_kwargs)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ConfigError(
                     f"cannot join the Ray cluster at {address!r}: {exc}",
