@@ -42,7 +42,7 @@ def is_loopback(host: str) -> bool:
 
 def bind_args(host: str) -> list[str]:
     """Return the ``ray start --head`` arguments that bind the head to `host`."""
-    if host in _LOOPBACKS:
+    if is_loopback(host):
         return ["--node-ip-address", LOOPBACK, "--dashboard-host", LOOPBACK]
     return ["--dashboard-host", host]
 
@@ -63,14 +63,14 @@ def head_env(env: Mapping[str, str], *, host: str, dev: bool) -> dict[str, str]:
                 "refusing to start Ray with token authentication disabled (RAY_AUTH_MODE=disabled)",
                 hint="unset RAY_AUTH_MODE; for a throwaway local cluster, pass --dev",
             )
-        if host not in _LOOPBACKS:
+        if not is_loopback(host):
             raise ConfigError(
                 f"refusing to expose an unauthenticated Ray on {host}",
                 hint="anyone who reaches its ports can run code: keep token authentication on",
             )
     ready = dict(env)
     ready.setdefault("RAY_AUTH_MODE", "token")
-    if host in _LOOPBACKS:
+    if is_loopback(host):
         ready |= LOOPBACK_ENV
     return ready
 
