@@ -102,13 +102,15 @@ def open_private(path: str | Path) -> BinaryIO:
     return open(os.open(path, os.O_WRONLY | os.O_TRUNC), "wb")
 
 
-def write_private(path: str | Path, data: bytes | str) -> Path:
+def write_private(path: str | Path, data: bytes | str, *, keep_existing: bool = False) -> Path:
     """Replace `path` with `data` atomically and durably, readable by its owner only.
 
     The data goes to a new temp file in the same directory (created 0600 with
     ``O_EXCL``, so never one an attacker placed there), is fsynced, renamed over
     `path`, and the directory is fsynced so that the rename survives a crash. The
-    directory is created 0700 if missing.
+    directory is created 0700 if missing. With `keep_existing`, a `path` that exists
+    (made meanwhile by another process) is left as it is: the data is linked in place,
+    never renamed over it.
     """
     path = Path(path).expanduser()
     folder = path.parent
@@ -122,7 +124,12 @@ def write_private(path: str | Path, data: bytes | str) -> Path:
             out.write(raw)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temp, path)
+        if keep_existing:
+            with contextlib.suppress(FileExistsError):
+                os.link(temp, path)
+            temp.unlink()
+        else:
+            os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise

@@ -105,7 +105,8 @@ def prepare_token(env: Mapping[str, str]) -> None:
         return
     path = token_path(env)
     if not path.exists():
-        write_private(path, secrets.token_hex(32))  # what Ray's own generator makes
+        # What Ray's own generator makes; a token another process wrote meanwhile wins.
+        write_private(path, secrets.token_hex(32), keep_existing=True)
     secure_token_file(path)
 
 

@@ -76,6 +76,15 @@ def test_write_private_replaces_atomically_with_mode_0600_and_leaves_no_temp(
     assert [p.name for p in path.parent.iterdir()] == ["state.json"]
 
 
+def test_write_private_keeping_existing_never_replaces_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "auth_token"
+    write_private(path, "first", keep_existing=True)
+    write_private(path, "second", keep_existing=True)  # another process was first
+    assert path.read_text() == "first"
+    assert _mode(path) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["auth_token"]
+
+
 def test_private_file_and_open_private_make_0600_files(tmp_path: Path) -> None:
     made = private_file(tmp_path / "db")
     assert made.read_bytes() == b""
