@@ -72,6 +72,8 @@ def up(  # noqa: PLR0917 (typer maps each parameter to an option)
                f"{len(state.pids)} processes, temp dir {state.temp_dir})")  # fmt: skip
     out.print(f"  address:   {state.address}")
     out.print(f"  dashboard: {state.dashboard_url}")
+    for socket in state.exposed:  # a port Ray bound beyond loopback after all
+        err.print(f"[yellow]warning:[/yellow] {socket}: reachable from other machines")
     _print_next_steps(state)
     if block:
         _block_until_interrupted(state)

@@ -33,6 +33,7 @@ from mesh.control import (
 )
 from mesh.datapath import Endpoint, TypeShare, translate
 from mesh.edge._connect import prepare_driver
+from mesh.edge._local import joining, start_private_ray
 from mesh.edge._run import RunOutcome, run_team
 from mesh.errors import ConfigError, MeshError, PeerNotFoundError
 from mesh.observability import (
@@ -82,12 +83,23 @@ class Mesh:
         self._log = get_logger(edge=self._edge.name)
 
     @classmethod
-    def local(cls, *, config: MeshConfig | None = None, **ray_init_kwargs: Any) -> Mesh:
+    def local(
+        cls, *, config: MeshConfig | None = None, dev: bool = False, **ray_init_kwargs: Any
+    ) -> Mesh:
         """Start a local Ray (or join the one this process already has) and return a mesh.
+
+        The Ray it starts listens on 127.0.0.1 only, with token authentication on and
+        its token file readable by this user only, as ``raymesh up`` does.
 
         Args:
             config: Limits and timings; read from ``RAYMESH_*`` variables when omitted.
+            dev: Allow an inherited ``RAY_AUTH_MODE=disabled`` (a throwaway Ray).
             ray_init_kwargs: Passed to ``ray.init``, e.g. ``num_cpus=8``.
+
+        Raises:
+            ConfigError: ``RAY_AUTH_MODE=disabled`` without `dev`.
+            ClusterError: The new Ray listens beyond loopback (a Ray that binds
+                another way than the one verified); it is stopped.
         """
         config = config or MeshConfig()
         owns = not ray.is_initialized()
@@ -97,7 +109,10 @@ class Mesh:
             ray_init_kwargs.setdefault("address", "local")
             ray_init_kwargs.setdefault("include_dashboard", False)
             ray_init_kwargs.setdefault("log_to_driver", True)
-            ray.init(namespace=config.namespace, **ray_init_kwargs)
+            if ray_init_kwargs["address"] == "local":
+                start_private_ray(namespace=config.namespace, dev=dev, **ray_init_kwargs)
+            else:
+                ray.init(namespace=config.namespace, **ray_init_kwargs)
         return cls(config=config, owns_ray=owns)
 
     @classmethod
@@ -115,7 +130,8 @@ class Mesh:
         if owns:
             prepare_driver(address)  # fails fast, and sends Ray's auth token if there is one
             try:
-                ray.init(address=address, namespace=config.namespace, **ray_init_kwargs)
+                with joining(address):
+                    ray.init(address=address, namespace=config.namespace, **ray_init_kwargs)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ConfigError(
                     f"cannot join the Ray cluster at {address!r}: {exc}",

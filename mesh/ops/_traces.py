@@ -17,6 +17,7 @@ from rich.text import Text
 
 from mesh.config import raymesh_home
 from mesh.observability import UsageReport
+from mesh.security import private_dir, write_private
 from protocols import Usage
 
 __all__ = [
@@ -39,10 +40,8 @@ def save_trace(spans: Sequence[dict[str, Any]]) -> Path | None:
     """Keep a trace's spans under the raymesh home, for `raymesh trace` after the mesh ends."""
     if not spans:
         return None
-    folder = _saved_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{spans[0]['trace_id']}.json"
-    path.write_text(json.dumps(spans))
+    folder = private_dir(_saved_dir())  # prompts and answers are in the spans
+    path = write_private(folder / f"{spans[0]['trace_id']}.json", json.dumps(spans))
     for old in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)[:-KEEP_SAVED]:
         old.unlink(missing_ok=True)
     return path

@@ -1,13 +1,33 @@
 """Who may talk to whom and what never leaks: ACLs, secrets and their
-redaction, the cluster secret that signs frames, and Ray's token authentication.
+redaction, the cluster secret that signs frames, Ray's token authentication and
+loopback binding, and files only their owner can read.
 """
 
 from mesh.security._acl import AccessPolicy, AccessRule, AgentAccess, compile_access
-from mesh.security._ray_auth import LOOPBACK, bind_args, head_env, secure_token_file, token_path
+from mesh.security._private_files import (
+    DIR_MODE,
+    FILE_MODE,
+    open_private,
+    private_dir,
+    private_file,
+    write_private,
+)
+from mesh.security._ray_auth import (
+    LOOPBACK,
+    bind_args,
+    guard_local_ray,
+    head_env,
+    is_loopback,
+    prepare_token,
+    secure_token_file,
+    token_path,
+)
 from mesh.security._redaction import redact, remember_secret
 from mesh.security._secrets import env_secret_reason, get_secret, read_secrets_file, secret_fields
 
 __all__ = [
+    "DIR_MODE",
+    "FILE_MODE",
     "LOOPBACK",
     "AccessPolicy",
     "AccessRule",
@@ -16,11 +36,18 @@ __all__ = [
     "compile_access",
     "env_secret_reason",
     "get_secret",
+    "guard_local_ray",
     "head_env",
+    "is_loopback",
+    "open_private",
+    "prepare_token",
+    "private_dir",
+    "private_file",
     "read_secrets_file",
     "redact",
     "remember_secret",
     "secret_fields",
     "secure_token_file",
     "token_path",
+    "write_private",
 ]

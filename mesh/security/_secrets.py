@@ -36,6 +36,10 @@ _SECRET_NAME = re.compile(r"(api_?key|secret|token|password|passwd|credential)",
 _RANDOM = re.compile(r"^[A-Za-z0-9+/=_\-.]{24,}$")
 # A variable that names where a secret is (a file, a path) rather than holding it.
 _REFERENCE = re.compile(r"_(FILE|PATH|DIR)$", re.IGNORECASE)
+# What a secrets file may not set: its keys go into the environment of Ray's processes
+# (`raymesh up --secrets-file`), where these would switch token authentication off
+# (RAY_AUTH_MODE), redirect Ray, or choose which programs and libraries run.
+_FORBIDDEN = re.compile(r"^(RAY_.*|PATH|LD_.*|PYTHON.*)$", re.IGNORECASE)
 
 
 def read_secrets_file(path: str | Path) -> dict[str, str]:
@@ -43,7 +47,8 @@ def read_secrets_file(path: str | Path) -> dict[str, str]:
 
     Raises:
         ConfigError: The file is missing, not a regular file, readable or writable by
-            group or others, or has a line that is not ``KEY=value``.
+            group or others, has a line that is not ``KEY=value``, or sets a variable
+            that is not a secret's to set (``RAY_*``, ``PATH``, ``LD_*``, ``PYTHON*``).
     """
     path = Path(path).expanduser()
     try:
@@ -67,6 +72,14 @@ def read_secrets_file(path: str | Path) -> dict[str, str]:
             # The line itself is not shown: it may be a key with a typo around it.
             raise ConfigError(f"secrets file {path}, line {number}: expected KEY=value")
         name, value = match.groups()
+        if _FORBIDDEN.match(name):
+            # The value is not shown: it may be a key under a misplaced name.
+            raise ConfigError(
+                f"secrets file {path}, line {number}: {name} may not be set by a secrets "
+                "file (it would reach Ray's processes' environment)",
+                hint="keep only keys in it; set Ray's and the interpreter's variables "
+                "in the shell that starts raymesh",
+            )
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
         values[name] = value
