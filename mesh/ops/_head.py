@@ -31,9 +31,12 @@ from mesh.errors import ClusterError
 from mesh.security import (
     LOOPBACK,
     bind_args,
+    ensure_certificates,
     head_env,
     read_secrets_file,
     secure_token_file,
+    tls_directory,
+    tls_enabled,
     token_path,
 )
 
@@ -58,6 +61,9 @@ class HeadState:
         num_cpus: The CPUs the head offers.
         ray_version: The Ray that started it.
         started_at: Epoch seconds.
+        tls: Ray's gRPC runs mutual TLS (``raymesh up --tls``).
+        tls_ca_cert: The CA a client must trust, beside the node certificate and key
+            it presents (the same directory).
     """
 
     address: str
@@ -67,6 +73,8 @@ class HeadState:
     num_cpus: int | None = None
     ray_version: str = ""
     started_at: float = 0.0
+    tls: bool = False
+    tls_ca_cert: str | None = None
 
     @property
     def pids(self) -> list[int]:
@@ -235,6 +243,7 @@ def start_head(
     host: str = LOOPBACK,
     dev: bool = False,
     secrets_file: Path | None = None,
+    tls: bool = False,
 ) -> HeadState:
     """Start a local Ray head with ``ray start --head`` and record it in the state file.
 
@@ -251,6 +260,9 @@ def start_head(
             ports (see the README's security section).
         dev: Allow ``RAY_AUTH_MODE=disabled`` (on loopback only).
         secrets_file: A 0600 ``KEY=value`` file of keys for the cluster's jobs.
+        tls: Run Ray's gRPC with mutual TLS, with a CA and node certificate made (or
+            reused) under ``$RAYMESH_HOME/tls``; the head's environment, which its
+            workers and jobs inherit, names them.
 
     Raises:
         ClusterError: A head started by ``raymesh up`` already runs, or Ray failed to
@@ -267,6 +279,8 @@ def start_head(
     if secrets_file is not None:
         env |= read_secrets_file(secrets_file)
     secure_token_file(token_path(env))
+    if tls:
+        env |= ensure_certificates(tls_directory(raymesh_home(), env), hosts=[host]).env()
     free = iter(_free_ports(7))
     port = port or next(free)
     dashboard_port = dashboard_port or next(free)
@@ -312,6 +326,9 @@ def start_head(
         num_cpus=num_cpus,
         ray_version=ray.__version__,
         started_at=time.time(),
+        # Also when the shell set Ray's TLS variables itself.
+        tls=tls_enabled(env),
+        tls_ca_cert=env.get("RAY_TLS_CA_CERT") if tls_enabled(env) else None,
     )
     _state_path().write_text(json.dumps(asdict(state), indent=2))
     try:
