@@ -16,6 +16,7 @@ from mesh.security import (
     TLS_DIR_ENV,
     ensure_certificates,
     read_certificates,
+    speaks_tls,
     tls_directory,
     tls_enabled,
 )
@@ -149,7 +150,7 @@ def _client_tls_env(tls: bool | Path | None) -> dict[str, str] | None:
 
 
 def _use_tls(host: str, port: int, shown: str, tls: bool | Path | None) -> None:
-    speaks = _speaks_tls(host, port)
+    speaks = speaks_tls(host, port, timeout=_PROBE_S)
     if tls is False:
         if speaks:
             raise TlsError(
@@ -173,23 +174,6 @@ def _use_tls(host: str, port: int, shown: str, tls: bool | Path | None) -> None:
         )
     _handshake(host, port, shown, env)
     _export(env)
-
-
-def _speaks_tls(host: str, port: int) -> bool:
-    """Return True if the server at host:port completes (or alerts in) a TLS handshake."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # only asking whether it speaks TLS at all
-    try:
-        with (
-            socket.create_connection((host, port), timeout=_PROBE_S) as raw,
-            context.wrap_socket(raw, server_hostname=host),
-        ):
-            return True
-    except ssl.SSLError as exc:
-        return "ALERT" in (exc.reason or "")  # a TLS server that refused the hello
-    except OSError:
-        return False  # a plain server closed or timed out on a hello it cannot read
 
 
 def _handshake(host: str, port: int, shown: str, env: dict[str, str]) -> None:

@@ -11,6 +11,7 @@ from mesh.security._tls import (
     TlsFiles,
     ensure_certificates,
     read_certificates,
+    speaks_tls,
     tls_directory,
     tls_enabled,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "remember_secret",
     "secret_fields",
     "secure_token_file",
+    "speaks_tls",
     "tls_directory",
     "tls_enabled",
     "token_path",

@@ -11,6 +11,7 @@ a 0700 directory whose files are 0600 from their first byte (written under a tem
 name opened 0600, then renamed), and reuses them while they are valid: a node
 certificate that expires, does not cover a host asked for, or was not signed by the CA
 is made again; a CA that expires is made again with a new node certificate.
+`speaks_tls` answers a client's first question: does the server at that port use TLS?
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import datetime
 import ipaddress
 import os
 import socket
+import ssl
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ __all__ = [
     "TlsFiles",
     "ensure_certificates",
     "read_certificates",
+    "speaks_tls",
     "tls_directory",
     "tls_enabled",
 ]
@@ -158,6 +161,23 @@ def read_certificates(directory: Path) -> TlsFiles:
             hint=f"chmod 600 {files.key}",
         )
     return files
+
+
+def speaks_tls(host: str, port: int, *, timeout: float = 3.0) -> bool:
+    """Return True if the server at host:port completes (or alerts in) a TLS handshake."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # only asking whether it speaks TLS at all
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as raw,
+            context.wrap_socket(raw, server_hostname=host),
+        ):
+            return True
+    except ssl.SSLError as exc:
+        return "ALERT" in (exc.reason or "")  # a TLS server that refused the hello
+    except OSError:
+        return False  # a plain server closed or timed out on a hello it cannot read
 
 
 def _private_dir(directory: Path) -> None:
