@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks import topology
+from benchmarks.percentiles import percentile
 from mesh import Mesh, MeshConfig
 from mesh.security import speaks_tls
 
@@ -62,11 +63,20 @@ class Outcome:
             out.setdefault(row.mode, {})[label] = round(row.msgs_per_s / base.msgs_per_s, 3)
         return out
 
+    def medians(self) -> dict[str, float]:
+        """``{topology: median tls/plain}`` over every point and mode: one figure each."""
+        by_topology: dict[str, list[float]] = {}
+        for by_point in self.ratios().values():
+            for label, ratio in by_point.items():
+                by_topology.setdefault(label.split(",", 1)[0], []).append(ratio)
+        return {top: round(percentile(values, 0.5) or 0.0, 3)
+                for top, values in sorted(by_topology.items())}  # fmt: skip
+
     def as_json(self) -> dict[str, Any]:
         """The report's ``tls`` part."""
         return {"rows": [asdict(r) for r in self.rows], "tls_over_plain": self.ratios(),
-                "rounds": self.rounds, "speaks_tls": self.speaks_tls,
-                "notes": self.notes}  # fmt: skip
+                "tls_over_plain_median": self.medians(), "rounds": self.rounds,
+                "speaks_tls": self.speaks_tls, "notes": self.notes}  # fmt: skip
 
 
 def _key(row: topology.Row) -> Key:
@@ -141,6 +151,8 @@ def run(
     """Measure, print the table and notes; return the report's ``tls`` part."""
     outcome = measure(plan, count=count, rounds=rounds, console=progress)
     console.print(table(outcome))
+    shown = ", ".join(f"{top} {ratio:.2f}x" for top, ratio in outcome.medians().items())
+    console.print(f"TLS / plain throughput, median over the points: {shown}")
     for note in outcome.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     return {"tls": outcome.as_json()}

@@ -69,6 +69,9 @@ def up(  # noqa: PLR0917 (typer maps each parameter to an option)
         if current is not None:
             out.print(f"[yellow]a cluster is already up[/yellow] at {current.address}, "
                        f"dashboard {current.dashboard_url}")  # fmt: skip
+            if tls and not current.tls:
+                err.print("[yellow]it runs without TLS[/yellow]: `raymesh down`, then "
+                          "`raymesh up --tls`")  # fmt: skip
             _print_next_steps(current)
             return
         with err.status("starting a Ray head (ray start --head)"):

@@ -27,7 +27,7 @@ _TLS_VARS = ("RAY_TLS_SERVER_CERT", "RAY_TLS_SERVER_KEY", "RAY_TLS_CA_CERT")
 #: certificate answers with its own SETTINGS; one that refused it closes the connection.
 _H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 _TLS_HINT = (
-    f"copy ca.crt, node.crt and node.key from the head's $RAYMESH_HOME/tls into a 0700 "
+    "copy ca.crt, node.crt and node.key from the head's $RAYMESH_HOME/tls into a 0700 "
     f"directory and set {TLS_DIR_ENV} to it (on the head's machine, the same RAYMESH_HOME "
     "finds them)"
 )

@@ -53,3 +53,7 @@ def test_tls_suite_measures_both_sides_and_reports_the_ratio(tmp_path: Path) -> 
     for mode in MODES:
         assert set(ratios[mode]) == {f"{t}, N=2, 1024 B" for t in TOPOLOGIES}
         assert all(ratio > 0 for ratio in ratios[mode].values())
+    medians = tls["tls_over_plain_median"]
+    assert set(medians) == TOPOLOGIES
+    assert all(ratio > 0 for ratio in medians.values())
+    assert "median over the points" in done.stdout

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import ray
 
-from mesh import Mesh, TlsError
+from mesh import ConfigError, Mesh, TlsError
 from mesh.edge import prepare_driver
 from mesh.ops._head import _alive  # the pid and start time the state file records
 from mesh.security import ensure_certificates
@@ -235,6 +235,13 @@ async def test_a_plain_cluster_refuses_a_client_that_requires_tls(
     with pytest.raises(TlsError, match="does not speak TLS"):
         prepare_driver(gcs, tls=files.directory)
     assert os.environ.get("RAY_USE_TLS") is None  # nothing was turned on
+
+
+async def test_local_tls_is_refused_once_this_process_runs_a_plain_ray(mesh: Mesh) -> None:
+    # TLS is chosen when Ray starts: a second Mesh.local in this process would be plain.
+    with pytest.raises(ConfigError, match="already runs a Ray"):
+        Mesh.local(tls=True)
+    assert os.environ.get("RAY_USE_TLS") is None
 
 
 def test_down_stops_every_process_of_the_tls_head(head: Head) -> None:
