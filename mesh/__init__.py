@@ -34,6 +34,7 @@ from mesh.errors import (
     RestartIntensityError,
     SignatureError,
     SupervisionError,
+    TlsError,
     TraceNotFoundError,
     UnknownMessageTypeError,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "SupervisionError",
     "TeamHandle",
     "TeamSpec",
+    "TlsError",
     "TraceNotFoundError",
     "UnknownMessageTypeError",
     "get_logger",

@@ -32,7 +32,7 @@ from mesh.control import (
     type_catalog,
 )
 from mesh.datapath import Endpoint, TypeShare, translate
-from mesh.edge._connect import prepare_driver
+from mesh.edge._connect import prepare_driver, use_local_tls
 from mesh.edge._local import joining, start_private_ray
 from mesh.edge._run import RunOutcome, run_team
 from mesh.errors import ConfigError, MeshError, PeerNotFoundError
@@ -84,7 +84,12 @@ class Mesh:
 
     @classmethod
     def local(
-        cls, *, config: MeshConfig | None = None, dev: bool = False, **ray_init_kwargs: Any
+        cls,
+        *,
+        config: MeshConfig | None = None,
+        dev: bool = False,
+        tls: bool = False,
+        **ray_init_kwargs: Any,
     ) -> Mesh:
         """Start a local Ray (or join the one this process already has) and return a mesh.
 
@@ -94,15 +99,27 @@ class Mesh:
         Args:
             config: Limits and timings; read from ``RAYMESH_*`` variables when omitted.
             dev: Allow an inherited ``RAY_AUTH_MODE=disabled`` (a throwaway Ray).
+            tls: Run the new Ray's gRPC with mutual TLS, with a CA and node certificate
+                made (or reused) in ``$RAYMESH_TLS_DIR``, else ``$RAYMESH_HOME/tls``.
+                The variables stay set in this process, for the rest of its life.
             ray_init_kwargs: Passed to ``ray.init``, e.g. ``num_cpus=8``.
 
         Raises:
-            ConfigError: ``RAY_AUTH_MODE=disabled`` without `dev`.
+            ConfigError: ``RAY_AUTH_MODE=disabled`` without `dev`, or `tls` was asked
+                for but this process already runs a Ray.
             ClusterError: The new Ray listens beyond loopback (a Ray that binds
                 another way than the one verified); it is stopped.
         """
         config = config or MeshConfig()
         owns = not ray.is_initialized()
+        if tls and not owns:
+            raise ConfigError(
+                "Mesh.local(tls=True): this process already runs a Ray, and TLS is chosen "
+                "when Ray starts",
+                hint="call Mesh.local(tls=True) before anything starts Ray in this process",
+            )
+        if tls:
+            use_local_tls()
         if owns:
             # A new Ray of this process's own, even if a cluster runs on this machine:
             # joining one is what `Mesh.connect("auto")` is for.
@@ -117,18 +134,34 @@ class Mesh:
 
     @classmethod
     def connect(
-        cls, address: str, *, config: MeshConfig | None = None, **ray_init_kwargs: Any
+        cls,
+        address: str,
+        *,
+        config: MeshConfig | None = None,
+        tls: bool | Path | None = None,
+        **ray_init_kwargs: Any,
     ) -> Mesh:
         """Join the Ray cluster at `address` (``auto``, ``ray://host:10001``, ``host:6379``).
 
+        Args:
+            address: Where the cluster's GCS (or Ray Client server) listens.
+            config: Limits and timings; read from ``RAYMESH_*`` variables when omitted.
+            tls: None: speak TLS if the cluster does, with the certificates in
+                ``$RAYMESH_TLS_DIR``, else ``$RAYMESH_HOME/tls``. True: require it. A
+                path: the directory of ``ca.crt``, ``node.crt`` and ``node.key``.
+                False: never.
+            ray_init_kwargs: Passed to ``ray.init``.
+
         Raises:
             ClusterUnreachableError: Nothing answers at the address.
+            TlsError: The cluster and this client disagree on TLS or on its CA.
             ConfigError: The cluster refused the connection.
         """
         config = config or MeshConfig()
         owns = not ray.is_initialized()
         if owns:
-            prepare_driver(address)  # fails fast, and sends Ray's auth token if there is one
+            # Fails fast, sends Ray's auth token if there is one, and speaks the cluster's TLS.
+            prepare_driver(address, tls=tls)
             try:
                 with joining(address):
                     ray.init(address=address, namespace=config.namespace, **ray_init_kwargs)

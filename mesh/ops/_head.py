@@ -33,6 +33,7 @@ from mesh.security import (
     DIR_MODE,
     LOOPBACK,
     bind_args,
+    ensure_certificates,
     head_env,
     is_loopback,
     open_private,
@@ -40,6 +41,8 @@ from mesh.security import (
     private_dir,
     read_secrets_file,
     secure_token_file,
+    tls_directory,
+    tls_enabled,
     token_path,
     write_private,
 )
@@ -67,6 +70,9 @@ class HeadState:
         started_at: Epoch seconds.
         exposed: The sockets of a head started on loopback that listen beyond it
             (none, unless Ray binds a port in a way raymesh does not know).
+        tls: Ray's gRPC runs mutual TLS (``raymesh up --tls``).
+        tls_ca_cert: The CA a client must trust, beside the node certificate and key
+            it presents (the same directory).
     """
 
     address: str
@@ -77,6 +83,8 @@ class HeadState:
     ray_version: str = ""
     started_at: float = 0.0
     exposed: list[str] = field(default_factory=list)
+    tls: bool = False
+    tls_ca_cert: str | None = None
 
     @property
     def pids(self) -> list[int]:
@@ -245,6 +253,7 @@ def start_head(
     host: str = LOOPBACK,
     dev: bool = False,
     secrets_file: Path | None = None,
+    tls: bool = False,
 ) -> HeadState:
     """Start a local Ray head with ``ray start --head`` and record it in the state file.
 
@@ -261,6 +270,9 @@ def start_head(
             ports (see the README's security section).
         dev: Allow ``RAY_AUTH_MODE=disabled`` (on loopback only).
         secrets_file: A 0600 ``KEY=value`` file of keys for the cluster's jobs.
+        tls: Run Ray's gRPC with mutual TLS, with a CA and node certificate made (or
+            reused) under ``$RAYMESH_HOME/tls``; the head's environment, which its
+            workers and jobs inherit, names them.
 
     Raises:
         ClusterError: A head started by ``raymesh up`` already runs, or Ray failed to
@@ -277,6 +289,8 @@ def start_head(
     if secrets_file is not None:
         env |= read_secrets_file(secrets_file)  # which refuses RAY_*, PATH, LD_*, PYTHON*
     prepare_token(env)
+    if tls:
+        env |= ensure_certificates(tls_directory(raymesh_home(), env), hosts=[host]).env()
     free = iter(_free_ports(7))
     port = port or next(free)
     dashboard_port = dashboard_port or next(free)
@@ -324,6 +338,9 @@ def start_head(
         num_cpus=num_cpus,
         ray_version=ray.__version__,
         started_at=time.time(),
+        # Also when the shell set Ray's TLS variables itself.
+        tls=tls_enabled(env),
+        tls_ca_cert=env.get("RAY_TLS_CA_CERT") if tls_enabled(env) else None,
     )
     write_private(_state_path(), json.dumps(asdict(state), indent=2))
     try:

@@ -24,16 +24,28 @@ from mesh.security._ray_auth import (
 )
 from mesh.security._redaction import redact, remember_secret
 from mesh.security._secrets import env_secret_reason, get_secret, read_secrets_file, secret_fields
+from mesh.security._tls import (
+    TLS_DIR_ENV,
+    TlsFiles,
+    ensure_certificates,
+    read_certificates,
+    speaks_tls,
+    tls_directory,
+    tls_enabled,
+)
 
 __all__ = [
     "DIR_MODE",
     "FILE_MODE",
     "LOOPBACK",
+    "TLS_DIR_ENV",
     "AccessPolicy",
     "AccessRule",
     "AgentAccess",
+    "TlsFiles",
     "bind_args",
     "compile_access",
+    "ensure_certificates",
     "env_secret_reason",
     "get_secret",
     "guard_local_ray",
@@ -43,11 +55,15 @@ __all__ = [
     "prepare_token",
     "private_dir",
     "private_file",
+    "read_certificates",
     "read_secrets_file",
     "redact",
     "remember_secret",
     "secret_fields",
     "secure_token_file",
+    "speaks_tls",
+    "tls_directory",
+    "tls_enabled",
     "token_path",
     "write_private",
 ]
