@@ -204,7 +204,10 @@ class _OtlpBridge:
         except ImportError:
             self._tracer = None  # documented: install opentelemetry-exporter-otlp-proto-http
             return
-        self._provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        from mesh.observability._export_redaction import RedactingExporter
+
+        exporter = RedactingExporter(OTLPSpanExporter())  # spans leave without secrets
+        self._provider.add_span_processor(BatchSpanProcessor(exporter))
         self._tracer = self._provider.get_tracer("raymesh")
 
     @contextmanager
