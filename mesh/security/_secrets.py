@@ -104,9 +104,10 @@ def looks_like_secret(name: str, value: Any) -> bool:
     text = value.strip()
     if _KEY_PREFIX.match(text):
         return True
-    # Random keys mix digits in; an upper-case env var name does not.
+    # Random keys mix digits in; an upper-case env var name does not. A name for where a
+    # secret is kept (``secrets_file``, ``KEY_PATH``) holds a path, however random it looks.
     random = bool(_RANDOM.match(text)) and any(c.isdigit() for c in text)
-    return random and bool(_SECRET_NAME.search(name))
+    return random and bool(_SECRET_NAME.search(name)) and not _REFERENCE.search(name)
 
 
 def env_secret_reason(name: str, value: str) -> str | None:
