@@ -17,6 +17,7 @@ from typing import Any
 
 from mesh.errors import ConfigError
 from mesh.security._redaction import (
+    REFERENCE_NAME,
     URL_WITH_PASSWORD,
     is_known_secret,
     is_secret_name,
@@ -40,8 +41,6 @@ _KEY_PREFIX = re.compile(
 )
 _SECRET_NAME = re.compile(r"(api_?key|secret|token|password|passwd|credential)", re.IGNORECASE)
 _RANDOM = re.compile(r"^[A-Za-z0-9+/=_\-.]{24,}$")
-# A variable that names where a secret is (a file, a path) rather than holding it.
-_REFERENCE = re.compile(r"_(FILE|PATH|DIR)$", re.IGNORECASE)
 
 
 def read_secrets_file(path: str | Path) -> dict[str, str]:
@@ -107,7 +106,7 @@ def looks_like_secret(name: str, value: Any) -> bool:
     # Random keys mix digits in; an upper-case env var name does not. A name for where a
     # secret is kept (``secrets_file``, ``KEY_PATH``) holds a path, however random it looks.
     random = bool(_RANDOM.match(text)) and any(c.isdigit() for c in text)
-    return random and bool(_SECRET_NAME.search(name)) and not _REFERENCE.search(name)
+    return random and bool(_SECRET_NAME.search(name)) and not REFERENCE_NAME.search(name)
 
 
 def env_secret_reason(name: str, value: str) -> str | None:
@@ -119,7 +118,7 @@ def env_secret_reason(name: str, value: str) -> str | None:
     ``*_CREDENTIALS``, ``*API_KEY*``, ...). A name for where a secret is kept (``*_FILE``,
     ``*_PATH``, ``*_DIR``) holding no key is not one. The reason never shows the value.
     """
-    reference = bool(_REFERENCE.search(name))
+    reference = bool(REFERENCE_NAME.search(name))
     if URL_WITH_PASSWORD.search(value):
         return "its value is a URL with a password"
     if is_known_secret(value):
