@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from contextvars import ContextVar, Token
 from typing import Any, Literal
 
@@ -77,9 +77,14 @@ def configure_logging(*, fmt: Literal["console", "json"] = "console", level: str
 def _redact_secrets(
     _logger: Any, _method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    # Secrets must not reach a log line, whoever passed them in, however deep.
-    redacted: MutableMapping[str, Any] = redact_data(event)
+    # Secrets must not reach a log line, whoever passed them in, however deep. An object
+    # (an exception, a model) is rendered by its repr anyway: redacted as that text.
+    plain = {k: v if isinstance(v, _DATA) else repr(v) for k, v in event.items()}
+    redacted: MutableMapping[str, Any] = redact_data(plain)
     return redacted
+
+
+_DATA = (str, int, float, bool, type(None), Mapping, list, tuple)
 
 
 def redact_standard_logging() -> None:

@@ -38,6 +38,7 @@ def test_structlog_fields_are_redacted_however_deep() -> None:
                      "url": "https://bot:canary-db-pw-0451@api.example.com/v1"},
             tries=["canary-from-a-secrets-file-77", ("ghp_Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z0123",)],
             api_key="short",
+            error=RuntimeError("refused glpat-Ab3dEf6hIj9kLm2nOp5q"),
         )
         """
     )
@@ -48,6 +49,7 @@ def test_structlog_fields_are_redacted_however_deep() -> None:
     }
     assert line["tries"] == ["[redacted]", ["[redacted]"]]
     assert line["api_key"] == "[redacted]"
+    assert line["error"] == "RuntimeError('refused [redacted]')"  # an object, as its repr
 
 
 def test_every_stdlib_logger_is_redacted_whatever_its_handler() -> None:
