@@ -102,7 +102,7 @@ def test_clean_texts_come_back_unchanged(text: str) -> None:
     assert redact(text) is text
 
 
-def test_secret_names(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secret_names() -> None:
     for name in (
         "OPENAI_API_KEY",
         "GH_TOKEN",
