@@ -38,7 +38,7 @@ def canary_key(label: str) -> str:
 def canary_env_key(label: str) -> str:
     """Return a new opaque value for an ``*_API_KEY`` variable.
 
-    It has no key's shape (no ``sk-`` prefix, under 40 characters), so only a process
+    It has no key's shape (no provider's prefix), so only a process
     that holds it in its environment knows to redact it: the case that shows whether
     the environment's keys are masked by value.
     """

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from contextvars import ContextVar, Token
 from typing import Any, Literal
 
@@ -94,9 +94,9 @@ def redact_standard_logging() -> None:
     records a logger lets through: the level check comes first), and so is the text of
     its exception and stack, which handlers then print as they are. Installed once.
     """
-    factory = logging.getLogRecordFactory()
-    if getattr(factory, "_raymesh_redacts", False):
+    if logging.getLogRecordFactory() in _INSTALLED:
         return
+    factory = logging.getLogRecordFactory()
 
     def redacting(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = factory(*args, **kwargs)
@@ -111,10 +111,12 @@ def redact_standard_logging() -> None:
             record.stack_info = redact(record.stack_info)
         return record
 
-    redacting._raymesh_redacts = True  # type: ignore[attr-defined]
+    _INSTALLED.append(redacting)
     logging.setLogRecordFactory(redacting)
 
 
+#: The factories this module installed (one, unless another library replaced it since).
+_INSTALLED: list[Callable[..., logging.LogRecord]] = []
 _FORMATTER = logging.Formatter()
 
 
