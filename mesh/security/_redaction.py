@@ -4,8 +4,8 @@ One redactor for every exit of text: the values of the environment's secret vari
 (names like ``*_KEY``, ``*_TOKEN``, ``*_SECRET``, ``*_PASSWORD``, ``*PRIVATE*``,
 ``*_AUTH*``, ``*_CREDENTIALS``), every value read from a secrets file, and strings
 shaped like a provider's key (OpenAI, Anthropic, Google, AWS, Hugging Face, GitHub,
-GitLab, Stripe, Slack, JWTs, private key blocks) or a password in a URL are replaced
-by `MASK`.
+GitLab, Stripe, Slack, JWTs, private key blocks, bearer tokens, Authorization headers)
+or a password in a URL are replaced by `MASK`.
 
 It runs on every log line and error text, so it is built for the clean case. The known
 values and the shapes are compiled into two alternations: one of what every secret
@@ -92,8 +92,10 @@ _SHAPES: Final = (
     # A password in a URL: scheme://user:PASSWORD@host keeps all but the password.
     r":(?P<url>//[^\s:/@]*:)[^\s@/]+(?=@)",
     *_cased("b", r"(?i:earer)\s+)[A-Za-z0-9._~+/\-]{16,}=*", "bearer"),  # a bearer token
+    # An Authorization header's credentials, whatever the scheme (Basic, Token, ...).
+    *_cased("a", r"(?i:uthorization)[\"']?\s*[:=]\s*[\"']?[A-Za-z]+\s+)[^\s\"',;]{8,}", "authz"),
 )
-_KEEP: Final = ("awsl", "awsu", "sakl", "saku", "url", "bearerl", "beareru")
+_KEEP: Final = ("awsl", "awsu", "sakl", "saku", "url", "bearerl", "beareru", "authzl", "authzu")
 
 # What every match of `_SHAPES` contains, anchored on characters rare in clean text
 # (the engine tries each position whose character can start a branch: ``s`` of ``sk-``
@@ -109,6 +111,7 @@ _CANDIDATES: Final = (
     r"=\s*[\"']?[A-Za-z0-9/+=]{40}",
     r"B(?i:earer)\s",
     r"b(?i:earer)\s",
+    r"z(?<=[Aa]uthoriz)(?i:ation)",
 )
 
 

@@ -59,6 +59,11 @@ SHAPED = {
         "Authorization: Bearer abc.DEF-ghi_JKL~mno+pqr/stu=",
         "Authorization: Bearer [redacted]",
     ),
+    "basic-auth": ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "Authorization: Basic [redacted]"),
+    "auth-header": (
+        "{'authorization': 'Token 9a8b7c6d5e4f'}",
+        "{'authorization': 'Token [redacted]'}",
+    ),
     "private-key": (
         "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
         "-----END OPENSSH PRIVATE KEY-----",
@@ -95,6 +100,7 @@ def test_every_shape_has_a_sample() -> None:
         "see https://docs.example.com:8443/guide@v2 and http://host:8080/x",
         "task-runner sk-learn skipped; AKIA is not a key; mask_tokens=12",
         "a Bearer of bad news",
+        "authorization: required (see the docs)",
         "ask_for_help ghp_short hf_short",
     ],
 )
