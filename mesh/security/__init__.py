@@ -22,7 +22,7 @@ from mesh.security._ray_auth import (
     secure_token_file,
     token_path,
 )
-from mesh.security._redaction import redact, remember_secret
+from mesh.security._redaction import MASK, is_secret_name, redact, redact_data, remember_secret
 from mesh.security._secrets import env_secret_reason, get_secret, read_secrets_file, secret_fields
 from mesh.security._tls import (
     TLS_DIR_ENV,
@@ -38,6 +38,7 @@ __all__ = [
     "DIR_MODE",
     "FILE_MODE",
     "LOOPBACK",
+    "MASK",
     "TLS_DIR_ENV",
     "AccessPolicy",
     "AccessRule",
@@ -51,6 +52,7 @@ __all__ = [
     "guard_local_ray",
     "head_env",
     "is_loopback",
+    "is_secret_name",
     "open_private",
     "prepare_token",
     "private_dir",
@@ -58,6 +60,7 @@ __all__ = [
     "read_certificates",
     "read_secrets_file",
     "redact",
+    "redact_data",
     "remember_secret",
     "secret_fields",
     "secure_token_file",
