@@ -9,8 +9,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import ray
+
 from mesh._compat import gcs_cluster_id, reload_ray_config
 from mesh.config import raymesh_home
+from mesh.edge._local import joining
 from mesh.errors import ClusterError, ClusterUnreachableError, ConfigError, TlsError
 from mesh.security import (
     TLS_DIR_ENV,
@@ -33,7 +36,8 @@ _TLS_HINT = (
 )
 
 
-def _probe(host: str, port: int, shown: str) -> None:
+def probe_port(host: str, port: int, shown: str) -> None:
+    """Fail fast, typed, when nothing accepts a connection at `host`:`port` (`shown` to users)."""
     try:
         with socket.create_connection((host, port), timeout=_PROBE_S):
             return
@@ -71,15 +75,39 @@ def prepare_driver(address: str, *, tls: bool | Path | None = None) -> None:
         host, _, port = address.removeprefix("ray://").rpartition(":")
         if not port.isdigit():
             raise ClusterError(f"{address!r} is not HOST:PORT", hint="e.g. 10.0.0.5:6379")
-        _probe(host or "127.0.0.1", int(port), address)
+        probe_port(host or "127.0.0.1", int(port), address)
         _use_tls(host or "127.0.0.1", int(port), address, tls)
     elif tls is not None and tls is not False:
         env = _client_tls_env(tls)  # `auto` names no port to probe: trust the caller
         if env is not None:
             _export(env)
-    _use_token_auth()
+    use_token_auth()
     if address != "auto" and not address.startswith("ray://"):
         _probe_gcs(address)
+
+
+def join_cluster(
+    address: str, *, namespace: str, tls: bool | Path | None = None, **ray_init_kwargs: Any
+) -> None:
+    """Join the Ray cluster at `address` as a driver: `prepare_driver`, then ``ray.init``.
+
+    The one way every command and `Mesh.connect` join: fail fast, token, TLS, and a
+    loopback head reached on loopback (`joining`).
+
+    Raises:
+        ClusterUnreachableError: Nothing answers at the address.
+        TlsError: The cluster and this client disagree on TLS or on its CA.
+        ConfigError: The cluster refused the connection.
+    """
+    prepare_driver(address, tls=tls)
+    try:
+        with joining(address):
+            ray.init(address=address, namespace=namespace, **ray_init_kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot join the Ray cluster at {address!r}: {exc}",
+            hint="check the address; `ray status` on the head shows it",
+        ) from exc
 
 
 def _probe_gcs(address: str, within: float = _PROBE_S) -> None:
@@ -106,7 +134,8 @@ def _probe_gcs(address: str, within: float = _PROBE_S) -> None:
     )
 
 
-def _use_token_auth() -> None:
+def use_token_auth() -> None:
+    """Send the cluster's token from this client when one is at hand (Ray's token mode)."""
     # Ray clients send the cluster's token only in token mode, and Ray leaves the mode
     # unset on clients: a client without it waits about 20 s, then fails to connect.
     if "RAY_AUTH_MODE" in os.environ:

@@ -32,8 +32,8 @@ from mesh.control import (
     type_catalog,
 )
 from mesh.datapath import Endpoint, TypeShare, translate
-from mesh.edge._connect import prepare_driver, use_local_tls
-from mesh.edge._local import joining, start_private_ray
+from mesh.edge._connect import join_cluster, use_local_tls
+from mesh.edge._local import start_private_ray
 from mesh.edge._run import RunOutcome, run_team
 from mesh.errors import ConfigError, MeshError, PeerNotFoundError
 from mesh.observability import (
@@ -160,16 +160,7 @@ class Mesh:
         config = config or MeshConfig()
         owns = not ray.is_initialized()
         if owns:
-            # Fails fast, sends Ray's auth token if there is one, and speaks the cluster's TLS.
-            prepare_driver(address, tls=tls)
-            try:
-                with joining(address):
-                    ray.init(address=address, namespace=config.namespace, **ray_init_kwargs)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise ConfigError(
-                    f"cannot join the Ray cluster at {address!r}: {exc}",
-                    hint="check the address; `ray status` on the head shows it",
-                ) from exc
+            join_cluster(address, namespace=config.namespace, tls=tls, **ray_init_kwargs)
         return cls(config=config, owns_ray=owns)
 
     @property

@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 import yaml
 
 from mesh._compat import RAY_UPLOAD_LOGGER, job_client_versions
-from mesh.edge import _probe, _use_token_auth
+from mesh.edge import probe_port, use_token_auth
 from mesh.errors import ClusterError, ClusterUnreachableError
 from mesh.ops._head import dashboard_address
 from mesh.ops._workdir import KEY_FILES, key_files
@@ -42,8 +42,8 @@ def job_client(address: str | None) -> Any:
     if parsed.hostname is None:
         raise ClusterError(f"{url!r} is not a URL", hint="use http://HEAD:8265")
     default_port = 443 if parsed.scheme == "https" else 8265
-    _probe(parsed.hostname, parsed.port or default_port, url)
-    _use_token_auth()
+    probe_port(parsed.hostname, parsed.port or default_port, url)
+    use_token_auth()
     from ray.job_submission import JobSubmissionClient
 
     # The SDK logs each upload and closed log stream at INFO; the CLI says what matters.
