@@ -37,7 +37,7 @@ from actors.structured import describe, parse_reply, repair_prompt, structured_s
 from actors.tools import Tool, Toolbox
 from actors.usage import Price, PriceTable, UsageLedger, UsageRecord, UsageTotals
 from mesh import DeadlineExceededError, get_logger
-from mesh.extension import add_event, add_to, count_model_call
+from mesh.extension import add_event, add_to, count_model_call, redact
 
 __all__ = [
     "CompletionResult",
@@ -261,9 +261,10 @@ class LLMClient:
                 _log.info(
                     "tool call",
                     tool=call.name,
-                    arguments=call.arguments[:500],
+                    # Redacted before cut: half a key would no longer look like one.
+                    arguments=redact(call.arguments)[:500],
                     ok=ok,
-                    result=result[:200],
+                    result=redact(result)[:200],
                     duration_s=round(time.monotonic() - started, 4),
                     model=self.model_id,
                     agent=self.agent,

@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel, Field
 
 from actors.providers import ChatMessage
+from mesh.security import private_dir, private_file
 
 __all__ = ["ConversationWindow", "LongTermMemory", "MemoryHit", "SQLiteMemory"]
 
@@ -108,7 +109,12 @@ class SQLiteMemory:
         """
         self.path = str(path)
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            # Created 0600 before SQLite opens it (its journals take the file's mode): what
+            # agents remember may be anything a user told them.
+            folder = Path(self.path).parent
+            if not folder.is_dir():
+                private_dir(folder)
+            private_file(self.path)
         # One connection used from worker threads, one at a time (the lock).
         self._db = sqlite3.connect(self.path, check_same_thread=False)
         self._lock = threading.Lock()

@@ -20,7 +20,7 @@ from actors.errors import StructuredOutputError
 from actors.memory import SQLiteMemory
 from actors.messages import CallUsage, Completion, Prompt, Remember, Remembered, Verdict, Verify
 from mesh import Context, MeshError, handler
-from mesh.extension import add_event
+from mesh.extension import add_event, redact
 from protocols.errors import describe
 
 __all__ = [
@@ -316,11 +316,11 @@ class Orchestrator(LLMAgent):
     ) -> Completion:
         """Answer without a plan: by the peer of the role the unusable reply names first
         (the model's choice, though not in the schema), else by the orchestrator itself."""
-        why = describe(error)
+        why = redact(describe(error))[:500]  # redacted before cut: no half of a key stays
         role = _first_named(error.raw, by_role)
-        ctx.log.warning("planning failed; answering without a plan", error=why[:500],
+        ctx.log.warning("planning failed; answering without a plan", error=why,
                         role=role, peer=by_role.get(role or ""))  # fmt: skip
-        add_event("orchestrator.planning_failed", error=why[:500], role=role or "")
+        add_event("orchestrator.planning_failed", error=why, role=role or "")
         if role is not None:
             try:
                 reply = await ctx.ask(

@@ -168,7 +168,7 @@ class Toolbox:
             raise ToolError(
                 redact(f"tool {call.name!r} raised {describe(exc)}"),
                 tool=call.name,
-                hint=exc.hint if isinstance(exc, MeshError) else None,
+                hint=redact(exc.hint) if isinstance(exc, MeshError) and exc.hint else None,
             ) from exc
         # A tool may read a key (from the environment, a vault) and return it: the model,
         # a third party, must never see one, nor pass it on in its answer.

@@ -28,10 +28,14 @@ def bench(  # noqa: PLR0917 (typer maps each parameter to an option)
         ),
     ] = None,
     quick: Annotated[
-        bool, typer.Option("--quick", help="topology: N in {2, 8}, 1 KiB (under a minute).")
+        bool,
+        typer.Option(
+            "--quick",
+            help="topology: N in {2, 8}, 1 KiB (under a minute); tls: the same, one round.",
+        ),
     ] = False,
     full: Annotated[
-        bool, typer.Option("--full", help="topology: N up to 32, payloads up to 64 KiB.")
+        bool, typer.Option("--full", help="topology, tls: N up to 32, payloads up to 64 KiB.")
     ] = False,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the results as JSON.")
@@ -60,7 +64,7 @@ def bench(  # noqa: PLR0917 (typer maps each parameter to an option)
         list[int] | None,
         typer.Option(
             "--agents",
-            help="topology, patterns: an agent count instead of the preset (repeat).",
+            help="topology, tls, patterns: an agent count instead of the preset (repeat).",
             show_default="the preset",
         ),
     ] = None,
@@ -76,6 +80,9 @@ def bench(  # noqa: PLR0917 (typer maps each parameter to an option)
     ] = False,
 ) -> None:
     """Measure raymesh against its baselines (mesh vs hub, raw Ray, autogen-core).
+
+    The `tls` suite runs the topology workload on a plain and on a TLS Ray, each in a
+    process of its own, and reports TLS / plain throughput.
 
     Also `python -m benchmarks`, with the same flags.
     """

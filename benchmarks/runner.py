@@ -34,6 +34,7 @@ from benchmarks import (
     patterns,
     peer,
     supervision,
+    tls_cost,
     topology,
     two_agents,
     watchdogs,
@@ -336,7 +337,9 @@ def run(args: Options) -> None:
     # Before Ray starts: an offline machine fails in seconds, not after the other suites.
     wants_peer = "topology" in args.suites and not args.no_peer
     baseline = peer.ensure(progress) if wants_peer else None
-    results = asyncio.run(_measure(args, progress, baseline))
+    # The tls suite starts Rays of its own, in processes of their own.
+    in_process = set(args.suites) - {"tls"}
+    results = asyncio.run(_measure(args, progress, baseline)) if in_process else {}
     if "topology" in results and args.cross_node:
         _cross_node(args, results["topology"], progress)
     report: dict[str, Any] = {
@@ -375,6 +378,9 @@ def run(args: Options) -> None:
                          for r in results["llm"]]  # fmt: skip
     report |= _report_patterns(results.get("patterns"), console)
     report |= _report_overload(results.get("overload"), console)
+    if "tls" in args.suites:
+        report |= tls_cost.run(_plan(args), count=args.count, rounds=1 if args.quick else 2,
+                               console=console, progress=progress)  # fmt: skip
     if "decode-bomb" in results:
         console.print(decode_bomb.table(results["decode-bomb"]))
         report["decode-bomb"] = [{**asdict(shape), "held": shape.held}

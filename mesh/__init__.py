@@ -36,6 +36,7 @@ from mesh.errors import (
     RestartIntensityError,
     SignatureError,
     SupervisionError,
+    TlsError,
     TraceNotFoundError,
     UnknownMessageTypeError,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "SupervisionError",
     "TeamHandle",
     "TeamSpec",
+    "TlsError",
     "TraceNotFoundError",
     "UnknownMessageTypeError",
     "get_logger",

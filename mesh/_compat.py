@@ -22,13 +22,15 @@ checks it at start (it runs inside a Ray call then).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "LOOPBACK_ENV",
     "RAY_UPLOAD_LOGGER",
     "VERIFIED_PYTHON",
     "VERIFIED_RAY",
@@ -37,7 +39,9 @@ __all__ = [
     "inside_ray_job",
     "is_ray_call",
     "job_client_versions",
+    "loopback_problem",
     "on_head_node",
+    "ray_on_loopback",
     "reload_ray_config",
     "settle_ray_calls_at_once",
     "settling_problem",
@@ -218,3 +222,59 @@ def on_head_node() -> Any:
         if node.get("Alive") and _HEAD_NODE_RESOURCE in node.get("Resources", {}):
             return NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)
     return "DEFAULT"
+
+
+# -- a local Ray on loopback only (Ray 2.60.0) -----------------------------------------
+
+# Ray binds every component to the node's address: GCS, raylet (node manager and object
+# manager), core workers, dashboard agent (gRPC, HTTP, metrics export), runtime env agent,
+# client server. Each binds loopback only when that address is loopback, and otherwise
+# all interfaces. But `ray start --node-ip-address 127.0.0.1` and
+# `ray.init(_node_ip_address=...)` both turn a loopback address into the routable one
+# (`services.resolve_ip_for_localhost`), unless Ray runs without multi-node clusters:
+# its switch for those (`ray_constants.ENABLE_RAY_CLUSTER`, read from this variable when
+# Ray is imported, meant for Windows and macOS) then makes 127.0.0.1 the node's address.
+
+#: The environment that makes a Ray started by ``ray start`` take 127.0.0.1 as its address.
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+@contextlib.contextmanager
+def ray_on_loopback() -> Iterator[None]:
+    """While it is open, a Ray this process starts (``ray.init``) binds 127.0.0.1 only.
+
+    This process read the switch when it imported Ray: it is set on Ray's constants
+    module here, and in the environment that the processes Ray starts inherit.
+    """
+    from ray._private import ray_constants
+
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    saved_env = {name: os.environ.get(name) for name in LOOPBACK_ENV}
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    os.environ.update(LOOPBACK_ENV)
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def loopback_problem() -> str | None:
+    """Return why the Ray this process started is reachable beyond loopback, or None.
+
+    The check after `ray_on_loopback`: if a new Ray resolves its address another way,
+    the switch above no longer applies.
+    """
+    import ray
+
+    address = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+    if address == "127.0.0.1":
+        return None
+    return (
+        f"the local Ray took {address} as its address, so its ports listen beyond "
+        f"loopback (verified on Ray {', '.join(VERIFIED_RAY)})"
+    )

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from mesh.security import read_secrets_file, remember_secret
+from mesh.security import private_dir, read_secrets_file, remember_secret
 from protocols import (
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_FRAME_BYTES,
@@ -146,8 +146,15 @@ class MeshConfig(BaseSettings):
 
 
 def raymesh_home() -> Path:
-    """Return raymesh's state dir: ``$RAYMESH_HOME`` or ``~/.raymesh``."""
-    return Path(os.environ.get("RAYMESH_HOME") or Path.home() / ".raymesh").expanduser()
+    """Return raymesh's state dir, ``$RAYMESH_HOME`` or ``~/.raymesh``, made private.
+
+    It holds saved traces, the head's records and logs: it is created 0700, and
+    tightened to that if it is this user's and looser.
+
+    Raises:
+        ConfigError: It is a shared directory, or another user's and open to others.
+    """
+    return private_dir(os.environ.get("RAYMESH_HOME") or Path.home() / ".raymesh")
 
 
 _MIN_SECRET = MIN_KEY_BYTES

@@ -55,6 +55,7 @@ __all__ = [
     "RestartIntensityError",
     "SignatureError",
     "SupervisionError",
+    "TlsError",
     "TraceNotFoundError",
     "UnknownMessageTypeError",
 ]
@@ -205,3 +206,8 @@ class ClusterError(MeshError):
 
 class ClusterUnreachableError(ClusterError, ConnectionError):
     """Nothing answers at the cluster address given."""
+
+
+class TlsError(ClusterUnreachableError):
+    """The cluster and this client disagree on TLS: one side uses it and the other not,
+    or the client's certificates are not signed by the cluster's CA."""

@@ -19,9 +19,10 @@ _names = itertools.count()
 
 #: What the shell running the suite may set that would change what it checks: raymesh's
 #: own settings, the providers' keys and endpoints, where Ray and OpenTelemetry connect,
-#: and anything named like a secret (redaction treats those as keys to mask).
+#: Ray's TLS, and anything named like a secret (redaction treats those as keys to mask).
 _AMBIENT = re.compile(
-    r"^(RAYMESH_|OPENAI_|ANTHROPIC_|OTEL_|RAY_ADDRESS$|RAY_AUTH_)|(_API_KEY|_TOKEN|_SECRET)$"
+    r"^(RAYMESH_|OPENAI_|ANTHROPIC_|OTEL_|RAY_ADDRESS$|RAY_AUTH_|RAY_USE_TLS$|RAY_TLS_)"
+    r"|(_API_KEY|_TOKEN|_SECRET)$"
 )
 
 Spawn = Callable[..., Awaitable[AgentInfo]]

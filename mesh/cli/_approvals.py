@@ -41,20 +41,15 @@ def _at_desk(
 
     from mesh.config import MeshConfig
     from mesh.control import APPROVALS_NAME, RayApprovalGate
-    from mesh.edge import prepare_driver
+    from mesh.edge import join_cluster
     from mesh.ops import gcs_address
 
     namespace = namespace or MeshConfig().namespace
     try:
-        gcs = gcs_address(address)
-        prepare_driver(gcs)
-        ray.init(address=gcs, namespace=namespace, log_to_driver=False,
-                 logging_level=logging.WARNING)  # fmt: skip
+        join_cluster(gcs_address(address), namespace=namespace, log_to_driver=False,
+                     logging_level=logging.WARNING)  # fmt: skip
     except MeshError as exc:
         fail(exc)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        err.print(f"[red]error:[/red] cannot join the Ray cluster: {exc}")
-        raise typer.Exit(1) from None
     try:
         try:
             handle = ray.get_actor(APPROVALS_NAME, namespace=namespace)

@@ -46,12 +46,21 @@ def up(  # noqa: PLR0917 (typer maps each parameter to an option)
             show_default=False,
         ),
     ] = None,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            help="Run Ray's gRPC with mutual TLS; the CA and node certificate go to "
+            "$RAYMESH_HOME/tls (or $RAYMESH_TLS_DIR).",
+        ),
+    ] = False,
 ) -> None:
     """Start a local Ray head with its dashboard and Jobs API on 127.0.0.1.
 
     What was started is recorded under $RAYMESH_HOME (default ~/.raymesh), so that
     `raymesh down` stops exactly that and nothing else. Keys for the cluster's jobs
-    come from --secrets-file, never from `submit --env`.
+    come from --secrets-file, never from `submit --env`. With --tls, the commands that
+    join it (status, trace, approvals, Mesh.connect) find the certificates there; the
+    dashboard and Jobs API stay plain HTTP on 127.0.0.1.
     """
     from mesh.ops import live_head, start_head
 
@@ -60,18 +69,25 @@ def up(  # noqa: PLR0917 (typer maps each parameter to an option)
         if current is not None:
             out.print(f"[yellow]a cluster is already up[/yellow] at {current.address}, "
                        f"dashboard {current.dashboard_url}")  # fmt: skip
+            if tls and not current.tls:
+                err.print("[yellow]it runs without TLS[/yellow]: `raymesh down`, then "
+                          "`raymesh up --tls`")  # fmt: skip
             _print_next_steps(current)
             return
         with err.status("starting a Ray head (ray start --head)"):
             state = start_head(port=port, dashboard_port=dashboard_port,
                                        num_cpus=num_cpus, host=host, dev=dev,
-                                       secrets_file=secrets_file)  # fmt: skip
+                                       secrets_file=secrets_file, tls=tls)  # fmt: skip
     except MeshError as exc:
         fail(exc)
     out.print(f"[green]cluster up[/green] (Ray {state.ray_version}, "
                f"{len(state.pids)} processes, temp dir {state.temp_dir})")  # fmt: skip
     out.print(f"  address:   {state.address}")
     out.print(f"  dashboard: {state.dashboard_url}")
+    for socket in state.exposed:  # a port Ray bound beyond loopback after all
+        err.print(f"[yellow]warning:[/yellow] {socket}: reachable from other machines")
+    if state.tls:
+        out.print(f"  TLS:       on, CA {state.tls_ca_cert} (the dashboard stays plain HTTP)")
     _print_next_steps(state)
     if block:
         _block_until_interrupted(state)

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from mesh.errors import MeshError
+from mesh.security import redact
 
 __all__ = ["console", "dash", "err", "fail", "out"]
 
@@ -35,8 +36,8 @@ err = console(stderr=True)
 
 
 def fail(exc: MeshError) -> NoReturn:
-    """Print `exc` as the command's error and exit with 1 (for plugin commands too)."""
-    err.print(f"[red]error:[/red] {escape(str(exc))}")  # "[agent=..]" is no markup
+    """Print `exc`, secrets masked, as the command's error and exit with 1 (plugins too)."""
+    err.print(f"[red]error:[/red] {escape(redact(str(exc)))}")  # "[agent=..]" is no markup
     raise typer.Exit(1)
 
 

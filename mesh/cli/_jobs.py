@@ -61,6 +61,13 @@ def submit(  # noqa: PLR0917 (typer maps each parameter to an option)
             show_default=False,
         ),
     ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A file or folder of the working directory not to upload (a gitignore "
+            "pattern; repeat)."
+        ),
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds the task may take.")] = 120.0,
     python: Annotated[
         str, typer.Option(help="The interpreter on the cluster that has raymesh.")
@@ -68,13 +75,17 @@ def submit(  # noqa: PLR0917 (typer maps each parameter to an option)
 ) -> None:
     """Submit a team run to a Ray cluster as a job (through the Ray Jobs API).
 
-    An --env that looks like a secret is refused: keys live on the cluster (`raymesh up
+    An --env that looks like a secret (by its name or value, or a URL with a password)
+    is refused, and so is a working directory holding key files (.env*, *.pem, *.key,
+    id_*) unless --exclude leaves them out: keys live on the cluster (`raymesh up
     --secrets-file`, or --secrets-file here naming a file there).
     """
-    from mesh.ops import job_client, parse_env, submit_team, version_mismatch
+    from mesh.ops import job_client, parse_env, refuse_key_files, submit_team, version_mismatch
 
     try:
         variables = parse_env(env or [])
+        # Both refusals come before the cluster is contacted.
+        refuse_key_files((working_dir or team_file.parent).resolve(), exclude or [])
         with err.status("connecting to the Jobs API"):
             client = job_client(address)
         if warning := version_mismatch(client):
@@ -82,7 +93,8 @@ def submit(  # noqa: PLR0917 (typer maps each parameter to an option)
         with err.status("uploading the working directory and submitting"):
             job_id = submit_team(
                 client, team_file, task, working_dir=working_dir, pip=pip or [],
-                env=variables, secrets_file=secrets_file, timeout=timeout, python=python,
+                env=variables, secrets_file=secrets_file, excludes=exclude or [],
+                timeout=timeout, python=python,
             )  # fmt: skip
     except MeshError as exc:
         fail(exc)

@@ -17,6 +17,7 @@ from mesh.cli._console import err, fail, out
 from mesh.control import TeamSpec
 from mesh.edge import Mesh, RunOutcome
 from mesh.errors import MeshError
+from mesh.security import redact, redact_data
 
 __all__ = ["register"]
 
@@ -40,6 +41,9 @@ def run(  # noqa: PLR0917 (typer maps each parameter to an option)
             show_default="a local Ray",
         ),
     ] = None,
+    dev: Annotated[
+        bool, typer.Option(help="Allow RAY_AUTH_MODE=disabled for the local Ray (loopback only).")
+    ] = False,
 ) -> None:
     """Start a team, give its entry agent a task, print the result, stop the team.
 
@@ -56,8 +60,8 @@ def run(  # noqa: PLR0917 (typer maps each parameter to an option)
             f"joining the Ray cluster at {address}")  # fmt: skip
         with err.status(joining) as progress:
             here = team_file.resolve().parent
-            running = _run_on_own_mesh(spec, task, timeout, progress.update,
-                                       team_dir=here, address=address, logs=logs)  # fmt: skip
+            running = _run_on_own_mesh(spec, task, timeout, progress.update, team_dir=here,
+                                       address=address, logs=logs, dev=dev)  # fmt: skip
             outcome = asyncio.run(running)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted: the team was stopped[/yellow]")
@@ -66,7 +70,7 @@ def run(  # noqa: PLR0917 (typer maps each parameter to an option)
         fail(exc)
     save_trace(outcome.spans)  # for `raymesh trace` after this mesh has gone
     if as_json:
-        typer.echo(json.dumps(outcome.as_json(), indent=2, default=str))
+        typer.echo(json.dumps(redact_data(outcome.as_json()), indent=2, default=str))
         return
     _print_outcome(outcome)
 
@@ -80,16 +84,17 @@ async def _run_on_own_mesh(
     team_dir: Path,
     address: str | None,
     logs: bool,
+    dev: bool,
 ) -> RunOutcome:
     """`Mesh.run` on a mesh of this process's own, then shut down (its Ray too, if it began one)."""
-    mesh = _mesh_for(team_dir, address, logs=logs)
+    mesh = _mesh_for(team_dir, address, logs=logs, dev=dev)
     try:
         return await mesh.run(spec, task, timeout=timeout, on_step=on_step)
     finally:
         await mesh.shutdown()
 
 
-def _mesh_for(team_dir: Path, address: str | None, *, logs: bool) -> Mesh:
+def _mesh_for(team_dir: Path, address: str | None, *, logs: bool, dev: bool) -> Mesh:
     # Agent modules next to the team file must be importable in every Ray worker too.
     if address not in (None, "local"):
         # Inside a job, the job's runtime_env already ships the working dir to workers;
@@ -98,13 +103,14 @@ def _mesh_for(team_dir: Path, address: str | None, *, logs: bool) -> Mesh:
         options: dict[str, Any] = {} if in_job else {"runtime_env": {"working_dir": str(team_dir)}}
         return Mesh.connect(address, log_to_driver=logs, **options)
     path = os.pathsep.join(p for p in (str(team_dir), os.environ.get("PYTHONPATH", "")) if p)
-    return Mesh.local(runtime_env={"env_vars": {"PYTHONPATH": path}}, log_to_driver=logs)
+    return Mesh.local(runtime_env={"env_vars": {"PYTHONPATH": path}}, log_to_driver=logs, dev=dev)
 
 
 def _print_outcome(outcome: RunOutcome) -> None:
-    out.print(f"[bold]{outcome.result.text}[/bold]")
-    for key, value in outcome.result.data.items():
-        out.print(f"  {key}: {value}")
+    # The answer is a model's text: printed as it is (no markup), secrets masked.
+    out.print(redact(outcome.result.text), style="bold", markup=False)
+    for key, value in redact_data(outcome.result.data).items():
+        out.print(f"  {key}: {value}", markup=False)
     out.print(f"trace id: {outcome.trace_id}  (raymesh trace {outcome.trace_id})")
     out.print(_agents_table(outcome))
     total = outcome.usage.total

@@ -9,7 +9,8 @@ restarted incarnation that starts from the snapshot drops a resend of X, and tak
 again (handles for the first time, as far as its state knows) any message handled
 after the snapshot. Agents without a ``State`` dedup within one incarnation only.
 
-Snapshots are JSON, written in a worker thread (temp file + ``os.replace``), and
+Snapshots are JSON, written in a worker thread (a private temp file, fsynced, then
+``os.replace``; see `mesh.security.write_private`), and
 coalesced: while one write runs, later requests collapse into the next write.
 """
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mesh.errors import ConfigError
+from mesh.security import write_private
 from protocols import Envelope, PerSender
 
 __all__ = ["Durability", "IdWindow"]
@@ -180,8 +181,6 @@ class Durability:
 
 
 def _write_atomic(path: Path, data: dict[str, Any]) -> None:
-    # A reader (the next incarnation) sees the old file or the new one, never a torn one.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temp.write_bytes(json.dumps(data, separators=(",", ":")).encode())
-    os.replace(temp, path)
+    # A reader (the next incarnation) sees the old file or the new one, never a torn one,
+    # even after a crash; only the agent's user can read it (its state may hold anything).
+    write_private(path, json.dumps(data, separators=(",", ":")))

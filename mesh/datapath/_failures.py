@@ -28,14 +28,14 @@ def handler_failed(exc: Exception, *, handler: str, agent: str, trace_id: str | 
         remote_traceback=redact("".join(traceback.format_exception(exc))),
         agent=agent,
         trace_id=trace_id,
-        hint=exc.hint if isinstance(exc, MeshError) else None,
+        hint=redact(exc.hint) if isinstance(exc, MeshError) and exc.hint else None,
     )
 
 
 def start_failed(exc: Exception, *, agent: str, cls: type) -> ConfigError:
     """Return the error for `exc`, raised while agent `agent` of class `cls` started."""
     return ConfigError(
-        f"agent {agent!r} ({cls.__qualname__}) failed to start: {describe(exc)}",
+        redact(f"agent {agent!r} ({cls.__qualname__}) failed to start: {describe(exc)}"),
         agent=agent,
         hint="see the agent's log for the traceback",
     )

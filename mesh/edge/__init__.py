@@ -1,6 +1,6 @@
 """The edge: `Mesh`, where a driver starts or joins Ray and conversations begin."""
 
-from mesh.edge._connect import _probe, _use_token_auth, prepare_driver
+from mesh.edge._connect import join_cluster, prepare_driver, probe_port, use_token_auth
 from mesh.edge._mesh import Mesh
 from mesh.edge._run import AgentRun, RunOutcome, settled_trace
 
@@ -8,8 +8,9 @@ __all__ = [
     "AgentRun",
     "Mesh",
     "RunOutcome",
-    "_probe",
-    "_use_token_auth",
+    "join_cluster",
     "prepare_driver",
+    "probe_port",
     "settled_trace",
+    "use_token_auth",
 ]

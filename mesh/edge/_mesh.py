@@ -32,7 +32,8 @@ from mesh.control import (
     type_catalog,
 )
 from mesh.datapath import Endpoint, TypeShare, translate
-from mesh.edge._connect import prepare_driver
+from mesh.edge._connect import join_cluster, use_local_tls
+from mesh.edge._local import start_private_ray
 from mesh.edge._run import RunOutcome, run_team
 from mesh.errors import ConfigError, MeshError, PeerNotFoundError
 from mesh.observability import (
@@ -82,45 +83,84 @@ class Mesh:
         self._log = get_logger(edge=self._edge.name)
 
     @classmethod
-    def local(cls, *, config: MeshConfig | None = None, **ray_init_kwargs: Any) -> Mesh:
+    def local(
+        cls,
+        *,
+        config: MeshConfig | None = None,
+        dev: bool = False,
+        tls: bool = False,
+        **ray_init_kwargs: Any,
+    ) -> Mesh:
         """Start a local Ray (or join the one this process already has) and return a mesh.
+
+        The Ray it starts listens on 127.0.0.1 only, with token authentication on and
+        its token file readable by this user only, as ``raymesh up`` does.
 
         Args:
             config: Limits and timings; read from ``RAYMESH_*`` variables when omitted.
+            dev: Allow an inherited ``RAY_AUTH_MODE=disabled`` (a throwaway Ray).
+            tls: Run the new Ray's gRPC with mutual TLS, with a CA and node certificate
+                made (or reused) in ``$RAYMESH_TLS_DIR``, else ``$RAYMESH_HOME/tls``.
+                The variables stay set in this process, for the rest of its life.
             ray_init_kwargs: Passed to ``ray.init``, e.g. ``num_cpus=8``.
+
+        Raises:
+            ConfigError: ``RAY_AUTH_MODE=disabled`` without `dev`, or `tls` was asked
+                for but this process already runs a Ray.
+            ClusterError: The new Ray listens beyond loopback (a Ray that binds
+                another way than the one verified); it is stopped.
         """
         config = config or MeshConfig()
         owns = not ray.is_initialized()
+        if tls and not owns:
+            raise ConfigError(
+                "Mesh.local(tls=True): this process already runs a Ray, and TLS is chosen "
+                "when Ray starts",
+                hint="call Mesh.local(tls=True) before anything starts Ray in this process",
+            )
+        if tls:
+            use_local_tls()
         if owns:
             # A new Ray of this process's own, even if a cluster runs on this machine:
             # joining one is what `Mesh.connect("auto")` is for.
             ray_init_kwargs.setdefault("address", "local")
             ray_init_kwargs.setdefault("include_dashboard", False)
             ray_init_kwargs.setdefault("log_to_driver", True)
-            ray.init(namespace=config.namespace, **ray_init_kwargs)
+            if ray_init_kwargs["address"] == "local":
+                start_private_ray(namespace=config.namespace, dev=dev, **ray_init_kwargs)
+            else:
+                ray.init(namespace=config.namespace, **ray_init_kwargs)
         return cls(config=config, owns_ray=owns)
 
     @classmethod
     def connect(
-        cls, address: str, *, config: MeshConfig | None = None, **ray_init_kwargs: Any
+        cls,
+        address: str,
+        *,
+        config: MeshConfig | None = None,
+        tls: bool | Path | None = None,
+        **ray_init_kwargs: Any,
     ) -> Mesh:
         """Join the Ray cluster at `address` (``auto``, ``ray://host:10001``, ``host:6379``).
 
+        Args:
+            address: Where the cluster's GCS (or Ray Client server) listens.
+            config: Limits and timings; read from ``RAYMESH_*`` variables when omitted.
+            tls: None: speak TLS if the cluster does, with the certificates in
+                ``$RAYMESH_TLS_DIR``, else ``$RAYMESH_HOME/tls``. True: require it. A
+                path: the directory of ``ca.crt``, ``node.crt`` and ``node.key``.
+                False: never.
+            ray_init_kwargs: Passed to ``ray.init``.
+
         Raises:
             ClusterUnreachableError: Nothing answers at the address.
+            TlsError: The cluster and this client disagree on TLS or on its CA.
             ConfigError: The cluster refused the connection.
         """
         config = config or MeshConfig()
         owns = not ray.is_initialized()
         if owns:
-            prepare_driver(address)  # fails fast, and sends Ray's auth token if there is one
-            try:
-                ray.init(address=address, namespace=config.namespace, **ray_init_kwargs)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise ConfigError(
-                    f"cannot join the Ray cluster at {address!r}: {exc}",
-                    hint="check the address; `ray status` on the head shows it",
-                ) from exc
+            join_cluster(address, namespace=config.namespace, tls=tls, **ray_init_kwargs)
         return cls(config=config, owns_ray=owns)
 
     @property

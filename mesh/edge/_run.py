@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from mesh.config import MeshConfig
 from mesh.control import TeamHandle, TeamSpec, load_team
 from mesh.observability import FLUSH_S, AgentStats, UsageReport
+from mesh.security import redact_data
 from protocols import Message, Result, Task, new_trace_id
 
 __all__ = ["AgentRun", "RunOutcome", "run_team", "settled_trace"]
@@ -126,7 +127,9 @@ async def run_team(
     try:
         trace_id = trace_id or new_trace_id()
         step(f"{handle.entry} is working on the task")
-        result = await _ask_unless_the_team_fails(mesh, handle, task, timeout, trace_id)
+        answer = await _ask_unless_the_team_fails(mesh, handle, task, timeout, trace_id)
+        # The answer is printed and kept (a model may repeat a key a tool read): masked.
+        result = type(answer).model_validate(redact_data(answer.model_dump()))
         agents, usage = await _agent_runs(mesh, handle, trace_id)
         spans = await settled_trace(mesh, trace_id) if mesh.config.tracing else []
         return RunOutcome(team=spec.name, entry=handle.entry, trace_id=trace_id, result=result,

@@ -9,7 +9,9 @@ burst of refusals never slow the traffic that is still flowing. The price: a hos
 dead letters go with its process when it dies (its successor starts an empty buffer).
 
 A dead letter holds the envelope header (never the payload, which may hold user data
-or secrets), why it was refused, the error, and where and when it happened.
+or secrets), why it was refused, the error, and where and when it happened. The error is
+redacted when it is recorded (before it is cut to length, so no half of a key stays),
+and every field again when the records are handed out.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict
 
-from mesh.security import redact
+from mesh.security import redact, redact_data
 from protocols import Envelope
 
 __all__ = ["REASONS", "DeadLetter", "DeadLetterBox", "collect_dead_letters"]
@@ -115,9 +117,10 @@ class DeadLetterBox:
         return letter
 
     def recent(self, limit: int | None = None) -> list[DeadLetter]:
-        """Return the kept dead letters, oldest first; the last `limit` when given."""
+        """Return the kept dead letters, oldest first (the last `limit` when given), redacted."""
         letters = list(self._letters)
-        return letters if limit is None else letters[-limit:] if limit > 0 else []
+        letters = letters if limit is None else letters[-limit:] if limit > 0 else []
+        return [DeadLetter.model_validate(redact_data(d.model_dump())) for d in letters]
 
 
 def _header(env: Envelope) -> dict[str, object]:

@@ -1,4 +1,4 @@
-"""Trace context for handlers and structured logs that carry it.
+"""Trace context for handlers, structured logs that carry it, and secrets kept out of logs.
 
 While a handler runs, one context variable holds its ``agent``, ``trace_id`` and
 ``span_id``; asyncio copies the context into each task, so concurrent handlers never
@@ -6,19 +6,25 @@ see each other's ids. A log processor adds the three to every line written insid
 handler, by raymesh or by user code using `get_logger`. Setting one variable costs far
 less than binding three of structlog's contextvars for every message (measured: that
 was 7 to 10% of a busy host's CPU); the ids are only copied into lines written.
+
+Every line is redacted (`mesh.security.redact_data`, nested fields included): structlog's
+lines by a processor after the traceback is rendered, and the standard library's
+(``openai``, ``httpx``, ``ray`` and every other library's loggers) by a log record
+factory, which sees each record once, whatever logger or handler it goes to, handlers
+added later included.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from contextvars import ContextVar, Token
 from typing import Any, Literal
 
 import structlog
 
-from mesh.security import redact
+from mesh.security import redact, redact_data
 from protocols import new_span_id, new_trace_id
 
 __all__ = [
@@ -26,6 +32,7 @@ __all__ = [
     "get_logger",
     "new_span_id",
     "new_trace_id",
+    "redact_standard_logging",
     "trace_context",
     "trace_scope",
 ]
@@ -42,6 +49,7 @@ def configure_logging(*, fmt: Literal["console", "json"] = "console", level: str
     global _configured  # noqa: PLW0603 -- configuration is process-wide by nature
     if _configured == (fmt, level):
         return
+    redact_standard_logging()
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -69,11 +77,47 @@ def configure_logging(*, fmt: Literal["console", "json"] = "console", level: str
 def _redact_secrets(
     _logger: Any, _method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    # Secrets must not reach a log line, whoever passed them in.
-    for key, value in event.items():
-        if isinstance(value, str):
-            event[key] = redact(value)
-    return event
+    # Secrets must not reach a log line, whoever passed them in, however deep. An object
+    # (an exception, a model) is rendered by its repr anyway: redacted as that text.
+    plain = {k: v if isinstance(v, _DATA) else repr(v) for k, v in event.items()}
+    redacted: MutableMapping[str, Any] = redact_data(plain)
+    return redacted
+
+
+_DATA = (str, int, float, bool, type(None), Mapping, list, tuple)
+
+
+def redact_standard_logging() -> None:
+    """Make every standard library log record of this process carry no secret.
+
+    The record's message is rendered and redacted when the record is made (only for
+    records a logger lets through: the level check comes first), and so is the text of
+    its exception and stack, which handlers then print as they are. Installed once.
+    """
+    if logging.getLogRecordFactory() in _INSTALLED:
+        return
+    factory = logging.getLogRecordFactory()
+
+    def redacting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: the template alone (its arguments may hold keys)
+            message = str(record.msg)
+        record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(_FORMATTER.formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return record
+
+    _INSTALLED.append(redacting)
+    logging.setLogRecordFactory(redacting)
+
+
+#: The factories this module installed (one, unless another library replaced it since).
+_INSTALLED: list[Callable[..., logging.LogRecord]] = []
+_FORMATTER = logging.Formatter()
 
 
 def get_logger(**initial: Any) -> Any:

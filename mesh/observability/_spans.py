@@ -24,7 +24,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from mesh.security import redact
+from mesh.security import redact, redact_data
 from protocols import Envelope
 
 _current: ContextVar[SpanRecord | None] = ContextVar("raymesh_span", default=None)
@@ -71,10 +71,16 @@ def add_to(**amounts: float) -> None:
 
 
 def add_event(name: str, **attributes: Any) -> None:
-    """Record an event (an LLM call, a tool call) on the span being handled."""
+    """Record an event (an LLM call, a tool call) on the span being handled, redacted.
+
+    Redacted here, where the host's own secrets (its environment's, its secrets file's)
+    are known: the span store that hands the span out knows only its own. Events are
+    per model or tool call, not per message.
+    """
     record = _current.get()
     if record is None:
         return
+    attributes = redact_data(attributes)
     record.events.append({"name": name, "attributes": attributes})
     if record.otel is not None:
         record.otel.add_event(name, attributes)
@@ -204,7 +210,10 @@ class _OtlpBridge:
         except ImportError:
             self._tracer = None  # documented: install opentelemetry-exporter-otlp-proto-http
             return
-        self._provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        from mesh.observability._export_redaction import RedactingExporter
+
+        exporter = RedactingExporter(OTLPSpanExporter())  # spans leave without secrets
+        self._provider.add_span_processor(BatchSpanProcessor(exporter))
         self._tracer = self._provider.get_tracer("raymesh")
 
     @contextmanager

@@ -10,11 +10,13 @@ from mesh.ops._jobs import (
     job_logs,
     list_jobs,
     parse_env,
+    refuse_key_files,
     stop_job,
     submit_team,
     version_mismatch,
 )
 from mesh.ops._traces import save_trace, saved_trace, trace_table
+from mesh.ops._workdir import key_files
 
 __all__ = [
     "agent_rows",
@@ -23,9 +25,11 @@ __all__ = [
     "inspect_mesh",
     "job_client",
     "job_logs",
+    "key_files",
     "list_jobs",
     "live_head",
     "parse_env",
+    "refuse_key_files",
     "save_trace",
     "saved_trace",
     "start_head",

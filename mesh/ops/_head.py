@@ -22,19 +22,29 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from mesh._compat import current_cluster_file
 from mesh.config import raymesh_home
 from mesh.errors import ClusterError
+from mesh.ops._listeners import exposed_listeners
 from mesh.security import (
+    DIR_MODE,
     LOOPBACK,
     bind_args,
+    ensure_certificates,
     head_env,
+    is_loopback,
+    open_private,
+    prepare_token,
+    private_dir,
     read_secrets_file,
     secure_token_file,
+    tls_directory,
+    tls_enabled,
     token_path,
+    write_private,
 )
 
 STATE_FILE = "cluster.json"
@@ -58,6 +68,11 @@ class HeadState:
         num_cpus: The CPUs the head offers.
         ray_version: The Ray that started it.
         started_at: Epoch seconds.
+        exposed: The sockets of a head started on loopback that listen beyond it
+            (none, unless Ray binds a port in a way raymesh does not know).
+        tls: Ray's gRPC runs mutual TLS (``raymesh up --tls``).
+        tls_ca_cert: The CA a client must trust, beside the node certificate and key
+            it presents (the same directory).
     """
 
     address: str
@@ -67,6 +82,9 @@ class HeadState:
     num_cpus: int | None = None
     ray_version: str = ""
     started_at: float = 0.0
+    exposed: list[str] = field(default_factory=list)
+    tls: bool = False
+    tls_ca_cert: str | None = None
 
     @property
     def pids(self) -> list[int]:
@@ -200,11 +218,11 @@ def _free_ports(count: int) -> list[int]:
 
 
 def _temp_dir() -> Path:
+    # Private either way: Ray's logs there hold what agents print, prompts included.
     wanted = raymesh_home() / "ray"
     if len(str(wanted.resolve())) <= _MAX_TEMP_DIR:
-        wanted.mkdir(parents=True, exist_ok=True)
-        return wanted.resolve()
-    return Path(tempfile.mkdtemp(prefix="raymesh-"))
+        return private_dir(wanted).resolve()
+    return Path(tempfile.mkdtemp(prefix="raymesh-"))  # 0700
 
 
 def _ray_executable() -> str:
@@ -235,6 +253,7 @@ def start_head(
     host: str = LOOPBACK,
     dev: bool = False,
     secrets_file: Path | None = None,
+    tls: bool = False,
 ) -> HeadState:
     """Start a local Ray head with ``ray start --head`` and record it in the state file.
 
@@ -251,6 +270,9 @@ def start_head(
             ports (see the README's security section).
         dev: Allow ``RAY_AUTH_MODE=disabled`` (on loopback only).
         secrets_file: A 0600 ``KEY=value`` file of keys for the cluster's jobs.
+        tls: Run Ray's gRPC with mutual TLS, with a CA and node certificate made (or
+            reused) under ``$RAYMESH_HOME/tls``; the head's environment, which its
+            workers and jobs inherit, names them.
 
     Raises:
         ClusterError: A head started by ``raymesh up`` already runs, or Ray failed to
@@ -265,8 +287,10 @@ def start_head(
         )
     env = head_env(_cluster_env(), host=host, dev=dev)
     if secrets_file is not None:
-        env |= read_secrets_file(secrets_file)
-    secure_token_file(token_path(env))
+        env |= read_secrets_file(secrets_file)  # which refuses RAY_*, PATH, LD_*, PYTHON*
+    prepare_token(env)
+    if tls:
+        env |= ensure_certificates(tls_directory(raymesh_home(), env), hosts=[host]).env()
     free = iter(_free_ports(7))
     port = port or next(free)
     dashboard_port = dashboard_port or next(free)
@@ -287,12 +311,13 @@ def start_head(
     ]  # fmt: skip
     if num_cpus is not None:
         command += ["--num-cpus", str(num_cpus)]
-    home = raymesh_home()
-    home.mkdir(parents=True, exist_ok=True)
-    log = home / "up.log"
-    with log.open("wb") as out:
+    log = raymesh_home() / "up.log"
+    with open_private(log) as out:
         done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env, check=False)
-    secure_token_file(token_path(env))  # Ray writes it on first start
+    secure_token_file(token_path(env))  # in case Ray wrote one after all
+    # Ray opens its temp dir to everyone as it starts (0777, for a /tmp/ray shared by
+    # users); this one is the head's alone, and a driver joining later leaves it be.
+    temp_dir.chmod(DIR_MODE)
     address_file = current_cluster_file(temp_dir)
     if done.returncode != 0 or not address_file.exists():
         _stop_processes(_scan(str(temp_dir)))
@@ -304,21 +329,30 @@ def start_head(
     import ray
 
     address = address_file.read_text().strip()
+    processes = _scan(str(temp_dir), address)
     state = HeadState(
         address=address,
         dashboard_url=f"http://127.0.0.1:{dashboard_port}",
         temp_dir=str(temp_dir),
-        processes=[[pid, ticks] for pid, ticks in _scan(str(temp_dir), address)],
+        processes=[[pid, ticks] for pid, ticks in processes],
         num_cpus=num_cpus,
         ray_version=ray.__version__,
         started_at=time.time(),
+        # Also when the shell set Ray's TLS variables itself.
+        tls=tls_enabled(env),
+        tls_ca_cert=env.get("RAY_TLS_CA_CERT") if tls_enabled(env) else None,
     )
-    _state_path().write_text(json.dumps(asdict(state), indent=2))
+    write_private(_state_path(), json.dumps(asdict(state), indent=2))
     try:
         _wait_for_dashboard(state.dashboard_url, within=wait_s)
     except ClusterError:
         stop_head(state)
         raise
+    if is_loopback(host):
+        # Once the dashboard answers, its agents have bound their ports too.
+        exposed = [str(s) for s in exposed_listeners(pid for pid, _ in processes)]
+        state = replace(state, exposed=exposed)
+        write_private(_state_path(), json.dumps(asdict(state), indent=2))
     return state
 
 

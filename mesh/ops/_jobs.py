@@ -1,7 +1,9 @@
 """Team runs as Ray jobs: submit, follow, list, stop, through the Jobs API.
 
 The working directory and the team file travel in the job's runtime_env, and the
-entrypoint is ``raymesh run`` joining the cluster the job runs in.
+entrypoint is ``raymesh run`` joining the cluster the job runs in. Neither may carry a
+secret: an ``--env`` that looks like one is refused, and so is a working directory with
+key files in what would be uploaded (`key_files`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from urllib.parse import urlparse
 import yaml
 
 from mesh._compat import RAY_UPLOAD_LOGGER, job_client_versions
-from mesh.edge import _probe, _use_token_auth
+from mesh.edge import probe_port, use_token_auth
 from mesh.errors import ClusterError, ClusterUnreachableError
 from mesh.ops._head import dashboard_address
+from mesh.ops._workdir import KEY_FILES, key_files
 from mesh.security import env_secret_reason, redact, remember_secret
 
 
@@ -39,8 +42,8 @@ def job_client(address: str | None) -> Any:
     if parsed.hostname is None:
         raise ClusterError(f"{url!r} is not a URL", hint="use http://HEAD:8265")
     default_port = 443 if parsed.scheme == "https" else 8265
-    _probe(parsed.hostname, parsed.port or default_port, url)
-    _use_token_auth()
+    probe_port(parsed.hostname, parsed.port or default_port, url)
+    use_token_auth()
     from ray.job_submission import JobSubmissionClient
 
     # The SDK logs each upload and closed log stream at INFO; the CLI says what matters.
@@ -122,6 +125,7 @@ def submit_team(
     pip: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     secrets_file: str | None = None,
+    excludes: Sequence[str] = (),
     timeout: float = 120.0,
     python: str = "python",
 ) -> str:
@@ -141,13 +145,15 @@ def submit_team(
         env: Environment variables for the job (from `parse_env`: no secrets).
         secrets_file: An absolute path, on the cluster's nodes, of a 0600 secrets
             file the job reads its keys from.
+        excludes: Files and folders of the working directory not to upload (gitignore
+            patterns; the runtime_env ``excludes``).
         timeout: Seconds the task may take.
         python: The interpreter on the cluster that has raymesh installed.
 
     Raises:
         ClusterError: The team file is missing, unreadable or outside the working
             directory, the secrets file's path is relative or inside the working
-            directory, or the cluster refused the job.
+            directory, the upload would carry key files, or the cluster refused the job.
     """
     if not team_file.is_file():
         raise ClusterError(f"team file {team_file} not found", hint="check the path")
@@ -168,7 +174,10 @@ def submit_team(
     except (OSError, yaml.YAMLError) as exc:
         raise ClusterError(f"team file {team_file} is not readable YAML: {exc}") from exc
     name = str(spec.get("name", team_file.stem)) if isinstance(spec, dict) else team_file.stem
+    refuse_key_files(root, excludes)
     runtime_env: dict[str, Any] = {"working_dir": str(root)}
+    if excludes:
+        runtime_env["excludes"] = list(excludes)
     env_vars = dict(env or {})
     if secrets_file is not None:
         env_vars["RAYMESH_SECRETS_FILE"] = _cluster_secrets_path(secrets_file, root)
@@ -194,6 +203,26 @@ def submit_team(
             hint="check --working-dir (at most 500 MiB) and --pip",
         ) from exc
     return job_id
+
+
+def refuse_key_files(root: Path, excludes: Sequence[str] = ()) -> None:
+    """Refuse a working directory whose upload would carry key files (see `key_files`).
+
+    Raises:
+        ClusterError: Naming the files, and how to leave them out.
+    """
+    found = key_files(root, excludes)
+    if not found:
+        return
+    shown = ", ".join(found[:10]) + (f" and {len(found) - 10} more" if len(found) > 10 else "")
+    flags = " ".join(f"--exclude {shlex.quote(path)}" for path in found[:3])
+    raise ClusterError(
+        f"the working directory {root} holds key files that would be uploaded with the "
+        f"job and stored in the cluster: {shown} (refused: {', '.join(KEY_FILES)})",
+        hint=f"leave them out with {flags}{' ...' if len(found) > 3 else ''} (gitignore "
+        "patterns), or list them in a .rayignore there; keep keys in the cluster's "
+        "secrets file (`raymesh up --secrets-file`)",
+    )
 
 
 def _cluster_secrets_path(path: str, root: Path) -> str:

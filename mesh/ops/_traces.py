@@ -2,7 +2,8 @@
 
 The spans come from the span store of a running mesh, or, once the mesh is gone (a
 ``raymesh run`` on a local Ray ends with it), from the copy the run saved under the
-raymesh home (``$RAYMESH_HOME/traces``; the newest `KEEP_SAVED` are kept).
+raymesh home (``$RAYMESH_HOME/traces``; the newest `KEEP_SAVED` are kept). A trace is
+redacted before it is written: the file outlives the run and its secrets.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rich.text import Text
 
 from mesh.config import raymesh_home
 from mesh.observability import UsageReport
+from mesh.security import private_dir, redact_data, write_private
 from protocols import Usage
 
 __all__ = [
@@ -39,10 +41,10 @@ def save_trace(spans: Sequence[dict[str, Any]]) -> Path | None:
     """Keep a trace's spans under the raymesh home, for `raymesh trace` after the mesh ends."""
     if not spans:
         return None
-    folder = _saved_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{spans[0]['trace_id']}.json"
-    path.write_text(json.dumps(spans))
+    folder = private_dir(_saved_dir())  # prompts and answers are in the spans
+    path = write_private(
+        folder / f"{spans[0]['trace_id']}.json", json.dumps(redact_data(list(spans)))
+    )
     for old in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)[:-KEEP_SAVED]:
         old.unlink(missing_ok=True)
     return path

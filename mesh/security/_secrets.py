@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from mesh.errors import ConfigError
-from mesh.security._redaction import is_known_secret, remember_secret
+from mesh.security._redaction import (
+    REFERENCE_NAME,
+    URL_WITH_PASSWORD,
+    is_known_secret,
+    is_secret_name,
+    redact,
+    remember_secret,
+)
 
 __all__ = [
     "env_secret_reason",
@@ -29,13 +36,15 @@ __all__ = [
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 # Prefixes of real providers' keys and tokens.
 _KEY_PREFIX = re.compile(
-    r"^(sk-|sk_|rk_|pk_live_|ghp_|gho_|github_pat_|glpat-|xox[abpr]-|AKIA|ASIA|AIza|hf_|"
+    r"^(sk-|sk_|rk_|pk_live_|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|AKIA|ASIA|AIza|hf_|"
     r"ya29\.|eyJ)[A-Za-z0-9_\-.]{8,}$"
 )
 _SECRET_NAME = re.compile(r"(api_?key|secret|token|password|passwd|credential)", re.IGNORECASE)
 _RANDOM = re.compile(r"^[A-Za-z0-9+/=_\-.]{24,}$")
-# A variable that names where a secret is (a file, a path) rather than holding it.
-_REFERENCE = re.compile(r"_(FILE|PATH|DIR)$", re.IGNORECASE)
+# What a secrets file may not set: its keys go into the environment of Ray's processes
+# (`raymesh up --secrets-file`), where these would switch token authentication off
+# (RAY_AUTH_MODE), redirect Ray, or choose which programs and libraries run.
+_FORBIDDEN = re.compile(r"^(RAY_.*|PATH|LD_.*|PYTHON.*)$", re.IGNORECASE)
 
 
 def read_secrets_file(path: str | Path) -> dict[str, str]:
@@ -43,7 +52,8 @@ def read_secrets_file(path: str | Path) -> dict[str, str]:
 
     Raises:
         ConfigError: The file is missing, not a regular file, readable or writable by
-            group or others, or has a line that is not ``KEY=value``.
+            group or others, has a line that is not ``KEY=value``, or sets a variable
+            that is not a secret's to set (``RAY_*``, ``PATH``, ``LD_*``, ``PYTHON*``).
     """
     path = Path(path).expanduser()
     try:
@@ -67,6 +77,14 @@ def read_secrets_file(path: str | Path) -> dict[str, str]:
             # The line itself is not shown: it may be a key with a typo around it.
             raise ConfigError(f"secrets file {path}, line {number}: expected KEY=value")
         name, value = match.groups()
+        if _FORBIDDEN.match(name):
+            # The value is not shown: it may be a key under a misplaced name.
+            raise ConfigError(
+                f"secrets file {path}, line {number}: {name} may not be set by a secrets "
+                "file (it would reach Ray's processes' environment)",
+                hint="keep only keys in it; set Ray's and the interpreter's variables "
+                "in the shell that starts raymesh",
+            )
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
         values[name] = value
@@ -98,25 +116,30 @@ def looks_like_secret(name: str, value: Any) -> bool:
     text = value.strip()
     if _KEY_PREFIX.match(text):
         return True
-    # Random keys mix digits in; an upper-case env var name does not.
+    # Random keys mix digits in; an upper-case env var name does not. A name for where a
+    # secret is kept (``secrets_file``, ``KEY_PATH``) holds a path, however random it looks.
     random = bool(_RANDOM.match(text)) and any(c.isdigit() for c in text)
-    return random and bool(_SECRET_NAME.search(name))
+    return random and bool(_SECRET_NAME.search(name)) and not REFERENCE_NAME.search(name)
 
 
 def env_secret_reason(name: str, value: str) -> str | None:
     """Return why the environment variable `name` (set to `value`) looks like a secret, or None.
 
-    Its value may look like a key, be a key this process holds, or its name may be a
-    secret's (``*_API_KEY``, ``*_TOKEN``, ...); a name for where a secret is kept
-    (``*_FILE``, ``*_PATH``, ``*_DIR``) holding no key is not one.
+    Its value may look like a key (any shape the redactor masks), be a key this process
+    holds, or be a URL with a password; or its name may be a secret's (``*_KEY``,
+    ``*_TOKEN``, ``*_SECRET``, ``*_PASSWORD``, ``*PRIVATE*``, ``*_AUTH*``,
+    ``*_CREDENTIALS``, ``*API_KEY*``, ...). A name for where a secret is kept (``*_FILE``,
+    ``*_PATH``, ``*_DIR``) holding no key is not one. The reason never shows the value.
     """
-    reference = bool(_REFERENCE.search(name))
-    # A long path under a name like SECRETS_FILE is not a key: judge it by shape alone.
-    if looks_like_secret("" if reference else name, value):
-        return "its value looks like a key"
+    reference = bool(REFERENCE_NAME.search(name))
+    if URL_WITH_PASSWORD.search(value):
+        return "its value is a URL with a password"
     if is_known_secret(value):
         return "its value is a key of this environment"
-    if _SECRET_NAME.search(name) and not reference:
+    # A long path under a name like SECRETS_FILE is not a key: judge it by shape alone.
+    if looks_like_secret("" if reference else name, value) or redact(value) != value:
+        return "its value looks like a key"
+    if not reference and (is_secret_name(name) or _SECRET_NAME.search(name)):
         return "its name is a secret's"
     return None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import stat
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -138,6 +139,7 @@ async def test_the_snapshot_is_json_with_the_state_and_the_handled_ids(
     assert list(data["handled"]) == [mesh.name]
     assert len(data["handled"][mesh.name]) == 1
     assert not list(path.parent.glob(f".{name}.json.*.tmp"))  # no temp file left behind
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # its user's alone
 
 
 async def test_a_resend_to_the_restarted_agent_is_not_applied_twice(

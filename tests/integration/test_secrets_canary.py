@@ -1,7 +1,9 @@
 """Canary keys never show up anywhere: the `secrets` chaos scenario, and a signed mesh's keys.
 
-The scenario (CI form) plants canaries in environments, messages, exceptions, log lines
-and a tool's output and sweeps every place they could end up. The second test covers
+The scenario (CI form) plants canaries of every key shape and secret name in
+environments, a secrets file, messages, exceptions, log lines (structlog and stdlib),
+span events, a tool's output and `raymesh run`'s answer, and sweeps every place they
+could end up. The second test covers
 what it does not: a signed mesh reads its secret and an API key from a 0600 file; a
 handler raises with the key in its message, and forged frames are refused. Then the key
 and the secret are looked for in what the asker got, the spans, the refusals and Ray's
@@ -50,6 +52,10 @@ async def test_no_canary_reaches_logs_traces_dead_letters_or_ray_session_logs(
     assert places["the driver's log lines"].masked >= rounds
     assert places["dead letters of every agent"].masked >= rounds
     assert places["answers the driver got"].masked >= rounds
+    assert places["the driver's stdlib log lines"].masked >= rounds
+    assert places["`raymesh run`'s printed answers"].masked > 0
+    # Every kind of canary was minted: 12 key shapes, 7 secret names, a secrets file's.
+    assert figures.canaries >= 23
 
 
 async def test_canaries_never_reach_errors_spans_refusals_or_ray_logs(

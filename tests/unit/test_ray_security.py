@@ -175,6 +175,21 @@ def test_submit_sends_only_the_path_of_the_clusters_secrets_file(tmp_path: Path)
         submit_team(jobs, team, "x", secrets_file=str(tmp_path / "secrets.env"))
 
 
+def test_submit_refuses_key_files_unless_excluded_and_sends_the_excludes(tmp_path: Path) -> None:
+    (tmp_path / "team.yaml").write_text("name: t\nagents: []\n")
+    (tmp_path / "prod.env").write_text("")  # not a dotenv name: uploaded
+    (tmp_path / ".env").write_text("OPENAI_API_KEY=sk-x")
+    jobs = _Jobs()
+    with pytest.raises(ClusterError) as refused:
+        submit_team(jobs, tmp_path / "team.yaml", "x")
+    assert "holds key files" in str(refused.value)
+    assert "sk-x" not in str(refused.value)
+    assert "--exclude .env" in (refused.value.hint or "")
+    assert jobs.sent == {}  # nothing went to the cluster
+    submit_team(jobs, tmp_path / "team.yaml", "x", excludes=[".env"])
+    assert jobs.sent["runtime_env"]["excludes"] == [".env"]
+
+
 def test_up_puts_the_secrets_files_keys_in_the_heads_environment(
     no_ray_start: list[dict[str, Any]], tmp_path: Path
 ) -> None:

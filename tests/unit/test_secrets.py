@@ -51,3 +51,6 @@ def test_what_looks_like_a_key() -> None:
     assert not looks_like_secret("api_key", "unused")
     assert not looks_like_secret("key_env", "ANTHROPIC_API_KEY_FOR_PRODUCTION")
     assert not looks_like_secret("description", "Zk3jq9Lw0pX7vB2nM5cR8tY1uA4sD6fG")
+    # A name for where a secret is kept holds a path, however random it looks.
+    assert not looks_like_secret("secrets_file", "/tmp/raymesh-chaos-203o3an4/secrets.env")
+    assert looks_like_secret("secret", "/tmp/raymesh-chaos-203o3an4/secrets.env")
