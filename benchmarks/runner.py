@@ -29,6 +29,7 @@ from rich.table import Table
 from benchmarks import (
     DEFAULT_COUNT,
     SUITES,
+    decode_bomb,
     llm_bound,
     patterns,
     peer,
@@ -268,6 +269,9 @@ async def _measure(args: Options, console: Console, baseline: peer.Peer | None) 
             with console.status(f"overload: 10x the consumer's speed, {args.overload_s:g} s "
                                 "per mailbox policy"):  # fmt: skip
                 results["overload"] = await overload(mesh, seconds=args.overload_s)
+        if "decode-bomb" in args.suites:
+            with console.status("decode bombs: 1 MiB payloads at a live agent"):
+                results["decode-bomb"] = await decode_bomb.run(mesh)
     finally:
         await mesh.shutdown()
     return results
@@ -377,6 +381,10 @@ def run(args: Options) -> None:
     if "tls" in args.suites:
         report |= tls_cost.run(_plan(args), count=args.count, rounds=1 if args.quick else 2,
                                console=console, progress=progress)  # fmt: skip
+    if "decode-bomb" in results:
+        console.print(decode_bomb.table(results["decode-bomb"]))
+        report["decode-bomb"] = [{**asdict(shape), "held": shape.held}
+                                 for shape in results["decode-bomb"].shapes]  # fmt: skip
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(report, out, indent=2)

@@ -14,7 +14,15 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mesh.security import private_dir, read_secrets_file, remember_secret
-from protocols import DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, Codec, Signer
+from protocols import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_FRAME_BYTES,
+    DEFAULT_MAX_OBJECTS,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    Codec,
+    Signer,
+)
+from protocols.signing import MAKE_KEY, MIN_KEY_BYTES
 
 __all__ = ["MeshConfig", "adopt_secrets", "raymesh_home"]
 
@@ -30,8 +38,25 @@ class MeshConfig(BaseSettings):
     namespace: str = Field("raymesh", description="Ray namespace of the registry and agents.")
     ask_timeout_s: float = Field(30.0, gt=0, description="Deadline of an ask given none.")
     mailbox_size: int = Field(1024, ge=1, description="Messages queued per agent before refusal.")
-    max_frame_bytes: int = Field(DEFAULT_MAX_FRAME_BYTES, ge=256)
+    mailbox_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Payload bytes queued per agent before refusal."
+    )
+    max_frame_bytes: int = Field(DEFAULT_MAX_FRAME_BYTES, ge=256, description="Largest frame.")
+    max_payload_bytes: int = Field(
+        DEFAULT_MAX_PAYLOAD_BYTES, ge=1, description="Largest message payload sent or taken."
+    )
     max_depth: int = Field(DEFAULT_MAX_DEPTH, ge=1, description="Deepest payload nesting.")
+    max_objects: int = Field(
+        DEFAULT_MAX_OBJECTS, ge=1, description="Arrays, maps and elements in one payload."
+    )
+    max_array_len: int = Field(DEFAULT_MAX_OBJECTS, ge=1, description="Longest payload array.")
+    max_map_len: int = Field(DEFAULT_MAX_OBJECTS, ge=1, description="Most entries of a map.")
+    max_str_len: int = Field(
+        DEFAULT_MAX_PAYLOAD_BYTES, ge=1, description="Longest payload string, in bytes."
+    )
+    offloop_decode_bytes: int = Field(
+        64 * 1024, ge=0, description="Payloads larger than this are decoded off the event loop."
+    )
     max_hops: int = Field(64, ge=1, description="Longest causal chain of handled messages.")
     max_batch: int = Field(512, ge=1, description="Frames coalesced into one Ray call.")
     max_inflight: int = Field(1, ge=1, description="Ray calls in flight per link.")
@@ -69,7 +94,9 @@ class MeshConfig(BaseSettings):
     )
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    secret: SecretStr | None = Field(None, description="Cluster secret: frames are signed with it.")
+    secret: SecretStr | None = Field(
+        None, description="Cluster secret, at least 32 random bytes: frames are signed with it."
+    )
     previous_secrets: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
         (), description="Earlier secrets still accepted during a rollover (comma-separated)."
     )
@@ -86,6 +113,20 @@ class MeshConfig(BaseSettings):
         with_file_secrets(self)
         return self
 
+    @model_validator(mode="after")
+    def _payload_fits(self) -> Self:
+        if self.max_payload_bytes > self.max_frame_bytes:
+            raise ValueError(
+                f"max_payload_bytes ({self.max_payload_bytes}) exceeds max_frame_bytes "
+                f"({self.max_frame_bytes}): raise max_frame_bytes with it"
+            )
+        if self.mailbox_bytes < self.max_payload_bytes:
+            raise ValueError(
+                f"mailbox_bytes ({self.mailbox_bytes}) cannot hold one payload of "
+                f"max_payload_bytes ({self.max_payload_bytes}): raise mailbox_bytes"
+            )
+        return self
+
     def state_path(self, agent: str) -> Path:
         """Return where `agent`'s state snapshot is kept (one file per agent name)."""
         return self.state_dir.expanduser() / self.namespace / f"{agent}.json"
@@ -93,7 +134,14 @@ class MeshConfig(BaseSettings):
     def codec(self) -> Codec:
         """Return a codec with this mesh's limits, signing frames when a secret is set."""
         return Codec(
-            max_frame_bytes=self.max_frame_bytes, max_depth=self.max_depth, signer=signer_of(self)
+            max_frame_bytes=self.max_frame_bytes,
+            max_payload_bytes=self.max_payload_bytes,
+            max_depth=self.max_depth,
+            max_objects=self.max_objects,
+            max_array_len=self.max_array_len,
+            max_map_len=self.max_map_len,
+            max_str_len=self.max_str_len,
+            signer=signer_of(self),
         )
 
 
@@ -109,7 +157,7 @@ def raymesh_home() -> Path:
     return private_dir(os.environ.get("RAYMESH_HOME") or Path.home() / ".raymesh")
 
 
-_MIN_SECRET = 16
+_MIN_SECRET = MIN_KEY_BYTES
 
 
 def previous_keys(value: Any) -> Any:
@@ -125,7 +173,7 @@ def with_file_secrets(config: MeshConfig) -> None:
     """Fill the secrets not given otherwise from the secrets file, then check them.
 
     Raises:
-        ValueError: A secret is shorter than 16 characters (pydantic names the field).
+        ValueError: A secret is shorter than 32 bytes (pydantic names the field).
         ConfigError: The secrets file is missing or readable by others.
     """
     if config.secrets_file is not None:
@@ -141,8 +189,11 @@ def with_file_secrets(config: MeshConfig) -> None:
         raise ValueError("previous_secrets are set but secret is not")
     for key in keys:
         assert key is not None
-        if len(key.get_secret_value()) < _MIN_SECRET:
-            raise ValueError(f"a secret must be at least {_MIN_SECRET} characters")
+        if len(key.get_secret_value().encode()) < _MIN_SECRET:
+            raise ValueError(
+                f"a secret must be at least {_MIN_SECRET} bytes of randomness; "
+                f"make one with {MAKE_KEY}"
+            )
     _remember_secrets(config)
 
 

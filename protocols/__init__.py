@@ -7,19 +7,23 @@ from protocols._senders import PerSender
 from protocols.codec import (
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_FRAME_BYTES,
+    DEFAULT_MAX_OBJECTS,
+    DEFAULT_MAX_PAYLOAD_BYTES,
     Codec,
     decode,
     decode_message,
     encode,
     encode_message,
 )
-from protocols.envelope import Envelope, Kind, new_message_id, new_span_id, new_trace_id
+from protocols.envelope import DRIVER, Envelope, Kind, new_message_id, new_span_id, new_trace_id
 from protocols.errors import (
     DeadlineExceededError,
     DecodeError,
+    DecodeLimitError,
     DeliveryError,
     EncodeError,
     MeshError,
+    MisdirectedError,
     ProtocolError,
     ReplayError,
     SignatureError,
@@ -42,9 +46,13 @@ from protocols.wire import ErrorReply, Result, Task, Usage, UsageQuery, UsageSum
 __all__ = [
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_FRAME_BYTES",
+    "DEFAULT_MAX_OBJECTS",
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "DRIVER",
     "Codec",
     "DeadlineExceededError",
     "DecodeError",
+    "DecodeLimitError",
     "Delivery",
     "DeliveryError",
     "EncodeError",
@@ -56,6 +64,7 @@ __all__ = [
     "MeshError",
     "Message",
     "Messenger",
+    "MisdirectedError",
     "PatternError",
     "Peer",
     "PeerInfo",

@@ -2,15 +2,22 @@
 
 A frame is one msgpack array::
 
-    [1, kind, type, sender, recipient, trace_id, span_id, parent_span_id,
-     correlation_id, deadline, hops, chain, id, payload, budget]
+    [2, kind, type, sender, recipient, trace_id, span_id, parent_span_id,
+     correlation_id, deadline, hops, chain, id, payload, budget,
+     to_incarnation, from_incarnation, flags]
 
-The leading 1 is the frame format version. The payload is itself a msgpack ``bin``
+The leading 2 is the frame format version. The payload is itself a msgpack ``bin``
 holding the message's fields, so the header can be read without touching it. A codec
 given a `Signer` appends a signature trailer on encode and refuses, on decode, any
 frame whose signature is missing or wrong before unpacking it (see protocols.signing).
 Decoding is strict: each header field must have its exact type and shape, so that a
 frame from a buggy or hostile peer fails here, named, and never inside a handler.
+
+Decoding is bounded while it unpacks, not after: msgpack refuses a string, bin, array
+or map longer than its limit before allocating it, and a budget counted as each array
+and map is built refuses a payload with more objects, or nesting deeper, than allowed.
+So a hostile payload costs at most about ``max_objects`` small objects of heap and the
+time to build them, whatever its bytes say (`DecodeLimitError` names the setting).
 """
 
 from __future__ import annotations
@@ -24,8 +31,14 @@ import msgpack
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
-from protocols.envelope import Envelope, Kind
-from protocols.errors import DecodeError, EncodeError, MeshError, SignatureError
+from protocols.envelope import KNOWN_FLAGS, Envelope, Kind
+from protocols.errors import (
+    DecodeError,
+    DecodeLimitError,
+    EncodeError,
+    MeshError,
+    SignatureError,
+)
 from protocols.message import _REGISTRY as _REGISTERED
 from protocols.message import Message, message_class, register
 from protocols.signing import Signer, is_signed
@@ -33,6 +46,8 @@ from protocols.signing import Signer, is_signed
 __all__ = [
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_FRAME_BYTES",
+    "DEFAULT_MAX_OBJECTS",
+    "DEFAULT_MAX_PAYLOAD_BYTES",
     "Codec",
     "decode",
     "decode_message",
@@ -43,15 +58,29 @@ __all__ = [
 M = TypeVar("M", bound=Message)
 
 DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 DEFAULT_MAX_DEPTH = 32
-FRAME_VERSION = 1
-_FIELDS = 15
+#: Arrays, maps and their elements per payload (a map entry counts its key and value).
+DEFAULT_MAX_OBJECTS = 100_000
+FRAME_VERSION = 2
+_FIELDS = 18
 _MAX_BUDGET_UNITS = 16
 _MAX_NAME = 256
 _MAX_CHAIN = 256
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 _SPAN_ID = re.compile(r"[0-9a-f]{16}")
 _KINDS = {kind.value: kind for kind in Kind}
+_HEADER_STR_BYTES = 4 * _MAX_NAME  # names are counted in characters, of up to 4 bytes
+#: Frames up to this size hold at most this many objects: their headers are not counted.
+_UNCOUNTED_FRAME_BYTES = 16 * 1024
+#: The msgpack limits and the setting that raises each, as its error names them.
+_SETTINGS = {
+    "max_array_len": "max_array_len",
+    "max_map_len": "max_map_len",
+    "max_str_len": "max_str_len",
+    "max_bin_len": "max_payload_bytes",
+    "max_ext_len": "max_payload_bytes",
+}
 
 
 class Codec:
@@ -59,24 +88,52 @@ class Codec:
 
     Args:
         max_frame_bytes: The largest frame accepted or produced, payload included.
+        max_payload_bytes: The largest payload accepted or produced.
         max_depth: The deepest nesting of lists and maps allowed in a payload.
+        max_objects: Arrays, maps and their elements allowed in one payload.
+        max_array_len: The longest array in a payload.
+        max_map_len: The most entries of one map in a payload.
+        max_str_len: The longest string in a payload, in bytes.
         signer: Signs every frame encoded and verifies every frame decoded; None for
             an unsigned mesh.
     """
 
-    __slots__ = ("max_depth", "max_frame_bytes", "signer")
+    __slots__ = (
+        "max_array_len",
+        "max_depth",
+        "max_frame_bytes",
+        "max_map_len",
+        "max_objects",
+        "max_payload_bytes",
+        "max_str_len",
+        "signer",
+    )
 
     def __init__(
         self,
         *,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         max_depth: int = DEFAULT_MAX_DEPTH,
+        max_objects: int = DEFAULT_MAX_OBJECTS,
+        max_array_len: int = DEFAULT_MAX_OBJECTS,
+        max_map_len: int = DEFAULT_MAX_OBJECTS,
+        max_str_len: int = DEFAULT_MAX_PAYLOAD_BYTES,
         signer: Signer | None = None,
     ) -> None:
         if max_frame_bytes < 256 or max_depth < 1:
             raise ValueError("max_frame_bytes must be >= 256 and max_depth >= 1")
+        if not 0 < max_payload_bytes <= max_frame_bytes:
+            raise ValueError("max_payload_bytes must be > 0 and at most max_frame_bytes")
+        if min(max_objects, max_array_len, max_map_len, max_str_len) < 1:
+            raise ValueError("max_objects, max_array_len, max_map_len, max_str_len must be >= 1")
         self.max_frame_bytes = max_frame_bytes
+        self.max_payload_bytes = max_payload_bytes
         self.max_depth = max_depth
+        self.max_objects = max_objects
+        self.max_array_len = max_array_len
+        self.max_map_len = max_map_len
+        self.max_str_len = max_str_len
         self.signer = signer
 
     def encode(self, envelope: Envelope) -> bytes:
@@ -101,11 +158,23 @@ class Codec:
             envelope.id,
             envelope.payload,
             envelope.budget,
+            envelope.to_incarnation,
+            envelope.from_incarnation,
+            envelope.flags,
         ]
         try:
             _check_header(fields)
         except DecodeError as exc:
             raise EncodeError(f"cannot encode envelope: {exc.message}") from None
+        if len(envelope.payload) > self.max_payload_bytes:
+            raise EncodeError(
+                f"payload of {len(envelope.payload)} bytes for {envelope.type!r} exceeds the "
+                f"limit of {self.max_payload_bytes} bytes",
+                agent=envelope.recipient,
+                trace_id=envelope.trace_id,
+                hint="send a reference (a path, a URL, a Ray object id) instead of the data, "
+                "or raise max_payload_bytes (RAYMESH_MAX_PAYLOAD_BYTES) on every process",
+            )
         try:
             frame: bytes = msgpack.packb(fields, use_bin_type=True)
         except (ValueError, TypeError) as exc:  # e.g. a lone surrogate in a name
@@ -133,15 +202,30 @@ class Codec:
         if not isinstance(frame, bytes | bytearray | memoryview):
             raise DecodeError(f"a frame must be bytes, not {type(frame).__name__}")
         if len(frame) > self.max_frame_bytes:
-            raise DecodeError(
-                f"frame of {len(frame)} bytes exceeds the limit of {self.max_frame_bytes} bytes"
+            raise DecodeLimitError(
+                f"frame of {len(frame)} bytes exceeds the limit of {self.max_frame_bytes} bytes",
+                limit="max_frame_bytes",
+                hint=_raise_hint("max_frame_bytes"),
             )
         signed_at: float | None = None
         if self.signer is not None:
             frame, signed_at = self.signer.verify(frame)
+        # Each msgpack object takes a byte at least: a small frame cannot hold a header
+        # bomb, so only a larger one pays for counting its containers.
+        shape = _HeaderShape() if len(frame) > _UNCOUNTED_FRAME_BYTES else None
         try:
-            fields = msgpack.unpackb(frame, raw=False, use_list=True, strict_map_key=True)
+            fields = msgpack.unpackb(
+                frame, raw=False, use_list=True, strict_map_key=True,
+                max_array_len=_MAX_CHAIN + 1, max_map_len=_MAX_BUDGET_UNITS + 1,
+                max_str_len=_HEADER_STR_BYTES, max_bin_len=self.max_payload_bytes,
+                max_ext_len=0, list_hook=shape and shape.take, object_hook=shape and shape.take,
+            )  # fmt: skip
+        except DecodeLimitError:
+            raise
         except Exception as exc:  # msgpack raises a zoo of types for bad input
+            limited = _over_limit(exc, "frame", header=True)
+            if limited is not None:
+                raise limited from None
             if self.signer is None and is_signed(frame):
                 raise SignatureError(
                     "frame is signed but this process has no secret to verify it",
@@ -213,20 +297,7 @@ class Codec:
                 agent=envelope.sender,
                 trace_id=envelope.trace_id,
             )
-        try:
-            data = msgpack.unpackb(envelope.payload, raw=False, use_list=True, strict_map_key=False)
-        except Exception as exc:  # msgpack raises a zoo of types for bad input
-            raise DecodeError(
-                f"payload of {envelope.type!r} is not valid msgpack: {_describe(exc)}",
-                agent=envelope.recipient,
-                trace_id=envelope.trace_id,
-            ) from None
-        if not _within_depth(data, self.max_depth):
-            raise DecodeError(
-                f"payload of {envelope.type!r} nests deeper than {self.max_depth} levels",
-                agent=envelope.recipient,
-                trace_id=envelope.trace_id,
-            )
+        data = self.unpack_payload(envelope)
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
@@ -239,6 +310,162 @@ class Codec:
                 agent=envelope.recipient,
                 trace_id=envelope.trace_id,
             ) from None
+
+    def unpack_payload(self, envelope: Envelope) -> Any:
+        """Return the envelope's payload as plain data, unpacked within the codec's limits.
+
+        Raises:
+            DecodeLimitError: The payload passes a limit: its size, a length, its
+                objects or its depth; unpacking stopped there.
+            DecodeError: The payload is not valid msgpack.
+        """
+        payload = envelope.payload
+        try:
+            if len(payload) > self.max_payload_bytes:
+                raise DecodeLimitError(
+                    f"payload of {envelope.type!r} is {len(payload)} bytes, over the limit of "
+                    f"{self.max_payload_bytes} bytes",
+                    limit="max_payload_bytes",
+                    hint=_raise_hint("max_payload_bytes"),
+                )
+            budget = _Budget(self.max_objects, self.max_depth, envelope.type)
+            try:
+                return msgpack.unpackb(
+                    payload, raw=False, use_list=True, strict_map_key=False,
+                    max_array_len=self.max_array_len, max_map_len=self.max_map_len,
+                    max_str_len=self.max_str_len, max_bin_len=self.max_payload_bytes,
+                    max_ext_len=self.max_payload_bytes,
+                    list_hook=budget.on_list, object_hook=budget.on_map,
+                )  # fmt: skip
+            except DecodeLimitError:
+                raise
+            except Exception as exc:  # msgpack raises a zoo of types for bad input
+                what = f"payload of {envelope.type!r}"
+                limited = _over_limit(exc, what, header=False)
+                if limited is not None:
+                    raise limited from None
+                raise DecodeError(f"{what} is not valid msgpack: {_describe(exc)}") from None
+        except DecodeError as exc:
+            raise exc.with_context(agent=envelope.recipient, trace_id=envelope.trace_id) from None
+
+
+class _Budget:
+    """Counts a decode's objects and nesting as msgpack builds each array and map.
+
+    The hooks run bottom-up, each as its container is complete, so a container's depth
+    is one more than its deepest child's; only containers holding containers are
+    remembered (by id: they live on inside their parent until the end). Raising here
+    stops msgpack at once, so a bomb never gets past the budget.
+    """
+
+    __slots__ = ("_deep", "_depth", "_left", "_tag")
+
+    def __init__(self, objects: int, depth: int, tag: str) -> None:
+        self._left = objects
+        self._depth = depth
+        self._tag = tag  # named in the errors, which are made only when raised
+        self._deep: dict[int, int] | None = None  # made for the first nested container
+
+    def on_list(self, items: list[Any]) -> list[Any]:
+        self._left -= len(items) + 1
+        if self._left < 0:
+            raise self._over_objects()
+        if _holds_containers(items):
+            self._nest(items, items)
+        return items
+
+    def on_map(self, entries: dict[Any, Any]) -> dict[Any, Any]:
+        self._left -= 2 * len(entries) + 1
+        if self._left < 0:
+            raise self._over_objects()
+        if _holds_containers(entries.values()):
+            self._nest(entries, entries.values())
+        return entries
+
+    def _nest(self, container: Any, children: Any) -> None:
+        deep = self._deep
+        if deep is None:
+            deep = self._deep = {}
+        depth = 1 + max(deep.pop(id(child), 1) for child in children
+                        if type(child) is list or type(child) is dict)  # fmt: skip
+        if depth > self._depth:
+            raise DecodeLimitError(
+                f"payload of {self._tag!r} nests deeper than {self._depth} levels",
+                limit="max_depth",
+                hint=_raise_hint("max_depth"),
+            )
+        deep[id(container)] = depth
+
+    def _over_objects(self) -> DecodeLimitError:
+        return DecodeLimitError(
+            f"payload of {self._tag!r} holds more objects (arrays, maps and their elements) "
+            "than allowed",
+            limit="max_objects",
+            hint=_raise_hint("max_objects"),
+        )
+
+
+def _holds_containers(items: Any) -> bool:
+    # A few items (a message's fields) are looked at one by one; many, at C speed.
+    if len(items) < 16:
+        for item in items:  # noqa: SIM110 - a loop, not any(): no generator per call
+            if type(item) is list or type(item) is dict:
+                return True
+        return False
+    kinds = set(map(type, items))
+    return list in kinds or dict in kinds
+
+
+class _HeaderShape:
+    """Refuses a header with more arrays and maps than a frame has: its own, the chain
+    and the budget. So however its bytes nest, a header costs a few small objects."""
+
+    __slots__ = ("_left",)
+
+    def __init__(self) -> None:
+        self._left = 3
+
+    def take(self, container: Any) -> Any:
+        self._left -= 1
+        if self._left < 0:
+            raise DecodeLimitError(
+                "frame header holds more arrays and maps than a frame has",
+                limit="frame header",
+                hint=_HEADER_HINT,
+            )
+        return container
+
+
+def _over_limit(exc: BaseException, what: str, *, header: bool) -> DecodeLimitError | None:
+    # msgpack names the limit a length passed in its ValueError's text, and nesting past
+    # its own stack (1024 levels, so past any max_depth) is a StackError.
+    text = str(exc)
+    if isinstance(exc, msgpack.StackError):
+        if header:
+            return DecodeLimitError(f"{what} header nests too deep", limit="frame header",
+                                    hint=_HEADER_HINT)  # fmt: skip
+        return DecodeLimitError(f"{what} nests deeper than msgpack's stack", limit="max_depth",
+                                hint=_raise_hint("max_depth"))  # fmt: skip
+    for limit, setting in _SETTINGS.items():
+        if limit in text:
+            if header and setting != "max_payload_bytes":
+                return DecodeLimitError(f"{what} header has a field longer than a header allows: "
+                                        f"{text[:120]}", limit="frame header",
+                                        hint=_HEADER_HINT)  # fmt: skip
+            return DecodeLimitError(f"{what} has a value longer than {setting} allows: "
+                                    f"{text[:120]}", limit=setting,
+                                    hint=_raise_hint(setting))  # fmt: skip
+    return None
+
+
+_HEADER_HINT = "a header holds names and numbers of fixed shapes: the sender is buggy or hostile"
+
+
+def _raise_hint(setting: str) -> str:
+    return (
+        f"a peer sent more than this mesh allows; if such messages are expected, raise "
+        f"{setting} (RAYMESH_{setting.upper()}) on every process of the mesh"
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -256,22 +483,10 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _within_depth(data: Any, limit: int) -> bool:
-    # Iterative, so that a hostile payload cannot exhaust the Python stack.
-    stack: list[tuple[Any, int]] = [(data, 1)] if type(data) in (dict, list) else []
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return False
-        children = node.values() if type(node) is dict else node
-        stack.extend((child, depth + 1) for child in children if type(child) in (dict, list))
-    return True
-
-
 def _read_header(fields: Any) -> Envelope:
     _check_header(fields)
     (_, kind, tag, sender, recipient, trace_id, span_id, parent, corr, deadline, hops,
-     chain, msg_id, payload, budget) = fields  # fmt: skip
+     chain, msg_id, payload, budget, to_incarnation, from_incarnation, flags) = fields  # fmt: skip
     return Envelope(
         kind=_KINDS[kind],
         type=tag,
@@ -287,6 +502,9 @@ def _read_header(fields: Any) -> Envelope:
         chain=tuple(chain),
         id=msg_id,
         budget=budget,
+        to_incarnation=to_incarnation,
+        from_incarnation=from_incarnation,
+        flags=flags,
     )
 
 
@@ -295,7 +513,7 @@ def _check_header(fields: Any) -> None:
     if type(fields) is not list or len(fields) != _FIELDS:
         raise DecodeError(f"a frame must be a msgpack array of {_FIELDS} fields")
     (version, kind, tag, sender, recipient, trace_id, span_id, parent, corr, deadline, hops,
-     chain, msg_id, payload, budget) = fields  # fmt: skip
+     chain, msg_id, payload, budget, to_incarnation, from_incarnation, flags) = fields  # fmt: skip
     if version != FRAME_VERSION or type(version) is not int:
         raise DecodeError(f"unsupported frame version {version!r} (expected {FRAME_VERSION})")
     if type(kind) is not str or kind not in _KINDS:
@@ -319,6 +537,19 @@ def _check_header(fields: Any) -> None:
         raise DecodeError(f"payload must be msgpack bin, not {type(payload).__name__}")
     if budget is not None:
         _check_budget(budget)
+    _check_binding(to_incarnation, from_incarnation, flags)
+
+
+def _check_binding(to_incarnation: Any, from_incarnation: Any, flags: Any) -> None:
+    for incarnation in (to_incarnation, from_incarnation):
+        if incarnation is not None and (
+            type(incarnation) is not str or not 0 < len(incarnation) <= _MAX_NAME
+        ):
+            raise DecodeError(
+                f"an incarnation must be a non-empty string of at most {_MAX_NAME} characters"
+            )
+    if type(flags) is not int or flags & ~KNOWN_FLAGS or flags < 0:
+        raise DecodeError(f"flags {flags!r} are not a combination of known flags")
 
 
 def _check_trace(trace_id: Any, span_id: Any, parent: Any) -> None:

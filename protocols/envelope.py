@@ -8,12 +8,16 @@ host (as a typed error to the asker) rather than in the transport.
 from __future__ import annotations
 
 import os
-import random
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["Envelope", "Kind", "new_message_id", "new_span_id", "new_trace_id"]
+__all__ = ["DRIVER", "Envelope", "Kind", "new_message_id", "new_span_id", "new_trace_id"]
+
+#: The flag of a frame sent by a driver (the edge client): what access rules call `edge`.
+DRIVER = 1
+#: Every flag this frame version knows; a frame with another bit set is refused.
+KNOWN_FLAGS = DRIVER
 
 
 class Kind(StrEnum):
@@ -25,26 +29,64 @@ class Kind(StrEnum):
     ERROR = "error"
 
 
-# Ids need to be unique, not secret: a generator of raymesh's own, seeded from the OS
-# (again in a forked child), costs a fraction of an os.urandom call per message, and a
-# user seeding the `random` module for repeatable runs cannot make ids repeat.
-_ids = random.Random()
-os.register_at_fork(after_in_child=_ids.seed)
+# Ids come from the OS's cryptographic source, so that nobody who saw some ids can
+# guess the next (a guessed message id could pre-empt a real one in a receiver's
+# dedup window). One os.urandom call makes 4 KiB of ids, kept as ready hex strings:
+# an id then costs a list pop, which the GIL makes atomic, so the control lane's
+# thread and the loop's never get the same one. A forked child drops the pools, so
+# that it cannot repeat its parent's ids.
+_CHUNK = 4096
+_pool_32: list[str] = []
+_pool_16: list[str] = []
+
+
+def _fresh() -> None:
+    _pool_32.clear()
+    _pool_16.clear()
+
+
+os.register_at_fork(after_in_child=_fresh)
+
+
+def _refill(pool: list[str], digits: int) -> None:
+    text = os.urandom(_CHUNK).hex()
+    pool.extend([text[at : at + digits] for at in range(0, len(text), digits)])
+
+
+def _hex_32() -> str:
+    while True:
+        try:
+            return _pool_32.pop()
+        except IndexError:
+            _refill(_pool_32, 32)
 
 
 def new_trace_id() -> str:
     """Return a W3C trace id: 32 lowercase hex digits, never all zero."""
-    return f"{_ids.getrandbits(128) or 1:032x}"
+    while (trace := _hex_32()) == _ZERO_TRACE:
+        pass  # pragma: no cover - one chance in 2**128
+    return trace
 
 
 def new_span_id() -> str:
     """Return a W3C span id: 16 lowercase hex digits, never all zero."""
-    return f"{_ids.getrandbits(64) or 1:016x}"
+    while True:
+        try:
+            span = _pool_16.pop()
+        except IndexError:
+            _refill(_pool_16, 16)
+            continue
+        if span != _ZERO_SPAN:
+            return span
 
 
 def new_message_id() -> str:
     """Return a unique message id (128 random bits)."""
-    return f"{_ids.getrandbits(128):032x}"
+    return _hex_32()
+
+
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
 
 
 @dataclass(slots=True)
@@ -68,6 +110,11 @@ class Envelope:
         budget: On asks and tells, what the conversation may still spend, per unit
             (``{"tokens": 900, "usd": 0.02}``; a missing unit is unlimited); on replies
             and errors, what handling the ask spent. None when nobody counts.
+        to_incarnation: The incarnation of the recipient this frame is for: another
+            incarnation of the same name refuses it. None only before a sender knows it.
+        from_incarnation: The sender's own incarnation; a reply must come from the
+            incarnation that was asked.
+        flags: `DRIVER` when a driver sent it; signed with the rest of the header.
         signed_at: When the frame was signed (epoch seconds), set on decode by a signing
             codec; None for unsigned frames. Not a header field: the signature carries it.
     """
@@ -86,6 +133,9 @@ class Envelope:
     chain: tuple[str, ...] = ()
     id: str = field(default_factory=new_message_id)
     budget: dict[str, float] | None = None
+    to_incarnation: str | None = None
+    from_incarnation: str | None = None
+    flags: int = 0
     signed_at: float | None = None
 
     def remaining(self, now: float | None = None) -> float | None:

@@ -19,9 +19,11 @@ from typing import Any, ClassVar, Self
 __all__ = [
     "DeadlineExceededError",
     "DecodeError",
+    "DecodeLimitError",
     "DeliveryError",
     "EncodeError",
     "MeshError",
+    "MisdirectedError",
     "ProtocolError",
     "ReplayError",
     "SignatureError",
@@ -132,6 +134,40 @@ class EncodeError(ProtocolError):
 
 class DecodeError(ProtocolError, ValueError):
     """A frame is malformed, too large, too deep, or its payload fails its schema."""
+
+
+class DecodeLimitError(DecodeError):
+    """A frame or payload passes a decoding limit: its size, a length, its objects or depth.
+
+    Refused before it was fully unpacked, so a hostile frame costs the receiver no more
+    than the limits allow.
+
+    Attributes:
+        limit: The setting that refused it (a `MeshConfig` field, e.g. ``max_objects``).
+    """
+
+    details: ClassVar[tuple[str, ...]] = ("limit",)
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: str | None = None,
+        agent: str | None = None,
+        trace_id: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, agent=agent, trace_id=trace_id, hint=hint)
+        self.limit = limit
+
+
+class MisdirectedError(ProtocolError):
+    """A frame meant for another agent or incarnation, or a reply from a peer not asked.
+
+    Refused by the receiving host and never handled: a frame binds its recipient and the
+    recipient's incarnation (signed, in a signed mesh), and a reply answers an ask only
+    if it comes from the agent that was asked.
+    """
 
 
 class UnknownMessageTypeError(DecodeError):

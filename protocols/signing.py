@@ -25,13 +25,24 @@ from collections.abc import Sequence
 from protocols._senders import PerSender
 from protocols.errors import ReplayError, SignatureError
 
-__all__ = ["TRAILER_BYTES", "ReplayGuard", "Signer", "is_signed", "key_id"]
+__all__ = [
+    "MAKE_KEY",
+    "MIN_KEY_BYTES",
+    "TRAILER_BYTES",
+    "ReplayGuard",
+    "Signer",
+    "is_signed",
+    "key_id",
+]
 
 _MAGIC = b"RMS1"
 _TRAILER = struct.Struct(">8sd32s4s")
 TRAILER_BYTES = _TRAILER.size
 _DOMAIN = b"raymesh.frame/1\x00"
-_MIN_KEY_BYTES = 16
+#: The shortest key accepted: 32 random bytes, what HMAC-SHA256 needs for full strength.
+MIN_KEY_BYTES = 32
+#: How to make a key: what the errors about a short one suggest.
+MAKE_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 def key_id(key: bytes) -> bytes:
@@ -52,15 +63,17 @@ class Signer:
         previous: Keys still accepted while a rollover reaches every host.
 
     Raises:
-        ValueError: A key is shorter than 16 bytes, or two keys are the same.
+        ValueError: A key is shorter than `MIN_KEY_BYTES`, or two keys are the same.
     """
 
     __slots__ = ("_current", "_current_id", "_keys")
 
     def __init__(self, current: bytes, previous: Sequence[bytes] = ()) -> None:
         keys = [current, *previous]
-        if any(len(key) < _MIN_KEY_BYTES for key in keys):
-            raise ValueError(f"a signing key must be at least {_MIN_KEY_BYTES} bytes")
+        if any(len(key) < MIN_KEY_BYTES for key in keys):
+            raise ValueError(
+                f"a signing key must be at least {MIN_KEY_BYTES} bytes; make one with {MAKE_KEY}"
+            )
         self._keys = {key_id(key): key for key in keys}
         if len(self._keys) != len(keys):
             raise ValueError("the current and previous signing keys must differ")

@@ -541,7 +541,9 @@ class UnknownTagReplier:
         return encode(Envelope(kind=Kind.REPLY, type=self.TAG, sender=ask.recipient,
                                recipient=ask.sender, payload=msgpack.packb({"text": "?"}),
                                trace_id=ask.trace_id, span_id=ask.span_id,
-                               correlation_id=ask.id, deadline=ask.deadline))  # fmt: skip
+                               correlation_id=ask.id, deadline=ask.deadline,
+                               to_incarnation=ask.from_incarnation,
+                               from_incarnation=ask.to_incarnation))  # fmt: skip
 
     async def ping(self) -> str:
         return "alive"

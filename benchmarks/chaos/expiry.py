@@ -202,6 +202,9 @@ async def _outcome(mesh: Mesh, name: str) -> str:
 async def _sent_expired(mesh: Mesh, name: str, figures: ExpiryFigures) -> None:
     """Send tells whose deadline passed a second before they were sent."""
     codec = mesh.config.codec()  # signed, if the mesh is
+    host = await mesh.actor(name)
+    link = unique("stale")  # a link of its own, which names the incarnation it sends from
+    incarnation = await host.ping.remote()
     frames = [
         codec.encode(
             Envelope(
@@ -211,11 +214,12 @@ async def _sent_expired(mesh: Mesh, name: str, figures: ExpiryFigures) -> None:
                 recipient=name,
                 payload=codec.encode_message(Work(ms=0)),
                 deadline=time.time() - 1,
+                to_incarnation=incarnation,
+                from_incarnation=link,
             )
         )
         for _ in range(figures.asks)
     ]
-    host = await mesh.actor(name)
-    refused = await host.deliver.remote(f"{mesh.name}#{unique('stale')}", 0, frames)
+    refused = await host.deliver.remote(f"{mesh.name}#{link}", 0, frames)
     assert not refused, f"expired tells refused at the door: {refused[:3]}"
     figures.stale = len(frames)

@@ -1,4 +1,4 @@
-"""Forged frames at a signed agent: flipped bytes, a wrong key, replays, spoofing, a denied type.
+"""Forged frames at a signed agent: flips, a wrong key, replays, spoofing, misdirection, rights.
 
 The chaos run's own mesh is unsigned, so the scenario starts a signed agent of its
 own: a host with a config that carries a fresh secret, in the same Ray namespace and
@@ -12,17 +12,29 @@ host's inbound method with raw frames, as a hostile peer would:
 - replay: signed frames taken once, then sent again on a fresh link of the same sender;
 - spoofed sender: frames signed by a key holder that name another sender than the
   link they come in on;
-- denied type: signed frames of a type the access policy does not let drivers send.
+- denied type: signed frames of a type the access policy does not let drivers send;
+- another recipient: signed frames naming another agent, delivered to this one;
+- an earlier incarnation: signed frames for this agent's name but another incarnation
+  (what a frame sent before a restart, or captured then, names);
+- driver flag added: a signed frame of a sender without driver rights, its flag bit
+  set afterwards (the flag is under the signature);
+- an ``edge-`` name without the flag: signed frames from a sender named like a driver
+  but without the driver flag, of the type only drivers may send;
+- replies from the wrong peer: a second signed agent waits on an ask to a third; the
+  attacker, knowing the ask's id, answers it in its own (signed) name. Each must be
+  refused, and the ask must still get its real answer afterwards.
 
 Every attempt must be refused with the typed error of its attack, counted under its
 reason and dead-lettered, and none may reach the agent; a well-formed signed ask must
-still be answered afterwards. The last line checks the source of `protocols.signing`:
-MACs are compared with `hmac.compare_digest` and never with ``==``.
+still be answered afterwards, and an agent named ``edge-x`` must be refused at spawn.
+The last line checks the source of `protocols.signing`: MACs are compared with
+`hmac.compare_digest` and never with ``==``.
 """
 
 from __future__ import annotations
 
 import ast
+import asyncio
 import inspect
 import secrets
 import time
@@ -35,12 +47,21 @@ import ray
 import protocols.signing
 from benchmarks.chaos._agents import Echoer, Reset, Say
 from benchmarks.chaos._figure import Figure, as_share
+from benchmarks.chaos._holding import AskIs, Held, Holder, HoldOn, LetGo, Waiter, WhatAsk
 from benchmarks.chaos._support import eventually, unique
 from mesh.config import MeshConfig
 from mesh.control import AgentSpec, TeamSpec, start_host, with_access
 from mesh.edge import Mesh
-from mesh.errors import AccessDeniedError, MeshError
-from protocols import Codec, Envelope, Kind, Message, ReplayError, SignatureError
+from mesh.errors import AccessDeniedError, ConfigError, MeshError, MisdirectedError
+from protocols import (
+    DRIVER,
+    Codec,
+    Envelope,
+    Kind,
+    Message,
+    ReplayError,
+    SignatureError,
+)
 from protocols.errors import error_class
 from protocols.signing import TRAILER_BYTES
 
@@ -91,6 +112,8 @@ class ForgedFigures:
     attacks: list[Attack] = field(default_factory=list)
     reached_agent: int = 0
     still_accepts: bool = False
+    real_answer_after_wrong_peers: bool = False
+    edge_name_refused: bool = False
     mac: MacCheck | None = None
 
     def lines(self) -> list[Figure]:
@@ -122,6 +145,20 @@ class ForgedFigures:
                 "yes",
                 self.still_accepts,
             ),
+            Figure(
+                name,
+                "the ask answered by wrong peers got its real answer",
+                "yes" if self.real_answer_after_wrong_peers else "no",
+                "yes",
+                self.real_answer_after_wrong_peers,
+            ),
+            Figure(
+                name,
+                "an agent named edge-x refused at spawn (ConfigError)",
+                "yes" if self.edge_name_refused else "no",
+                "yes",
+                self.edge_name_refused,
+            ),
         ]
         if self.mac is not None:
             found = self.mac.equality_on_macs
@@ -143,9 +180,10 @@ async def forged_frames(mesh: Mesh, *, frames: int) -> ForgedFigures:
     """Attack a signed agent with forged frames built from `frames` signed frames each."""
     config = MeshConfig(**{**mesh.config.model_dump(), "secret": secrets.token_hex(24)})
     name = unique("signed")
-    host, _ = await start_host(_guarded_spec(name), config)
+    host, info = await start_host(_guarded_spec(name), config)
     figures = ForgedFigures(frames=frames, mac=mac_comparisons())
-    attacker = _Attacker(host, config.codec(), f"edge-{secrets.token_hex(4)}", name)
+    attacker = _Attacker(host, config.codec(), f"edge-{secrets.token_hex(4)}", name,
+                         info.incarnation)  # fmt: skip
     try:
         before = await host.stats.remote()
         figures.attacks.append(await attacker.flip_bytes(frames))
@@ -153,6 +191,13 @@ async def forged_frames(mesh: Mesh, *, frames: int) -> ForgedFigures:
         figures.attacks.append(await attacker.replay(frames))
         figures.attacks.append(await attacker.spoof(frames))
         figures.attacks.append(await attacker.denied_type(frames))
+        figures.attacks.append(await attacker.another_recipient(frames))
+        figures.attacks.append(await attacker.earlier_incarnation(frames))
+        figures.attacks.append(await attacker.driver_flag_added(frames))
+        figures.attacks.append(await attacker.edge_name_without_flag(frames))
+        wrong_peer, figures.real_answer_after_wrong_peers = await _wrong_peers(config, frames)
+        figures.attacks.append(wrong_peer)
+        figures.edge_name_refused = await _edge_name_refused(config)
         figures.still_accepts = await attacker.still_accepted()
         after = await host.stats.remote()
         # Taken by a handler: the replayed frames' first sends, and the last ask; no more.
@@ -182,17 +227,34 @@ def _guarded_spec(name: str) -> AgentSpec:
 class _Attacker:
     """Sends raw frames to a signed host as a driver (edge) that may or may not hold the key."""
 
-    def __init__(self, host: Any, codec: Codec, sender: str, recipient: str) -> None:
+    def __init__(
+        self, host: Any, codec: Codec, sender: str, recipient: str, incarnation: str
+    ) -> None:
         self._host = host
         self._codec = codec
         self._sender = sender
         self._recipient = recipient
-        self._link = f"{sender}#{secrets.token_hex(8)}"
+        self._incarnation = incarnation  # the host's: what its frames are bound to
+        self._mine = secrets.token_hex(8)
+        self._links = 0
+        self._link = self._new_link()
         self._seq = 0
         self._made = 0
 
+    def _new_link(self) -> str:
+        self._links += 1
+        return f"{self._sender}#{self._mine}/{self._links}"
+
     def signed(
-        self, *, message: Message | None = None, sender: str | None = None, kind: Kind = Kind.TELL
+        self,
+        *,
+        message: Message | None = None,
+        sender: str | None = None,
+        kind: Kind = Kind.TELL,
+        recipient: str | None = None,
+        to_incarnation: str | None = None,
+        flags: int = DRIVER,
+        correlation_id: str | None = None,
     ) -> bytes:
         """Return a correctly signed frame (the attacker holds the key for this one)."""
         self._made += 1
@@ -201,9 +263,13 @@ class _Attacker:
             kind=kind,
             type=message.type_tag or "",
             sender=sender or self._sender,
-            recipient=self._recipient,
+            recipient=recipient or self._recipient,
             payload=self._codec.encode_message(message),
             deadline=time.time() + 30,
+            correlation_id=correlation_id,
+            to_incarnation=to_incarnation or self._incarnation,
+            from_incarnation=self._mine,
+            flags=flags,
         )
         return self._codec.encode(env)
 
@@ -230,6 +296,9 @@ class _Attacker:
                     sender=self._sender,
                     recipient=self._recipient,
                     payload=other.encode_message(Say(text="wrong key")),
+                    to_incarnation=self._incarnation,
+                    from_incarnation=self._mine,
+                    flags=DRIVER,
                 )
             )
             if i % 2:  # claims the host's key id; its MAC is still the other key's
@@ -251,7 +320,7 @@ class _Attacker:
             return bool(now["handled"] - stats["handled"] >= frames)
 
         await eventually(handled, within=30)
-        self._link = f"{self._sender}#{secrets.token_hex(8)}"  # a new incarnation, say
+        self._link = self._new_link()  # a new link of the same sender: its own sequence
         self._seq = 0
         return await self._attack(
             Attack("replayed", "replay", "ReplayError"), originals, ReplayError
@@ -271,14 +340,57 @@ class _Attacker:
             AccessDeniedError,
         )
 
+    async def another_recipient(self, frames: int) -> Attack:
+        misdirected = [self.signed(recipient=f"agent-{i}") for i in range(frames)]
+        return await self._attack(
+            Attack("for another agent", "misdirected", "MisdirectedError"),
+            misdirected,
+            MisdirectedError,
+        )
+
+    async def earlier_incarnation(self, frames: int) -> Attack:
+        earlier = [self.signed(to_incarnation=secrets.token_hex(8)) for _ in range(frames)]
+        return await self._attack(
+            Attack("for an earlier incarnation", "misdirected", "MisdirectedError"),
+            earlier,
+            MisdirectedError,
+        )
+
+    async def driver_flag_added(self, frames: int) -> Attack:
+        # The flags are the header's last field, a fixint just before the trailer.
+        at = -TRAILER_BYTES - 1
+        flagged = []
+        for _ in range(frames):
+            frame = bytearray(self.signed(flags=0))
+            frame[at] |= DRIVER
+            flagged.append(bytes(frame))
+        return await self._attack(
+            Attack("driver flag added after signing", "signature", "SignatureError"),
+            flagged,
+            SignatureError,
+        )
+
+    async def edge_name_without_flag(self, frames: int) -> Attack:
+        # The sender is named edge-…, on its own link, but its frames say it is no driver:
+        # the policy lets drivers send Say, so a name alone must not.
+        unflagged = [self.signed(flags=0) for _ in range(frames)]
+        return await self._attack(
+            Attack("an edge- name without the driver flag", "access", "AccessDeniedError"),
+            unflagged,
+            AccessDeniedError,
+        )
+
+    async def request(self, frame: bytes) -> Envelope:
+        """Send an ask as its own call; return the decoded reply."""
+        self._seq += 1
+        answer = await self._host.request.remote(self._link, self._seq - 1, frame)
+        return self._codec.decode(answer)
+
     async def still_accepted(self) -> bool:
         """Ask with a fresh, well-formed signed frame; True if its reply comes back."""
         frame = self.signed(message=Say(text="well-formed"), kind=Kind.ASK)
-        self._seq += 1
         try:
-            reply = self._codec.decode(
-                await self._host.request.remote(self._link, self._seq - 1, frame)
-            )
+            reply = await self.request(frame)
             return reply.kind is Kind.REPLY and self._codec.decode_message(reply, Say) == Say(
                 text="well-formed"
             )
@@ -309,6 +421,67 @@ class _Attacker:
             self._seq += 1
             refusals += [error for _, error in found or []]
         return refusals
+
+
+async def _wrong_peers(config: MeshConfig, frames: int) -> tuple[Attack, bool]:
+    """Answer a held ask from the wrong peer `frames` times; then let the real answer go.
+
+    Returns the attack, and whether the ask got its real answer after all.
+    """
+    waiter_name, holder_name = unique("waiter"), unique("holder")
+    waiter, waiter_info = await start_host(AgentSpec.build(name=waiter_name, agent=Waiter), config)
+    holder, holder_info = await start_host(AgentSpec.build(name=holder_name, agent=Holder), config)
+    codec = config.codec()
+    at_waiter = _Attacker(waiter, codec, f"edge-{secrets.token_hex(4)}", waiter_name,
+                          waiter_info.incarnation)  # fmt: skip
+    at_holder = _Attacker(holder, codec, f"edge-{secrets.token_hex(4)}", holder_name,
+                          holder_info.incarnation)  # fmt: skip
+    try:
+        held = asyncio.create_task(
+            at_waiter.request(at_waiter.signed(message=HoldOn(peer=holder_name), kind=Kind.ASK))
+        )
+
+        async def ask_id() -> str | None:
+            reply = await at_holder.request(at_holder.signed(message=WhatAsk(), kind=Kind.ASK))
+            return codec.decode_message(reply, AskIs).id
+
+        asked: list[str] = []
+
+        async def known() -> bool:
+            found = await ask_id()
+            asked.extend([found] if found else [])
+            return bool(found)
+
+        await eventually(known, within=30)
+        answer = Held(text="a forged answer", by=holder_name)
+        forged = [at_waiter.signed(message=answer, kind=Kind.REPLY, correlation_id=asked[0])
+                  for _ in range(frames)]  # fmt: skip
+        attack = await at_waiter._attack(
+            Attack("replies from the wrong peer", "wrong_peer", "MisdirectedError"),
+            forged,
+            MisdirectedError,
+        )
+        await at_holder.request(at_holder.signed(message=LetGo(), kind=Kind.ASK))
+        reply = await asyncio.wait_for(held, 60)
+        real = reply.kind is Kind.REPLY and codec.decode_message(reply, Held) == Held(
+            text="the real answer", by=holder_name
+        )
+    finally:
+        for host in (waiter, holder):
+            await host.stop.remote()
+            ray.kill(host)
+    return attack, real
+
+
+async def _edge_name_refused(config: MeshConfig) -> bool:
+    """Return True when an agent named like a driver is refused at spawn."""
+    try:
+        host, _ = await start_host(AgentSpec.build(name="edge-x", agent=Echoer), config)
+    except ConfigError:
+        return True
+    await host.stop.remote()
+    ray.kill(host)
+    return False
 
 
 def _is(error: dict[str, Any], expected: type[MeshError]) -> bool:

@@ -7,6 +7,11 @@ taken and then dead-lettered (a bad payload, no handler, a stray reply), or, for
 rare mutation that is still a valid message, handled. The agent must keep serving, in
 the same incarnation, and keep serving well while the flood lasts.
 
+Then decode bombs (see `benchmarks.chaos._frames.decode_bombs`), one call each: every
+bomb must be refused by a decode limit (a `DecodeLimitError` in its dead letter, or at
+the door for the payload over the cap), the long string, which is valid, handled,
+and the agent must still serve in the same incarnation.
+
 Latency is judged against a fair baseline: the same well-formed ask, from the same
 driver, at the same fixed rate (open loop: one ask every `every_s`, whether or not the
 earlier ones have been answered, so a slow agent cannot lower the rate it is measured
@@ -30,8 +35,8 @@ from ray.exceptions import RayError
 
 from benchmarks.chaos._agents import Echoer, Say
 from benchmarks.chaos._figure import Figure, as_ms, as_share
-from benchmarks.chaos._frames import SENDER, make_frames, random_frame
-from benchmarks.chaos._support import error_name, unique
+from benchmarks.chaos._frames import SENDER, Address, decode_bombs, make_frames, random_frame
+from benchmarks.chaos._support import error_name, eventually, unique
 from benchmarks.percentiles import percentile
 from mesh.edge import Mesh
 from mesh.errors import DeliveryError, MeshError, ProtocolError
@@ -71,6 +76,9 @@ class FuzzFigures:
     fuzzed_p50_ms: float | None = None
     fuzzed_p99_ms: float | None = None
     flood_s: float = 0.0
+    bombs: int = 0
+    bombs_refused_by_limit: int = 0
+    bombs_handled: int = 0
 
     @property
     def unhandled(self) -> int:
@@ -118,6 +126,13 @@ class FuzzFigures:
                 name,
                 "frames handled (still valid, and the well-formed asks)",
                 f"{self.handled:,}",
+            ),
+            Figure(
+                name,
+                "decode bombs refused by a decode limit (or handled, if valid)",
+                as_share(self.bombs_refused_by_limit + self.bombs_handled, self.bombs),
+                "100%",
+                self.bombs > 0 and self.bombs_refused_by_limit + self.bombs_handled == self.bombs,
             ),
             Figure(
                 name,
@@ -181,7 +196,8 @@ async def fuzz_agent(
         flooder = _Flooder.remote()  # type: ignore[attr-defined]
         await flooder.ready.remote()
         await mesh.ask(name, Say(text="warm"), timeout=10)  # the edge's link is up
-        made = make_frames(rng, name, frames)  # before any timing: it costs the driver
+        to = (name, incarnation)
+        made = make_frames(rng, to, frames)  # before any timing: it costs the driver
         figures.by_kind = dict(Counter(kind for kind, _ in made))
         latencies, _ = await _paced_asks(mesh, name, every_s, lambda n: n < baseline_asks)
         figures.baseline_asks = len(latencies)
@@ -196,7 +212,9 @@ async def fuzz_agent(
         figures.fuzzed_asks = len(latencies) + sum(figures.fuzzed_ask_errors.values())
         figures.fuzzed_p50_ms, figures.fuzzed_p99_ms = _ms(latencies)
         if not figures.crashes:
-            await _request_lane(host, rng, name, figures)
+            await _request_lane(host, rng, to, figures)
+        if not figures.crashes:
+            await _bomb_lane(host, rng, to, figures)
         figures.serving = await _still_serving(mesh, host, name, incarnation)
         figures.crashes += not figures.serving and not figures.crashes
         if figures.serving:
@@ -290,11 +308,11 @@ class _Flooder:
         return refused, typed, False, time.monotonic() - started
 
 
-async def _request_lane(host: Any, rng: random.Random, name: str, figures: FuzzFigures) -> None:
+async def _request_lane(host: Any, rng: random.Random, to: Address, figures: FuzzFigures) -> None:
     """Send bad frames as `request` calls: each must still get an answer, an error typed."""
     codec = Codec()
     for seq in range(REQUEST_LANE_FRAMES):
-        kind, frame = random_frame(rng, name)
+        kind, frame = random_frame(rng, to)
         figures.by_kind[kind] = figures.by_kind.get(kind, 0) + 1
         figures.frames += 1
         try:
@@ -307,6 +325,45 @@ async def _request_lane(host: Any, rng: random.Random, name: str, figures: FuzzF
             figures.refused_typed += is_typed(codec.decode_message(reply).model_dump())
         elif reply.kind is not Kind.REPLY:
             figures.refused += 1  # an answer that is neither a reply nor an error: untyped
+
+
+async def _bomb_lane(host: Any, rng: random.Random, to: Address, figures: FuzzFigures) -> None:
+    """Send each decode bomb in a call of its own; count how each ended.
+
+    They are not part of the timed flood: each is refused only once a worker of the
+    (serial) agent decodes it, off the event loop, and the asks queued behind it wait
+    for that, as behind any message.
+    """
+    bombs = decode_bombs(rng, to)
+    before = await host.stats.remote()
+    at_door = 0
+    for seq, (kind, frame) in enumerate(bombs):
+        figures.by_kind[kind] = figures.by_kind.get(kind, 0) + 1
+        figures.frames += 1
+        try:
+            refusals = await host.deliver.remote(f"{SENDER}#3", seq, [frame])
+        except RayError:
+            figures.crashes += 1
+            return
+        for _index, error in refusals or []:
+            figures.refused += 1
+            figures.refused_typed += is_typed(error)
+            at_door += error.get("code") == "DecodeLimitError"
+
+    async def all_ended() -> bool:  # each bomb taken in was handled or failed since
+        now = await host.stats.remote()
+        ended = now["handled"] + now["failed"] - before["handled"] - before["failed"]
+        return bool(ended + at_door >= len(bombs))
+
+    await eventually(all_ended, within=60)
+    letters = await host.dead_letters.remote(len(bombs))
+    after = await host.stats.remote()
+    figures.bombs = len(bombs)
+    figures.bombs_handled = after["handled"] - before["handled"]
+    figures.bombs_refused_by_limit = at_door + sum(
+        letter["reason"] == "schema" and letter["error_type"] == "DecodeLimitError"
+        for letter in letters
+    )
 
 
 async def _still_serving(mesh: Mesh, host: Any, name: str, incarnation: str) -> bool:

@@ -11,6 +11,7 @@ from mesh.config import MeshConfig
 from mesh.control._team import AgentSpec
 from mesh.datapath import AgentHost
 from mesh.errors import ConfigError, MeshError
+from mesh.security import EDGE_PREFIX
 
 __all__ = ["HOST", "start_host"]
 
@@ -25,9 +26,17 @@ async def start_host(spec: AgentSpec, config: MeshConfig) -> tuple[Any, AgentInf
     """Create the host actor for `spec`, start its agent and register it.
 
     Raises:
-        ConfigError: The agent could not be created or failed to start.
+        ConfigError: The name is reserved, or the agent could not be created or failed
+            to start.
         NameTakenError: A live agent already has the name.
     """
+    if spec.name.startswith(EDGE_PREFIX):
+        raise ConfigError(
+            f"agent name {spec.name!r} is reserved: names beginning with {EDGE_PREFIX!r} "
+            "are drivers'",
+            agent=spec.name,
+            hint=f"rename the agent, e.g. {spec.name.removeprefix(EDGE_PREFIX) or 'gateway'!r}",
+        )
     options: dict[str, Any] = {
         "num_cpus": 0,
         "max_restarts": 0,  # raymesh's supervisor decides on restarts, not Ray

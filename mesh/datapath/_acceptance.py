@@ -5,10 +5,16 @@ tell or an ask to the dispatcher's mailbox. A frame refused at any step is count
 a dead letter with its reason (header only, never the payload), and its error goes
 back to the sender; nothing is dropped silently.
 
+Every frame names its recipient and the recipient's incarnation: a host refuses one
+meant for another agent, or for another incarnation of itself (an earlier one's
+traffic, or a frame taken from elsewhere), and a reply completes an ask only if it
+comes from the agent, and the incarnation, that was asked.
+
 With a cluster secret, a frame's signature proves it was made by a holder of the
-secret; these checks add what a signature alone does not: that the frame is not a
-replay, and that its signed sender is the participant whose link it came in on.
-Then the team's access rules judge the (authenticated) sender and the message type.
+secret and that none of these header fields changed; these checks add what a
+signature alone does not: that the frame is not a replay, and that its signed sender
+is the participant whose link it came in on. Then the team's access rules judge the
+(authenticated) sender, and the driver flag of its header, and the message type.
 """
 
 from __future__ import annotations
@@ -24,7 +30,16 @@ from mesh.datapath._link import sender_of
 from mesh.errors import DecodeError
 from mesh.observability import AgentStats
 from mesh.security import AgentAccess
-from protocols import Envelope, Kind, MeshError, ProtocolError, ReplayError, SignatureError
+from protocols import (
+    DRIVER,
+    Envelope,
+    Kind,
+    MeshError,
+    MisdirectedError,
+    ProtocolError,
+    ReplayError,
+    SignatureError,
+)
 from protocols.signing import ReplayGuard
 
 __all__ = ["MAX_HOLD_S", "FrameAcceptance", "InboundGuard", "Refusal"]
@@ -49,16 +64,18 @@ class InboundGuard:
         """Return why `env`, which came in on `link_id`, must be refused, or None."""
         refusal = self._authentic(env, link_id) if self._signed else None
         if refusal is None and self._access is not None and env.kind in (Kind.TELL, Kind.ASK):
-            denied = self._access.check(env.sender, env.type, trace_id=env.trace_id)
+            denied = self._access.check(env.sender, env.type, trace_id=env.trace_id,
+                                        driver=bool(env.flags & DRIVER))  # fmt: skip
             if denied is not None:
                 return "access", denied
         return refusal
 
     def _authentic(self, env: Envelope, link_id: str) -> Refusal | None:
-        linked = sender_of(link_id)[0]
-        if env.sender != linked:
+        linked, incarnation = sender_of(link_id)
+        if env.sender != linked or env.from_incarnation != incarnation:
             return "spoofed_sender", SignatureError(
-                f"frame signed as from {env.sender!r} came in on the link of {linked!r}",
+                f"frame signed as from {env.sender!r} (incarnation {env.from_incarnation}) "
+                f"came in on the link of {linked!r} (incarnation {incarnation})",
                 agent=self._name,
                 trace_id=env.trace_id,
             )
@@ -93,6 +110,7 @@ class FrameAcceptance:
         stats: AgentStats,
     ) -> None:
         self._name = name
+        self._incarnation = endpoint.incarnation
         self._refusal_penalty = config.refusal_penalty
         self._guard = guard
         self._endpoint = endpoint
@@ -147,14 +165,34 @@ class FrameAcceptance:
             self._endpoint.dead_letter("decode", env, error, frame_bytes=_size(frame))
             return error
         if env.kind is Kind.REPLY or env.kind is Kind.ERROR:
-            waiter = self._pending.get(env.correlation_id or "")
-            if waiter is not None and not waiter.done():
-                waiter.set_result(env)
-            else:
+            return self._answer(env, frame)
+        return await self._dispatcher.admit(env, call_waiter)
+
+    def _answer(self, env: Envelope, frame: bytes) -> MeshError | None:
+        # A reply completes its ask only if it comes from the peer, and the incarnation,
+        # that was asked. An ask sent as a `request` call has no pending entry (the call's
+        # result answers it), but is outstanding: a reply from another sender is refused
+        # too; one from its peer is late (an earlier attempt's, say).
+        corr = env.correlation_id or ""
+        pending = self._pending.get(corr)
+        if pending is not None and not pending[0].done():
+            if env.sender == pending[1] and env.from_incarnation == pending[2]:
+                pending[0].set_result(env)
+                return None
+            asked = pending[1]
+        else:
+            outstanding = self._endpoint.probes.outstanding.get(corr)
+            if outstanding is None or env.sender == outstanding.peer:
                 why = f"reply to {env.correlation_id} after its ask ended"
                 self._endpoint.dead_letter("late", env, why)
-            return None
-        return await self._dispatcher.admit(env, call_waiter)
+                return None
+            asked = outstanding.peer
+        return self._refuse("wrong_peer", env, MisdirectedError(
+            f"a reply to {env.correlation_id} came from {env.sender!r} (incarnation "
+            f"{env.from_incarnation}), not from {asked!r}, which was asked",
+            trace_id=env.trace_id,
+            hint="only the agent asked can answer an ask; the ask still waits",
+        ), frame_bytes=_size(frame))  # fmt: skip
 
     def _open(self, frame: bytes, link_id: str) -> Envelope | MeshError:
         # Decode, then the security checks; what fails comes back as the sender's error.
@@ -167,6 +205,14 @@ class FrameAcceptance:
             error = exc.with_context(agent=self._name)
             self._endpoint.dead_letter("decode", None, error, frame_bytes=_size(frame))
             return error
+        if env.recipient != self._name or env.to_incarnation != self._incarnation:
+            return self._refuse("misdirected", env, MisdirectedError(
+                f"frame for {env.recipient!r} (incarnation {env.to_incarnation}) came to "
+                f"{self._name!r} (incarnation {self._incarnation})",
+                trace_id=env.trace_id,
+                hint="the sender holds a stale or wrong address; it looks the agent up again "
+                "after a restart",
+            ), frame_bytes=_size(frame))  # fmt: skip
         refusal = self._guard.check(env, link_id)
         if refusal is not None:
             return self._refuse(refusal[0], env, refusal[1], frame_bytes=_size(frame))

@@ -1,6 +1,8 @@
 """The dispatcher: a host's bounded mailbox and the workers that take messages from it.
 
-As many workers as the agent's concurrency take messages in mailbox order and hand
+The mailbox is bounded twice: in messages (``mailbox_size``) and in payload bytes
+(``mailbox_bytes``), so that a few large messages cannot hold what many small ones
+may. As many workers as the agent's concurrency take messages in mailbox order and hand
 each to the handler runner, so a serial agent handles one message at a time in the
 order they were taken in. The dispatcher also knows which message is queued and which
 is running: what cancellations, deadlock checks and a stopping host look up.
@@ -61,6 +63,10 @@ class Dispatcher:
         self._config = config
         self._concurrency = concurrency
         self.mailbox: asyncio.Queue[Envelope] = asyncio.Queue(maxsize=mailbox_size)
+        self.queued_bytes = 0  # payload bytes in the mailbox
+        self._max_bytes = config.mailbox_bytes
+        self._bytes_freed = asyncio.Event()
+        self._waiting_for_bytes = 0
         self._endpoint = endpoint
         self._replies = replies
         self._durability = durability
@@ -109,24 +115,34 @@ class Dispatcher:
             if deadlock is not None:
                 self._stats.deadlocks_broken += 1
                 return deadlock
+        size = len(env.payload)
+        if self.queued_bytes + size > self._max_bytes and not await self._wait_for_bytes(env):
+            return self._full(env, by_bytes=True)
         try:
             self.mailbox.put_nowait(env)
         except asyncio.QueueFull:
             if not await self._wait_for_room(env):
-                return self._full(env)
+                return self._full(env, by_bytes=False)
+        self.queued_bytes += size
         self._durability.taken(env)
         self.queued.add(env.id)
         if call_waiter is not None:
             self._replies.call_waiters[env.id] = call_waiter
         return None
 
-    def _full(self, env: Envelope) -> MailboxFullError:
+    def _full(self, env: Envelope, *, by_bytes: bool) -> MailboxFullError:
         self._stats.refused += 1
+        if by_bytes:
+            what = (f"{self.queued_bytes} payload bytes queued, and this message's "
+                    f"{len(env.payload)} would pass mailbox_bytes={self._max_bytes}")  # fmt: skip
+            setting = "mailbox_bytes"
+        else:
+            what, setting = f"{self.mailbox.maxsize} messages", "mailbox_size"
         full = MailboxFullError(
-            f"mailbox of {self._name!r} is full ({self.mailbox.maxsize} messages)",
+            f"mailbox of {self._name!r} is full ({what})",
             agent=self._name,
             trace_id=env.trace_id,
-            hint="slow down, retry later, or give the agent a larger mailbox_size",
+            hint=f"slow down, retry later, or give the agent a larger {setting}",
         )
         self._endpoint.dead_letter("mailbox_full", env, full)
         return full
@@ -144,6 +160,29 @@ class Dispatcher:
             return False
         self._stats.waited += 1
         return True
+
+    async def _wait_for_bytes(self, env: Envelope) -> bool:
+        # As `_wait_for_room`, for room in bytes: woken each time a worker takes one.
+        if self._config.mailbox_policy == "error" or len(env.payload) > self._max_bytes:
+            return False
+        left = env.remaining()
+        self._waiting_for_bytes += 1
+        try:
+            async with asyncio.timeout(self._config.ask_timeout_s if left is None else left):
+                while self.queued_bytes + len(env.payload) > self._max_bytes:
+                    self._bytes_freed.clear()
+                    await self._bytes_freed.wait()
+        except TimeoutError:
+            return False
+        finally:
+            self._waiting_for_bytes -= 1
+        return True
+
+    def _took(self, env: Envelope) -> None:
+        # A message left the mailbox: its bytes are free again.
+        self.queued_bytes -= len(env.payload)
+        if self._waiting_for_bytes:
+            self._bytes_freed.set()
 
     def cancel(self, message_id: str) -> None:
         """Stop handling a message whose asker gave up, or drop it if it has not started."""
@@ -187,6 +226,7 @@ class Dispatcher:
         while not self.mailbox.empty():
             env = self.mailbox.get_nowait()
             self.mailbox.task_done()
+            self._took(env)
             if env.kind is Kind.TELL:
                 why = f"agent {self._name!r} stopped ({reason})"
                 self._endpoint.dead_letter("stopped", env, why)
@@ -225,6 +265,7 @@ class Dispatcher:
                 self.mailbox.put_nowait(env)
                 return
             self.queued.discard(env.id)
+            self._took(env)
             try:
                 if env.id in self._cancel_queued:
                     self._cancel_queued.discard(env.id)

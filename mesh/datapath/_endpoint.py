@@ -11,12 +11,14 @@ are kept by the probe rounds (`_probe_rounds`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from mesh.config import MeshConfig
 from mesh.datapath._directory import RegistryClient
+from mesh.datapath._offloop import is_large, off_loop
 from mesh.datapath._peers import PeerDirectory
 from mesh.datapath._probe_rounds import Outstanding, ProbeRounds
 from mesh.datapath._typeshare import TypeShare
@@ -31,10 +33,12 @@ from mesh.errors import (
 )
 from mesh.observability import DeadLetter, DeadLetterBox, get_logger
 from protocols import (
+    DRIVER,
     Envelope,
     ErrorReply,
     Kind,
     Message,
+    MisdirectedError,
     ProtocolError,
     UnknownMessageTypeError,
     new_trace_id,
@@ -78,8 +82,11 @@ class Endpoint:
         self.peers = PeerDirectory(name=name, incarnation=incarnation, config=config,
                                    registry=registry, self_handle=self_handle,
                                    on_late=self._late)  # fmt: skip
-        # Asks this host is waiting on, by message id; replies complete them.
-        self.pending: dict[str, asyncio.Future[Envelope]] = {}
+        # Asks this host is waiting on, by message id, with the peer and incarnation
+        # asked: a reply completes one only if it comes from them.
+        self.pending: dict[str, tuple[asyncio.Future[Envelope], str, str]] = {}
+        # Driver rights travel as a flag in the (signed) header, never in a name.
+        self._flags = DRIVER if self.is_edge else 0
         self.probes = ProbeRounds(name=name, config=config, peers=self.peers,
                                   enabled=not self.is_edge and config.watchdogs)  # fmt: skip
         self.sent = 0
@@ -164,6 +171,8 @@ class Endpoint:
                 trace_id=trace_id or new_trace_id(),
                 deadline=deadline,
                 budget=budget,
+                from_incarnation=self.incarnation,
+                flags=self._flags,
             )
         hops = parent.hops + 1
         if hops > self.config.max_hops:
@@ -190,6 +199,8 @@ class Endpoint:
             hops=hops,
             chain=waiting,
             budget=budget,
+            from_incarnation=self.incarnation,
+            flags=self._flags,
         )
 
     async def tell(self, peer: str, msg: Message, *, parent: Envelope | None = None,
@@ -204,11 +215,14 @@ class Endpoint:
         if type(msg) not in self.types.settled:  # a known class costs no coroutine per send
             await self.types.share(msg)
         env = self.envelope(Kind.TELL, peer, msg, parent=parent, trace_id=trace_id, budget=budget)
-        frame = self.codec.encode(env)
+        frame = b""
         retry = _Retry(env.deadline or time.time() + self.config.ask_timeout_s)
         while True:
             try:
                 link = await self.peers.link(peer, trace_id=env.trace_id)
+                if env.to_incarnation != link.incarnation:  # a frame is bound to one incarnation
+                    env.to_incarnation = link.incarnation
+                    frame = self.codec.encode(env)
                 accepted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 link.send(frame, accepted)
                 self.sent += 1
@@ -260,7 +274,6 @@ class Endpoint:
             await self.types.share(msg)
         env = self.envelope(Kind.ASK, peer, msg, parent=parent, trace_id=trace_id,
                             timeout=timeout, budget=budget)  # fmt: skip
-        frame = self.codec.encode(env)
         assert env.deadline is not None  # every ask has one
         waiting = Outstanding(peer, time.time(), env.trace_id, parent.id if parent else None)
         self.probes.waits(env.id, waiting)
@@ -269,7 +282,7 @@ class Endpoint:
             async with asyncio.timeout_at(_loop_time(env.deadline)):
                 while True:
                     try:
-                        reply = await self._ask_once(peer, env, frame, waiting)
+                        reply = await self._ask_once(peer, env, waiting)
                         break
                     except (PeerDeadError, PeerNotFoundError) as exc:
                         if isinstance(exc, PeerDeadError):
@@ -302,25 +315,45 @@ class Endpoint:
             on_spent(reply.budget)
         return await self._read_reply(reply, expect)
 
-    async def _ask_once(
-        self, peer: str, env: Envelope, frame: bytes, waiting: Outstanding
-    ) -> Envelope:
+    async def _ask_once(self, peer: str, env: Envelope, waiting: Outstanding) -> Envelope:
         link = await self.peers.link(peer, trace_id=env.trace_id)
+        env.to_incarnation = link.incarnation  # a frame is bound to one incarnation
+        frame = self.codec.encode(env)
         self.sent += 1
         self.sent_by_type[env.type] = self.sent_by_type.get(env.type, 0) + 1
         if self.is_edge or link.idle:
             # One Ray call whose result is the reply: the lowest latency when nothing
             # is waiting to be coalesced with it.
             waiting.future = link.request(frame)
-            return self.codec.decode(await waiting.future)
+            answer = self.codec.decode(await waiting.future)
+            self._from_asked(env, answer, link.incarnation)
+            return answer
         waiting.future = waiter = asyncio.get_running_loop().create_future()
-        self.pending[env.id] = waiter
+        self.pending[env.id] = (waiter, peer, link.incarnation)
         try:
             link.send(frame, waiter, ask_id=env.id)
             reply: Envelope = await waiter
             return reply
         finally:
             self.pending.pop(env.id, None)
+
+    def _from_asked(self, ask: Envelope, reply: Envelope, incarnation: str) -> None:
+        """Refuse a call's result that does not come from the incarnation asked.
+
+        The call itself binds its result to the ask (Ray returns it from the actor
+        called), so this catches a host answering in another's name or a bug.
+        """
+        if reply.sender != ask.recipient or reply.from_incarnation != incarnation:
+            error = MisdirectedError(
+                f"the answer to {ask.id} came from {reply.sender!r} "
+                f"(incarnation {reply.from_incarnation}) for {reply.correlation_id}, "
+                f"not from {ask.recipient!r} (incarnation {incarnation})",
+                agent=ask.recipient,
+                trace_id=ask.trace_id,
+                hint="a bug or a forgery on the way back: the ask's outcome is unknown",
+            )
+            self.dead_letter("wrong_peer", reply, error)
+            raise error
 
     def _cancel_downstream(self, peer: str, ask_id: str) -> None:
         # The asker gave up: stop the work it started, so no orphan keeps spending.
@@ -332,6 +365,8 @@ class Endpoint:
         if not is_known(reply.type) and (expect is None or expect.type_tag != reply.type):
             await self.types.learn(reply.type)
         try:
+            if is_large(reply, self.config.offloop_decode_bytes):
+                return await off_loop(functools.partial(self.open_reply, reply, expect))
             return self.open_reply(reply, expect)
         except UnknownMessageTypeError as exc:
             self.dead_letter("schema", reply, exc)

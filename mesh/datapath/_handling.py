@@ -19,6 +19,7 @@ from mesh.datapath._deadlines import DeadlineWheel
 from mesh.datapath._durable import Durability
 from mesh.datapath._endpoint import Endpoint
 from mesh.datapath._failures import handler_failed
+from mesh.datapath._offloop import is_large, off_loop
 from mesh.datapath._replies import Replies
 from mesh.errors import DeadlineExceededError, HandlerError, MeshError, NoHandlerError
 from mesh.observability import AgentStats, HostMetrics, Recorder, trace_scope
@@ -54,6 +55,7 @@ class HandlerRunner:
         self._info = info
         self._name = info.name
         self._watchdogs = config.watchdogs
+        self._offloop_bytes = config.offloop_decode_bytes
         self._endpoint = endpoint
         self._codec = endpoint.codec
         self._replies = replies
@@ -149,7 +151,10 @@ class HandlerRunner:
             )
         method_name = route.method
         try:
-            msg = self._codec.decode_message(env, route.message)
+            if is_large(env, self._offloop_bytes):
+                msg = await off_loop(lambda: self._codec.decode_message(env, route.message))
+            else:
+                msg = self._codec.decode_message(env, route.message)
         except ProtocolError as exc:
             return exc.with_context(agent=name, trace_id=env.trace_id)
         with trace_scope(agent=name, trace_id=env.trace_id, span_id=env.span_id):

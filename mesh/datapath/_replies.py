@@ -65,6 +65,9 @@ class Replies:
             deadline=env.deadline,
             hops=env.hops,
             budget=spent or None,
+            # Bound to the asker's incarnation that asked: a successor refuses it.
+            to_incarnation=env.from_incarnation,
+            from_incarnation=self._endpoint.incarnation,
         )
 
     async def send(self, env: Envelope, reply: Envelope) -> None:

@@ -3,7 +3,13 @@ redaction, the cluster secret that signs frames, Ray's token authentication and
 loopback binding, and files only their owner can read.
 """
 
-from mesh.security._acl import AccessPolicy, AccessRule, AgentAccess, compile_access
+from mesh.security._acl import (
+    EDGE_PREFIX,
+    AccessPolicy,
+    AccessRule,
+    AgentAccess,
+    compile_access,
+)
 from mesh.security._private_files import (
     DIR_MODE,
     FILE_MODE,
@@ -36,6 +42,7 @@ from mesh.security._tls import (
 
 __all__ = [
     "DIR_MODE",
+    "EDGE_PREFIX",
     "FILE_MODE",
     "LOOPBACK",
     "MASK",

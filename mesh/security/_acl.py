@@ -3,9 +3,12 @@
 A team file is one trust domain. Within it, agents may message each other freely (or
 only as its rules allow, with ``within: closed``); from outside it (another team, a
 lone agent) nothing gets in unless a rule allows it. Drivers (the edge) may reach
-every agent unless ``edge: false``. The receiving host enforces the rules on the
-authenticated sender, since a sender can claim anything (sign the mesh, or the names
-checked here are only as good as the network)::
+every agent unless ``edge: false``. A driver is known by the driver flag of a frame's
+header (signed with the rest, in a signed mesh), never by its name: names beginning
+with ``edge-`` are reserved for drivers, and no agent may take one. The receiving host
+enforces the rules on the authenticated sender, since a sender can claim anything
+(sign the mesh, or the names and the flag checked here are only as good as the
+network)::
 
     access:
       within: open                 # open | closed
@@ -28,10 +31,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mesh.errors import AccessDeniedError
 
-__all__ = ["EDGE", "AccessPolicy", "AccessRule", "AgentAccess", "compile_access"]
+__all__ = ["EDGE", "EDGE_PREFIX", "AccessPolicy", "AccessRule", "AgentAccess", "compile_access"]
 
-#: The principal that matches drivers, whose names are ``edge-<hex>``.
+#: The principal that matches drivers: frames with the driver flag in their header.
 EDGE = "edge"
+#: How drivers' names begin; reserved, so no agent can be mistaken for one in a log.
+EDGE_PREFIX = f"{EDGE}-"
 _ANY = "*"
 _ROLE = "role:"
 
@@ -93,10 +98,13 @@ class AgentAccess(BaseModel):
     rules: tuple[tuple[frozenset[str] | None, frozenset[str] | None], ...] = ()
 
     def check(
-        self, sender: str, message_type: str, *, trace_id: str | None = None
+        self, sender: str, message_type: str, *, trace_id: str | None = None, driver: bool = False
     ) -> AccessDeniedError | None:
-        """Return the error for a message this agent may not take, or None."""
-        edge = _is_edge(sender) and sender not in self.members
+        """Return the error for a message this agent may not take, or None.
+
+        `driver` is the frame's driver flag: what gives a sender the `edge` rights.
+        """
+        edge = driver and sender not in self.members
         if (sender in self.members and self.within_open) or (edge and self.edge):
             return None
         for senders, types in self.rules:
@@ -110,10 +118,6 @@ class AgentAccess(BaseModel):
             trace_id=trace_id,
             hint=f"{where}allow it with an access.allow rule in the file of team {self.team!r}",
         )
-
-
-def _is_edge(sender: str) -> bool:
-    return sender.startswith(f"{EDGE}-")
 
 
 def compile_access(

@@ -103,7 +103,7 @@ async def test_a_tell_whose_payload_fails_its_schema_is_a_schema_dead_letter(
     echo = await spawn(Echo, "dl-schema")
     host = await mesh.actor(echo.name)
     bad = Envelope(kind=Kind.TELL, type="test.ping/1", sender="fuzzer", recipient=echo.name,
-                   payload=msgpack.packb({"text": 5}))  # fmt: skip
+                   payload=msgpack.packb({"text": 5}), to_incarnation=echo.incarnation)  # fmt: skip
     assert await host.deliver.remote("fuzzer#1", 0, [_codec.encode(bad)]) is None  # queued
     (letter,) = await _letters(mesh, echo.name, "schema")
     assert letter.message_id == bad.id
@@ -189,7 +189,7 @@ async def test_an_ask_that_arrives_already_expired_gets_a_typed_error_unhandled(
     host = await mesh.actor(echo.name)
     stale = Envelope(kind=Kind.ASK, type="test.ping/1", sender="fuzzer", recipient=echo.name,
                      payload=_codec.encode_message(Ping(text="old")),
-                     deadline=time.time() - 1)  # fmt: skip
+                     deadline=time.time() - 1, to_incarnation=echo.incarnation)  # fmt: skip
     reply = _codec.decode(await host.request.remote("fuzzer#1", 0, _codec.encode(stale)))
     assert reply.kind is Kind.ERROR
     assert reply.correlation_id == stale.id

@@ -33,9 +33,11 @@ async def _eventually(check: Callable[[], Awaitable[bool]], *, within: float = 2
         await asyncio.sleep(0.1)
 
 
-def _frame(kind: Kind, recipient: str, msg: Any, **fields: Any) -> tuple[Envelope, bytes]:
+def _frame(kind: Kind, recipient: str, msg: Any, *, to: str,
+           **fields: Any) -> tuple[Envelope, bytes]:  # fmt: skip
+    """Return a frame for incarnation `to` of `recipient`, as a resending sender makes it."""
     env = Envelope(kind=kind, type=msg.type_tag, sender="resender", recipient=recipient,
-                   payload=_codec.encode_message(msg), **fields)  # fmt: skip
+                   payload=_codec.encode_message(msg), to_incarnation=to, **fields)  # fmt: skip
     return env, _codec.encode(env)
 
 
@@ -76,7 +78,7 @@ async def test_a_resent_tell_is_taken_once_counted_and_dead_lettered(
 ) -> None:
     echo = await spawn(Echo, "dedup")
     host = await mesh.actor(echo.name)
-    env, frame = _frame(Kind.TELL, echo.name, Note(seq=7))
+    env, frame = _frame(Kind.TELL, echo.name, Note(seq=7), to=echo.incarnation)
     assert await host.deliver.remote("resender#1", 0, [frame]) is None
     assert await host.deliver.remote("resender#1", 1, [frame]) is None  # taken, not queued
     assert await mesh.ask(echo.name, GetNotes(), expect=Notes) == Notes(
@@ -93,9 +95,10 @@ async def test_a_resent_ask_gets_duplicate_message_error_not_a_second_run(
 ) -> None:
     echo = await spawn(Echo, "dedup-ask")
     host = await mesh.actor(echo.name)
-    _, note = _frame(Kind.TELL, echo.name, Note(seq=1))
+    _, note = _frame(Kind.TELL, echo.name, Note(seq=1), to=echo.incarnation)
     await host.deliver.remote("resender#1", 0, [note])
-    env, frame = _frame(Kind.ASK, echo.name, GetNotes(), deadline=time.time() + 10)
+    env, frame = _frame(Kind.ASK, echo.name, GetNotes(), to=echo.incarnation,
+                        deadline=time.time() + 10)  # fmt: skip
     first = _codec.decode(await host.request.remote("resender#1", 1, frame))
     assert first.kind is Kind.REPLY
     again = _codec.decode(await host.request.remote("resender#1", 2, frame))
@@ -145,13 +148,16 @@ async def test_a_resend_to_the_restarted_agent_is_not_applied_twice(
     name, _team = counter
     host = await mesh.actor(name)
     old = await host.ping.remote()
-    _, frame = _frame(Kind.ASK, name, Count(), deadline=time.time() + 60)
+    env, frame = _frame(Kind.ASK, name, Count(), to=old, deadline=time.time() + 60)
     first = _codec.decode(await host.request.remote("resender#1", 0, frame))
     assert mesh._edge.open_reply(first, Counted) == Counted(value=1, incarnation_handled=1)
     ray.kill(host)
     await _restarted(mesh, name, old)
     successor = await mesh.actor(name)
-    again = _codec.decode(await successor.request.remote("resender#2", 0, frame))
+    # The resend is the same message (the same id), bound to the successor, as a
+    # sender's retry makes it.
+    env.to_incarnation = await successor.ping.remote()
+    again = _codec.decode(await successor.request.remote("resender#2", 0, _codec.encode(env)))
     with pytest.raises(DuplicateMessageError):
         mesh._edge.open_reply(again, Counted)
     assert (await mesh.ask(name, Count(), expect=Counted)).value == 2  # not 3

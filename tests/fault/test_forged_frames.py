@@ -25,7 +25,10 @@ async def test_a_signed_agent_refuses_every_forged_frame_and_still_takes_a_good_
     figures = await forged_frames(mesh, frames=frames)
     attacks = {attack.name: attack for attack in figures.attacks}
     assert set(attacks) == {"every byte flipped", "wrong key", "replayed", "spoofed sender",
-                            "type the access policy denies"}  # fmt: skip
+                            "type the access policy denies", "for another agent",
+                            "for an earlier incarnation", "driver flag added after signing",
+                            "an edge- name without the driver flag",
+                            "replies from the wrong peer"}  # fmt: skip
     # Every byte of every frame, trailer included, was flipped once.
     assert attacks["every byte flipped"].attempts > frames * 52
     for attack in figures.attacks:
@@ -36,5 +39,7 @@ async def test_a_signed_agent_refuses_every_forged_frame_and_still_takes_a_good_
         assert attack.dead_letters == attack.attempts, attack
     assert figures.reached_agent == 0
     assert figures.still_accepts
+    assert figures.real_answer_after_wrong_peers
+    assert figures.edge_name_refused
     assert figures.mac is not None
     assert figures.mac.held

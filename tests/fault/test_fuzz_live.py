@@ -49,6 +49,9 @@ async def test_a_live_agent_survives_a_flood_of_bad_frames_and_keeps_serving(
     assert figures.received == figures.frames + figures.fuzzed_asks + 1
     assert figures.dead_letters + figures.handled == figures.received
     assert figures.fuzzed_ask_errors == {}
+    # Each decode bomb was refused by a limit, but the long string, which is valid.
+    assert figures.bombs == 6
+    assert (figures.bombs_refused_by_limit, figures.bombs_handled) == (5, 1)
 
 
 def test_every_error_class_the_fuzzer_accepts_is_a_mesh_error() -> None:

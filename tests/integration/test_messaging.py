@@ -301,8 +301,8 @@ async def test_serial_agent_handles_one_message_at_a_time(mesh: Mesh, spawn: Spa
 async def test_oversized_message_fails_in_the_sender(mesh: Mesh, spawn: Spawn) -> None:
     echo = await spawn(Echo, "echo")
     with pytest.raises(EncodeError, match="exceeds the limit"):
-        await mesh.ask(echo.name, Blob(data=b"x" * (mesh.config.max_frame_bytes + 1)))
-    big = Blob(data=b"y" * (mesh.config.max_frame_bytes // 2))
+        await mesh.ask(echo.name, Blob(data=b"x" * (mesh.config.max_payload_bytes + 1)))
+    big = Blob(data=b"y" * (mesh.config.max_payload_bytes // 2))
     with pytest.raises(EncodeError, match="exceeds the limit") as caught:
         await mesh.ask(echo.name, big)  # the doubled reply is too large to send back
     assert caught.value.agent == echo.name

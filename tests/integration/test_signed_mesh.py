@@ -50,14 +50,23 @@ async def signed(mesh: Mesh) -> AsyncIterator[SignedMesh]:
         ray.kill(host)
 
 
-def _frame(codec: Codec, sender: str, recipient: str, kind: Kind = Kind.ASK) -> bytes:
+#: The incarnation of the hand-made sender: every link of its own names it.
+_SENDER_INCARNATION = uuid.uuid4().hex[:16]
+_links = itertools.count()
+
+
+def _frame(codec: Codec, sender: str, recipient: str, kind: Kind = Kind.ASK, *,
+           to: str) -> bytes:  # fmt: skip
+    """Return a frame for incarnation `to` of `recipient`, from the hand-made sender."""
     env = Envelope(kind=kind, type=Ping.type_tag or "", sender=sender, recipient=recipient,
-                   payload=codec.encode_message(Ping(text="forged")), deadline=1e10)  # fmt: skip
+                   payload=codec.encode_message(Ping(text="forged")), deadline=1e10,
+                   to_incarnation=to, from_incarnation=_SENDER_INCARNATION)  # fmt: skip
     return codec.encode(env)
 
 
 def _link(sender: str) -> str:
-    return f"{sender}#{uuid.uuid4().hex[:16]}"
+    """Return a fresh link of the hand-made sender (its own sequence numbers)."""
+    return f"{sender}#{_SENDER_INCARNATION}/{next(_links)}"
 
 
 async def test_signed_agents_talk_and_relay(signed: SignedMesh) -> None:
@@ -87,14 +96,16 @@ async def test_a_host_refuses_forged_replayed_and_spoofed_frames_and_keeps_servi
     codec = signed.config.codec()
     sender = signed.edge.name
 
-    good = _frame(codec, sender, echo)
+    to = await host.ping.remote()
+    good = _frame(codec, sender, echo, to=to)
     reply = codec.decode(await host.request.remote(_link(sender), 0, good))
     assert signed.edge.open_reply(reply, Pong) == Pong(text="forged")
 
     refused: list[MeshError] = []
-    forged = bytearray(_frame(codec, sender, echo))
+    forged = bytearray(_frame(codec, sender, echo, to=to))
     forged[20] ^= 0x40
-    wrong_key = _frame(Codec(signer=MeshConfig(secret="w" * 32).codec().signer), sender, echo)
+    wrong_key = _frame(Codec(signer=MeshConfig(secret="w" * 32).codec().signer), sender, echo,
+                       to=to)  # fmt: skip
     for frame in (bytes(forged), wrong_key, good):  # `good` again: a replay
         answer = codec.decode(await host.request.remote(_link(sender), 0, frame))
         assert answer.kind is Kind.ERROR
@@ -103,8 +114,8 @@ async def test_a_host_refuses_forged_replayed_and_spoofed_frames_and_keeps_servi
         refused.append(caught.value)
     assert isinstance(refused[2], ReplayError)
 
-    spoofed = _frame(codec, "admin", echo, Kind.TELL)
-    tell = _frame(codec, sender, echo, Kind.TELL)
+    spoofed = _frame(codec, "admin", echo, Kind.TELL, to=to)
+    tell = _frame(codec, sender, echo, Kind.TELL, to=to)
     refusals = await host.deliver.remote(_link(sender), 0, [spoofed, tell, tell])
     assert [index for index, _ in refusals] == [0, 2]
     assert "'admin'" in MeshError.from_wire(refusals[0][1]).message

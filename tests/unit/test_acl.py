@@ -47,7 +47,10 @@ def test_by_default_a_team_is_open_inside_and_closed_outside() -> None:
     access = compile_access(None, team="review", roles=roles, agent="writer")
     assert access.check("lead", "any.type/1") is None
     assert access.check("archivist", "any.type/1") is None  # a sub-team is the same file
-    assert access.check("edge-1234abcd", "any.type/1") is None
+    assert access.check("edge-1234abcd", "any.type/1", driver=True) is None
+    # Driver rights come from the (signed) flag, never from the name.
+    assert access.check("edge-1234abcd", "any.type/1") is not None
+    assert access.check("anything", "any.type/1", driver=True) is None
     denied = access.check("stranger", "any.type/1", trace_id="t" * 32)
     assert isinstance(denied, AccessDeniedError)
     assert denied.agent == "writer"
@@ -73,8 +76,9 @@ def test_rules_name_agents_roles_the_edge_and_types() -> None:
     assert writer.check("other-lead", "review.draft/1") is None
     assert isinstance(writer.check("lead", "review.other/1"), AccessDeniedError)
     assert isinstance(writer.check("critic", "review.draft/1"), AccessDeniedError)  # closed
-    assert isinstance(writer.check("edge-1", "review.draft/1"), AccessDeniedError)
-    assert lead.check("edge-1", "anything/1") is None
+    assert isinstance(writer.check("edge-1", "review.draft/1", driver=True), AccessDeniedError)
+    assert lead.check("edge-1", "anything/1", driver=True) is None
+    assert isinstance(lead.check("edge-1", "anything/1"), AccessDeniedError)
     assert isinstance(lead.check("writer", "review.draft/1"), AccessDeniedError)
     assert writer.check("anyone", "raymesh.usage_query/1") is None
 

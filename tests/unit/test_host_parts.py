@@ -28,6 +28,8 @@ from mesh.errors import (
     DiedBeforeRunError,
     HandlerError,
     MailboxFullError,
+    MeshError,
+    MisdirectedError,
     OutcomeUnknownError,
 )
 from mesh.observability import AgentStats, get_logger
@@ -36,6 +38,11 @@ from protocols import Envelope, ErrorReply, Kind, Message
 
 class Work(Message, type="parts.work/1"):
     n: int = 0
+    pad: str = ""
+
+
+#: What a sender's link binds a frame to: host b's incarnation, and its own (a's).
+BOUND: dict[str, Any] = {"to_incarnation": "inc-b", "from_incarnation": "inc-a"}
 
 
 class Done(Message, type="parts.done/1"):
@@ -114,7 +121,7 @@ class _Host:
     def ask(self, n: int) -> bytes:
         payload = self.codec.encode_message(Work(n=n))
         ask = Envelope(kind=Kind.ASK, type=Work.type_tag or "", sender="a", recipient="b",
-                       payload=payload, deadline=_in(5.0))  # fmt: skip
+                       payload=payload, deadline=_in(5.0), **BOUND)  # fmt: skip
         return self.codec.encode(ask)
 
     async def request(self, n: int) -> asyncio.Future[bytes]:
@@ -222,7 +229,7 @@ async def test_a_request_that_is_not_an_ask_is_refused(tmp_path: Path) -> None:
     host = _Host(tmp_path)
     payload = host.codec.encode_message(Work())
     tell = host.codec.encode(Envelope(kind=Kind.TELL, type=Work.type_tag or "", sender="a",
-                                      recipient="b", payload=payload))  # fmt: skip
+                                      recipient="b", payload=payload, **BOUND))  # fmt: skip
     waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
     error = await host.acceptance.accept(tell, "a#inc-a/0", call_waiter=waiter)
     assert isinstance(error, DecodeError)
@@ -247,17 +254,83 @@ async def test_a_reply_goes_to_the_ask_waiting_for_it_and_a_late_one_is_a_dead_l
 ) -> None:
     host = _Host(tmp_path)
     waiting: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
-    host.endpoint.pending["ask-1"] = waiting
+    host.endpoint.pending["ask-1"] = (waiting, "a", "inc-a")
 
-    def reply(to: str) -> bytes:
-        return host.codec.encode(Envelope(kind=Kind.REPLY, type=Done.type_tag or "", sender="a",
-                                          recipient="b", payload=host.codec.encode_message(Done()),
-                                          correlation_id=to))  # fmt: skip
+    def reply(to: str, sender: str = "a", **bound: str) -> bytes:
+        return host.codec.encode(Envelope(kind=Kind.REPLY, type=Done.type_tag or "",
+                                          sender=sender, recipient="b",
+                                          payload=host.codec.encode_message(Done()),
+                                          correlation_id=to, **{**BOUND, **bound}))  # fmt: skip
 
+    # Replies from another agent, or another incarnation of the one asked, are refused
+    # and leave the ask waiting for the real one.
+    wrong = [reply("ask-1", sender="c"), reply("ask-1", from_incarnation="inc-old")]
+    for frame in wrong:
+        assert isinstance(await host.acceptance.accept(frame, "c#inc-c/0"), MisdirectedError)
+    assert not waiting.done()
     assert await host.acceptance.accept(reply("ask-1"), "a#inc-a/0") is None
     assert waiting.result().correlation_id == "ask-1"
     assert await host.acceptance.accept(reply("ask-2"), "a#inc-a/0") is None
-    assert host.endpoint.dead_letters.by_reason == {"late": 1}
+    assert host.endpoint.dead_letters.by_reason == {"late": 1, "wrong_peer": 2}
+
+
+async def test_a_reply_to_an_ask_sent_as_a_call_is_refused_from_another_peer(
+    tmp_path: Path,
+) -> None:
+    # Such an ask has no pending entry (the call's result answers it) but is outstanding.
+    host = _Host(tmp_path)
+    host.endpoint.probes.outstanding["ask-9"] = Outstanding("a", time.time(), "t" * 32, None)
+
+    def reply(sender: str) -> bytes:
+        return host.codec.encode(Envelope(kind=Kind.REPLY, type=Done.type_tag or "",
+                                          sender=sender, recipient="b",
+                                          payload=host.codec.encode_message(Done()),
+                                          correlation_id="ask-9", **BOUND))  # fmt: skip
+
+    assert isinstance(await host.acceptance.accept(reply("c"), "c#inc-a/0"), MisdirectedError)
+    assert await host.acceptance.accept(reply("a"), "a#inc-a/0") is None  # an earlier attempt's
+    assert host.endpoint.dead_letters.by_reason == {"wrong_peer": 1, "late": 1}
+
+
+@pytest.mark.parametrize(
+    "bound",
+    [{"recipient": "c"}, {"to_incarnation": "inc-b-before"}, {"to_incarnation": None}],
+    ids=["another agent", "another incarnation", "no incarnation"],
+)
+async def test_a_frame_for_another_recipient_is_refused_never_handled(
+    tmp_path: Path, bound: dict[str, Any]
+) -> None:
+    host = _Host(tmp_path)
+    host.dispatch.start()
+    env = Envelope(kind=Kind.TELL, type=Work.type_tag or "", sender="a", recipient="b",
+                   payload=host.codec.encode_message(Work()), **BOUND)  # fmt: skip
+    for field, value in bound.items():
+        setattr(env, field, value)
+    error = await host.acceptance.accept(host.codec.encode(env), "a#inc-a/0")
+    assert isinstance(error, MisdirectedError)
+    assert host.stats.refusals == {"misdirected": 1}
+    assert host.endpoint.dead_letters.by_reason == {"misdirected": 1}
+    await _settle()
+    assert host.agent.started == []
+
+
+async def test_the_mailbox_is_bounded_in_bytes_too(tmp_path: Path) -> None:
+    host = _Host(tmp_path, mailbox_bytes=4096, max_payload_bytes=4096, refusal_penalty=0)
+    big = Work(n=1, pad="x" * 3000)
+    frames = [host.codec.encode(Envelope(kind=Kind.TELL, type=Work.type_tag or "", sender="a",
+                                         recipient="b", payload=host.codec.encode_message(big),
+                                         **BOUND)) for _ in range(2)]  # fmt: skip
+    refusals = await host.acceptance.take_batch(frames, "a#inc-a/0")
+    assert [index for index, _ in refusals or []] == [1]
+    assert refusals is not None
+    error = MeshError.from_wire(refusals[0][1])
+    assert isinstance(error, MailboxFullError)
+    assert "mailbox_bytes=4096" in error.message
+    assert "mailbox_bytes" in (error.hint or "")
+    assert host.dispatch.queued_bytes == len(host.codec.encode_message(big))
+    host.dispatch.start()
+    await _settle()
+    assert host.dispatch.queued_bytes == 0
 
 
 # -- the dispatcher and the handler runner ---------------------------------------------------

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import re
 
-from protocols import new_message_id, new_span_id, new_trace_id
+import pytest
+
+from protocols import envelope, new_message_id, new_span_id, new_trace_id
 
 
 def test_ids_have_the_w3c_shapes_and_do_not_repeat() -> None:
@@ -30,3 +32,24 @@ def test_a_forked_child_makes_different_ids_from_its_parent() -> None:
         child_trace, child_message = pipe.read().split()
     assert child_trace != new_trace_id()
     assert child_message[:16] != new_message_id()[:16]
+
+
+def test_ids_come_from_the_os_cryptographic_source_a_chunk_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+
+    def urandom(size: int) -> bytes:
+        calls.append(size)
+        return bytes([len(calls)]) * size
+
+    envelope._fresh()
+    monkeypatch.setattr(envelope.os, "urandom", urandom)
+    ids = [new_message_id() for _ in range(256)]
+    assert calls == [4096]  # one call makes 4 KiB of ids: 256 of 128 bits
+    assert set(ids) == {"01" * 16}
+    new_message_id()
+    assert calls == [4096, 4096]
+    envelope._fresh()  # the real source again for the tests that follow
+    monkeypatch.undo()
+    assert new_message_id() != "02" * 16

@@ -35,7 +35,8 @@ class Order(Message, type="test.unit.order/1"):
     quantity: int
 
 
-def _envelope(rng: random.Random, codec: Codec, sender: str = "alice") -> Envelope:
+def _envelope(rng: random.Random, codec: Codec, sender: str = "alice",
+              incarnation: str = "inc1") -> Envelope:  # fmt: skip
     message = Order(item=rng.choice(["tea", "coffee", "ünïcode"]), quantity=rng.randrange(1000))
     return Envelope(
         kind=rng.choice([Kind.TELL, Kind.ASK]),
@@ -46,6 +47,7 @@ def _envelope(rng: random.Random, codec: Codec, sender: str = "alice") -> Envelo
         deadline=1e10 if rng.random() < 0.5 else None,
         hops=rng.randrange(5),
         chain=("alice",),
+        from_incarnation=incarnation,
     )
 
 
@@ -133,8 +135,8 @@ def test_during_a_rollover_frames_of_the_previous_key_are_accepted() -> None:
 
 
 def test_short_or_repeated_keys_are_refused() -> None:
-    with pytest.raises(ValueError, match="at least 16"):
-        Signer(b"short")
+    with pytest.raises(ValueError, match="at least 32 bytes; make one with python -c"):
+        Signer(b"s" * 31)
     with pytest.raises(ValueError, match="differ"):
         Signer(KEY, [KEY])
 
@@ -191,6 +193,9 @@ def test_the_host_check_refuses_a_spoofed_sender_and_a_replay() -> None:
     assert isinstance(error, SignatureError)
     assert "'admin'" in str(error)
     assert "'mallory'" in str(error)
+    # The right name on a link of another incarnation: a stale or stolen frame.
+    old = codec.decode(codec.encode(_envelope(random.Random(10), codec, incarnation="inc0")))
+    assert (guard.check(old, "alice#inc1") or ("", None))[0] == "spoofed_sender"
 
 
 def test_an_unsigned_mesh_makes_no_checks() -> None:
@@ -203,23 +208,25 @@ def test_an_unsigned_mesh_makes_no_checks() -> None:
 
 def test_secrets_come_from_a_0600_file_and_never_show(tmp_path: Path) -> None:
     path = tmp_path / "secrets.env"
-    path.write_text("# mesh\nRAYMESH_SECRET='" + "f" * 24 + "'\nOPENAI_API_KEY=sk-x\n")
+    path.write_text("# mesh\nRAYMESH_SECRET='" + "f" * 32 + "'\nOPENAI_API_KEY=sk-x\n")
     path.chmod(0o644)
     with pytest.raises(ConfigError, match="chmod 600"):
         MeshConfig(secrets_file=path)
     path.chmod(0o600)
     config = MeshConfig(secrets_file=path)
     assert config.secret is not None
-    assert config.secret.get_secret_value() == "f" * 24
-    assert "f" * 24 not in repr(config)
-    assert "f" * 24 not in str(config)
+    assert config.secret.get_secret_value() == "f" * 32
+    assert "f" * 32 not in repr(config)
+    assert "f" * 32 not in str(config)
     assert config.codec().signer is not None
 
 
 def test_a_short_secret_or_previous_without_current_is_a_config_error() -> None:
-    with pytest.raises(ValidationError, match="at least 16"):
-        MeshConfig(secret="short")
+    with pytest.raises(ValidationError, match="at least 32 bytes"):
+        MeshConfig(secret="s" * 31)
+    with pytest.raises(ValidationError, match="at least 32 bytes"):
+        MeshConfig(secret="c" * 32, previous_secrets="p" * 31)
     with pytest.raises(ValidationError, match="secret is not"):
-        MeshConfig(previous_secrets="p" * 20)
-    config = MeshConfig(secret="c" * 20, previous_secrets=" " + "a" * 20 + ", " + "b" * 20)
-    assert [k.get_secret_value() for k in config.previous_secrets] == ["a" * 20, "b" * 20]
+        MeshConfig(previous_secrets="p" * 32)
+    config = MeshConfig(secret="c" * 32, previous_secrets=" " + "a" * 32 + ", " + "b" * 32)
+    assert [k.get_secret_value() for k in config.previous_secrets] == ["a" * 32, "b" * 32]
