@@ -32,6 +32,7 @@ from benchmarks import (
     llm_bound,
     patterns,
     peer,
+    stages,
     supervision,
     topology,
     two_agents,
@@ -90,6 +91,19 @@ def _report_two_agents(results: dict[str, Any], console: Console) -> dict[str, A
         console.print(_signing_table(results["signing"]))
         report["signing"] = [{**asdict(c), "ratio": c.ratio} for c in results["signing"]]
     return report
+
+
+def _stages_table(scenarios: list[stages.Scenario]) -> Table:
+    table = Table(title="CPU microseconds per message, stage by stage (both agents' processes)")
+    table.add_column("stage")
+    for s in scenarios:
+        table.add_column(s.scenario, justify="right")
+    for row in stages.ROWS:
+        table.add_row(row, *(f"{s.us[row]:.1f}" for s in scenarios))
+    table.add_section()
+    table.add_row("total", *(f"{s.total_us:.1f}" for s in scenarios))
+    table.add_row("runtime (all but the handler)", *(f"{s.runtime_us:.1f}" for s in scenarios))
+    return table
 
 
 def _latency_table(title: str, latencies: list[watchdogs.Latency]) -> Table:
@@ -267,6 +281,9 @@ async def _measure(args: Options, console: Console, baseline: peer.Peer | None) 
             with console.status(f"overload: 10x the consumer's speed, {args.overload_s:g} s "
                                 "per mailbox policy"):  # fmt: skip
                 results["overload"] = await overload(mesh, seconds=args.overload_s)
+        if "profile" in args.suites:
+            with console.status(f"profile: {count:,} tells and asks, stage by stage"):
+                results["profile"] = await stages.run(mesh, count=count)
     finally:
         await mesh.shutdown()
     return results
@@ -371,6 +388,9 @@ def run(args: Options) -> None:
                          for r in results["llm"]]  # fmt: skip
     report |= _report_patterns(results.get("patterns"), console)
     report |= _report_overload(results.get("overload"), console)
+    if "profile" in results:
+        console.print(_stages_table(results["profile"]))
+        report["profile"] = stages.as_json(results["profile"])
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(report, out, indent=2)
