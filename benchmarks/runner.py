@@ -103,6 +103,7 @@ def _stages_table(scenarios: list[stages.Scenario]) -> Table:
     table.add_section()
     table.add_row("total", *(f"{s.total_us:.1f}" for s in scenarios))
     table.add_row("runtime (all but the handler)", *(f"{s.runtime_us:.1f}" for s in scenarios))
+    table.add_row("Ray calls per 1,000 messages", *(f"{s.ray_calls_per_1k:.0f}" for s in scenarios))
     return table
 
 

@@ -33,6 +33,8 @@ from benchmarks.two_agents import Blast, Blaster, Load, Sink, Timing, agent_pair
 from mesh import Context, Mesh, MeshConfig, handler
 from protocols import Message
 
+#: The stage of Ray call submissions: how many there were is reported too.
+RAY_CALL = "Ray call"
 #: The stages, in the order a message meets them, and the functions each one times.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("encode", ("protocols.codec:Codec.encode_message", "protocols.codec:Codec.encode",
@@ -45,7 +47,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
               "mesh.datapath._link:Link.request", "mesh.datapath._link:Link._pump",
               "mesh.datapath._link:Link._ship", "mesh.datapath._link:Link._complete_batch",
               "mesh.datapath._link:Link._complete_request")),
-    ("Ray call", ("ray.actor:ActorMethod._remote",)),
+    (RAY_CALL, ("ray.actor:ActorMethod._remote",)),
     ("receive", ("mesh.datapath._sequencing:SequencingGate.enter",
                  "mesh.datapath._sequencing:SequencingGate.wait_turn",
                  "mesh.datapath._sequencing:SequencingGate.release",
@@ -91,6 +93,7 @@ class StageClock:
     def __init__(self) -> None:
         self.ns: dict[str, int] = dict.fromkeys(ROWS, 0)
         self.segments: dict[str, int] = dict.fromkeys(ROWS, 0)
+        self.entries: dict[str, int] = dict.fromkeys(ROWS, 0)
         self._stack: list[str] = []
         self._last = 0
         self.thread = threading.get_ident()
@@ -103,6 +106,7 @@ class StageClock:
             self.ns[top] += now - self._last
             self.segments[top] += 1
         self._stack.append(stage)
+        self.entries[stage] += 1
         self._last = now
 
     def leave(self) -> None:
@@ -117,6 +121,7 @@ class StageClock:
         """Forget what was counted (the stack of stages under way stays)."""
         self.ns = dict.fromkeys(ROWS, 0)
         self.segments = dict.fromkeys(ROWS, 0)
+        self.entries = dict.fromkeys(ROWS, 0)
 
 
 def transition_ns(rounds: int = 20_000) -> float:
@@ -263,6 +268,7 @@ class StageFigures(Message, type="bench.stages.figures/1"):
 
     ns: dict[str, int]
     segments: dict[str, int]
+    ray_calls: int
     loop_ns: int
     process_ns: int
     transition_ns: float
@@ -306,8 +312,8 @@ class _Marked:
         loop_ns = time.thread_time_ns() - self._loop_ns
         process_ns = time.process_time_ns() - self._process_ns
         return StageFigures(ns=dict(self._clock.ns), segments=dict(self._clock.segments),
-                            loop_ns=loop_ns, process_ns=process_ns,
-                            transition_ns=transition_ns())  # fmt: skip
+                            ray_calls=self._clock.entries[RAY_CALL], loop_ns=loop_ns,
+                            process_ns=process_ns, transition_ns=transition_ns())  # fmt: skip
 
 
 class StageSink(_Marked, Sink):
@@ -367,6 +373,7 @@ class Scenario:
     messages: int
     us: dict[str, float]
     total_us: float
+    ray_calls_per_1k: float
     by_process_us: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -409,7 +416,8 @@ async def profile(mesh: Mesh, scenario: str, blast: Blast, pair: tuple[str, str]
     }  # fmt: skip
     us, total = per_message(figures, blast.count)
     by_process = {side: fig.process_ns / 1000 / blast.count for side, fig in figures.items()}
-    return Scenario(scenario, blast.count, us, total, by_process)
+    calls = sum(fig.ray_calls for fig in figures.values()) * 1000 / blast.count
+    return Scenario(scenario, blast.count, us, total, calls, by_process)
 
 
 async def run(mesh: Mesh, *, count: int, payload_bytes: int = 1024) -> list[Scenario]:

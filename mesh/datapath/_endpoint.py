@@ -308,19 +308,19 @@ class Endpoint:
         link = await self.peers.link(peer, trace_id=env.trace_id)
         self.sent += 1
         self.sent_by_type[env.type] = self.sent_by_type.get(env.type, 0) + 1
-        if self.is_edge or link.idle:
-            # One Ray call whose result is the reply: the lowest latency when nothing
-            # is waiting to be coalesced with it.
+        if self.is_edge:
+            # Peers cannot call the edge: the reply is the result of the ask's own call.
             waiting.future = link.request(frame)
             return self.codec.decode(await waiting.future)
         waiting.future = waiter = asyncio.get_running_loop().create_future()
         self.pending[env.id] = waiter
         try:
             link.send(frame, waiter, ask_id=env.id)
-            reply: Envelope = await waiter
-            return reply
+            reply: Envelope | bytes = await waiter
         finally:
             self.pending.pop(env.id, None)
+        # Bytes when the ask left alone, as a `request` call whose result is the reply.
+        return reply if isinstance(reply, Envelope) else self.codec.decode(reply)
 
     def _cancel_downstream(self, peer: str, ask_id: str) -> None:
         # The asker gave up: stop the work it started, so no orphan keeps spending.

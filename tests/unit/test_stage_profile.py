@@ -58,8 +58,9 @@ async def test_a_timed_coroutine_counts_its_steps_not_its_waits() -> None:
 
 def test_per_message_adds_the_untimed_rest_and_other_threads() -> None:
     fig = stages.StageFigures(ns={"encode": 3_000_000, "send": 1_000_000},
-                              segments={"encode": 1000, "send": 1000}, loop_ns=10_000_000,
-                              process_ns=15_000_000, transition_ns=500.0)  # fmt: skip
+                              segments={"encode": 1000, "send": 1000}, ray_calls=3,
+                              loop_ns=10_000_000, process_ns=15_000_000,
+                              transition_ns=500.0)  # fmt: skip
     us, total = stages.per_message({"one": fig}, messages=1000)
     assert us["encode"] == pytest.approx(2.5)
     assert us["send"] == pytest.approx(0.5)
