@@ -128,11 +128,12 @@ def _watchdog_tables(latencies: list[watchdogs.Latency], cost: watchdogs.Cost) -
 
 def _llm_table(rows: list[llm_bound.Throughput]) -> Table:
     table = Table(title="LLM-bound conversations: two model calls of 50 ms each")
-    for column in ("concurrent", "conversations", "per s", "ideal per s", "measured / ideal"):
-        table.add_column(column, justify="right")
+    for column in ("model calls", "concurrent", "conversations", "per s", "ideal per s",
+                   "measured / ideal"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "model calls" else "right")
     for row in rows:
-        table.add_row(str(row.concurrency), str(row.conversations), f"{row.per_s:.1f}",
-                      f"{row.ideal_per_s:.1f}", f"{row.ratio:.2f}")  # fmt: skip
+        table.add_row(row.model, str(row.concurrency), str(row.conversations),
+                      f"{row.per_s:.1f}", f"{row.ideal_per_s:.1f}", f"{row.ratio:.2f}")  # fmt: skip
     return table
 
 

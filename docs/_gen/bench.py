@@ -132,10 +132,12 @@ def _supervision(data: dict[str, Any]) -> str:
 
 
 def _llm(data: list[dict[str, Any]]) -> str:
-    rows = [(r["concurrency"], r["conversations"], _num(r["per_s"], ".1f"),
-             _num(r["ideal_per_s"], ".1f"), _num(r["ratio"], ".2f")) for r in data]  # fmt: skip
-    header = ("concurrent", "conversations", "per s", "ideal per s", "measured / ideal")
-    return _table(header, rows, right=0)
+    rows = [(r.get("model", "openai SDK"), r["concurrency"], r["conversations"],
+             _num(r["per_s"], ".1f"), _num(r["ideal_per_s"], ".1f"), _num(r["ratio"], ".2f"))
+            for r in data]  # fmt: skip
+    header = ("model calls", "concurrent", "conversations", "per s", "ideal per s",
+              "measured / ideal")  # fmt: skip
+    return _table(header, rows)
 
 
 def _patterns(data: dict[str, Any]) -> str:
