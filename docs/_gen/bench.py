@@ -165,7 +165,9 @@ SUITES: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("llm", "LLM-bound conversations: two model calls of 50 ms each", _llm),
     ("patterns", "Hub vs mesh review on the offline model", _patterns),
     ("overload", "Overload (the chaos scenario `overload`)", _overload),
-)
+    ("profile", "CPU microseconds per message, stage by stage",
+     lambda data: profile_table({"profile": data}, None)),
+)  # fmt: skip
 
 
 def render_bench(name: str, data: dict[str, Any]) -> str:
@@ -248,6 +250,9 @@ def profile_table(before: dict[str, Any], after: dict[str, Any] | None) -> str:
                                                "runtime_us")):  # fmt: skip
         rows.append([f"**{label}**", *(f"**{by[name][key]:.1f}**" if name in by else "-"
                                        for name in names for by in by_run)])  # fmt: skip
+    rows.append(["Ray calls per 1,000 messages",
+                 *(_num(by[name].get("ray_calls_per_1k")) if name in by else "-"
+                   for name in names for by in by_run)])  # fmt: skip
     return _table(header, rows)
 
 

@@ -319,6 +319,7 @@ class Endpoint:
             reply: Envelope | bytes = await waiter
         finally:
             self.pending.pop(env.id, None)
+            link.settled(env.id)
         # Bytes when the ask left alone, as a `request` call whose result is the reply.
         return reply if isinstance(reply, Envelope) else self.codec.decode(reply)
 

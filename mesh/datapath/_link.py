@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from mesh.datapath._raycalls import translate
@@ -129,14 +128,18 @@ class Link:
             ))  # fmt: skip
             return
         if ask_id is not None:
-            self._awaiting[ask_id] = future
-            future.add_done_callback(partial(self._settled, ask_id))
+            self._awaiting[ask_id] = future  # until its sender calls `settled`
         self._outbox.append((frame, future, ask_id is not None))
         if not self._pump_due:
             self._pump_due = True
             asyncio.get_running_loop().call_soon(self._pump_soon)
 
-    def _settled(self, ask_id: str, _future: asyncio.Future[Any]) -> None:
+    def settled(self, ask_id: str) -> None:
+        """Forget ask `ask_id`, sent with `send`, once it has ended (whatever its outcome).
+
+        Called by its sender, not as a callback of its future: a callback per ask was a
+        scheduled handle per ask on the event loop.
+        """
         self._awaiting.pop(ask_id, None)
 
     def request(self, frame: bytes) -> asyncio.Future[Any]:
