@@ -7,8 +7,10 @@ replies of handlers woken together, go in one call); otherwise frames accumulate
 the next call carries all of them, up to `max_batch`. Per-call overhead, not bytes, is
 what limits Ray (on this machine a call costs its two processes about a millisecond of
 CPU), so under load one call carries many messages. An ask that leaves alone (nothing
-else queued, no call in flight) goes as a `request` call whose result is its reply: one
-Ray call for the round trip instead of two, the lowest latency when traffic is light.
+else queued, and no other lone ask's call in flight) goes at once as a `request` call
+whose result is its reply, even while a batch call is in flight: one Ray call for the
+round trip instead of two, and no wait for the batch, the lowest latency when traffic
+is light or arrives one ask at a time (conversations waiting on models).
 
 Each call carries the link id and a sequence number; the receiver admits calls in
 sequence order, which is how raymesh keeps per-pair order on top of async actors that
@@ -172,7 +174,9 @@ class Link:
 
     def _pump(self) -> None:
         outbox = self._outbox
-        if len(outbox) == 1 and outbox[0][2] and self._inflight == 0 and self._requests == 0:
+        if len(outbox) == 1 and outbox[0][2] and self._requests == 0:
+            # Even behind a batch call in flight: a lone ask need not wait for that call
+            # to end, and the receiver's sequencing still takes it after the batch.
             frame, future, _is_ask = outbox.popleft()
             self._request(frame, future)
             return

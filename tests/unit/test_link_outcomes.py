@@ -119,13 +119,19 @@ async def test_asks_sent_in_one_turn_share_a_call_and_a_lone_one_is_a_request() 
     await asyncio.sleep(0)
     assert [args[2] for args in peer.deliver.args] == [[b"ask0", b"ask1", b"ask2"]]
     assert peer.request.calls == []
-    peer.deliver.calls[0].set_result(None)
-    await _settle()
     lone = _future()
-    link.send(b"ask3", lone, ask_id="m3")  # nothing queued, no call in flight
+    link.send(b"ask3", lone, ask_id="m3")  # alone in its turn, though a batch is in flight
+    queued = _future()
     await asyncio.sleep(0)
     assert [args[2] for args in peer.request.args] == [b"ask3"]
     assert [args[1] for args in (*peer.deliver.args, *peer.request.args)] == [0, 1]  # in order
+    link.send(b"ask4", queued, ask_id="m4")  # a lone ask's call is in flight: it waits
+    await asyncio.sleep(0)
+    assert len(peer.request.args) == 1
+    assert len(peer.deliver.args) == 1
+    peer.deliver.calls[0].set_result(None)
+    await _settle()
+    assert [args[2] for args in peer.deliver.args] == [[b"ask0", b"ask1", b"ask2"], [b"ask4"]]
     peer.request.calls[0].set_result(b"reply frame")
     await _settle()
     assert lone.result() == b"reply frame"  # the reply itself, for the sender to decode
