@@ -33,6 +33,7 @@ from benchmarks import (
     llm_bound,
     patterns,
     peer,
+    stages,
     supervision,
     tls_cost,
     topology,
@@ -94,6 +95,20 @@ def _report_two_agents(results: dict[str, Any], console: Console) -> dict[str, A
     return report
 
 
+def _stages_table(scenarios: list[stages.Scenario]) -> Table:
+    table = Table(title="CPU microseconds per message, stage by stage (both agents' processes)")
+    table.add_column("stage")
+    for s in scenarios:
+        table.add_column(s.scenario, justify="right")
+    for row in stages.ROWS:
+        table.add_row(row, *(f"{s.us[row]:.1f}" for s in scenarios))
+    table.add_section()
+    table.add_row("total", *(f"{s.total_us:.1f}" for s in scenarios))
+    table.add_row("runtime (all but the handler)", *(f"{s.runtime_us:.1f}" for s in scenarios))
+    table.add_row("Ray calls per 1,000 messages", *(f"{s.ray_calls_per_1k:.0f}" for s in scenarios))
+    return table
+
+
 def _latency_table(title: str, latencies: list[watchdogs.Latency]) -> Table:
     table = Table(title=title)
     for column in ("scenario", "agents", "samples", "median ms", "p95 ms", "max ms"):
@@ -115,11 +130,12 @@ def _watchdog_tables(latencies: list[watchdogs.Latency], cost: watchdogs.Cost) -
 
 def _llm_table(rows: list[llm_bound.Throughput]) -> Table:
     table = Table(title="LLM-bound conversations: two model calls of 50 ms each")
-    for column in ("concurrent", "conversations", "per s", "ideal per s", "measured / ideal"):
-        table.add_column(column, justify="right")
+    for column in ("model calls", "concurrent", "conversations", "per s", "ideal per s",
+                   "measured / ideal"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "model calls" else "right")
     for row in rows:
-        table.add_row(str(row.concurrency), str(row.conversations), f"{row.per_s:.1f}",
-                      f"{row.ideal_per_s:.1f}", f"{row.ratio:.2f}")  # fmt: skip
+        table.add_row(row.model, str(row.concurrency), str(row.conversations),
+                      f"{row.per_s:.1f}", f"{row.ideal_per_s:.1f}", f"{row.ratio:.2f}")  # fmt: skip
     return table
 
 
@@ -272,6 +288,9 @@ async def _measure(args: Options, console: Console, baseline: peer.Peer | None) 
         if "decode-bomb" in args.suites:
             with console.status("decode bombs: 1 MiB payloads at a live agent"):
                 results["decode-bomb"] = await decode_bomb.run(mesh)
+        if "profile" in args.suites:
+            with console.status(f"profile: {count:,} tells and asks, stage by stage"):
+                results["profile"] = await stages.run(mesh, count=count)
     finally:
         await mesh.shutdown()
     return results
@@ -385,6 +404,9 @@ def run(args: Options) -> None:
         console.print(decode_bomb.table(results["decode-bomb"]))
         report["decode-bomb"] = [{**asdict(shape), "held": shape.held}
                                  for shape in results["decode-bomb"].shapes]  # fmt: skip
+    if "profile" in results:
+        console.print(_stages_table(results["profile"]))
+        report["profile"] = stages.as_json(results["profile"])
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(report, out, indent=2)

@@ -128,12 +128,15 @@ def _row(scenario: str, system: str, blast: Blast, seconds: float, lat: list[flo
 
 
 @asynccontextmanager
-async def agent_pair(mesh: Mesh) -> AsyncIterator[tuple[str, str]]:
+async def agent_pair(
+    mesh: Mesh, *, blaster_cls: type[Blaster] = Blaster, sink_cls: type[Sink] = Sink,
+    prefix: str = "bench",
+) -> AsyncIterator[tuple[str, str]]:  # fmt: skip
     """Spawn a blaster and a sink on `mesh`; yield their names; stop them after."""
     suffix = str(time.time_ns())[-9:]
-    blaster, sink = f"bench-blaster-{suffix}", f"bench-sink-{suffix}"
-    await mesh.spawn(Sink, name=sink)
-    await mesh.spawn(Blaster, name=blaster)
+    blaster, sink = f"{prefix}-blaster-{suffix}", f"{prefix}-sink-{suffix}"
+    await mesh.spawn(sink_cls, name=sink)
+    await mesh.spawn(blaster_cls, name=blaster)
     try:
         yield blaster, sink
     finally:

@@ -63,7 +63,9 @@ class MeshConfig(BaseSettings):
     gap_timeout_s: float = Field(2.0, gt=0, description="Wait for a missing batch before skipping.")
     lease_s: float = Field(10.0, gt=0, description="Registry lease; hosts renew at a third of it.")
     watchdogs: bool = Field(True, description="Deadlock probes, handler deadlines, heartbeats.")
-    probe_delay_s: float = Field(0.5, gt=0, description="Wait before an ask sends probes.")
+    probe_delay_s: float = Field(
+        0.1, gt=0, description="Wait before an ask made in a handler sends deadlock probes."
+    )
     tick_s: float = Field(0.1, gt=0, description="Event-loop heartbeat period of each host.")
     stuck_after_s: float = Field(1.0, gt=0, description="Event-loop lag reported as stuck.")
     tracing: bool = Field(True, description="A span per handled message, kept by the mesh.")

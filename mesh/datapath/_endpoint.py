@@ -321,9 +321,8 @@ class Endpoint:
         frame = self.codec.encode(env)
         self.sent += 1
         self.sent_by_type[env.type] = self.sent_by_type.get(env.type, 0) + 1
-        if self.is_edge or link.idle:
-            # One Ray call whose result is the reply: the lowest latency when nothing
-            # is waiting to be coalesced with it.
+        if self.is_edge:
+            # Peers cannot call the edge: the reply is the result of the ask's own call.
             waiting.future = link.request(frame)
             answer = self.codec.decode(await waiting.future)
             self._from_asked(env, answer, link.incarnation)
@@ -332,10 +331,12 @@ class Endpoint:
         self.pending[env.id] = (waiter, peer, link.incarnation)
         try:
             link.send(frame, waiter, ask_id=env.id)
-            reply: Envelope = await waiter
-            return reply
+            reply: Envelope | bytes = await waiter
         finally:
             self.pending.pop(env.id, None)
+            link.settled(env.id)
+        # Bytes when the ask left alone, as a `request` call whose result is the reply.
+        return reply if isinstance(reply, Envelope) else self.codec.decode(reply)
 
     def _from_asked(self, ask: Envelope, reply: Envelope, incarnation: str) -> None:
         """Refuse a call's result that does not come from the incarnation asked.

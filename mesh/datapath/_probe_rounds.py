@@ -1,12 +1,16 @@
 """The asks an endpoint waits on, and the deadlock probes sent for the slow ones.
 
 Only asks that waited longer than the probe delay are probed: fast asks cost no
-control message. One call per peer per round, however many asks wait on it: under
-load many asks wait that long, and a call for each would add to the load that made
-them slow. Rounds repeat while asks wait, as the wait graph changes. A probe that
-reaches a host is forwarded along the asks that block the probed one, or has found a
-cycle when it comes back to the ask it started from; the arithmetic of a cycle is in
-`_probes`.
+control message. Only asks a handler made (they have a parent message) are probed: a
+cycle closes only through a message being handled, so an ask from outside a handler
+(the edge's, or a background task's) can wait in none. One call per peer per round,
+however many asks wait on it: under load many asks wait that long, and a call for each
+would add to the load that made them slow. An ask is probed again while it waits, at
+twice its age each time (at 1, 2, 4... times the delay), as the wait graph changes: a
+cycle is found by the probe of the ask that closed it, one delay after it closed, and
+the repeats are for probes lost with a peer that restarted. A probe that reaches a
+host is forwarded along the asks that block the probed one, or has found a cycle when
+it comes back to the ask it started from; the arithmetic of a cycle is in `_probes`.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ class Outstanding:
     trace_id: str
     parent: str | None
     future: asyncio.Future[Any] | None = None
+    #: When (epoch seconds) this ask is next probed, if it still waits; set when kept.
+    due: float = 0.0
 
 
 class ProbeRounds:
@@ -55,15 +61,19 @@ class ProbeRounds:
         self._enabled = enabled
         # Every ask the endpoint is waiting on, by message id (for probes and aborts).
         self.outstanding: dict[str, Outstanding] = {}
-        # The next round, scheduled while asks are outstanding.
+        # The next round, scheduled while asks that can be probed are outstanding, and
+        # when it is due (epoch seconds).
         self._round: asyncio.TimerHandle | None = None
+        self._round_at = 0.0
         self.sent = 0
 
     def waits(self, ask_id: str, waiting: Outstanding) -> None:
         """Record that the endpoint waits on `ask_id`; the caller removes it when it ends."""
         self.outstanding[ask_id] = waiting
-        if self._round is None and self._enabled:
-            self._schedule()
+        if self._enabled and waiting.parent is not None:
+            waiting.due = waiting.started + self._delay_s
+            if self._round is None or waiting.due < self._round_at:
+                self._schedule(waiting.due)
 
     def send(self, peer: str, probes: list[Probe]) -> None:
         """Send deadlock probes along wait edges to `peer`, all in one call."""
@@ -126,19 +136,35 @@ class ProbeRounds:
         if self._round is not None:
             self._round.cancel()
 
-    def _schedule(self) -> None:
-        self._round = asyncio.get_running_loop().call_later(self._delay_s, self._send_round)
+    def _schedule(self, at: float) -> None:
+        # One round scheduled at a time: the earliest that any waiting ask is due.
+        if self._round is not None:
+            self._round.cancel()
+        self._round_at = at
+        self._round = asyncio.get_running_loop().call_later(
+            max(0.0, at - time.time()), self._send_round
+        )
 
     def _send_round(self) -> None:
         self._round = None
-        if not self.outstanding:
-            return
-        cutoff = time.time() - self._delay_s
+        # A timer may fire a little early by the wall clock the asks are stamped with.
+        now = time.time() + _EARLY_S
         by_peer: dict[str, list[Probe]] = {}
+        following: float | None = None
         for ask_id, waiting in self.outstanding.items():
-            if waiting.started <= cutoff:
+            if waiting.parent is None:
+                continue
+            if waiting.due <= now:
                 entry = (self._name, ask_id, waiting.started, waiting.trace_id)
                 by_peer.setdefault(waiting.peer, []).append((ask_id, [entry]))
+                waiting.due = now + max(now - waiting.started, self._delay_s)
+            if following is None or waiting.due < following:
+                following = waiting.due
         for peer, probes in by_peer.items():
             self.send(peer, probes)
-        self._schedule()
+        if following is not None:
+            self._schedule(following)
+
+
+#: How early a round may fire, by the wall clock, and still probe the asks due at it.
+_EARLY_S = 0.002

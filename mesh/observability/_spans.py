@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,11 +101,12 @@ class Recorder:
         self.dropped = 0
         self._otel = _OtlpBridge(service) if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else None
 
-    @contextmanager
-    def span(
-        self, env: Envelope, *, agent: str, role: str | None, model: str | None
-    ) -> Iterator[SpanRecord]:
-        """Run the block as the span of handling `env`."""
+    def span(self, env: Envelope, *, agent: str, role: str | None, model: str | None) -> _Scope:
+        """Return the context manager that runs a block as the span of handling `env`.
+
+        A plain class, not a generator: it runs for every handled message, where a
+        generator-based context manager cost as much again as the record itself.
+        """
         record = SpanRecord(
             trace_id=env.trace_id,
             span_id=env.span_id,
@@ -123,21 +124,14 @@ class Recorder:
                 "raymesh.hops": env.hops,
             },
         )
-        token = _current.set(record)
-        try:
-            if self._otel is None:
-                yield record
-            else:
-                with self._otel.span(record) as otel:
-                    record.otel = otel
-                    yield record
-        finally:
-            _current.reset(token)
-            record.end_ns = time.time_ns()
-            record.otel = None
-            if len(self._pending) == self._pending.maxlen:
-                self.dropped += 1
-            self._pending.append(record)
+        return _Scope(self, record)
+
+    def _kept(self, record: SpanRecord) -> None:
+        record.end_ns = time.time_ns()
+        record.otel = None
+        if len(self._pending) == self._pending.maxlen:
+            self.dropped += 1
+        self._pending.append(record)
 
     @staticmethod
     def outcome(record: SpanRecord, error: BaseException | None) -> None:
@@ -170,6 +164,36 @@ class Recorder:
             self.dropped += len(batch)
         if self._otel is not None:
             self._otel.flush()
+
+
+class _Scope:
+    """The span of one handled message: current while its block runs, kept when it ends."""
+
+    __slots__ = ("_otel_scope", "_record", "_recorder", "_token")
+
+    def __init__(self, recorder: Recorder, record: SpanRecord) -> None:
+        self._recorder = recorder
+        self._record = record
+        self._token: Token[SpanRecord | None] | None = None
+        self._otel_scope: Any = None
+
+    def __enter__(self) -> SpanRecord:
+        record = self._record
+        self._token = _current.set(record)
+        bridge = self._recorder._otel
+        if bridge is not None:
+            self._otel_scope = bridge.span(record)
+            record.otel = self._otel_scope.__enter__()
+        return record
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if self._otel_scope is not None:
+                self._otel_scope.__exit__(*exc)
+        finally:
+            assert self._token is not None
+            _current.reset(self._token)
+            self._recorder._kept(self._record)
 
 
 def _fail(span: Any, message: str) -> None:

@@ -101,6 +101,15 @@ def test_the_cli_reference_lists_every_command() -> None:
         assert f"## `raymesh {name}`" in reference
 
 
+def test_the_guides_profile_table_is_the_one_the_committed_profiles_render() -> None:
+    guide = (ROOT / bench.GUIDE).read_text(encoding="utf-8")
+    section = bench.profile_section(ROOT)
+    assert section in guide, "run `python docs/_gen/bench.py` after committing a profile"
+    for stage in ("encode", "sign", "send", "Ray call", "receive", "verify", "decode",
+                  "validate", "dispatch", "span", "reply"):  # fmt: skip
+        assert f"| {stage} |" in section
+
+
 def test_the_bench_tables_render_every_committed_file() -> None:
     rendered, chaos = bench.render_results(ROOT)
     files = bench.result_files(ROOT)

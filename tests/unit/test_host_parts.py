@@ -457,3 +457,31 @@ async def test_a_probe_back_at_its_origin_closes_a_cycle_and_fails_the_youngest_
     ((victim, error),) = host.endpoint.probes.forward([("m1", path)], lambda ask: [ask])
     assert victim == ("a", "y1", 7.0, "t-a")
     assert error.cycle == ["b", "a", "b"]
+
+
+async def test_a_handlers_waiting_ask_is_probed_after_the_delay_then_at_twice_its_age(
+    tmp_path: Path,
+) -> None:
+    host = _Host(tmp_path, probe_delay_s=0.1)
+    peer = _PeerHost()
+    host.endpoint.peers.learn("c", "inc-c", peer)
+    probes = host.endpoint.probes
+    # An ask from outside a handler (no parent message) can close no cycle: never probed.
+    probes.waits("lone", Outstanding("c", time.time(), "t-0", parent=None))
+    probes.waits("x1", Outstanding("c", time.time(), "t-1", parent="m1"))
+    await asyncio.sleep(0.06)
+    assert peer.probe.args == []  # younger than the delay
+    await asyncio.sleep(0.1)
+    assert [probe[0] for (batch,) in peer.probe.args for probe in batch] == ["x1"]
+    # Probed again at twice its age each time (at 0.2 s, 0.4 s), not every delay.
+    await asyncio.sleep(0.1)
+    assert len(peer.probe.args) == 2
+    await asyncio.sleep(0.1)
+    assert len(peer.probe.args) == 2  # at 0.36 s: every delay would have made it 3
+    await asyncio.sleep(0.1)
+    assert [probe[0] for (batch,) in peer.probe.args for probe in batch] == ["x1"] * 3
+    # A new ask is probed one delay after it was made, however far off the next repeat.
+    probes.waits("x2", Outstanding("c", time.time(), "t-2", parent="m2"))
+    await asyncio.sleep(0.16)
+    assert [probe[0] for probe in peer.probe.args[-1][0]] == ["x2"]
+    probes.close()

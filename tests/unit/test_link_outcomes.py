@@ -61,9 +61,9 @@ class _Peer:
                     call.set_exception(ActorDiedError())
 
 
-def _link(peer: _Peer) -> Link:
+def _link(peer: _Peer, *, max_batch: int = 1) -> Link:
     return Link(link_id="asker#1", peer="critic", incarnation="inc-1", handle=peer,
-                reply_to=None, max_batch=1, max_inflight=1, max_outbox=100,
+                reply_to=None, max_batch=max_batch, max_inflight=1, max_outbox=100,
                 on_late=lambda _frame: None)  # fmt: skip
 
 
@@ -80,8 +80,10 @@ async def test_frames_in_a_failed_call_are_unknown_and_queued_ones_never_ran() -
     peer = _Peer()
     link = _link(peer)
     in_call, queued = _future(), _future()
-    link.send(b"first", in_call)  # leaves at once: one call may be in flight
+    link.send(b"first", in_call)  # leaves at the end of this turn: one call may be in flight
     link.send(b"second", queued)  # waits in the outbox behind it
+    assert peer.deliver.calls == []
+    await asyncio.sleep(0)
     assert len(peer.deliver.calls) == 1
     peer.die()
     await _settle()
@@ -93,9 +95,11 @@ async def test_frames_in_a_failed_call_are_unknown_and_queued_ones_never_ran() -
 
 async def test_an_accepted_ask_whose_peer_dies_is_unknown() -> None:
     peer = _Peer()
-    link = _link(peer)
+    link = _link(peer, max_batch=2)
     answer = _future()
+    link.send(b"tell", _future())
     link.send(b"ask", answer, ask_id="m1")
+    await asyncio.sleep(0)
     peer.deliver.calls[0].set_result(None)  # accepted into the mailbox, no reply yet
     await _settle()
     assert not answer.done()
@@ -104,6 +108,34 @@ async def test_an_accepted_ask_whose_peer_dies_is_unknown() -> None:
     with pytest.raises(OutcomeUnknownError) as caught:
         answer.result()
     assert caught.value.agent == "critic"
+
+
+async def test_asks_sent_in_one_turn_share_a_call_and_a_lone_one_is_a_request() -> None:
+    peer = _Peer()
+    link = _link(peer, max_batch=8)
+    burst = [_future() for _ in range(3)]
+    for i, future in enumerate(burst):
+        link.send(b"ask%d" % i, future, ask_id=f"m{i}")
+    await asyncio.sleep(0)
+    assert [args[2] for args in peer.deliver.args] == [[b"ask0", b"ask1", b"ask2"]]
+    assert peer.request.calls == []
+    lone = _future()
+    link.send(b"ask3", lone, ask_id="m3")  # alone in its turn, though a batch is in flight
+    queued = _future()
+    await asyncio.sleep(0)
+    assert [args[2] for args in peer.request.args] == [b"ask3"]
+    assert [args[1] for args in (*peer.deliver.args, *peer.request.args)] == [0, 1]  # in order
+    link.send(b"ask4", queued, ask_id="m4")  # a lone ask's call is in flight: it waits
+    await asyncio.sleep(0)
+    assert len(peer.request.args) == 1
+    assert len(peer.deliver.args) == 1
+    peer.deliver.calls[0].set_result(None)
+    await _settle()
+    assert [args[2] for args in peer.deliver.args] == [[b"ask0", b"ask1", b"ask2"], [b"ask4"]]
+    peer.request.calls[0].set_result(b"reply frame")
+    await _settle()
+    assert lone.result() == b"reply frame"  # the reply itself, for the sender to decode
+    assert not any(f.done() for f in burst)  # their replies come on the peer's own link
 
 
 async def test_sends_after_the_death_is_known_never_ran() -> None:
@@ -179,7 +211,9 @@ async def test_a_second_link_to_the_same_incarnation_is_a_sequence_of_its_own() 
     first = await endpoint.peers.link("critic")
     sent = [_future(), _future()]
     first.send(b"one", sent[0])
+    await asyncio.sleep(0)  # the first call leaves at the end of the turn
     first.send(b"two", sent[1])  # queued behind the first call (max_inflight=1)
+    await asyncio.sleep(0)
     peer.deliver.calls[0].set_exception(ActorUnavailableError("unreachable", None))
     await _settle()
     assert [type(f.exception()) for f in sent] == [OutcomeUnknownError, DiedBeforeRunError]
@@ -188,6 +222,7 @@ async def test_a_second_link_to_the_same_incarnation_is_a_sequence_of_its_own() 
     await asyncio.sleep(0.1)  # the lease lapsed and it is still listed: tried again
     again = await endpoint.peers.link("critic")
     again.send(b"three", _future())
+    await asyncio.sleep(0)
     (old_id, old_seq, *_), (new_id, new_seq, *_) = peer.deliver.args
     assert (old_seq, new_seq) == (0, 0)
     assert old_id != new_id
@@ -233,4 +268,5 @@ async def test_sends_that_waited_for_a_lookup_go_before_sends_made_after_it() ->
     registry.answer.set_result(None)  # the lookup ends ...
     go.set_result(None)  # ... as the second sender wakes up for its own reasons
     await asyncio.gather(first, second)
-    assert [args[2] for args in peer.deliver.args] == [[b"first"], [b"second"]]
+    await asyncio.sleep(0)  # they leave at the end of the turn, in one call or two
+    assert [frame for args in peer.deliver.args for frame in args[2]] == [b"first", b"second"]
