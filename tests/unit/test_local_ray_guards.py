@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from mesh import ConfigError
-from mesh.cli import app
 from mesh.security import guard_local_ray
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,12 +48,16 @@ def test_without_a_mode_token_auth_is_on_and_the_token_private(
     assert stat.S_IMODE(token.stat().st_mode) == 0o600
 
 
-def test_raymesh_run_refuses_auth_disabled_before_ray_starts(
-    token: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+def test_raymesh_run_refuses_auth_disabled_before_ray_starts(token: Path) -> None:
+    # A process of its own: in this one a Ray of the test session may already run, and
+    # `raymesh run` would join it rather than start one.
     team = str(REPO / "examples" / "review_team.yaml")
-    refused = CliRunner().invoke(app, ["run", team, "--task", "x"])
-    assert refused.exit_code == 1
-    assert "token authentication disabled" in refused.output
-    assert "--dev" in refused.output
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    refused = subprocess.run(
+        [sys.executable, "-m", "mesh.cli", "run", team, "--task", "x"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    output = refused.stdout + refused.stderr
+    assert refused.returncode == 1, output
+    assert "token authentication disabled" in output
+    assert "--dev" in output
