@@ -17,7 +17,6 @@ from mesh.cli._console import err, fail, out
 from mesh.control import TeamSpec
 from mesh.edge import Mesh, RunOutcome
 from mesh.errors import MeshError
-from mesh.security import redact, redact_data
 
 __all__ = ["register"]
 
@@ -70,7 +69,7 @@ def run(  # noqa: PLR0917 (typer maps each parameter to an option)
         fail(exc)
     save_trace(outcome.spans)  # for `raymesh trace` after this mesh has gone
     if as_json:
-        typer.echo(json.dumps(redact_data(outcome.as_json()), indent=2, default=str))
+        typer.echo(json.dumps(outcome.as_json(), indent=2, default=str))
         return
     _print_outcome(outcome)
 
@@ -107,9 +106,9 @@ def _mesh_for(team_dir: Path, address: str | None, *, logs: bool, dev: bool) -> 
 
 
 def _print_outcome(outcome: RunOutcome) -> None:
-    # The answer is a model's text: printed as it is (no markup), secrets masked.
-    out.print(redact(outcome.result.text), style="bold", markup=False)
-    for key, value in redact_data(outcome.result.data).items():
+    # The answer is a model's text: printed as it is (no markup); `run_team` masked it.
+    out.print(outcome.result.text, style="bold", markup=False)
+    for key, value in outcome.result.data.items():
         out.print(f"  {key}: {value}", markup=False)
     out.print(f"trace id: {outcome.trace_id}  (raymesh trace {outcome.trace_id})")
     out.print(_agents_table(outcome))
