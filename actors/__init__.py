@@ -24,6 +24,7 @@ from actors.errors import (
     StructuredOutputError,
     ToolError,
 )
+from actors.gate import GatedOrchestrator, VetoedError
 from actors.memory import ConversationWindow, LongTermMemory, MemoryHit, SQLiteMemory
 from actors.messages import (
     CallUsage,
@@ -56,6 +57,7 @@ from actors.roles import (
     Verifier,
 )
 from actors.router import RoutedClient, Router, RouteRule
+from actors.routing import QualityRouter, escalate
 from actors.tools import Approver, Tool, Toolbox, tool
 from actors.usage import DEFAULT_PRICES, Price, PriceTable, UsageLedger, UsageRecord, UsageTotals
 
@@ -74,6 +76,7 @@ __all__ = [
     "Completion",
     "CompletionResult",
     "ConversationWindow",
+    "GatedOrchestrator",
     "Generalist",
     "LLMAgent",
     "LLMClient",
@@ -92,6 +95,7 @@ __all__ = [
     "Prompt",
     "Provider",
     "ProviderError",
+    "QualityRouter",
     "Reasoner",
     "Remember",
     "Remembered",
@@ -114,7 +118,9 @@ __all__ = [
     "Verdict",
     "Verifier",
     "Verify",
+    "VetoedError",
     "breaker_for",
+    "escalate",
     "make_provider",
     "parse_model",
     "peer_tool",
