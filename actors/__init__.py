@@ -58,6 +58,7 @@ from actors.roles import (
 )
 from actors.router import RoutedClient, Router, RouteRule
 from actors.routing import QualityRouter, escalate
+from actors.routing_agent import Routed, RoutedAnswer, RoutingAgent
 from actors.tools import Approver, Tool, Toolbox, tool
 from actors.usage import DEFAULT_PRICES, Price, PriceTable, UsageLedger, UsageRecord, UsageTotals
 
@@ -102,8 +103,11 @@ __all__ = [
     "Retriever",
     "RetryPolicy",
     "RouteRule",
+    "Routed",
+    "RoutedAnswer",
     "RoutedClient",
     "Router",
+    "RoutingAgent",
     "SQLiteMemory",
     "Safety",
     "StructuredOutputError",
