@@ -173,6 +173,10 @@ class SentimentAgent(LLMAgent):
 class Coordinator(LLMAgent):
     """Takes a customer's message, consults the specialists, answers or hands off.
 
+    Each customer's exchanges are kept in this agent, apart from every other customer's,
+    and only theirs come with their next message; they last as long as the agent (a
+    restart forgets them: put them in a `SQLiteMemory` file to keep them longer).
+
     Args:
         wait_s: Seconds a handoff waits for a person.
         on_timeout: What a handoff nobody takes does: ``reject`` (fail the task),
