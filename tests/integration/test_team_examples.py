@@ -17,9 +17,10 @@ import pytest
 import yaml
 
 from mesh import HandlerError, Mesh, RunOutcome
-from protocols import Result, Task
+from protocols import Result, Task, new_trace_id
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+# Each test starts a team of up to ten agents on a shared 2-core machine.
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(300)]
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 sys.path.insert(0, str(EXAMPLES))  # the driver resolves the agent classes too
@@ -35,12 +36,19 @@ def team(name: str, **changes: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-async def decide(mesh: Mesh, run: asyncio.Future[RunOutcome], *, reject: bool = False,
-                 edit: str | None = None) -> dict[str, Any]:  # fmt: skip
+def running(mesh: Mesh, spec: dict[str, Any], task: str) -> tuple[asyncio.Future[RunOutcome], str]:
+    """Start a run in the background; return it and its trace id."""
+    trace_id = new_trace_id()
+    return asyncio.ensure_future(mesh.run(spec, task, timeout=120, trace_id=trace_id)), trace_id
+
+
+async def decide(mesh: Mesh, run: tuple[asyncio.Future[RunOutcome], str], *,
+                 reject: bool = False, edit: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Wait for the run's checkpoint, decide it as a person would, and return its data."""
-    deadline = time.monotonic() + 60
-    while not (pending := await mesh.approvals()):
-        assert not run.done(), run.exception() if run.done() else ""
+    future, trace_id = run
+    deadline = time.monotonic() + 90
+    while not (pending := [p for p in await mesh.approvals() if p.trace_id == trace_id]):
+        assert not future.done(), future.exception() if future.done() else ""
         assert time.monotonic() < deadline, "no checkpoint was posted"
         await asyncio.sleep(0.1)
     point = pending[0]
@@ -106,9 +114,9 @@ async def test_support_hands_an_upset_customer_to_a_person_who_edits(
 ) -> None:
     spec = support(tmp_path)
     task = "alice: this is unacceptable, refund order 1001 now"
-    run = asyncio.ensure_future(mesh.run(spec, task, timeout=90))
+    run = running(mesh, spec, task)
     seen = await decide(mesh, run, edit="We are sorry: your refund is on its way.")
-    outcome = await run
+    outcome = await run[0]
     assert seen == {"customer": "alice", "why": ["the customer sounds upset"]}
     assert outcome.result.text == "We are sorry: your refund is on its way."
     assert outcome.result.data["handoff"]["decision"] == "edit"
@@ -119,13 +127,11 @@ async def test_support_policy_handoff_rejected_by_the_person_fails_the_task(
     mesh: Mesh, tmp_path: Path
 ) -> None:
     spec = support(tmp_path)
-    run = asyncio.ensure_future(
-        mesh.run(spec, "bob: please refund order 2001, it arrived fine", timeout=90)
-    )
+    run = running(mesh, spec, "bob: please refund order 2001, it arrived fine")
     seen = await decide(mesh, run, reject=True)
     assert seen["why"] == ["refunds over $200 need a person"]
     with pytest.raises(HandlerError, match="ApprovalRejectedError"):
-        await run
+        await run[0]
 
 
 async def test_support_refuses_a_task_without_a_customer(mesh: Mesh, tmp_path: Path) -> None:
@@ -188,9 +194,9 @@ async def test_the_safety_gate_vetoes_an_answer_that_leaks(mesh: Mesh) -> None:
 
 async def test_eight_isolated_workers_merged_and_approved(mesh: Mesh) -> None:
     spec = team("parallel_team", lead={"options": {"wait_s": 60, "on_timeout": "reject"}})
-    run = asyncio.ensure_future(mesh.run(spec, "Design a rate limiter", timeout=120))
+    run = running(mesh, spec, "Design a rate limiter")
     seen = await decide(mesh, run)
-    outcome = await run
+    outcome = await run[0]
     data = outcome.result.data
     assert len(set(data["parts"].values())) == 8
     assert data["decision"] == "approve"
@@ -204,8 +210,8 @@ async def test_eight_isolated_workers_merged_and_approved(mesh: Mesh) -> None:
 async def test_a_down_worker_is_reported_and_a_rejection_stops_release(mesh: Mesh) -> None:
     spec = team("parallel_team", w3={"model": "offline:worker3?fail_rate=1"},
                 lead={"options": {"wait_s": 60, "on_timeout": "reject"}})  # fmt: skip
-    run = asyncio.ensure_future(mesh.run(spec, "Design a rate limiter", timeout=120))
+    run = running(mesh, spec, "Design a rate limiter")
     seen = await decide(mesh, run, reject=True)
     assert list(seen["failed"]) == ["data model"]
     with pytest.raises(HandlerError, match="ApprovalRejectedError"):
-        await run
+        await run[0]
