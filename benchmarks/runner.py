@@ -30,6 +30,7 @@ from benchmarks import (
     DEFAULT_COUNT,
     SUITES,
     decode_bomb,
+    gateway,
     llm_bound,
     patterns,
     peer,
@@ -291,6 +292,10 @@ async def _measure(args: Options, console: Console, baseline: peer.Peer | None) 
         if "profile" in args.suites:
             with console.status(f"profile: {count:,} tells and asks, stage by stage"):
                 results["profile"] = await stages.run(mesh, count=count)
+        if "gateway" in args.suites:
+            asks = args.count or (100 if args.quick else 400)
+            with console.status(f"gateway: {asks:,} chats per level over HTTP vs Mesh.ask"):
+                results["gateway"] = await gateway.run(mesh, requests=asks)
     finally:
         await mesh.shutdown()
     return results
@@ -407,6 +412,9 @@ def run(args: Options) -> None:
     if "profile" in results:
         console.print(_stages_table(results["profile"]))
         report["profile"] = stages.as_json(results["profile"])
+    if "gateway" in results:
+        console.print(gateway.table(results["gateway"]))
+        report["gateway"] = gateway.as_json(results["gateway"])
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(report, out, indent=2)

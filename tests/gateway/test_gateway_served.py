@@ -18,6 +18,7 @@ from _served import TOKENS, served
 
 from mesh import Mesh
 from mesh.gateway import DEADLINE_HEADER, TRACE_HEADER
+from mesh.ops import status_rows
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -182,3 +183,14 @@ async def test_cors_is_off_unless_configured(base_url: str) -> None:
             headers={"Origin": "https://chat.example", "Access-Control-Request-Method": "POST"},
         )
         assert "access-control-allow-origin" not in preflight.headers
+
+
+async def test_raymesh_status_lists_the_gateway(mesh: Mesh, base_url: str) -> None:
+    agents, gateways = await status_rows(mesh)
+    assert {"assistant", "sleeper"} <= {row["name"] for row in agents}
+    (row,) = [g for g in gateways if g["application"] == "raymesh-served"]
+    assert row["status"] == "RUNNING"
+    assert row["replicas"] == 1
+    assert row["route"] == "/"
+    assert row["url"] == base_url.removesuffix("/v1") + "/"
+    assert row["models"] == ["assistant", "sleeper"]

@@ -12,6 +12,7 @@ import pytest
 from actors import Completion, LLMAgent, Prompt
 from actors.messages import CallUsage
 from mesh import Agent, handler
+from mesh.control import ServeSpec, load_team
 from mesh.errors import ConfigError, HandlerError, PeerNotFoundError
 from mesh.gateway import (
     BadRequestError,
@@ -267,3 +268,25 @@ def test_a_chat_becomes_a_prompt_for_an_llm_agent_and_a_task_otherwise() -> None
     )
     with pytest.raises(BadRequestError, match="image_url"):
         entry_point("a", LLMAgent).message(image)
+
+
+def _team(**serve: object) -> dict[str, object]:
+    return {"name": "t", "agents": [{"name": "a", "agent": "generalist"}], "serve": serve}
+
+
+def test_the_serve_block_is_validated_with_the_team_file() -> None:
+    spec = load_team(_team(replicas=2, port=9000, cors_origins=["https://ui.example"]))
+    assert spec.serve is not None
+    assert (spec.serve.replicas, spec.serve.port) == (2, 9000)
+    assert spec.serve.cors_origins == ("https://ui.example",)
+    assert load_team(_team()).serve == ServeSpec()  # an empty block: the defaults
+    for bad, problem in [({"replicas": 0}, "replicas"), ({"colour": "red"}, "colour"),
+                         ({"deadline_s": 60, "max_deadline_s": 10}, "max_deadline_s"),
+                         ({"route_prefix": "v1"}, "route_prefix")]:  # fmt: skip
+        with pytest.raises(ConfigError, match=problem):
+            load_team(_team(**bad))
+    nested = {"name": "t", "agents": [{"name": "a", "agent": "generalist"}],
+              "teams": [{"name": "s", "agents": [{"name": "b", "agent": "generalist"}],
+                         "serve": {}}]}  # fmt: skip
+    with pytest.raises(ConfigError, match="only the top-level team"):
+        load_team(nested)
