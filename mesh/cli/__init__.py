@@ -1,10 +1,9 @@
 """The ``raymesh`` command: the app, built from the command modules and the plugins.
 
 Each module adds one group of commands (``register(app)``): running a team (`_run`),
-serving one over HTTP (`_serve`),
-the local head (`_cluster`), jobs (`_jobs`), inspecting a running mesh (`_inspect`),
-approvals (`_approvals`). Other packages add theirs under the ``raymesh.commands``
-entry points.
+serving one over HTTP (`_serve`), the local head (`_cluster`), jobs (`_jobs`), inspecting
+a running mesh (`_inspect`), approvals (`_approvals`). Other packages add theirs under
+the ``raymesh.commands`` entry points.
 """
 
 from __future__ import annotations
