@@ -16,6 +16,8 @@ import openai
 import pytest
 from _served import TOKENS, served
 
+from benchmarks.chaos._sweep import Place, sweep_files
+from benchmarks.chaos.secrets import session_log_dir
 from mesh import Mesh
 from mesh.gateway import DEADLINE_HEADER, TRACE_HEADER
 from mesh.ops import status_rows
@@ -194,3 +196,12 @@ async def test_raymesh_status_lists_the_gateway(mesh: Mesh, base_url: str) -> No
     assert row["route"] == "/"
     assert row["url"] == base_url.removesuffix("/v1") + "/"
     assert row["models"] == ["assistant", "sleeper"]
+
+
+async def test_no_token_reaches_the_ray_session_logs(base_url: str) -> None:
+    # After every test above: good tokens, wrong ones, refusals, errors, traces.
+    await asyncio.sleep(1.0)  # Ray flushes the replicas' output to the session logs
+    canaries = [*TOKENS.values(), TOKENS["bob"] + "x"]
+    session = sweep_files(Place("Ray session logs", "files"), session_log_dir(), canaries)
+    assert session.items > 0
+    assert session.hits == 0, session.found
