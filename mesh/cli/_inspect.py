@@ -40,15 +40,25 @@ def _read(
     what: str,
     read: Callable[[Mesh], Awaitable[T]],
     timeout: float | None,
-) -> tuple[str, str, T]:
-    """Return the GCS address, the namespace and what `read` found of that mesh."""
+) -> tuple[str, str, T | None]:
+    """Return the GCS address, the namespace and what `read` found of that mesh.
+
+    A namespace where no mesh runs has nothing to read: None, with a note (the look starts
+    nothing there).
+    """
     from mesh.config import MeshConfig
+    from mesh.errors import MeshNotRunningError
     from mesh.ops import gcs_address, inspect_mesh
 
     namespace = namespace or MeshConfig().namespace
     gcs = gcs_address(address)
     with err.status(f"reading {what} of {gcs} (namespace {namespace})"):
-        return gcs, namespace, inspect_mesh(gcs, namespace=namespace, read=read, timeout=timeout)
+        try:
+            found = inspect_mesh(gcs, namespace=namespace, read=read, timeout=timeout)
+        except MeshNotRunningError:
+            err.print(f"no mesh runs in namespace {namespace!r} of {gcs}")
+            return gcs, namespace, None
+    return gcs, namespace, found
 
 
 def status(
@@ -62,13 +72,13 @@ def status(
 
     try:
         # No deadline in all: each agent has its own, after which it shows unreachable.
-        gcs, namespace, (rows, gateways) = _read(address, namespace, "the registry",
-                                                 status_rows, None)  # fmt: skip
+        gcs, namespace, found = _read(address, namespace, "the registry", status_rows, None)
     except MeshError as exc:
         fail(exc)
+    rows, gateways = found or ([], [])
     if as_json:
-        found = {"address": gcs, "namespace": namespace, "agents": rows, "gateways": gateways}
-        typer.echo(json.dumps(found, indent=2))
+        shown = {"address": gcs, "namespace": namespace, "agents": rows, "gateways": gateways}
+        typer.echo(json.dumps(shown, indent=2))
         return
     table = Table(title=f"agents of {gcs}, namespace {namespace}")
     numbers = ("mailbox", "handled", "tokens", "cost $")
@@ -147,7 +157,8 @@ def _trace_spans(trace_id: str | None, address: str | None, namespace: str | Non
 
     spans: list[Any] = []
     if address or os.environ.get("RAY_ADDRESS") or live_head() is not None:
-        _, _, spans = _read(address, namespace, "the spans", lambda m: m.trace(trace_id), 10.0)
+        _, _, kept = _read(address, namespace, "the spans", lambda m: m.trace(trace_id), 10.0)
+        spans = kept or []
     spans = spans or saved_trace(trace_id)
     if spans:
         return spans
@@ -183,7 +194,7 @@ def deadletters(
             lambda m: m.dead_letters(agent, limit=limit),
             5.0,
         )
-        rows = [letter.model_dump() for letter in letters]
+        rows = [letter.model_dump() for letter in letters or []]
     except MeshError as exc:
         fail(exc)
     if as_json:

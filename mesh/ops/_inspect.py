@@ -2,9 +2,9 @@
 
 ``status`` shows the gateways too (``raymesh serve``'s Ray Serve applications).
 
-A command joins the cluster as a short-lived `Mesh` (`Mesh.connect`), reads through its
-methods, and leaves; a process already in Ray (a test, a notebook) reads through its own
-connection.
+A command joins the cluster as a short-lived, read-only `Mesh` (it starts no service actor
+and no agent), reads through its methods, and leaves; a process already in Ray (a test, a
+notebook) reads through its own connection.
 """
 
 from __future__ import annotations
@@ -37,11 +37,12 @@ def inspect_mesh(
     Raises:
         ClusterUnreachableError: Nothing answers at the address.
         ConfigError: Ray refused to join (e.g. another Ray version).
+        MeshNotRunningError: No mesh started in the namespace.
         ClusterError: The mesh did not answer within `timeout` seconds (None: no limit).
     """
 
     async def session() -> T:
-        mesh = Mesh.connect(address, config=MeshConfig(namespace=namespace),
+        mesh = Mesh.connect(address, config=MeshConfig(namespace=namespace), read_only=True,
                             log_to_driver=False, logging_level=logging.WARNING)  # fmt: skip
         try:
             async with asyncio.timeout(timeout):
