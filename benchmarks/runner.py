@@ -30,6 +30,7 @@ from benchmarks import (
     DEFAULT_COUNT,
     SUITES,
     decode_bomb,
+    gateway,
     llm_bound,
     patterns,
     peer,
@@ -292,6 +293,10 @@ async def _measure(args: Options, console: Console, baseline: peer.Peer | None) 
         if "profile" in args.suites:
             with console.status(f"profile: {count:,} tells and asks, stage by stage"):
                 results["profile"] = await stages.run(mesh, count=count)
+        if "gateway" in args.suites:
+            asks = args.count or (100 if args.quick else 400)
+            with console.status(f"gateway: {asks:,} chats per level over HTTP vs Mesh.ask"):
+                results["gateway"] = await gateway.run(mesh, requests=asks)
     finally:
         await mesh.shutdown()
     return results
@@ -339,6 +344,22 @@ def _report_topology(
         plot.draw(outcome.rows, plot_path)
         console.print(f"plot written to {plot_path}")
     return outcome.as_json()
+
+
+def _report_newer(results: dict[str, Any], console: Console) -> dict[str, Any]:
+    """The tables and JSON of the decode-bomb, profile and gateway suites that ran."""
+    report: dict[str, Any] = {}
+    if "decode-bomb" in results:
+        console.print(decode_bomb.table(results["decode-bomb"]))
+        report["decode-bomb"] = [{**asdict(shape), "held": shape.held}
+                                 for shape in results["decode-bomb"].shapes]  # fmt: skip
+    if "profile" in results:
+        console.print(_stages_table(results["profile"]))
+        report["profile"] = stages.as_json(results["profile"])
+    if "gateway" in results:
+        console.print(gateway.table(results["gateway"]))
+        report["gateway"] = gateway.as_json(results["gateway"])
+    return report
 
 
 def run(args: Options) -> None:
@@ -401,13 +422,7 @@ def run(args: Options) -> None:
     if "tls" in args.suites:
         report |= tls_cost.run(_plan(args), count=args.count, rounds=1 if args.quick else 2,
                                console=console, progress=progress)  # fmt: skip
-    if "decode-bomb" in results:
-        console.print(decode_bomb.table(results["decode-bomb"]))
-        report["decode-bomb"] = [{**asdict(shape), "held": shape.held}
-                                 for shape in results["decode-bomb"].shapes]  # fmt: skip
-    if "profile" in results:
-        console.print(_stages_table(results["profile"]))
-        report["profile"] = stages.as_json(results["profile"])
+    report |= _report_newer(results, console)
     if "routing" in args.suites:  # model clients only: no Ray
         report["routing"] = asyncio.run(routing.run())
         console.print(routing.table(report["routing"]))

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mesh.cli._console import dash, err, fail, out
@@ -65,17 +66,19 @@ def status(
     namespace: Namespace = None,
     as_json: AsJson = False,
 ) -> None:
-    """Show the mesh's agents: role, model, node, health, mailbox, handled, tokens, cost."""
-    from mesh.ops import agent_rows
+    """Show the mesh's agents (role, model, node, health, mailbox, handled, tokens, cost)
+    and its gateways (`raymesh serve`: application, route, replicas, status)."""
+    from mesh.ops import status_rows
 
     try:
         # No deadline in all: each agent has its own, after which it shows unreachable.
-        gcs, namespace, found = _read(address, namespace, "the registry", agent_rows, None)
+        gcs, namespace, found = _read(address, namespace, "the registry", status_rows, None)
     except MeshError as exc:
         fail(exc)
-    rows = found or []
+    rows, gateways = found or ([], [])
     if as_json:
-        typer.echo(json.dumps({"address": gcs, "namespace": namespace, "agents": rows}, indent=2))
+        shown = {"address": gcs, "namespace": namespace, "agents": rows, "gateways": gateways}
+        typer.echo(json.dumps(shown, indent=2))
         return
     table = Table(title=f"agents of {gcs}, namespace {namespace}")
     numbers = ("mailbox", "handled", "tokens", "cost $")
@@ -94,6 +97,19 @@ def status(
                       dash(row["handled"]), dash(row["tokens"]),
                       dash(cost))  # fmt: skip
     out.print(table if rows else f"no agents in namespace {namespace!r} of {gcs}")
+    if gateways:
+        out.print(_gateways_table(gateways))
+
+
+def _gateways_table(gateways: list[dict[str, Any]]) -> Table:
+    table = Table(title="gateways (raymesh serve)")
+    for column in ("application", "route", "url", "models", "replicas", "status"):
+        table.add_column(column, justify="right" if column == "replicas" else "left")
+    for row in gateways:
+        cells = (row["application"], dash(row["route"]), dash(row["url"]),
+                 ", ".join(row["models"]), str(row["replicas"]), row["status"])  # fmt: skip
+        table.add_row(*(escape(cell) for cell in cells))
+    return table
 
 
 def trace(
