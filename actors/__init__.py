@@ -18,9 +18,11 @@ from actors.client import CompletionResult, LLMClient, ModelClient, ToolRun
 from actors.delegation import ASK_PEER, peer_tool
 from actors.errors import (
     BudgetExceededError,
+    McpServerError,
     ModelError,
     ModelUnavailableError,
     ProviderError,
+    RemoteAgentError,
     StructuredOutputError,
     ToolError,
 )
@@ -57,6 +59,7 @@ from actors.roles import (
 )
 from actors.router import RoutedClient, Router, RouteRule
 from actors.tools import Approver, Tool, Toolbox, tool
+from actors.tools_mcp import McpConnection, McpTool, McpToolset
 from actors.usage import DEFAULT_PRICES, Price, PriceTable, UsageLedger, UsageRecord, UsageTotals
 
 __all__ = [
@@ -78,6 +81,10 @@ __all__ = [
     "LLMAgent",
     "LLMClient",
     "LongTermMemory",
+    "McpConnection",
+    "McpServerError",
+    "McpTool",
+    "McpToolset",
     "MemoryHit",
     "ModelClient",
     "ModelError",
@@ -95,6 +102,7 @@ __all__ = [
     "Reasoner",
     "Remember",
     "Remembered",
+    "RemoteAgentError",
     "Retriever",
     "RetryPolicy",
     "RouteRule",

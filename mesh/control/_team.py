@@ -19,6 +19,8 @@ error then, naming the file and the field, not at the first message.
         role: orchestrator
         restart: permanent         # transient | temporary
         options: {style: terse}    # constructor keyword arguments
+        mcp:                       # MCP servers its model takes tools from (LLM agents)
+          - {name: files, command: [mcp-files, /srv], allow: [read_file]}
     teams:
       - name: writers
         agents: [...]
@@ -50,6 +52,7 @@ from pydantic import (
 )
 
 from mesh.agent import Agent
+from mesh.control._mcp_spec import McpServerSpec
 from mesh.control._patterns import PatternSpec, with_conductor
 from mesh.control._policy import RestartType, Strategy
 from mesh.errors import ConfigError
@@ -81,6 +84,9 @@ class AgentSpec(BaseModel):
     actor_options: dict[str, Any] = Field(
         default_factory=dict, description="Ray actor options: resources, scheduling_strategy."
     )
+    mcp: tuple[McpServerSpec, ...] = Field(
+        (), description="MCP servers whose tools the agent offers its model (LLM agents)."
+    )
     # What this agent accepts from whom; set by `load_team` from its team's access rules.
     _access: AgentAccess | None = PrivateAttr(None)
 
@@ -102,6 +108,20 @@ class AgentSpec(BaseModel):
         elif not (isinstance(value, type) and issubclass(value, Agent)):
             raise ValueError(f"{value!r} is not an Agent subclass")
         return value  # type: ignore[no-any-return]
+
+    @field_validator("mcp")
+    @classmethod
+    def _distinct_servers(cls, value: tuple[McpServerSpec, ...]) -> tuple[McpServerSpec, ...]:
+        names = [server.name for server in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two MCP servers share a name: {', '.join(names)}")
+        return value
+
+    def constructor_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of the agent's constructor: `options`, and `mcp` if set."""
+        if not self.mcp:
+            return dict(self.options)
+        return {**self.options, "mcp": [server.model_dump() for server in self.mcp]}
 
     @classmethod
     def build(cls, **fields: Any) -> AgentSpec:
