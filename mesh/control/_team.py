@@ -15,7 +15,8 @@ error then, naming the file and the field, not at the first message.
     entry: lead
     agents:
       - name: lead
-        agent: review_team:Lead    # or a role preset: reasoner
+        agent: review_team:Lead    # or a role preset: reasoner; a2a:http://host:port
+                                   # is the a2a preset with options.url (a remote agent)
         role: orchestrator
         restart: permanent         # transient | temporary
         options: {style: terse}    # constructor keyword arguments
@@ -62,6 +63,8 @@ __all__ = ["ROLE_GROUP", "AgentSpec", "TeamSpec", "load_team", "resolve_agent", 
 
 ROLE_GROUP = "raymesh.roles"
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+# A role preset that takes a URL, and the URL: ``a2a:http://host:port``.
+_REMOTE = re.compile(r"^([A-Za-z0-9_]+):(https?://\S+)$")
 
 
 class AgentSpec(BaseModel):
@@ -99,6 +102,18 @@ class AgentSpec(BaseModel):
                 "use 1-128 letters, digits, '_', '.', ':' or '-'"
             )
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _remote(cls, data: Any) -> Any:
+        """``agent: PRESET:URL`` (``a2a:http://host:port``): the preset, given ``url``."""
+        agent = data.get("agent") if isinstance(data, dict) else None
+        found = _REMOTE.match(agent) if isinstance(agent, str) else None
+        if found is None:
+            return data
+        options = dict(data.get("options") or {})
+        options.setdefault("url", found.group(2))
+        return {**data, "agent": found.group(1), "options": options}
 
     @field_validator("agent")
     @classmethod
