@@ -163,7 +163,7 @@ class LLMAgent(Agent):
             options=self.model_options,
         )
         # Last: only the name check below can fail after a server has started.
-        served = await self.mcp.open(agent=name)
+        served = [t.approved_by(self.approver) for t in await self.mcp.open(agent=name)]
         try:
             Toolbox([*self.tools, *served])  # a name two tools share fails the start
         except ConfigError as exc:

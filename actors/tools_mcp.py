@@ -72,13 +72,13 @@ class McpConnection:
         listed = await self._list_tools()
         names = {t.name for t in listed}
         allow = self.spec.allow
-        missing = sorted(set(allow or ()) - names)
+        missing = sorted((set(allow or ()) | set(self.spec.approve)) - names)
         if missing:
             await self.aclose()
             raise ConfigError(
                 f"MCP server {self.spec.name!r} has no tool {', '.join(map(repr, missing))}",
                 agent=self.agent,
-                hint=f"its tools: {', '.join(sorted(names)) or 'none'}; fix the allow list",
+                hint=f"its tools: {', '.join(sorted(names)) or 'none'}; fix allow or approve",
             )
         return [t for t in listed if allow is None or t.name in allow]
 
@@ -253,7 +253,7 @@ class McpTool(Tool):
             raise ConfigError(f"MCP tool {self.name!r} has an invalid input schema: "
                               f"{exc.message}", agent=connection.agent) from None  # fmt: skip
         self.validator = validator(self.schema)
-        self.requires_approval = False
+        self.requires_approval = listed.name in connection.spec.approve
         self.approver = None
         self.is_async = True
 

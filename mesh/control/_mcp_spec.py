@@ -32,6 +32,8 @@ class McpServerSpec(BaseModel):
         url: The server's streamable HTTP endpoint (``http://host:port/mcp``).
         env: Variables of the command's environment; ``${NAME}`` reads a secret.
         allow: The tool names the model is offered; None offers every tool listed.
+        approve: Tool names whose every call waits for the agent's approver (refused
+            without one), as a Python tool marked ``requires_approval``.
         start_timeout_s: Seconds to start the server and list its tools.
         max_restarts: Restarts of a server that died before it is reported as failed.
     """
@@ -43,6 +45,7 @@ class McpServerSpec(BaseModel):
     url: str | None = Field(None, pattern=r"^https?://")
     env: dict[str, str] = Field(default_factory=dict)
     allow: tuple[str, ...] | None = None
+    approve: tuple[str, ...] = ()
     start_timeout_s: float = Field(30.0, gt=0)
     max_restarts: int = Field(3, ge=0)
 

@@ -102,6 +102,36 @@ async def test_a_tool_left_out_of_the_allow_list_is_never_offered_and_refused() 
         await agent.on_stop()
 
 
+async def test_a_tool_to_approve_runs_only_when_the_approver_says_yes() -> None:
+    asked: list[tuple[str, dict[str, Any]]] = []
+
+    async def approver(tool: str, arguments: dict[str, Any]) -> bool:
+        asked.append((tool, arguments))
+        return arguments["text"] != "no"
+
+    agent = LLMAgent(approver=approver,
+                     mcp=[{**STDIO, "allow": ["echo"], "approve": ["echo"]}])  # fmt: skip
+    agent.name = "approving"
+    await agent.on_start()
+    try:
+        toolbox = Toolbox(agent.tools)
+        ok = await toolbox.run(ToolCall(call_id="1", name="echo", arguments='{"text": "yes"}'))
+        assert ok == "echo: yes"
+        with pytest.raises(ToolError, match="not approved"):
+            await toolbox.run(ToolCall(call_id="2", name="echo", arguments='{"text": "no"}'))
+        assert asked == [("echo", {"text": "yes"}), ("echo", {"text": "no"})]
+    finally:
+        await agent.on_stop()
+    unapproved = await started({**STDIO, "allow": ["echo"], "approve": ["echo"]})
+    try:
+        with pytest.raises(ToolError, match="no approver"):
+            await Toolbox(unapproved.tools).run(
+                ToolCall(call_id="3", name="echo", arguments='{"text": "x"}')
+            )
+    finally:
+        await unapproved.on_stop()
+
+
 async def test_arguments_are_checked_against_the_servers_schema(agent: LLMAgent) -> None:
     with pytest.raises(ToolError, match="text"):
         await Toolbox(agent.tools).run(ToolCall(call_id="1", name="echo", arguments='{"x": 1}'))
