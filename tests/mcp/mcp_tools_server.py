@@ -26,7 +26,8 @@ def echo(text: str) -> str:
 @server.tool()
 def leak() -> str:
     """Return a value that looks like an API key (from the environment, if set)."""
-    return "the key is " + os.environ.get("TEST_MCP_TOKEN", "sk-" + "A1b2C3d4" * 5)
+    key = os.environ.get("TEST_MCP_TOKEN", "sk-" + "A1b2C3d4" * 5)
+    return f"the key is {key} ({len(key)} characters)"
 
 
 @server.tool()

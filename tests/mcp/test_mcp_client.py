@@ -219,7 +219,9 @@ async def test_an_env_secret_reaches_the_server_and_is_masked(
     try:
         result = await agent.complete("call leak", timeout=30)
         assert result.tool_runs[0].ok
-        assert token not in result.tool_runs[0].result  # the server saw it; the model did not
+        seen = result.tool_runs[0].result
+        assert f"({len(token)} characters)" in seen  # the server had it (not the default)
+        assert token not in seen  # and the model did not see it
     finally:
         await agent.on_stop()
     with pytest.raises(ConfigError, match="MISSING_ONE"):
