@@ -34,6 +34,7 @@ environment or a secrets file (mesh.security._secrets), never from a team file.
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 import sys
 from collections.abc import Iterator
@@ -131,6 +132,15 @@ class AgentSpec(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError(f"two MCP servers share a name: {', '.join(names)}")
         return value
+
+    @model_validator(mode="after")
+    def _mcp_taken(self) -> AgentSpec:
+        if self.mcp and not _takes(self.agent_class(), "mcp"):
+            raise ValueError(
+                f"agent {self.name!r}: {self.agent_class().__name__} takes no 'mcp' servers "
+                "(LLM agents do)"
+            )
+        return self
 
     def constructor_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of the agent's constructor: `options`, and `mcp` if set."""
@@ -235,6 +245,12 @@ class TeamSpec(BaseModel):
         # A sub-team is always restarted when it fails (it is a supervisor).
         teams: list[tuple[str, RestartType]] = [(t.name, "permanent") for t in self.teams]
         return [(a.name, a.restart) for a in self.agents] + teams
+
+
+def _takes(cls: type[Agent], keyword: str) -> bool:
+    """Whether the constructor of `cls` accepts `keyword` (by name or ``**kwargs``)."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return any(p.name == keyword or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def resolve_agent(ref: str) -> type[Agent]:

@@ -235,11 +235,19 @@ async def test_an_env_secret_reaches_the_server_and_is_masked(
         ({"name": "a", "command": ["x"], "url": "http://h/mcp"}, "exactly one of"),
         ({"name": "a", "command": ["x"], "alow": ["t"]}, "alow"),
         ({"name": "a", "url": "ftp://h"}, "url"),
+        ({"name": "a", "command": ["x"], "env": {"1BAD": "v"}}, "not a variable name"),
     ],
 )
 def test_the_team_file_mcp_block_is_checked_at_load(server: dict[str, Any], problem: str) -> None:
     team = {"name": "t", "agents": [{"name": "a", "agent": "generalist", "mcp": [server]}]}
     with pytest.raises(ConfigError, match=problem):
+        load_team(team)
+
+
+def test_an_agent_class_that_takes_no_mcp_servers_is_refused_at_load() -> None:
+    team = {"name": "t", "agents": [{"name": "a", "agent": "a2a:http://127.0.0.1:9",
+                                     "mcp": [STDIO]}]}  # fmt: skip
+    with pytest.raises(ConfigError, match="A2AAgent takes no 'mcp' servers"):
         load_team(team)
 
 
