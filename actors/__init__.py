@@ -26,6 +26,7 @@ from actors.errors import (
     StructuredOutputError,
     ToolError,
 )
+from actors.gate import GatedOrchestrator, VetoedError
 from actors.memory import ConversationWindow, LongTermMemory, MemoryHit, SQLiteMemory
 from actors.messages import (
     CallUsage,
@@ -58,6 +59,8 @@ from actors.roles import (
     Verifier,
 )
 from actors.router import RoutedClient, Router, RouteRule
+from actors.routing import QualityRouter, escalate
+from actors.routing_agent import Routed, RoutedAnswer, RoutingAgent
 from actors.tools import Approver, Tool, Toolbox, tool
 from actors.tools_mcp import McpConnection, McpTool, McpToolset
 from actors.usage import DEFAULT_PRICES, Price, PriceTable, UsageLedger, UsageRecord, UsageTotals
@@ -77,6 +80,7 @@ __all__ = [
     "Completion",
     "CompletionResult",
     "ConversationWindow",
+    "GatedOrchestrator",
     "Generalist",
     "LLMAgent",
     "LLMClient",
@@ -99,6 +103,7 @@ __all__ = [
     "Prompt",
     "Provider",
     "ProviderError",
+    "QualityRouter",
     "Reasoner",
     "Remember",
     "Remembered",
@@ -106,8 +111,11 @@ __all__ = [
     "Retriever",
     "RetryPolicy",
     "RouteRule",
+    "Routed",
+    "RoutedAnswer",
     "RoutedClient",
     "Router",
+    "RoutingAgent",
     "SQLiteMemory",
     "Safety",
     "StructuredOutputError",
@@ -122,7 +130,9 @@ __all__ = [
     "Verdict",
     "Verifier",
     "Verify",
+    "VetoedError",
     "breaker_for",
+    "escalate",
     "make_provider",
     "parse_model",
     "peer_tool",

@@ -33,6 +33,7 @@ from benchmarks import (
     llm_bound,
     patterns,
     peer,
+    routing,
     stages,
     supervision,
     tls_cost,
@@ -356,8 +357,8 @@ def run(args: Options) -> None:
     # Before Ray starts: an offline machine fails in seconds, not after the other suites.
     wants_peer = "topology" in args.suites and not args.no_peer
     baseline = peer.ensure(progress) if wants_peer else None
-    # The tls suite starts Rays of its own, in processes of their own.
-    in_process = set(args.suites) - {"tls"}
+    # The tls suite starts Rays of its own, in processes of their own; routing needs none.
+    in_process = set(args.suites) - {"tls", "routing"}
     results = asyncio.run(_measure(args, progress, baseline)) if in_process else {}
     if "topology" in results and args.cross_node:
         _cross_node(args, results["topology"], progress)
@@ -407,6 +408,9 @@ def run(args: Options) -> None:
     if "profile" in results:
         console.print(_stages_table(results["profile"]))
         report["profile"] = stages.as_json(results["profile"])
+    if "routing" in args.suites:  # model clients only: no Ray
+        report["routing"] = asyncio.run(routing.run())
+        console.print(routing.table(report["routing"]))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(report, out, indent=2)
