@@ -18,9 +18,11 @@ from actors.client import CompletionResult, LLMClient, ModelClient, ToolRun
 from actors.delegation import ASK_PEER, peer_tool
 from actors.errors import (
     BudgetExceededError,
+    McpServerError,
     ModelError,
     ModelUnavailableError,
     ProviderError,
+    RemoteAgentError,
     StructuredOutputError,
     ToolError,
 )
@@ -60,6 +62,7 @@ from actors.router import RoutedClient, Router, RouteRule
 from actors.routing import QualityRouter, escalate
 from actors.routing_agent import Routed, RoutedAnswer, RoutingAgent
 from actors.tools import Approver, Tool, Toolbox, tool
+from actors.tools_mcp import McpConnection, McpTool, McpToolset
 from actors.usage import DEFAULT_PRICES, Price, PriceTable, UsageLedger, UsageRecord, UsageTotals
 
 __all__ = [
@@ -82,6 +85,10 @@ __all__ = [
     "LLMAgent",
     "LLMClient",
     "LongTermMemory",
+    "McpConnection",
+    "McpServerError",
+    "McpTool",
+    "McpToolset",
     "MemoryHit",
     "ModelClient",
     "ModelError",
@@ -100,6 +107,7 @@ __all__ = [
     "Reasoner",
     "Remember",
     "Remembered",
+    "RemoteAgentError",
     "Retriever",
     "RetryPolicy",
     "RouteRule",

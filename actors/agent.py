@@ -23,8 +23,10 @@ from actors.providers import ChatMessage
 from actors.retry import RetryPolicy
 from actors.router import RoutedClient, Router
 from actors.tools import Approver, Tool, Toolbox
+from actors.tools_mcp import McpToolset
 from actors.usage import Price, PriceTable, UsageLedger, UsageTotals
 from mesh import Agent, ConfigError, Context, handler
+from mesh.control import McpServerSpec
 from protocols import Result, Task, Usage, UsageQuery, UsageSummary
 
 __all__ = ["DEFAULT_MODEL", "LLMAgent"]
@@ -69,6 +71,7 @@ class LLMAgent(Agent):
         model_options: Mapping[str, Any] | None = None,
         approver: Approver | None = None,
         peers: Sequence[str] = (),
+        mcp: Sequence[McpServerSpec | Mapping[str, Any]] = (),
     ) -> None:
         """Record the configuration; the clients are built in `on_start`.
 
@@ -94,6 +97,8 @@ class LLMAgent(Agent):
                 one, the model's calls of those tools are refused.
             peers: Agents the model may delegate to through the ``ask_peer`` tool (an
                 allow-list: no other name the model writes is ever used as an address).
+            mcp: MCP servers whose (allowed) tools join `tools`, opened at the start and
+                closed at the stop (a team file's ``mcp`` block; see actors.tools_mcp).
         """
         # `model` given to spawn or in a team file reaches the agent as self.model.
         model = model or getattr(self, "model", None)
@@ -127,6 +132,7 @@ class LLMAgent(Agent):
         self.tools: list[Tool] = []
         self.approver = approver
         self.peers = tuple(peers)
+        self.mcp = McpToolset(mcp)
 
     async def on_start(self) -> None:
         """Build the model clients and check the tools.
@@ -156,9 +162,18 @@ class LLMAgent(Agent):
             retry=self.retry,
             options=self.model_options,
         )
+        # Last: only the name check below can fail after a server has started.
+        served = [t.approved_by(self.approver) for t in await self.mcp.open(agent=name)]
+        try:
+            Toolbox([*self.tools, *served])  # a name two tools share fails the start
+        except ConfigError as exc:
+            await self.mcp.aclose()
+            raise exc.with_context(agent=name) from None
+        self.tools += served
 
     async def on_stop(self) -> None:
-        """Close the model clients' connections."""
+        """Close the MCP sessions (stopping their servers) and the model clients' connections."""
+        await self.mcp.aclose()
         if self._client is not None:
             await self._client.aclose()
 

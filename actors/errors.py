@@ -19,9 +19,11 @@ from mesh import MeshError
 
 __all__ = [
     "BudgetExceededError",
+    "McpServerError",
     "ModelError",
     "ModelUnavailableError",
     "ProviderError",
+    "RemoteAgentError",
     "StructuredOutputError",
     "ToolError",
 ]
@@ -175,3 +177,50 @@ class ToolError(ModelError):
     ) -> None:
         super().__init__(message, model=model, agent=agent, trace_id=trace_id, hint=hint)
         self.tool = tool
+
+
+class McpServerError(MeshError):
+    """An MCP server an agent takes tools from could not start, died, or gave up restarting.
+
+    Attributes:
+        server: The server's name in the agent's ``mcp`` block.
+    """
+
+    details: ClassVar[tuple[str, ...]] = ("server",)
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        server: str = "",
+        agent: str | None = None,
+        trace_id: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, agent=agent, trace_id=trace_id, hint=hint)
+        self.server = server
+
+
+class RemoteAgentError(MeshError):
+    """A remote A2A agent could not be reached, refused the task, or failed it.
+
+    Attributes:
+        url: The remote agent's base URL.
+        state: The A2A task state it ended in (``failed``, ``rejected``...), if it had one.
+    """
+
+    details: ClassVar[tuple[str, ...]] = ("url", "state")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str = "",
+        state: str | None = None,
+        agent: str | None = None,
+        trace_id: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, agent=agent, trace_id=trace_id, hint=hint)
+        self.url = url
+        self.state = state

@@ -6,6 +6,7 @@ and the pattern conductor, and starting hosts for specs.
 
 from mesh.control._approvals import APPROVALS_NAME, CheckpointNotFoundError, RayApprovalGate
 from mesh.control._catalog import type_catalog
+from mesh.control._mcp_spec import SECRET_REFERENCE, McpServerSpec
 from mesh.control._patterns import PatternConductor
 from mesh.control._registry import start_registry
 from mesh.control._spawn import start_host
@@ -14,9 +15,11 @@ from mesh.control._team import AgentSpec, ServeSpec, TeamSpec, load_team, with_a
 
 __all__ = [
     "APPROVALS_NAME",
+    "SECRET_REFERENCE",
     "SUPERVISOR",
     "AgentSpec",
     "CheckpointNotFoundError",
+    "McpServerSpec",
     "PatternConductor",
     "RayApprovalGate",
     "ServeSpec",

@@ -53,7 +53,7 @@ async def start_host(spec: AgentSpec, config: MeshConfig) -> tuple[Any, AgentInf
         topics=spec.topics,
         concurrency=spec.concurrency,
         mailbox_size=spec.mailbox_size,
-        kwargs=spec.options,
+        kwargs=spec.constructor_kwargs(),
         config=config,
         access=spec.access,
     )

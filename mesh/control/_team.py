@@ -15,10 +15,13 @@ error then, naming the file and the field, not at the first message.
     entry: lead
     agents:
       - name: lead
-        agent: review_team:Lead    # or a role preset: reasoner
+        agent: review_team:Lead    # or a role preset: reasoner; a2a:http://host:port
+                                   # is the a2a preset with options.url (a remote agent)
         role: orchestrator
         restart: permanent         # transient | temporary
         options: {style: terse}    # constructor keyword arguments
+        mcp:                       # MCP servers its model takes tools from (LLM agents)
+          - {name: files, command: [mcp-files, /srv], allow: [read_file]}
     teams:
       - name: writers
         agents: [...]
@@ -32,6 +35,7 @@ environment or a secrets file (mesh.security._secrets), never from a team file.
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 import sys
 from collections.abc import Iterator
@@ -51,6 +55,7 @@ from pydantic import (
 )
 
 from mesh.agent import Agent
+from mesh.control._mcp_spec import McpServerSpec
 from mesh.control._patterns import PatternSpec, with_conductor
 from mesh.control._policy import RestartType, Strategy
 from mesh.errors import ConfigError
@@ -68,6 +73,8 @@ __all__ = [
 
 ROLE_GROUP = "raymesh.roles"
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+# A role preset that takes a URL, and the URL: ``a2a:http://host:port``.
+_REMOTE = re.compile(r"^([A-Za-z0-9_]+):(https?://\S+)$")
 
 
 class AgentSpec(BaseModel):
@@ -90,6 +97,9 @@ class AgentSpec(BaseModel):
     actor_options: dict[str, Any] = Field(
         default_factory=dict, description="Ray actor options: resources, scheduling_strategy."
     )
+    mcp: tuple[McpServerSpec, ...] = Field(
+        (), description="MCP servers whose tools the agent offers its model (LLM agents)."
+    )
     # What this agent accepts from whom; set by `load_team` from its team's access rules.
     _access: AgentAccess | None = PrivateAttr(None)
 
@@ -103,6 +113,18 @@ class AgentSpec(BaseModel):
             )
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _remote(cls, data: Any) -> Any:
+        """``agent: PRESET:URL`` (``a2a:http://host:port``): the preset, given ``url``."""
+        agent = data.get("agent") if isinstance(data, dict) else None
+        found = _REMOTE.match(agent) if isinstance(agent, str) else None
+        if found is None:
+            return data
+        options = dict(data.get("options") or {})
+        options.setdefault("url", found.group(2))
+        return {**data, "agent": found.group(1), "options": options}
+
     @field_validator("agent")
     @classmethod
     def _known(cls, value: Any) -> str | type[Agent]:
@@ -111,6 +133,29 @@ class AgentSpec(BaseModel):
         elif not (isinstance(value, type) and issubclass(value, Agent)):
             raise ValueError(f"{value!r} is not an Agent subclass")
         return value  # type: ignore[no-any-return]
+
+    @field_validator("mcp")
+    @classmethod
+    def _distinct_servers(cls, value: tuple[McpServerSpec, ...]) -> tuple[McpServerSpec, ...]:
+        names = [server.name for server in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two MCP servers share a name: {', '.join(names)}")
+        return value
+
+    @model_validator(mode="after")
+    def _mcp_taken(self) -> AgentSpec:
+        if self.mcp and not _takes(self.agent_class(), "mcp"):
+            raise ValueError(
+                f"agent {self.name!r}: {self.agent_class().__name__} takes no 'mcp' servers "
+                "(LLM agents do)"
+            )
+        return self
+
+    def constructor_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of the agent's constructor: `options`, and `mcp` if set."""
+        if not self.mcp:
+            return dict(self.options)
+        return {**self.options, "mcp": [server.model_dump() for server in self.mcp]}
 
     @classmethod
     def build(cls, **fields: Any) -> AgentSpec:
@@ -246,6 +291,12 @@ class TeamSpec(BaseModel):
         # A sub-team is always restarted when it fails (it is a supervisor).
         teams: list[tuple[str, RestartType]] = [(t.name, "permanent") for t in self.teams]
         return [(a.name, a.restart) for a in self.agents] + teams
+
+
+def _takes(cls: type[Agent], keyword: str) -> bool:
+    """Whether the constructor of `cls` accepts `keyword` (by name or ``**kwargs``)."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return any(p.name == keyword or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def resolve_agent(ref: str) -> type[Agent]:
