@@ -1,4 +1,4 @@
-"""Every touch of Ray's or CPython's private internals, in one place.
+"""Every touch of Ray's, CPython's or an SDK's private internals, in one place.
 
 Each one names the versions it was verified against (`VERIFIED_RAY`, `VERIFIED_PYTHON`).
 `pyproject.toml` pins Ray to the tested minor version; to move the pin, check each touch
@@ -32,6 +32,7 @@ from typing import Any
 __all__ = [
     "LOOPBACK_ENV",
     "RAY_UPLOAD_LOGGER",
+    "VERIFIED_MCP",
     "VERIFIED_PYTHON",
     "VERIFIED_RAY",
     "current_cluster_file",
@@ -40,6 +41,8 @@ __all__ = [
     "is_ray_call",
     "job_client_versions",
     "loopback_problem",
+    "mcp_lowlevel_server",
+    "mcp_problem",
     "on_head_node",
     "ray_on_loopback",
     "reload_ray_config",
@@ -51,6 +54,8 @@ __all__ = [
 VERIFIED_RAY = ("2.60",)
 #: CPython minor versions the settling task was verified against.
 VERIFIED_PYTHON = ("3.11",)
+#: `mcp` (the MCP SDK) versions the FastMCP touch was verified against (pinned <2).
+VERIFIED_MCP = ("1.30",)
 
 # -- settling Ray's calls (Ray 2.60.0, CPython 3.11.7) ---------------------------------
 
@@ -277,4 +282,30 @@ def loopback_problem() -> str | None:
     return (
         f"the local Ray took {address} as its address, so its ports listen beyond "
         f"loopback (verified on Ray {', '.join(VERIFIED_RAY)})"
+    )
+
+
+# -- the MCP SDK's FastMCP (mcp 1.30) ------------------------------------------------
+
+
+def mcp_lowlevel_server(server: Any) -> Any:
+    """Return the low-level MCP server a ``FastMCP`` wraps (its private ``_mcp_server``).
+
+    ``raymesh mcp`` serves stdio on a channel of its own (stdout carries the protocol
+    only); FastMCP's public stdio runner writes to ``sys.stdout``, so the low-level server
+    is run directly, as that runner does.
+    """
+    return server._mcp_server
+
+
+def mcp_problem() -> str | None:
+    """Return why `mcp_lowlevel_server` no longer applies to the installed SDK, or None."""
+    from mcp.server.fastmcp import FastMCP
+
+    inner = getattr(FastMCP("compat-check"), "_mcp_server", None)
+    if inner is not None and callable(getattr(inner, "run", None)):
+        return None
+    return (
+        "FastMCP no longer keeps its low-level server in `_mcp_server` (verified on mcp "
+        f"{', '.join(VERIFIED_MCP)}): `raymesh mcp` cannot serve stdio"
     )

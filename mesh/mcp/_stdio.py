@@ -19,6 +19,9 @@ import anyio
 from mcp.server.fastmcp import FastMCP
 from mcp.server.stdio import stdio_server
 
+from mesh._compat import mcp_lowlevel_server, mcp_problem
+from mesh.errors import ConfigError
+
 __all__ = ["protocol_stdout", "serve_stdio"]
 
 
@@ -43,6 +46,9 @@ async def serve_stdio(server: FastMCP[Any], channel: io.TextIOWrapper) -> None:
     """Serve `server` over stdin and `channel` until the host closes stdin."""
     # FastMCP's own run_stdio_async writes to sys.stdout, which now goes to stderr: the
     # same few lines, with the protocol's stream passed in.
-    low_level = server._mcp_server
+    problem = mcp_problem()
+    if problem is not None:
+        raise ConfigError(problem, hint="install the mcp version pyproject.toml pins (<2)")
+    low_level = mcp_lowlevel_server(server)
     async with stdio_server(stdout=anyio.wrap_file(channel)) as (read, write):
         await low_level.run(read, write, low_level.create_initialization_options())

@@ -212,3 +212,29 @@ def test_a_factory_set_after_the_install_is_chained_by_installing_again(
     factory = loop.get_task_factory()
     assert isinstance(factory, _compat._SettlingFactory)
     assert factory.previous is agents
+
+
+def test_the_mcp_check_passes_on_the_pinned_sdk_and_finds_its_low_level_server() -> None:
+    from mcp.server.fastmcp import FastMCP
+    from mcp.server.lowlevel import Server
+
+    assert _compat.mcp_problem() is None
+    assert isinstance(_compat.mcp_lowlevel_server(FastMCP("t")), Server)
+
+
+def test_the_mcp_check_names_the_sdk_when_fastmcp_moved_its_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mcp.server.fastmcp import FastMCP
+
+    original = FastMCP.__init__
+
+    def without_inner(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        del self._mcp_server
+
+    monkeypatch.setattr(FastMCP, "__init__", without_inner)
+    problem = _compat.mcp_problem()
+    assert problem is not None
+    assert "_mcp_server" in problem
+    assert "1.30" in problem
