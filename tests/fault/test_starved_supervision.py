@@ -58,6 +58,7 @@ async def _last_exit(team: TeamHandle, name: str) -> dict[str, Any] | None:
     return last
 
 
+@pytest.mark.timeout(300)
 async def test_no_healthy_agent_is_replaced_while_the_cpu_is_starved(mesh: Mesh) -> None:
     # Before: the supervisor took a starved control lane (slow to answer, its loop
     # late) for a hung one, and killed healthy agents.
@@ -78,6 +79,7 @@ async def test_no_healthy_agent_is_replaced_while_the_cpu_is_starved(mesh: Mesh)
         await team.stop()
 
 
+@pytest.mark.timeout(300)
 async def test_a_blocked_loop_is_still_replaced_while_the_cpu_is_starved(mesh: Mesh) -> None:
     name = f"frozen-{uuid.uuid4().hex[:4]}"
     team = await _team(mesh, [name])
