@@ -4,7 +4,9 @@ A conversation at an approval checkpoint posts it to the desk and waits there; t
 (a detached Ray actor, like the registry) holds the proposal, its trace and its data
 until a person approves, edits or rejects it, through `Mesh.approve` / `Mesh.reject` or
 ``raymesh approve`` / ``raymesh reject`` from another terminal, or until the timeout
-policy decides. The conversation's state lives in that actor, not in a terminal.
+policy decides. The conversation's state lives in that actor, not in a terminal. A
+conversation cancelled while it waits withdraws its checkpoint at once: nobody is left
+to act on a decision.
 """
 
 from __future__ import annotations
@@ -59,7 +61,12 @@ class ApprovalDesk:
         finally:
             if checkpoint_id not in self._pending:
                 self._events.pop(checkpoint_id, None)
-        return self._decided.pop(checkpoint_id)
+        return self._decided.pop(checkpoint_id, None)  # None: withdrawn
+
+    async def withdraw(self, checkpoint_id: str) -> None:
+        """Take a checkpoint off the desk undecided: its conversation no longer waits."""
+        if self._pending.pop(checkpoint_id, None) is not None:
+            self._events[checkpoint_id].set()
 
     async def decide(self, checkpoint_id: str, decision: Decision) -> bool:
         """Record `decision`; return False when no such checkpoint is pending."""
@@ -110,8 +117,18 @@ class RayApprovalGate:
         await self._call("post", checkpoint)
 
     async def wait_decision(self, checkpoint_id: str, *, timeout: float | None) -> Decision | None:
-        """Return the decision on a checkpoint, or None if none came within `timeout`."""
-        decision: Decision | None = await self._call("wait_decision", checkpoint_id, timeout)
+        """Return the decision on a checkpoint, or None if none came within `timeout`.
+
+        Cancelled (its conversation was), it withdraws the checkpoint before it ends,
+        so that reviewers no longer see it until its deadline.
+        """
+        try:
+            decision: Decision | None = await self._call("wait_decision", checkpoint_id, timeout)
+        except asyncio.CancelledError:
+            # Sent, not awaited: the submission is synchronous, and a cancelled task
+            # must not wait on another actor.
+            self.handle.withdraw.remote(checkpoint_id)
+            raise
         return decision
 
     async def decide(self, checkpoint_id: str, decision: Decision) -> None:

@@ -34,6 +34,7 @@ from protocols.patterns import (
     Reply,
     Request,
     Subtask,
+    ValidSpec,
     check_plan,
     checkpoint,
     debate,
@@ -42,6 +43,7 @@ from protocols.patterns import (
     mesh_review,
     pipeline,
     race,
+    validity_predicate,
     verify_and_retry,
 )
 
@@ -288,11 +290,22 @@ class DelegationSpec(_Spec):
 
 
 class RaceSpec(_Spec):
-    """Race: every racer gets the task; the first answer the verifier passes wins."""
+    """Race: every racer gets the task; the first valid answer wins.
+
+    Valid means: `valid` (a predicate, `protocols.patterns.validity`) holds, when
+    given, and `verifier` passes it, when given.
+    """
 
     name: Literal["race"]
     racers: list[str] = Field(min_length=1)
     verifier: str | None = None
+    valid: ValidSpec | None = None
+
+    @model_validator(mode="after")
+    def _a_predicate(self) -> RaceSpec:
+        if self.valid is not None:
+            validity_predicate(self.valid)  # a bad one fails the load, naming the field
+        return self
 
     def agents(self) -> Iterator[tuple[str, str]]:
         """The racers and the verifier."""
@@ -302,8 +315,9 @@ class RaceSpec(_Spec):
 
     async def run(self, messenger: Messenger, task: str) -> PatternOutcome:
         """Race the racers."""
-        done = await race(messenger, self.racers, Request(text=task), verifier=self.verifier,
-                          timeout=self.timeout)  # fmt: skip
+        valid = None if self.valid is None else validity_predicate(self.valid)
+        done = await race(messenger, self.racers, Request(text=task), valid=valid,
+                          verifier=self.verifier, timeout=self.timeout)  # fmt: skip
         return PatternOutcome(
             pattern=self.name,
             answer=done.answer.text,

@@ -7,11 +7,12 @@ thousands of random event sequences.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Plan", "Policy", "RestartType", "Strategy"]
+__all__ = ["Plan", "Policy", "RestartType", "Starvation", "Strategy"]
 
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
 RestartType = Literal["permanent", "transient", "temporary"]
@@ -91,3 +92,42 @@ class Policy:
         self.running.difference_update(stop)
         self.running.update(start)
         return Plan(stop=stop, start=start)
+
+
+@dataclass
+class Starvation:
+    """How starved of CPU the supervisor's node is: the factor its patience is stretched by.
+
+    A starved host and a hung one look alike from outside (a late answer, a lagging
+    loop). What tells them apart is time: a blocked loop's lag grows without bound,
+    a starved one's stays about as long as the machine makes everyone wait. So the
+    limits that prove a child hung are multiplied by how starved the node is, measured
+    by the node's run queue per CPU and by how late the supervisor's own ticks come
+    (a slowdown remembered for `memory_s`, decaying), never by more than `cap`: a
+    blocked loop is still replaced, later.
+
+    Args:
+        period_s: The supervisor's tick.
+        cap: The most the limits are stretched.
+        memory_s: How long (time constant) a measured slowdown of the ticks counts.
+    """
+
+    period_s: float
+    cap: float = 20.0
+    memory_s: float = 10.0
+    # Measured, not given: the tick slowdown (and when), and the load per CPU last seen.
+    _slowdown: float = field(default=1.0, init=False)
+    _at: float = field(default=0.0, init=False)
+    _load: float = field(default=1.0, init=False)
+
+    def tick(self, *, late_s: float, now: float, load_per_cpu: float) -> None:
+        """Record a tick `late_s` behind schedule, and the node's load per CPU now."""
+        faded = 1.0 + (self._slowdown - 1.0) * math.exp(-(now - self._at) / self.memory_s)
+        self._slowdown = max(faded, 1.0 + max(late_s, 0.0) / self.period_s)
+        self._at = now
+        self._load = load_per_cpu
+
+    @property
+    def factor(self) -> float:
+        """The stretch of the limits now: 1 on an idle node, at most `cap`."""
+        return min(self.cap, max(1.0, self._load, self._slowdown))

@@ -4,7 +4,10 @@ A supervisor starts its children (agents, or sub-teams run by supervisors of the
 own) in order, watches each with one long Ray call that returns when the child ends
 and fails the moment its actor dies, and polls each agent's control lane to catch an
 event loop that a handler has blocked, or a process that stopped answering at all
-(SIGSTOP, a hung native call): such a child is killed and replaced at once. What to
+(SIGSTOP, a hung native call): such a child is killed and replaced. On a node starved
+of CPU the limits that prove a child hung are stretched by how starved it is (`Starvation`:
+the run queue per CPU, the supervisor's own late ticks), so that a slow healthy agent is
+not replaced while a blocked loop, whose lag keeps growing, still is. What to
 do about an exit is decided by the pure `Policy` (strategy, restart type, intensity).
 Past its intensity a supervisor stops its children in reverse order and fails, and
 its parent, which watches it like any child, decides in turn. Children are owned by
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import uuid
 from collections import deque
@@ -25,7 +29,7 @@ import ray
 from ray.exceptions import RayError
 
 from mesh.config import MeshConfig
-from mesh.control._policy import Plan, Policy
+from mesh.control._policy import Plan, Policy, Starvation
 from mesh.control._spawn import start_host
 from mesh.control._team import AgentSpec, TeamSpec
 from mesh.datapath import RegistryClient
@@ -241,7 +245,9 @@ class Supervisor:
         # or stuck in native code) is as stuck. Either is killed and replaced.
         # Longer than a blocked loop takes to report itself: a busy machine's slow
         # answer is not taken for a stopped process.
+        # Both limits are stretched on a starved node (`Starvation`).
         silent_after = self._config.stuck_after_s * 1.5
+        starvation = Starvation(period_s=_HEALTH_PERIOD_S)
         ticked = time.monotonic()
         while not self._stopping:
             await asyncio.sleep(_HEALTH_PERIOD_S)
@@ -250,28 +256,35 @@ class Supervisor:
             # more than its period, not mere jitter) is not a child's silence: the
             # child's answer may be waiting in this loop.
             own_lag = now - ticked - _HEALTH_PERIOD_S
+            starvation.tick(late_s=own_lag, now=now, load_per_cpu=_load_per_cpu())
             own_lag = own_lag if own_lag > _HEALTH_PERIOD_S else 0.0
             ticked = now
+            stretch = starvation.factor
             for name, child in list(self._children.items()):
                 if child.kind != "agent" or child.stuck:
                     continue
                 child.health_sent += own_lag
-                stuck = self._check_health(child, now, silent_after)
+                stuck = self._check_health(child, now, silent_after * stretch, stretch)
                 if stuck is not None:
                     child.stuck = True
                     self._log.warning("child is stuck; killing it", child=name, reason=stuck)
                     ray.kill(child.handle)
                     self._replace_soon(name, child, f"stuck: {stuck}")
 
-    def _check_health(self, child: _Child, now: float, silent_after: float) -> str | None:
+    def _check_health(
+        self, child: _Child, now: float, silent_after: float, stretch: float
+    ) -> str | None:
         # One control call in flight per child: calls to a silent one do not pile up.
         call = child.health
         if call is not None and call.done():
             child.health = None
             if not call.cancelled() and call.exception() is None:
                 health = call.result()
-                if not health["healthy"]:
-                    return f"its event loop is blocked ({health['loop_lag_s']:.1f}s behind)"
+                # Starved, a healthy loop lags as long as the node makes it wait; a
+                # blocked one lags more every second, past any stretched limit.
+                lag = health["loop_lag_s"]
+                if not health["healthy"] and lag >= self._config.stuck_after_s * stretch:
+                    return f"its event loop is blocked ({lag:.1f}s behind)"
         if child.health is None:
             child.health = asyncio.create_task(_health(child.handle))
             child.health_sent = now
@@ -285,6 +298,19 @@ class Supervisor:
         if child.watcher is not None:
             child.watcher.cancel()  # a stopped process may not die for a long while
         child.watcher = asyncio.create_task(self._exited(name, child, abnormal=True, reason=reason))
+
+
+def _load_per_cpu() -> float:
+    """Return the node's runnable tasks per CPU now (Linux), else its 1-minute load per CPU.
+
+    The run queue answers at once; the load average takes a minute to follow a storm.
+    """
+    cpus = os.cpu_count() or 1
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        with open("/proc/loadavg", encoding="ascii") as loadavg:
+            runnable = int(loadavg.read().split()[3].split("/")[0]) - 1  # not this reader
+        return max(runnable / cpus, os.getloadavg()[0] / cpus)
+    return os.getloadavg()[0] / cpus
 
 
 async def _health(handle: Any) -> dict[str, Any]:

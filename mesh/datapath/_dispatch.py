@@ -82,6 +82,7 @@ class Dispatcher:
         self.queued: set[str] = set()
         self._cancel_queued: set[str] = set()
         self._cancel_running: set[str] = set()
+        self._held: set[asyncio.Task[None]] = set()  # resends answered when the first settles
 
     def start(self) -> None:
         """Start the workers."""
@@ -97,14 +98,7 @@ class Dispatcher:
         if not self.accepting:
             return DiedBeforeRunError(f"agent {self._name!r} is not running", agent=self._name)
         if self._durability.duplicate(env):
-            self._stats.duplicates += 1
-            duplicate = DuplicateMessageError(
-                f"{self._name!r} already took message {env.id}; not handled again",
-                agent=self._name, trace_id=env.trace_id,
-                hint="a resent message: its first send was handled, and its reply is not kept",
-            )  # fmt: skip
-            self._endpoint.dead_letter("duplicate", env, duplicate)
-            return duplicate if env.kind is Kind.ASK else None
+            return self._duplicate(env, call_waiter)
         if (
             env.kind is Kind.ASK
             and self._concurrency == 1
@@ -128,6 +122,39 @@ class Dispatcher:
         self.queued.add(env.id)
         if call_waiter is not None:
             self._replies.call_waiters[env.id] = call_waiter
+        return None
+
+    def _duplicate(
+        self, env: Envelope, call_waiter: asyncio.Future[bytes] | None
+    ) -> MeshError | None:
+        # A resend: dropped. An ask's resend whose first delivery is still in flight is
+        # answered once that delivery has left, so that "already taken" never overtakes
+        # its own outcome (an asker counts it as handled). Not awaited: it would hold
+        # the link.
+        self._stats.duplicates += 1
+        duplicate = DuplicateMessageError(
+            f"{self._name!r} already took message {env.id}; not handled again",
+            agent=self._name, trace_id=env.trace_id,
+            hint="a resent message: its first send was handled, and its reply is not kept",
+        )  # fmt: skip
+        self._endpoint.dead_letter("duplicate", env, duplicate)
+        if env.kind is not Kind.ASK:
+            return None
+        first = self._durability.in_flight(env)
+        if first is None:
+            return duplicate
+
+        async def answer() -> None:
+            await first
+            reply = self._replies.envelope(env, duplicate)
+            if call_waiter is None:
+                await self._replies.send(env, reply)
+            elif not call_waiter.done():
+                call_waiter.set_result(self._endpoint.codec.encode(reply))
+
+        task = asyncio.create_task(answer())
+        self._held.add(task)
+        task.add_done_callback(self._held.discard)
         return None
 
     def _full(self, env: Envelope, *, by_bytes: bool) -> MailboxFullError:
@@ -238,6 +265,7 @@ class Dispatcher:
                 gone = self._gone_error(message_id, reason)
                 waiter.set_result(self._replies.error_frame_for_id(message_id, gone))
         self._replies.call_waiters.clear()
+        self._durability.settle_all()  # the resends held behind them are answered too
 
     def _gone_error(self, message_id: str, reason: str) -> PeerDeadError:
         # Invariant: an id stays in `queued` until a worker takes it from the mailbox.
@@ -296,4 +324,5 @@ class Dispatcher:
                         f"{env.type!r} was cancelled by its asker", agent=self._name,
                         trace_id=env.trace_id)  # fmt: skip
                     self._replies.answer_call(env, cancelled)
+                self._durability.settled(env)
                 self.mailbox.task_done()

@@ -9,6 +9,12 @@ restarted incarnation that starts from the snapshot drops a resend of X, and tak
 again (handles for the first time, as far as its state knows) any message handled
 after the snapshot. Agents without a ``State`` dedup within one incarnation only.
 
+A message is also held by id while it is in flight (taken, and not yet handled or
+dropped), outside the bounded windows: with ``concurrency > 1`` a resend that comes
+while its first delivery still runs must neither run beside it (the window may have
+forgotten the id under many later messages) nor be answered "handled" before it is.
+Its duplicate waits for the first delivery's outcome (`settled`).
+
 Snapshots are JSON, written in a worker thread (a private temp file, fsynced, then
 ``os.replace``; see `mesh.security.write_private`), and
 coalesced: while one write runs, later requests collapse into the next write.
@@ -85,6 +91,8 @@ class Durability:
         self._every = every
         self._accepted = IdWindow(window)  # taken into the mailbox in this incarnation
         self._handled = IdWindow(window)  # handled, as the last snapshot (or memory) knows
+        # Taken and not yet handled or dropped, by (sender, id): resolved when it leaves.
+        self._in_flight: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._since = 0
         self._pending: tuple[int, dict[str, Any]] | None = None
         self._requested = 0
@@ -124,11 +132,33 @@ class Durability:
 
     def duplicate(self, env: Envelope) -> bool:
         """Return True if a message with `env`'s id was taken or handled before."""
-        return self._accepted.has(env) or self._handled.has(env)
+        return (
+            (env.sender, env.id) in self._in_flight
+            or self._accepted.has(env)
+            or self._handled.has(env)
+        )
+
+    def in_flight(self, env: Envelope) -> asyncio.Future[None] | None:
+        """Return what resolves when `env`'s first delivery leaves, if it is in flight."""
+        return self._in_flight.get((env.sender, env.id))
 
     def taken(self, env: Envelope) -> None:
         """Remember that `env` went into the mailbox (a refused one may be resent)."""
         self._accepted.add(env.sender, env.id)
+        self._in_flight[(env.sender, env.id)] = asyncio.get_running_loop().create_future()
+
+    def settled(self, env: Envelope) -> None:
+        """Release `env`'s id: its delivery was handled or dropped (its duplicates go on)."""
+        first = self._in_flight.pop((env.sender, env.id), None)
+        if first is not None and not first.done():
+            first.set_result(None)
+
+    def settle_all(self) -> None:
+        """Release every id in flight: the host stops, and what it holds never leaves."""
+        for first in self._in_flight.values():
+            if not first.done():
+                first.set_result(None)
+        self._in_flight.clear()
 
     async def handled(self, env: Envelope, agent: Any, *, snapshot: bool = True) -> None:
         """Record that `env` was handled; snapshot when one is due and wait until it is on disk.

@@ -76,7 +76,8 @@ class Inspection:
         """Return the spans of a conversation kept by the mesh, in start order.
 
         Args:
-            trace_id: The conversation; the most recent one when None.
+            trace_id: The conversation; the most recent one when None (the runtime's own
+                asks, such as `usage`'s, are not conversations and are skipped).
         """
         if trace_id is None:
             trace_id = await self._spans.last_trace.remote()

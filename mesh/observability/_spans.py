@@ -25,13 +25,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mesh.security import redact, redact_data
-from protocols import Envelope
+from protocols import Envelope, UsageQuery
 
 _current: ContextVar[SpanRecord | None] = ContextVar("raymesh_span", default=None)
 
 
 #: Seconds between a host's shipments of recorded spans to the span store.
 FLUSH_S = 0.5
+
+#: The runtime's own asks (its bookkeeping, not a conversation of the user's): their spans
+#: carry ``raymesh.bookkeeping``, and the span store's "most recent trace" skips them.
+BOOKKEEPING_TYPES: frozenset[str | None] = frozenset({UsageQuery.type_tag})
 
 
 @dataclass(slots=True)
@@ -124,6 +128,8 @@ class Recorder:
                 "raymesh.hops": env.hops,
             },
         )
+        if env.type in BOOKKEEPING_TYPES:
+            record.attributes["raymesh.bookkeeping"] = True
         return _Scope(self, record)
 
     def _kept(self, record: SpanRecord) -> None:

@@ -50,8 +50,13 @@ class SpanStore:
         return [redact_data(span) for span in spans]
 
     def last_trace(self) -> str | None:
-        """Return the trace whose root span ended last, or None."""
-        roots = [s for s in self._spans if s["parent_span_id"] is None]
+        """Return the conversation whose root span ended last, or None.
+
+        The runtime's own asks (a usage query a CLI sends after a run, say) are not
+        conversations: traces rooted in a span marked ``raymesh.bookkeeping`` are skipped.
+        """
+        roots = [s for s in self._spans if s["parent_span_id"] is None
+                 and not s["attributes"].get("raymesh.bookkeeping")]  # fmt: skip
         return max(roots, key=lambda s: s["end_ns"])["trace_id"] if roots else None
 
     def stats(self) -> dict[str, int]:

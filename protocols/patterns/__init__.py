@@ -57,6 +57,7 @@ from protocols.patterns.messages import (
 )
 from protocols.patterns.pipeline import PipelineResult, StageRecord, pipeline
 from protocols.patterns.race import RaceResult, race
+from protocols.patterns.validity import ValidSpec, validity_predicate
 from protocols.patterns.verify_retry import Attempt, VerifiedResult, verify_and_retry
 
 __all__ = [
@@ -101,6 +102,7 @@ __all__ = [
     "Subtask",
     "SubtaskFailedError",
     "SubtaskRecord",
+    "ValidSpec",
     "Verdict",
     "VerificationFailedError",
     "VerifiedResult",
@@ -116,5 +118,6 @@ __all__ = [
     "plan_with",
     "race",
     "unanimous",
+    "validity_predicate",
     "verify_and_retry",
 ]

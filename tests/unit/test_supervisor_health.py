@@ -45,6 +45,8 @@ class _Host:
 @pytest.fixture
 def supervisor(monkeypatch: pytest.MonkeyPatch) -> tuple[Supervisor, _Child, list[str]]:
     monkeypatch.setattr("mesh.control._supervisor.ray.kill", lambda _handle: None)
+    # An idle node, whatever this machine's load: the limits are not stretched by it.
+    monkeypatch.setattr("mesh.control._supervisor._load_per_cpu", lambda: 0.0)
     supervisor = Supervisor()
     supervisor._config = MeshConfig(stuck_after_s=0.4)  # silent after 0.6 s
     child = _Child(spec=AgentSpec(name="worker", agent=Worker),
