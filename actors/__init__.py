@@ -14,6 +14,7 @@ from actors import messages as _messages
 from actors.agent import DEFAULT_MODEL, LLMAgent
 from actors.breaker import BreakerState, CircuitBreaker, breaker_for, reset_breakers
 from actors.budget import Budget
+from actors.cache import CacheConfig, ResponseCache
 from actors.client import CompletionResult, LLMClient, ModelClient, ToolRun
 from actors.delegation import ASK_PEER, peer_tool
 from actors.errors import (
@@ -21,6 +22,7 @@ from actors.errors import (
     ModelError,
     ModelUnavailableError,
     ProviderError,
+    RateLimitedError,
     StructuredOutputError,
     ToolError,
 )
@@ -43,6 +45,7 @@ from actors.providers import (
     make_provider,
     parse_model,
 )
+from actors.ratelimit import RateLimits, call_priority
 from actors.retry import RetryPolicy
 from actors.roles import (
     Coder,
@@ -67,6 +70,7 @@ __all__ = [
     "BreakerState",
     "Budget",
     "BudgetExceededError",
+    "CacheConfig",
     "CallUsage",
     "ChatMessage",
     "CircuitBreaker",
@@ -92,9 +96,12 @@ __all__ = [
     "Prompt",
     "Provider",
     "ProviderError",
+    "RateLimitedError",
+    "RateLimits",
     "Reasoner",
     "Remember",
     "Remembered",
+    "ResponseCache",
     "Retriever",
     "RetryPolicy",
     "RouteRule",
@@ -115,6 +122,7 @@ __all__ = [
     "Verifier",
     "Verify",
     "breaker_for",
+    "call_priority",
     "make_provider",
     "parse_model",
     "peer_tool",

@@ -69,6 +69,8 @@ class LLMAgent(Agent):
         model_options: Mapping[str, Any] | None = None,
         approver: Approver | None = None,
         peers: Sequence[str] = (),
+        limits: Mapping[str, Any] | None = None,
+        cache: Mapping[str, Any] | bool | None = None,
     ) -> None:
         """Record the configuration; the clients are built in `on_start`.
 
@@ -94,6 +96,10 @@ class LLMAgent(Agent):
                 one, the model's calls of those tools are refused.
             peers: Agents the model may delegate to through the ``ask_peer`` tool (an
                 allow-list: no other name the model writes is ever used as an address).
+            limits: Model string or provider name -> the rate limits of its API key
+                (``{requests: N, tokens: N, window_s: 60, priority: 0}``), shared by every
+                agent using the key in the cluster.
+            cache: Cache model responses (True, or ``{ttl_s, max_entries, shared}``).
         """
         # `model` given to spawn or in a team file reaches the agent as self.model.
         model = model or getattr(self, "model", None)
@@ -127,6 +133,8 @@ class LLMAgent(Agent):
         self.tools: list[Tool] = []
         self.approver = approver
         self.peers = tuple(peers)
+        self.limits = dict(limits or {})
+        self.cache = cache
 
     async def on_start(self) -> None:
         """Build the model clients and check the tools.
@@ -155,6 +163,8 @@ class LLMAgent(Agent):
             budget=self.budget,
             retry=self.retry,
             options=self.model_options,
+            limits=self.limits,
+            cache=self.cache,
         )
 
     async def on_stop(self) -> None:
@@ -280,7 +290,8 @@ def _budget_of(allowance: dict[str, float]) -> Budget:
 def _usage(totals: UsageTotals) -> Usage:
     return Usage(calls=totals.calls, input_tokens=totals.input_tokens,
                  output_tokens=totals.output_tokens, cost_usd=totals.cost_usd,
-                 estimated_calls=totals.estimated_calls)  # fmt: skip
+                 estimated_calls=totals.estimated_calls, cached_calls=totals.cached_calls,
+                 saved_usd=totals.saved_usd)  # fmt: skip
 
 
 def completion(result: CompletionResult) -> Completion:

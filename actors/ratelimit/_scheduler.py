@@ -1,0 +1,220 @@
+"""The authority over one key's capacity: two token buckets and the queue of waiting leases.
+
+One `KeyScheduler` exists per key in the whole cluster (inside the limiter actor; in the
+process itself when Ray is not running). It grants leases of capacity in priority order
+(higher first) and, within a priority, round robin over flows (a flow is one conversation
+or one process), so a busy conversation cannot starve a quiet one. A request that the
+queue ahead and the refill rate say cannot be served before its deadline is refused at
+once, with the estimated wait, instead of waiting to the deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from dataclasses import dataclass, field
+
+from actors.ratelimit._headers import LimitReport
+from actors.ratelimit._limits import RateLimits
+
+__all__ = ["Grant", "KeyScheduler"]
+
+
+@dataclass
+class Grant:
+    """The answer to a lease request: capacity granted, or a refusal with the wait."""
+
+    requests: int = 0
+    tokens: int = 0
+    #: Epoch seconds after which unused capacity must be returned.
+    expires_at: float = 0.0
+    #: On a refusal: the estimated seconds until capacity, or None if unknowable.
+    wait_s: float | None = None
+    #: Seconds the grant waited in the queue.
+    waited_s: float = 0.0
+
+
+class _Bucket:
+    """A token bucket refilled at `limit` per `window_s`, full at start; may go into debt.
+
+    Its `size` is `limit` less the refill of `reserve_s` (a lease period and the slack):
+    capacity handed out may reach the provider that much later, when the provider's own
+    bucket may already be full and dropping the refill this one still counts on.
+    """
+
+    def __init__(self, limit: int, window_s: float, reserve_s: float) -> None:
+        self.reserve_s = reserve_s
+        self.level = float(limit)
+        self.resize(limit, window_s)
+        self.stamp = time.monotonic()
+
+    def refill(self, now: float) -> None:
+        self.level = min(self.size, self.level + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def eta(self, need: float) -> float:
+        """Seconds until `need` (capped at the bucket's size) is available."""
+        short = min(need, self.size) - self.level
+        return max(0.0, short / self.rate)
+
+    def resize(self, limit: int, window_s: float) -> None:
+        self.rate = limit / window_s
+        self.size = max(1.0, limit - self.rate * self.reserve_s)
+        self.level = min(self.size, self.level)
+
+
+@dataclass(order=True)
+class _Waiter:
+    order: tuple[int, int, int]
+    requests: int = field(compare=False)
+    tokens_each: int = field(compare=False)
+    deadline: float = field(compare=False)
+    queued: float = field(compare=False)
+    future: asyncio.Future[Grant] = field(compare=False)
+
+
+class KeyScheduler:
+    """Capacity of one key: requests and tokens buckets, a pause, and waiting leases."""
+
+    def __init__(self, limits: RateLimits) -> None:
+        self.limits = limits
+        self.requests = self._bucket(limits.requests)
+        self.tokens = self._bucket(limits.tokens)
+        self.paused_until = 0.0
+        self._queue: list[_Waiter] = []
+        self._seq = itertools.count()
+        self._turns: dict[str, int] = {}
+        self._clock = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self.granted = 0
+        self.refused = 0
+
+    async def acquire(
+        self, requests: int, tokens_each: int, *, priority: int, flow: str, deadline: float,
+        settle: int = 0,
+    ) -> Grant:  # fmt: skip
+        """Wait for a lease of 1 to `requests` requests with `tokens_each` tokens apiece.
+
+        `settle` is the correction of earlier calls' token estimates (see `settle`).
+        Returns a refusal (``requests == 0``) at once when the deadline cannot be met.
+        """
+        self.settle(settle)
+        turn = max(self._turns.get(flow, 0), self._clock) + 1
+        self._turns[flow] = turn
+        waiter = _Waiter(
+            (-priority, turn, next(self._seq)), max(1, requests), max(0, tokens_each),
+            deadline, time.monotonic(), asyncio.get_running_loop().create_future(),
+        )  # fmt: skip
+        wait = self._wait_for(waiter)
+        if time.time() + wait > deadline:
+            self.refused += 1
+            return Grant(wait_s=wait)
+        heapq.heappush(self._queue, waiter)
+        self._serve()
+        return await waiter.future
+
+    def release(self, requests: int, tokens: int) -> None:
+        """Take back a lease's unused capacity."""
+        now = time.monotonic()
+        for bucket, amount in ((self.requests, requests), (self.tokens, tokens)):
+            if bucket is not None and amount:
+                bucket.refill(now)
+                bucket.level = min(bucket.size, bucket.level + amount)
+        self._serve()
+
+    def settle(self, tokens: int) -> None:
+        """Correct the tokens bucket by what calls used beyond (or below) their estimate."""
+        if self.tokens is not None and tokens:
+            self.tokens.refill(time.monotonic())
+            self.tokens.level = min(self.tokens.size, self.tokens.level - tokens)
+        self._serve()
+
+    def pause(self, seconds: float) -> None:
+        """Grant nothing for `seconds` (a 429's ``retry-after``, or nothing remaining)."""
+        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+        self._serve()
+
+    def observe(self, reports: dict[str, LimitReport]) -> None:
+        """Adopt the limits the provider's headers report, and pause when it says none remain."""
+        window = self.limits.window_s
+        for dim, report in reports.items():
+            bucket = self.requests if dim == "requests" else self.tokens
+            if report.limit is not None:
+                if bucket is None:
+                    setattr(self, dim, self._bucket(report.limit))
+                elif round(bucket.rate * window) != report.limit:
+                    bucket.resize(report.limit, window)
+            if report.remaining == 0 and report.reset_s:
+                self.pause(report.reset_s)
+        self._serve()
+
+    def _bucket(self, limit: int | None) -> _Bucket | None:
+        if limit is None:
+            return None
+        reserve = self.limits.lease_s + self.limits.slack_s
+        return _Bucket(limit, self.limits.window_s, reserve)
+
+    def _wait_for(self, waiter: _Waiter) -> float:
+        """Estimate the seconds until `waiter` could be served, behind the queue ahead."""
+        now = time.monotonic()
+        ahead = [w for w in self._queue if w.order < waiter.order]
+        wait = max(0.0, self.paused_until - now)
+        for bucket, need in (
+            (self.requests, sum(w.requests for w in ahead) + 1),
+            (self.tokens, sum(w.requests * w.tokens_each for w in ahead) + waiter.tokens_each),
+        ):
+            if bucket is not None:
+                bucket.refill(now)
+                # A queue longer than one bucket takes whole windows to drain.
+                wait = max(wait, (need - bucket.level) / bucket.rate)
+        return wait
+
+    def _serve(self) -> None:
+        """Grant the queue's head while capacity lasts; then sleep until it could be served."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._queue:
+            head = self._queue[0]
+            if head.future.done():  # its caller went away
+                heapq.heappop(self._queue)
+                continue
+            now = time.monotonic()
+            wait = max(0.0, self.paused_until - now)
+            for bucket, need in ((self.requests, 1), (self.tokens, head.tokens_each)):
+                if bucket is not None:
+                    bucket.refill(now)
+                    wait = max(wait, bucket.eta(need))
+            if wait > 0:
+                if time.time() + wait > head.deadline:
+                    heapq.heappop(self._queue)
+                    self.refused += 1
+                    head.future.set_result(Grant(wait_s=wait))
+                    continue
+                loop = asyncio.get_running_loop()
+                self._timer = loop.call_later(wait, self._serve)
+                return
+            heapq.heappop(self._queue)
+            self._clock = max(self._clock, head.order[1])
+            head.future.set_result(self._grant(head, now))
+
+    def _grant(self, head: _Waiter, now: float) -> Grant:
+        """Grant as many of the head's requests as both buckets cover now (at least 1)."""
+        count = head.requests
+        if self.requests is not None:
+            count = min(count, int(self.requests.level))
+        if self.tokens is not None and head.tokens_each:
+            count = min(count, int(self.tokens.level // head.tokens_each))
+        count = max(1, count)
+        tokens = count * head.tokens_each
+        if self.requests is not None:
+            self.requests.level -= count
+        if self.tokens is not None:
+            self.tokens.level -= tokens
+        self.granted += count
+        return Grant(
+            requests=count, tokens=tokens, expires_at=time.time() + self.limits.lease_s,
+            waited_s=now - head.queued,
+        )  # fmt: skip
