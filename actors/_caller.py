@@ -105,15 +105,18 @@ class ModelCaller:
         if self.limiter is None:
             return await self.provider.send(request, timeout=timeout)
         await self.limiter.acquire(tokens, deadline=deadline, trace_id=trace_id, agent=self.agent)
+        response: ModelResponse | None = None
         try:
             response = await self.provider.send(request, timeout=timeout)
         except ProviderError as exc:
             if exc.status == 429:
                 self.limiter.pause(exc.retry_after or DEFAULT_429_PAUSE_S)
             raise
+        finally:
+            # Failed or not, the request may have reached the provider and counted there.
+            usage = response.usage if response is not None else None
+            self.limiter.finish(tokens, usage.total if usage is not None else tokens)
         self.limiter.observe(response.headers)
-        if response.usage is not None:
-            self.limiter.settle(tokens, response.usage.total)
         return response
 
     def _reserve(

@@ -3,8 +3,8 @@ runs dry does the limiter ask the key's scheduler (one Ray call) for the next on
 
 Calls waiting here are ordered like the scheduler orders leases: priority first (higher
 first), then round robin over trace ids, so a conversation making many calls does not
-starve one making few. Token estimates are corrected by the usage the provider reports:
-the difference is carried to the scheduler with the next lease request.
+starve one making few. Finished calls (and how far their token estimates were off) are
+reported to the scheduler with the next lease request, or a lease period after they end.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from actors.errors import RateLimitedError
 from actors.ratelimit._headers import LimitReport, read_headers
 from actors.ratelimit._limits import RateLimits
+from actors.ratelimit._scheduler import Finished
 from actors.ratelimit._source import LeaseSource, lease_source
 
 __all__ = ["RateLimiter", "call_priority"]
@@ -73,7 +74,8 @@ class RateLimiter:
         self._seq = itertools.count()
         self._pump: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
-        self._debt = 0
+        self._finished = Finished()
+        self._flush: asyncio.TimerHandle | None = None
         self._recent: list[float] = []
         self._known: dict[str, LimitReport] = {}
         #: Seconds calls spent waiting for capacity (the latest 1000).
@@ -120,9 +122,22 @@ class RateLimiter:
         self.waits.append(time.monotonic() - started)
         del self.waits[:-1000]
 
-    def settle(self, estimated: int, used: int) -> None:
-        """Record what a call used against its estimate; carried with the next lease request."""
-        self._debt += used - estimated
+    def finish(self, estimated: int, used: int) -> None:
+        """A call that got capacity is over: it used `used` tokens against `estimated`.
+
+        Reported with the next lease request, or a lease period from now, whichever is
+        first: until then the scheduler counts the call as in flight.
+        """
+        self._finished.add(estimated, used)
+        if self._flush is None:
+            loop = asyncio.get_running_loop()
+            self._flush = loop.call_later(self.limits.lease_s, self._report)
+
+    def _report(self) -> None:
+        self._flush = None
+        finished, self._finished = self._finished, Finished()
+        if finished.requests:
+            self.source.finish(finished)
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Pass the provider's rate-limit headers on, when they change the picture."""
@@ -141,8 +156,11 @@ class RateLimiter:
         self.source.pause(seconds)
 
     def close(self) -> None:
-        """Return the lease's unused capacity."""
+        """Return the lease's unused capacity and report the finished calls."""
         self._return_lease()
+        if self._flush is not None:
+            self._flush.cancel()
+        self._report()
 
     async def _run(self) -> None:
         """Hand the lease to waiting calls in order; lease more when it runs dry."""
@@ -164,9 +182,8 @@ class RateLimiter:
                 continue
             grant = await self.source.acquire(
                 self._wanted(head), head.tokens, priority=head.priority, flow=self._flow,
-                deadline=head.deadline, settle=self._debt,
+                deadline=head.deadline, finished=self._take_finished(),
             )  # fmt: skip
-            self._debt = 0
             if grant.requests == 0:
                 heapq.heappop(self._queue)
                 if not head.future.done():
@@ -176,6 +193,10 @@ class RateLimiter:
                 lease.requests + grant.requests, lease.tokens + grant.tokens, grant.expires_at
             )
             self._arm_expiry(grant.expires_at)
+
+    def _take_finished(self) -> Finished | None:
+        finished, self._finished = self._finished, Finished()
+        return finished if finished.requests else None
 
     def _wanted(self, head: _Call) -> int:
         """Requests to lease: the calls waiting, or the recent pace, within one lease's cap."""

@@ -31,11 +31,9 @@ class RateLimits(BaseModel):
     #: Input plus output tokens per window (None: unlimited).
     tokens: int | None = Field(default=None, gt=0)
     window_s: float = Field(default=60.0, gt=0)
-    #: How long a lease of capacity handed to one process stays valid.
+    #: How long a lease of capacity handed to one process stays valid; also how often a
+    #: process reports its finished calls.
     lease_s: float = Field(default=1.0, gt=0)
-    #: Seconds a request may take from leaving its lease to reaching the provider (SDK,
-    #: network): the scheduler keeps that much refill in reserve (see `KeyScheduler`).
-    slack_s: float = Field(default=0.25, ge=0)
     #: Calls wait in this order: higher first (per agent; a message may raise its own).
     priority: int = 0
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from actors.ratelimit._headers import LimitReport
 from actors.ratelimit._limits import RateLimits
 
-__all__ = ["Grant", "KeyScheduler"]
+__all__ = ["Finished", "Grant", "KeyScheduler"]
 
 
 @dataclass
@@ -37,21 +37,26 @@ class Grant:
 
 
 class _Bucket:
-    """A token bucket refilled at `limit` per `window_s`, full at start; may go into debt.
+    """A token bucket of `limit` per `window_s`, full at start, that counts what is in flight.
 
-    Its `size` is `limit` less the refill of `reserve_s` (a lease period and the slack):
-    capacity handed out may reach the provider that much later, when the provider's own
-    bucket may already be full and dropping the refill this one still counts on.
+    Capacity granted stays "in flight" until the calls are reported finished, and the
+    bucket refills only while level plus in flight is below its size. The provider's own
+    bucket can then never be emptier than this one's level: a granted request that
+    reaches the provider late (a lease held, a slow SDK, a cold process) was counted all
+    along, so the refill the provider drops while it is full is never counted on here.
     """
 
-    def __init__(self, limit: int, window_s: float, reserve_s: float) -> None:
-        self.reserve_s = reserve_s
+    def __init__(self, limit: int, window_s: float) -> None:
+        self.rate = limit / window_s
+        self.size = float(limit)
         self.level = float(limit)
-        self.resize(limit, window_s)
+        self.in_flight = 0.0
         self.stamp = time.monotonic()
 
     def refill(self, now: float) -> None:
-        self.level = min(self.size, self.level + (now - self.stamp) * self.rate)
+        room = self.size - self.in_flight
+        if self.level < room:
+            self.level = min(room, self.level + (now - self.stamp) * self.rate)
         self.stamp = now
 
     def eta(self, need: float) -> float:
@@ -61,8 +66,35 @@ class _Bucket:
 
     def resize(self, limit: int, window_s: float) -> None:
         self.rate = limit / window_s
-        self.size = max(1.0, limit - self.rate * self.reserve_s)
+        self.size = float(limit)
         self.level = min(self.size, self.level)
+
+    def take(self, amount: float) -> None:
+        self.level -= amount
+        self.in_flight += amount
+
+    def finish(self, amount: float, *, unused: bool = False) -> None:
+        """Calls are over (or never made, `unused`: their capacity comes back)."""
+        amount = min(amount, self.in_flight)
+        self.in_flight -= amount
+        if unused:
+            self.level += amount
+
+
+@dataclass
+class Finished:
+    """What a process reports of its calls that ended: how many, their estimated tokens,
+    and the tokens they used beyond their estimates (negative: fewer)."""
+
+    requests: int = 0
+    tokens: int = 0
+    correction: int = 0
+
+    def add(self, estimated: int, used: int) -> None:
+        """Count one finished call."""
+        self.requests += 1
+        self.tokens += estimated
+        self.correction += used - estimated
 
 
 @dataclass(order=True)
@@ -93,14 +125,15 @@ class KeyScheduler:
 
     async def acquire(
         self, requests: int, tokens_each: int, *, priority: int, flow: str, deadline: float,
-        settle: int = 0,
+        finished: Finished | None = None,
     ) -> Grant:  # fmt: skip
         """Wait for a lease of 1 to `requests` requests with `tokens_each` tokens apiece.
 
-        `settle` is the correction of earlier calls' token estimates (see `settle`).
+        `finished` reports the caller's calls that ended since its last report.
         Returns a refusal (``requests == 0``) at once when the deadline cannot be met.
         """
-        self.settle(settle)
+        if finished is not None:
+            self.finish(finished)
         turn = max(self._turns.get(flow, 0), self._clock) + 1
         self._turns[flow] = turn
         waiter = _Waiter(
@@ -117,18 +150,21 @@ class KeyScheduler:
 
     def release(self, requests: int, tokens: int) -> None:
         """Take back a lease's unused capacity."""
+        self._finish(requests, tokens, unused=True)
+
+    def finish(self, finished: Finished) -> None:
+        """Take a report of finished calls: no longer in flight; tokens corrected."""
+        self._finish(finished.requests, finished.tokens, unused=False)
+        if self.tokens is not None and finished.correction:
+            self.tokens.level = min(self.tokens.size, self.tokens.level - finished.correction)
+        self._serve()
+
+    def _finish(self, requests: int, tokens: int, *, unused: bool) -> None:
         now = time.monotonic()
         for bucket, amount in ((self.requests, requests), (self.tokens, tokens)):
             if bucket is not None and amount:
                 bucket.refill(now)
-                bucket.level = min(bucket.size, bucket.level + amount)
-        self._serve()
-
-    def settle(self, tokens: int) -> None:
-        """Correct the tokens bucket by what calls used beyond (or below) their estimate."""
-        if self.tokens is not None and tokens:
-            self.tokens.refill(time.monotonic())
-            self.tokens.level = min(self.tokens.size, self.tokens.level - tokens)
+                bucket.finish(amount, unused=unused)
         self._serve()
 
     def pause(self, seconds: float) -> None:
@@ -151,10 +187,7 @@ class KeyScheduler:
         self._serve()
 
     def _bucket(self, limit: int | None) -> _Bucket | None:
-        if limit is None:
-            return None
-        reserve = self.limits.lease_s + self.limits.slack_s
-        return _Bucket(limit, self.limits.window_s, reserve)
+        return None if limit is None else _Bucket(limit, self.limits.window_s)
 
     def _wait_for(self, waiter: _Waiter) -> float:
         """Estimate the seconds until `waiter` could be served, behind the queue ahead."""
@@ -210,9 +243,9 @@ class KeyScheduler:
         count = max(1, count)
         tokens = count * head.tokens_each
         if self.requests is not None:
-            self.requests.level -= count
+            self.requests.take(count)
         if self.tokens is not None:
-            self.tokens.level -= tokens
+            self.tokens.take(tokens)
         self.granted += count
         return Grant(
             requests=count, tokens=tokens, expires_at=time.time() + self.limits.lease_s,

@@ -16,7 +16,7 @@ import ray
 
 from actors.ratelimit._headers import LimitReport
 from actors.ratelimit._limits import RateLimits
-from actors.ratelimit._scheduler import Grant, KeyScheduler
+from actors.ratelimit._scheduler import Finished, Grant, KeyScheduler
 
 __all__ = ["LeaseSource", "actor_name", "lease_source"]
 
@@ -26,10 +26,12 @@ class LeaseSource(Protocol):
 
     async def acquire(
         self, requests: int, tokens_each: int, *, priority: int, flow: str, deadline: float,
-        settle: int,
+        finished: Finished | None = None,
     ) -> Grant: ...  # fmt: skip
 
     def release(self, requests: int, tokens: int) -> None: ...
+
+    def finish(self, finished: Finished) -> None: ...
 
     def pause(self, seconds: float) -> None: ...
 
@@ -45,15 +47,23 @@ class KeyLimiterActor:
 
     async def acquire(
         self, requests: int, tokens_each: int, *, priority: int, flow: str, deadline: float,
-        settle: int,
+        finished: Finished | None = None,
     ) -> Grant:  # fmt: skip
         """Wait for a lease, or a refusal; see `KeyScheduler.acquire`."""
         return await self.scheduler.acquire(
-            requests, tokens_each, priority=priority, flow=flow, deadline=deadline, settle=settle
+            requests,
+            tokens_each,
+            priority=priority,
+            flow=flow,
+            deadline=deadline,
+            finished=finished,
         )
 
     async def release(self, requests: int, tokens: int) -> None:
         self.scheduler.release(requests, tokens)
+
+    async def finish(self, finished: Finished) -> None:
+        self.scheduler.finish(finished)
 
     async def pause(self, seconds: float) -> None:
         self.scheduler.pause(seconds)
@@ -81,15 +91,23 @@ class _Remote:
 
     async def acquire(
         self, requests: int, tokens_each: int, *, priority: int, flow: str, deadline: float,
-        settle: int,
+        finished: Finished | None = None,
     ) -> Grant:  # fmt: skip
         grant: Grant = await self.handle.acquire.remote(
-            requests, tokens_each, priority=priority, flow=flow, deadline=deadline, settle=settle
+            requests,
+            tokens_each,
+            priority=priority,
+            flow=flow,
+            deadline=deadline,
+            finished=finished,
         )
         return grant
 
     def release(self, requests: int, tokens: int) -> None:
         self.handle.release.remote(requests, tokens)
+
+    def finish(self, finished: Finished) -> None:
+        self.handle.finish.remote(finished)
 
     def pause(self, seconds: float) -> None:
         self.handle.pause.remote(seconds)

@@ -10,6 +10,7 @@ import pytest
 
 from actors import RateLimitedError
 from actors.ratelimit import (
+    Finished,
     KeyScheduler,
     LimitReport,
     RateLimiter,
@@ -25,11 +26,11 @@ from mesh import ConfigError
 
 
 async def test_a_full_bucket_grants_a_batch_then_makes_the_next_wait_for_the_refill() -> None:
-    scheduler = KeyScheduler(RateLimits(requests=10, window_s=1.0, lease_s=0.1, slack_s=0.1))
+    scheduler = KeyScheduler(RateLimits(requests=10, window_s=1.0))
     far = time.time() + 10
     grant = await scheduler.acquire(20, 0, priority=0, flow="a", deadline=far)
-    # What the bucket holds: 10 less the refill of a lease period and the slack (0.2 s).
-    assert grant.requests == 8
+    assert grant.requests == 10  # what the bucket holds, not more
+    scheduler.finish(Finished(requests=10))
     started = time.monotonic()
     grant = await scheduler.acquire(1, 0, priority=0, flow="a", deadline=far)
     assert grant.requests == 1
@@ -37,7 +38,7 @@ async def test_a_full_bucket_grants_a_batch_then_makes_the_next_wait_for_the_ref
 
 
 async def test_a_lease_that_cannot_come_before_the_deadline_is_refused_at_once() -> None:
-    scheduler = KeyScheduler(RateLimits(requests=1, window_s=10.0, lease_s=0.1, slack_s=0))
+    scheduler = KeyScheduler(RateLimits(requests=1, window_s=10.0))
     far = time.time() + 60
     await scheduler.acquire(1, 0, priority=0, flow="a", deadline=far)
     started = time.monotonic()
@@ -55,8 +56,10 @@ async def _order_of(scheduler: KeyScheduler, asks: list[tuple[str, int]]) -> lis
     far = time.time() + 30
 
     async def one(flow: str, priority: int) -> None:
-        await scheduler.acquire(1, 0, priority=priority, flow=flow, deadline=far)
+        grant = await scheduler.acquire(1, 0, priority=priority, flow=flow, deadline=far)
+        assert grant.requests == 1
         served.append(flow)
+        scheduler.finish(Finished(requests=1))  # the call is over
 
     tasks = []
     for flow, priority in asks:
@@ -69,11 +72,29 @@ async def _order_of(scheduler: KeyScheduler, asks: list[tuple[str, int]]) -> lis
 async def test_leases_go_by_priority_then_round_robin_over_flows() -> None:
     scheduler = KeyScheduler(RateLimits(requests=50, window_s=1.0, lease_s=0.1))
     await scheduler.acquire(50, 0, priority=0, flow="x", deadline=time.time() + 5)  # drained
+    scheduler.finish(Finished(requests=50))
     busy = [("busy", 0)] * 4
     served = await _order_of(scheduler, [*busy, ("quiet", 0), ("quiet", 0), ("urgent", 5)])
     assert served[0] == "urgent"
     # The quiet flow, queued after four of the busy one's, is not served after all of them.
     assert served[1:5] == ["busy", "quiet", "busy", "quiet"]
+
+
+async def test_capacity_in_flight_is_not_refilled_until_its_calls_are_reported_over() -> None:
+    scheduler = KeyScheduler(RateLimits(requests=4, window_s=0.4))
+    far = time.time() + 10
+    assert (await scheduler.acquire(4, 0, priority=0, flow="a", deadline=far)).requests == 4
+    await asyncio.sleep(0.5)  # a whole window: the provider's bucket may be full again...
+    # ...but the four granted requests may still be on their way to it: nothing to grant.
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await scheduler.acquire(1, 0, priority=0, flow="a", deadline=far)
+    scheduler.finish(Finished(requests=3))  # three are over: room to refill by three
+    await asyncio.sleep(0.4)
+    grant = await scheduler.acquire(4, 0, priority=0, flow="a", deadline=far)
+    assert grant.requests == 3
+    scheduler.release(2, 0)  # two of them were never used
+    assert (await scheduler.acquire(4, 0, priority=0, flow="a", deadline=far)).requests == 2
 
 
 async def test_a_pause_holds_every_lease_until_it_ends() -> None:
@@ -86,13 +107,14 @@ async def test_a_pause_holds_every_lease_until_it_ends() -> None:
 
 
 async def test_tokens_limit_a_lease_and_settling_corrects_the_estimate() -> None:
-    scheduler = KeyScheduler(RateLimits(requests=100, tokens=1000, window_s=10.0, lease_s=0.1))
+    scheduler = KeyScheduler(RateLimits(requests=100, tokens=1000, window_s=10.0))
     far = time.time() + 30
     grant = await scheduler.acquire(10, 300, priority=0, flow="a", deadline=far)
     assert (grant.requests, grant.tokens) == (3, 900)  # the tokens bound it, not the requests
-    scheduler.settle(-600)  # the calls used 600 fewer tokens than estimated
+    # The three calls used 200 tokens each, 300 fewer in all than estimated.
+    scheduler.finish(Finished(requests=3, tokens=900, correction=-300))
     grant = await scheduler.acquire(10, 300, priority=0, flow="a", deadline=far)
-    assert grant.requests == 2
+    assert grant.requests == 1
     assert grant.waited_s < 0.05
 
 
@@ -165,6 +187,7 @@ async def test_the_limiter_serves_a_message_priority_before_the_agents_own() -> 
     limiter = RateLimiter("f" * 16, RateLimits(requests=10, window_s=1.0, lease_s=0.1), model="m:x")
     for _ in range(10):
         await limiter.acquire(1, deadline=time.time() + 5)
+        limiter.finish(1, 1)
     served: list[str] = []
 
     async def one(name: str, priority: int | None) -> None:
