@@ -141,6 +141,7 @@ class ModelCaller:
         usage = hit.usage or TokenUsage()
         saved = self.prices.cost(self.model_id, usage.input_tokens, usage.output_tokens)
         hit.latency_s = 0.0
+        hit.cached = True
         self.ledger.record(
             UsageRecord(
                 agent=self.agent, model=self.model_id, trace_id=trace_id,

@@ -410,7 +410,12 @@ def _add(totals: UsageTotals, response: ModelResponse, client: LLMClient) -> Non
     totals.output_tokens += usage.output_tokens
     totals.estimated_calls += int(usage.estimated)
     totals.latency_s += response.latency_s
-    totals.cost_usd += client.prices.cost(client.model_id, usage.input_tokens, usage.output_tokens)
+    cost = client.prices.cost(client.model_id, usage.input_tokens, usage.output_tokens)
+    if response.cached:
+        totals.cached_calls += 1
+        totals.saved_usd += cost
+    else:
+        totals.cost_usd += cost
 
 
 @runtime_checkable

@@ -168,6 +168,8 @@ class ModelResponse(BaseModel):
     latency_s: float = 0.0
     #: The provider's rate-limit headers (see `rate_headers`), for the limiter.
     headers: dict[str, str] = Field(default_factory=dict)
+    #: Answered from the response cache: no request was made (set by the client).
+    cached: bool = False
 
 
 @runtime_checkable
