@@ -33,6 +33,7 @@ from benchmarks import (
     llm_bound,
     patterns,
     peer,
+    ratelimit,
     stages,
     supervision,
     tls_cost,
@@ -205,6 +206,14 @@ def _overload_table(outcomes: list[OverloadFigures]) -> Table:
     return table
 
 
+def _report_ratelimit(outcome: ratelimit.Outcome | None, console: Console) -> dict[str, Any]:
+    if outcome is None:
+        return {}
+    for table in ratelimit.tables(outcome):
+        console.print(table)
+    return {"ratelimit": asdict(outcome)}
+
+
 def _report_overload(outcomes: list[OverloadFigures] | None, console: Console) -> dict[str, Any]:
     if not outcomes:
         return {}
@@ -288,6 +297,9 @@ async def _measure(args: Options, console: Console, baseline: peer.Peer | None) 
         if "decode-bomb" in args.suites:
             with console.status("decode bombs: 1 MiB payloads at a live agent"):
                 results["decode-bomb"] = await decode_bomb.run(mesh)
+        if "ratelimit" in args.suites:
+            with console.status("rate limits and the response cache: 8 agents, one key"):
+                results["ratelimit"] = await ratelimit.run(mesh, quick=args.quick)
         if "profile" in args.suites:
             with console.status(f"profile: {count:,} tells and asks, stage by stage"):
                 results["profile"] = await stages.run(mesh, count=count)
@@ -396,6 +408,7 @@ def run(args: Options) -> None:
         report["llm"] = [{**asdict(r), "ideal_per_s": r.ideal_per_s, "ratio": r.ratio}
                          for r in results["llm"]]  # fmt: skip
     report |= _report_patterns(results.get("patterns"), console)
+    report |= _report_ratelimit(results.get("ratelimit"), console)
     report |= _report_overload(results.get("overload"), console)
     if "tls" in args.suites:
         report |= tls_cost.run(_plan(args), count=args.count, rounds=1 if args.quick else 2,
