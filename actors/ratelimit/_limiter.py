@@ -199,10 +199,11 @@ class RateLimiter:
         return finished if finished.requests else None
 
     def _wanted(self, head: _Call) -> int:
-        """Requests to lease: the calls waiting, or the recent pace, within one lease's cap."""
+        """Requests to lease: every call waiting (so a priority takes what the key has at
+        once), else the recent pace within a lease period's refill."""
         now = time.monotonic()
         self._recent = [t for t in self._recent if now - t < self.limits.lease_s]
-        return max(1, min(self.limits.per_lease(), max(len(self._queue), len(self._recent))))
+        return max(1, len(self._queue), min(self.limits.per_lease(), len(self._recent)))
 
     def _arm_expiry(self, expires_at: float) -> None:
         if self._expiry is not None:

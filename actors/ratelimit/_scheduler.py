@@ -173,7 +173,8 @@ class KeyScheduler:
         self._serve()
 
     def observe(self, reports: dict[str, LimitReport]) -> None:
-        """Adopt the limits the provider's headers report, and pause when it says none remain."""
+        """Adopt the limits the provider's headers report, and never count on more than it
+        says remains (a full pause comes only with a 429's ``retry-after``)."""
         window = self.limits.window_s
         for dim, report in reports.items():
             bucket = self.requests if dim == "requests" else self.tokens
@@ -182,8 +183,10 @@ class KeyScheduler:
                     setattr(self, dim, self._bucket(report.limit))
                 elif round(bucket.rate * window) != report.limit:
                     bucket.resize(report.limit, window)
-            if report.remaining == 0 and report.reset_s:
-                self.pause(report.reset_s)
+            bucket = self.requests if dim == "requests" else self.tokens
+            if bucket is not None and report.remaining is not None:
+                bucket.refill(time.monotonic())
+                bucket.level = min(bucket.level, float(report.remaining))
         self._serve()
 
     def _bucket(self, limit: int | None) -> _Bucket | None:

@@ -118,12 +118,15 @@ async def test_tokens_limit_a_lease_and_settling_corrects_the_estimate() -> None
     assert grant.waited_s < 0.05
 
 
-async def test_headers_adopt_the_providers_limits_and_pause_when_none_remain() -> None:
+async def test_headers_adopt_the_providers_limits_and_what_it_says_remains() -> None:
     scheduler = KeyScheduler(RateLimits(requests=5, window_s=1.0))
     scheduler.observe({"requests": LimitReport(limit=50, remaining=0, reset_s=0.25)})
     assert scheduler.requests is not None
     assert scheduler.requests.rate == 50
-    assert scheduler.paused_until > time.monotonic() + 0.2
+    assert scheduler.requests.level <= 0.01  # nothing remains: none counted on
+    grant = await scheduler.acquire(1, 0, priority=0, flow="a", deadline=time.time() + 5)
+    assert grant.requests == 1
+    assert 0.01 < grant.waited_s < 0.2  # one request refills in 0.02 s at 50 a second
 
 
 def test_openai_and_anthropic_headers_read_alike() -> None:
