@@ -14,6 +14,7 @@ from actors import messages as _messages
 from actors.agent import DEFAULT_MODEL, LLMAgent
 from actors.breaker import BreakerState, CircuitBreaker, breaker_for, reset_breakers
 from actors.budget import Budget
+from actors.cache import CacheConfig, ResponseCache
 from actors.client import CompletionResult, LLMClient, ModelClient, ToolRun
 from actors.delegation import ASK_PEER, peer_tool
 from actors.errors import (
@@ -22,6 +23,7 @@ from actors.errors import (
     ModelError,
     ModelUnavailableError,
     ProviderError,
+    RateLimitedError,
     RemoteAgentError,
     StructuredOutputError,
     ToolError,
@@ -46,6 +48,7 @@ from actors.providers import (
     make_provider,
     parse_model,
 )
+from actors.ratelimit import RateLimits, call_priority
 from actors.retry import RetryPolicy
 from actors.roles import (
     Coder,
@@ -73,6 +76,7 @@ __all__ = [
     "BreakerState",
     "Budget",
     "BudgetExceededError",
+    "CacheConfig",
     "CallUsage",
     "ChatMessage",
     "CircuitBreaker",
@@ -104,10 +108,13 @@ __all__ = [
     "Provider",
     "ProviderError",
     "QualityRouter",
+    "RateLimitedError",
+    "RateLimits",
     "Reasoner",
     "Remember",
     "Remembered",
     "RemoteAgentError",
+    "ResponseCache",
     "Retriever",
     "RetryPolicy",
     "RouteRule",
@@ -132,6 +139,7 @@ __all__ = [
     "Verify",
     "VetoedError",
     "breaker_for",
+    "call_priority",
     "escalate",
     "make_provider",
     "parse_model",

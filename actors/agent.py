@@ -72,6 +72,8 @@ class LLMAgent(Agent):
         approver: Approver | None = None,
         peers: Sequence[str] = (),
         mcp: Sequence[McpServerSpec | Mapping[str, Any]] = (),
+        limits: Mapping[str, Any] | None = None,
+        cache: Mapping[str, Any] | bool | None = None,
     ) -> None:
         """Record the configuration; the clients are built in `on_start`.
 
@@ -99,6 +101,10 @@ class LLMAgent(Agent):
                 allow-list: no other name the model writes is ever used as an address).
             mcp: MCP servers whose (allowed) tools join `tools`, opened at the start and
                 closed at the stop (a team file's ``mcp`` block; see actors.tools_mcp).
+            limits: Model string or provider name -> the rate limits of its API key
+                (``{requests: N, tokens: N, window_s: 60, priority: 0}``), shared by every
+                agent using the key in the cluster.
+            cache: Cache model responses (True, or ``{ttl_s, max_entries, shared}``).
         """
         # `model` given to spawn or in a team file reaches the agent as self.model.
         model = model or getattr(self, "model", None)
@@ -133,6 +139,8 @@ class LLMAgent(Agent):
         self.approver = approver
         self.peers = tuple(peers)
         self.mcp = McpToolset(mcp)
+        self.limits = dict(limits or {})
+        self.cache = cache
 
     async def on_start(self) -> None:
         """Build the model clients and check the tools.
@@ -161,6 +169,8 @@ class LLMAgent(Agent):
             budget=self.budget,
             retry=self.retry,
             options=self.model_options,
+            limits=self.limits,
+            cache=self.cache,
         )
         # Last: only the name check below can fail after a server has started.
         served = [t.approved_by(self.approver) for t in await self.mcp.open(agent=name)]
@@ -295,7 +305,8 @@ def _budget_of(allowance: dict[str, float]) -> Budget:
 def _usage(totals: UsageTotals) -> Usage:
     return Usage(calls=totals.calls, input_tokens=totals.input_tokens,
                  output_tokens=totals.output_tokens, cost_usd=totals.cost_usd,
-                 estimated_calls=totals.estimated_calls)  # fmt: skip
+                 estimated_calls=totals.estimated_calls, cached_calls=totals.cached_calls,
+                 saved_usd=totals.saved_usd)  # fmt: skip
 
 
 def completion(result: CompletionResult) -> Completion:

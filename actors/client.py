@@ -17,27 +17,32 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self, runtime_checkable
 
+import ray
 from pydantic import BaseModel, ValidationError
 
+from actors._caller import ModelCaller
 from actors.breaker import CircuitBreaker, breaker_for
-from actors.budget import Budget, Reservation, current_budget
-from actors.errors import BudgetExceededError, ModelError, StructuredOutputError, ToolError
+from actors.budget import Budget
+from actors.cache import CacheConfig, ResponseCache, cache_config
+from actors.errors import StructuredOutputError, ToolError
 from actors.providers import (
+    API_KEY_ENV,
     ChatMessage,
     ModelRequest,
     ModelResponse,
+    ModelSpec,
     Provider,
     TokenUsage,
-    estimate_tokens,
     make_provider,
     parse_model,
 )
-from actors.retry import RetryPolicy, call_with_retries
+from actors.ratelimit import RateLimiter, RateLimits, fingerprint, rate_limits
+from actors.retry import RetryPolicy
 from actors.structured import describe, parse_reply, repair_prompt, structured_spec
 from actors.tools import Tool, Toolbox
-from actors.usage import Price, PriceTable, UsageLedger, UsageRecord, UsageTotals
+from actors.usage import Price, PriceTable, UsageLedger, UsageTotals
 from mesh import DeadlineExceededError, get_logger
-from mesh.extension import add_event, add_to, count_model_call, redact
+from mesh.extension import get_secret, redact
 
 __all__ = [
     "CompletionResult",
@@ -79,7 +84,8 @@ class CompletionResult:
 
 
 class LLMClient:
-    """One model, called with a deadline, retries, a circuit breaker and accounting."""
+    """One model, called with a deadline, retries, a circuit breaker and accounting, and
+    optionally a rate limit shared by every client of its key and a response cache."""
 
     def __init__(
         self,
@@ -95,6 +101,8 @@ class LLMClient:
         breaker: CircuitBreaker | None = None,
         provider: Provider | None = None,
         default_timeout_s: float = DEFAULT_TIMEOUT_S,
+        limits: RateLimits | Mapping[str, Any] | None = None,
+        cache: CacheConfig | Mapping[str, Any] | bool | None = None,
         **options: Any,
     ) -> None:
         """Build the provider for `model` and check its configuration; no request is made.
@@ -112,6 +120,9 @@ class LLMClient:
                 the model and endpoint.
             provider: A ready provider (instead of building one from `model`).
             default_timeout_s: The deadline of a call given neither deadline nor timeout.
+            limits: The API key's rate limits (``{requests: N, tokens: N, window_s: 60}``),
+                shared by every client of the key in the cluster; None: no limiter.
+            cache: Cache responses (True, or a `CacheConfig` or its mapping); None: off.
             options: Offline model options (``latency_s``, ``fail_first_n``, ...).
 
         Raises:
@@ -130,9 +141,25 @@ class LLMClient:
         self.retry = retry or RetryPolicy()
         self.breaker = breaker or breaker_for(self.model_id, endpoint=base_url or "")
         self.default_timeout_s = default_timeout_s
+        self.limiter = (
+            None if limits is None else _limiter(spec, rate_limits(limits, agent=agent),
+                                                 api_key=api_key, base_url=base_url)
+        )  # fmt: skip
+        self.cache = (
+            None if cache is None or cache is False
+            else ResponseCache(cache_config(cache, agent=agent), namespace=_namespace())
+        )  # fmt: skip
+        self.caller = ModelCaller(
+            self.model_id, agent, self.provider, self.prices, self.ledger, self.budget,
+            self.retry, self.breaker, self.limiter, self.cache,
+        )  # fmt: skip
 
     async def aclose(self) -> None:
-        """Release the provider's connections."""
+        """Release the provider's connections, the lease and the cache file."""
+        if self.limiter is not None:
+            self.limiter.close()
+        if self.cache is not None:
+            self.cache.close()
         await self.provider.aclose()
 
     async def __aenter__(self) -> Self:
@@ -142,16 +169,8 @@ class LLMClient:
         await self.aclose()
 
     def estimate(self, request: ModelRequest) -> tuple[int, float]:
-        """Return the estimated (tokens, US dollars) of a request, for budget checks.
-
-        The output is assumed to be half the input, at least 64 tokens and at most
-        `max_tokens`: a guess, since the real length is known only afterwards.
-        """
-        input_tokens = request.size_hint()
-        output_tokens = min(request.max_tokens, max(64, input_tokens // 2))
-        return input_tokens + output_tokens, self.prices.cost(
-            self.model_id, input_tokens, output_tokens
-        )
+        """Return the estimated (tokens, US dollars) of a request, for budget checks."""
+        return self.caller.estimate(request)
 
     async def complete(
         self,
@@ -347,17 +366,6 @@ class LLMClient:
             hint="simplify the schema or use a model that follows JSON schemas",
         )
 
-    def _log_retry(self, attempt: int, exc: ModelError, wait: float, trace_id: str | None) -> None:
-        _log.warning(
-            "model call failed, retrying",
-            model=self.model_id,
-            attempt=attempt,
-            error=exc.message,
-            wait_s=round(wait, 3),
-            agent=self.agent,
-            trace_id=trace_id,
-        )
-
     async def request(
         self, request: ModelRequest, *, deadline: float, trace_id: str | None = None
     ) -> ModelResponse:
@@ -368,73 +376,24 @@ class LLMClient:
             ModelUnavailableError: The breaker is open or the retries ran out.
             ProviderError: The provider refused the request (not retryable).
             BudgetExceededError: The request would exceed the budget.
+            RateLimitedError: The key's rate limit has no capacity before the deadline.
         """
-        # The agent's own budget and the conversation's (from the message envelope).
-        budgets = [b for b in (self.budget, current_budget.get()) if b is not None]
-        reservations: list[tuple[Budget, Reservation]] = []
-        if budgets:
-            tokens, usd = self.estimate(request)
-            try:
-                for budget in budgets:
-                    reservations.append((budget, budget.reserve(
-                        tokens=tokens, usd=usd, model=self.model_id, agent=self.agent,
-                        trace_id=trace_id)))  # fmt: skip
-            except BudgetExceededError:
-                for budget, reservation in reservations:
-                    budget.release(reservation)
-                raise
-        started = time.monotonic()
-        try:
-            response = await call_with_retries(
-                lambda timeout: self.provider.send(request, timeout=timeout),
-                model=self.model_id,
-                deadline=deadline,
-                policy=self.retry,
-                breaker=self.breaker,
-                on_retry=lambda n, exc, wait: self._log_retry(n, exc, wait, trace_id),
-            )
-        except BaseException as exc:
-            for budget, reservation in reservations:
-                budget.release(reservation)
-            if isinstance(exc, ModelError | DeadlineExceededError):
-                exc.with_context(agent=self.agent, trace_id=trace_id)
-            raise
-        latency = time.monotonic() - started
-        usage = response.usage or _estimated_usage(request, response)
-        cost = self.prices.cost(self.model_id, usage.input_tokens, usage.output_tokens)
-        for budget, reservation in reservations:
-            budget.settle(reservation, tokens=usage.total, usd=cost)
-        response.usage = usage
-        response.latency_s = latency
-        self.ledger.record(
-            UsageRecord(
-                agent=self.agent,
-                model=self.model_id,
-                trace_id=trace_id,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                estimated=usage.estimated,
-                latency_s=latency,
-                cost_usd=cost,
-                priced=self.prices.price(self.model_id) is not None,
-            )
-        )
-        _annotate_span(self.model_id, usage.input_tokens, usage.output_tokens, cost, latency)
-        count_model_call(self.model_id, tokens_in=usage.input_tokens,
-                         tokens_out=usage.output_tokens, cost_usd=cost,
-                         estimated=usage.estimated)  # fmt: skip
-        return response
+        return await self.caller.request(request, deadline=deadline, trace_id=trace_id)
 
 
-def _annotate_span(
-    model: str, tokens_in: int, tokens_out: int, cost: float, latency: float
-) -> None:
-    # The span of the message being handled totals what its model calls used, so a
-    # trace shows tokens and cost per message; each call is also an event on it.
-    add_to(**{"llm.calls": 1, "llm.tokens_in": tokens_in,
-                        "llm.tokens_out": tokens_out, "llm.cost_usd": cost})  # fmt: skip
-    add_event("llm.call", model=model, tokens_in=tokens_in, tokens_out=tokens_out,
-                        cost_usd=cost, latency_s=latency)  # fmt: skip
+def _limiter(
+    spec: ModelSpec, limits: RateLimits, *, api_key: str | None, base_url: str | None
+) -> RateLimiter:
+    """Return the limiter of the model's key: named by a fingerprint, never the key."""
+    env = API_KEY_ENV.get(spec.provider)
+    key = api_key if api_key is not None else (get_secret(env) if env else None)
+    digest = fingerprint(spec.provider, spec.model, api_key=key or "", base_url=base_url or "")
+    return RateLimiter(digest, limits, model=f"{spec.provider}:{spec.model}")
+
+
+def _namespace() -> str:
+    """The mesh's namespace (one shared cache file each), or ``default`` without Ray."""
+    return ray.get_runtime_context().namespace if ray.is_initialized() else "default"
 
 
 def _conversation(prompt: str | Sequence[ChatMessage], system: str | None) -> list[ChatMessage]:
@@ -444,14 +403,6 @@ def _conversation(prompt: str | Sequence[ChatMessage], system: str | None) -> li
     return messages
 
 
-def _estimated_usage(request: ModelRequest, response: ModelResponse) -> TokenUsage:
-    output = response.text + (response.structured or "")
-    output += "".join(c.arguments for c in response.tool_calls)
-    return TokenUsage(
-        input_tokens=request.size_hint(), output_tokens=estimate_tokens(output), estimated=True
-    )
-
-
 def _add(totals: UsageTotals, response: ModelResponse, client: LLMClient) -> None:
     usage = response.usage or TokenUsage()
     totals.calls += 1
@@ -459,7 +410,12 @@ def _add(totals: UsageTotals, response: ModelResponse, client: LLMClient) -> Non
     totals.output_tokens += usage.output_tokens
     totals.estimated_calls += int(usage.estimated)
     totals.latency_s += response.latency_s
-    totals.cost_usd += client.prices.cost(client.model_id, usage.input_tokens, usage.output_tokens)
+    cost = client.prices.cost(client.model_id, usage.input_tokens, usage.output_tokens)
+    if response.cached:
+        totals.cached_calls += 1
+        totals.saved_usd += cost
+    else:
+        totals.cost_usd += cost
 
 
 @runtime_checkable

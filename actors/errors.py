@@ -23,6 +23,7 @@ __all__ = [
     "ModelError",
     "ModelUnavailableError",
     "ProviderError",
+    "RateLimitedError",
     "RemoteAgentError",
     "StructuredOutputError",
     "ToolError",
@@ -224,3 +225,33 @@ class RemoteAgentError(MeshError):
         super().__init__(message, agent=agent, trace_id=trace_id, hint=hint)
         self.url = url
         self.state = state
+
+
+class RateLimitedError(ModelUnavailableError):
+    """The API key's rate limit could not give the call capacity before its deadline.
+
+    Raised at once, when the limiter sees the wait would pass the deadline, never after
+    sleeping to it; a router falls back on it like on any unavailable model. The key
+    itself is never named: `key` is its fingerprint.
+
+    Attributes:
+        key: The fingerprint of (provider, API key, endpoint, model) the limit belongs to.
+    """
+
+    details: ClassVar[tuple[str, ...]] = ("model", "key", "retry_in")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        key: str = "",
+        retry_in: float | None = None,
+        agent: str | None = None,
+        trace_id: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(
+            message, model=model, retry_in=retry_in, agent=agent, trace_id=trace_id, hint=hint
+        )
+        self.key = key

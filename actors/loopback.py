@@ -5,7 +5,8 @@ It runs aiohttp in a background thread (its own event loop), on 127.0.0.1 and a 
 port, so the test's loop, and Ray worker processes on the same machine, can call it.
 Each model has a script of `Step`s (answer, tool calls, JSON, HTTP error, delay,
 malformed body) consumed in order, or a standing behaviour set with `always`; with
-neither, it echoes the last user message. Every request is recorded.
+neither, it echoes the last user message. Every request is recorded. Given `limits`, it
+enforces rate limits like a provider (429s and headers; see `actors._loopback_limits`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from typing import Any, Self
 
 from aiohttp import web
 
-__all__ = ["LoopbackLLMServer", "Recorded", "Step"]
+from actors._loopback_limits import LoopbackLimits
+
+__all__ = ["LoopbackLLMServer", "LoopbackLimits", "Recorded", "Step"]
 
 
 @dataclass
@@ -58,7 +61,8 @@ class Recorded:
 class LoopbackLLMServer:
     """The server; use as a context manager (``with LoopbackLLMServer() as server``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: LoopbackLimits | None = None) -> None:
+        self.limits = limits
         self.requests: list[Recorded] = []
         self._scripts: dict[str, deque[Step]] = {}
         self._always: dict[str, Step] = {}
@@ -157,6 +161,8 @@ class LoopbackLLMServer:
             decide = None if queue or step is not None else self._deciders.get(model)
         if decide is not None:
             step = decide(body)
+        if self.limits is not None:
+            step = self.limits.admit(request.path, body, step, refuse=Step)
         if step is not None and step.delay_s:
             await asyncio.sleep(step.delay_s)
         return body, step

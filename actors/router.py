@@ -20,6 +20,7 @@ from actors.budget import Budget
 from actors.client import CompletionResult, LLMClient
 from actors.errors import BudgetExceededError, ModelUnavailableError
 from actors.providers import ChatMessage, estimate_tokens
+from actors.ratelimit import limits_for
 from actors.retry import RetryPolicy
 from actors.tools import Tool
 from actors.usage import PriceTable, UsageLedger
@@ -106,6 +107,8 @@ class RoutedClient:
         budget: Budget | None = None,
         retry: RetryPolicy | None = None,
         options: Mapping[str, Mapping[str, Any]] | None = None,
+        limits: Mapping[str, Any] | None = None,
+        cache: Any = None,
     ) -> None:
         """Build a client for every model of the router.
 
@@ -120,6 +123,8 @@ class RoutedClient:
             budget: The budget, shared by the clients.
             retry: Retry policy of every client.
             options: Model string -> offline options.
+            limits: Model string or provider name -> its key's rate limits.
+            cache: The response cache settings of every client (None: off).
 
         Raises:
             ConfigError: A model string is bad, or a key is missing.
@@ -139,6 +144,8 @@ class RoutedClient:
                 ledger=self.ledger,
                 budget=budget,
                 retry=retry,
+                limits=limits_for(model, limits),
+                cache=cache,
                 **dict((options or {}).get(model, {})),
             )
             for model in router.models()

@@ -139,6 +139,10 @@ class UsageRecord(BaseModel):
     cost_usd: float
     #: False when the model has no price in the table (cost_usd is then 0).
     priced: bool = True
+    #: Answered from the response cache: no model call was made and cost_usd is 0.
+    cached: bool = False
+    #: For a cached answer: what the model call would have cost.
+    saved_usd: float = 0.0
     at: float = Field(default_factory=time.time)
 
 
@@ -152,6 +156,9 @@ class UsageTotals(BaseModel):
     latency_s: float = 0.0
     #: Calls whose tokens were estimated.
     estimated_calls: int = 0
+    #: Calls answered from the response cache, and the dollars they saved.
+    cached_calls: int = 0
+    saved_usd: float = 0.0
 
     @property
     def tokens(self) -> int:
@@ -166,6 +173,8 @@ class UsageTotals(BaseModel):
         self.cost_usd += record.cost_usd
         self.latency_s += record.latency_s
         self.estimated_calls += int(record.estimated)
+        self.cached_calls += int(record.cached)
+        self.saved_usd += record.saved_usd
 
 
 class UsageLedger(BaseModel):
@@ -216,3 +225,5 @@ def _add_totals(into: UsageTotals, other: UsageTotals) -> None:
     into.cost_usd += other.cost_usd
     into.latency_s += other.latency_s
     into.estimated_calls += other.estimated_calls
+    into.cached_calls += other.cached_calls
+    into.saved_usd += other.saved_usd

@@ -34,6 +34,7 @@ from benchmarks import (
     llm_bound,
     patterns,
     peer,
+    ratelimit,
     routing,
     stages,
     supervision,
@@ -207,6 +208,14 @@ def _overload_table(outcomes: list[OverloadFigures]) -> Table:
     return table
 
 
+def _report_ratelimit(outcome: ratelimit.Outcome | None, console: Console) -> dict[str, Any]:
+    if outcome is None:
+        return {}
+    for table in ratelimit.tables(outcome):
+        console.print(table)
+    return {"ratelimit": asdict(outcome)}
+
+
 def _report_overload(outcomes: list[OverloadFigures] | None, console: Console) -> dict[str, Any]:
     if not outcomes:
         return {}
@@ -287,18 +296,29 @@ async def _measure(args: Options, console: Console, baseline: peer.Peer | None) 
             with console.status(f"overload: 10x the consumer's speed, {args.overload_s:g} s "
                                 "per mailbox policy"):  # fmt: skip
                 results["overload"] = await overload(mesh, seconds=args.overload_s)
-        if "decode-bomb" in args.suites:
-            with console.status("decode bombs: 1 MiB payloads at a live agent"):
-                results["decode-bomb"] = await decode_bomb.run(mesh)
-        if "profile" in args.suites:
-            with console.status(f"profile: {count:,} tells and asks, stage by stage"):
-                results["profile"] = await stages.run(mesh, count=count)
-        if "gateway" in args.suites:
-            asks = args.count or (100 if args.quick else 400)
-            with console.status(f"gateway: {asks:,} chats per level over HTTP vs Mesh.ask"):
-                results["gateway"] = await gateway.run(mesh, requests=asks)
+        results |= await _measure_newer(mesh, args, console)
     finally:
         await mesh.shutdown()
+    return results
+
+
+async def _measure_newer(mesh: Mesh, args: Options, console: Console) -> dict[str, Any]:
+    """The decode-bomb, rate-limit, profile and gateway suites, on the run's mesh."""
+    results: dict[str, Any] = {}
+    count = args.count or DEFAULT_COUNT
+    if "decode-bomb" in args.suites:
+        with console.status("decode bombs: 1 MiB payloads at a live agent"):
+            results["decode-bomb"] = await decode_bomb.run(mesh)
+    if "ratelimit" in args.suites:
+        with console.status("rate limits and the response cache: 8 agents, one key"):
+            results["ratelimit"] = await ratelimit.run(mesh, quick=args.quick)
+    if "profile" in args.suites:
+        with console.status(f"profile: {count:,} tells and asks, stage by stage"):
+            results["profile"] = await stages.run(mesh, count=count)
+    if "gateway" in args.suites:
+        asks = args.count or (100 if args.quick else 400)
+        with console.status(f"gateway: {asks:,} chats per level over HTTP vs Mesh.ask"):
+            results["gateway"] = await gateway.run(mesh, requests=asks)
     return results
 
 
@@ -418,6 +438,7 @@ def run(args: Options) -> None:
         report["llm"] = [{**asdict(r), "ideal_per_s": r.ideal_per_s, "ratio": r.ratio}
                          for r in results["llm"]]  # fmt: skip
     report |= _report_patterns(results.get("patterns"), console)
+    report |= _report_ratelimit(results.get("ratelimit"), console)
     report |= _report_overload(results.get("overload"), console)
     if "tls" in args.suites:
         report |= tls_cost.run(_plan(args), count=args.count, rounds=1 if args.quick else 2,

@@ -71,6 +71,10 @@ class Usage(BaseModel):
     cost_usd: float = 0.0
     #: Calls whose tokens were estimated because the provider reported none.
     estimated_calls: int = 0
+    #: Calls answered from the response cache (no model call, no cost).
+    cached_calls: int = 0
+    #: What the cached calls would have cost, in US dollars.
+    saved_usd: float = 0.0
 
     @property
     def tokens(self) -> int:
@@ -84,6 +88,8 @@ class Usage(BaseModel):
         self.output_tokens += other.output_tokens
         self.cost_usd += other.cost_usd
         self.estimated_calls += other.estimated_calls
+        self.cached_calls += other.cached_calls
+        self.saved_usd += other.saved_usd
 
 
 class UsageQuery(Message, type="raymesh.usage_query/1"):

@@ -23,6 +23,7 @@ from actors.providers._base import (
     ToolCall,
     ToolSpec,
     estimate_tokens,
+    rate_headers,
 )
 from mesh import ConfigError
 from mesh.extension import get_secret
@@ -41,6 +42,7 @@ __all__ = [
     "estimate_tokens",
     "make_provider",
     "parse_model",
+    "rate_headers",
 ]
 
 #: The environment variable each keyed provider reads its API key from.

@@ -28,6 +28,7 @@ __all__ = [
     "ToolCall",
     "ToolSpec",
     "estimate_tokens",
+    "rate_headers",
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -39,6 +40,19 @@ def estimate_tokens(text: str) -> int:
     Used only where a provider reports nothing, and for budget checks before a call.
     """
     return max(1, (len(text) + 3) // 4)
+
+
+def rate_headers(headers: Any) -> dict[str, str]:
+    """Return the rate-limit headers of a response (``*ratelimit*``, ``retry-after``), lower-cased.
+
+    Only these are kept on a `ModelResponse`: the limiter reads them; nothing else needs
+    the rest.
+    """
+    return {
+        k.lower(): str(v)
+        for k, v in dict(headers or {}).items()
+        if "ratelimit" in k.lower() or k.lower().startswith("retry-after")
+    }
 
 
 class ToolCall(BaseModel):
@@ -152,6 +166,10 @@ class ModelResponse(BaseModel):
     finish_reason: str | None = None
     #: Seconds the request took, retries included (set by the client).
     latency_s: float = 0.0
+    #: The provider's rate-limit headers (see `rate_headers`), for the limiter.
+    headers: dict[str, str] = Field(default_factory=dict)
+    #: Answered from the response cache: no request was made (set by the client).
+    cached: bool = False
 
 
 @runtime_checkable

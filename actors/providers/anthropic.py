@@ -19,6 +19,7 @@ from actors.providers._base import (
     ModelResponse,
     TokenUsage,
     ToolCall,
+    rate_headers,
 )
 from actors.providers._errors import provider_error
 
@@ -73,8 +74,11 @@ class AnthropicProvider:
         if tools:
             kwargs["tools"] = tools
         try:
-            reply = await self._client.messages.create(**kwargs, timeout=timeout)
-            return _response(reply, structured=request.structured)
+            # The raw response carries the rate-limit headers the limiter adjusts to.
+            raw = await self._client.messages.with_raw_response.create(**kwargs, timeout=timeout)
+            response = _response(await raw.parse(), structured=request.structured)
+            response.headers = rate_headers(raw.headers)
+            return response
         except anthropic.AnthropicError as exc:
             raise provider_error(exc, model=f"anthropic:{self.model}", sdk=anthropic) from exc
         except (AttributeError, IndexError, TypeError, ValueError) as exc:

@@ -14,7 +14,7 @@ from typing import Any
 import openai
 
 from actors.errors import ProviderError
-from actors.providers._base import ModelRequest, ModelResponse, TokenUsage, ToolCall
+from actors.providers._base import ModelRequest, ModelResponse, TokenUsage, ToolCall, rate_headers
 from actors.providers._errors import provider_error
 
 __all__ = ["OpenAIProvider"]
@@ -73,8 +73,13 @@ class OpenAIProvider:
                 },
             }
         try:
-            reply = await self._client.chat.completions.create(**kwargs, timeout=timeout)
-            return _response(reply, structured=request.structured is not None)
+            # The raw response carries the rate-limit headers the limiter adjusts to.
+            raw = await self._client.chat.completions.with_raw_response.create(
+                **kwargs, timeout=timeout
+            )
+            response = _response(raw.parse(), structured=request.structured is not None)
+            response.headers = rate_headers(raw.headers)
+            return response
         except openai.OpenAIError as exc:
             raise provider_error(exc, model=f"openai:{self.model}", sdk=openai) from exc
         except (AttributeError, IndexError, TypeError, ValueError) as exc:

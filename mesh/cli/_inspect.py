@@ -96,6 +96,10 @@ def status(
                       row["incarnation"][:8], health, dash(row["mailbox_depth"]),
                       dash(row["handled"]), dash(row["tokens"]),
                       dash(cost))  # fmt: skip
+    hits = sum(row["cache_hits"] or 0 for row in rows)
+    if hits:
+        saved = sum(row["saved_usd"] or 0.0 for row in rows)
+        table.caption = f"response cache: {hits:,} hits, ${saved:.4f} saved"
     out.print(table if rows else f"no agents in namespace {namespace!r} of {gcs}")
     if gateways:
         out.print(_gateways_table(gateways))

@@ -70,18 +70,26 @@ class AgentStats:
 
 
 def count_model_call(
-    model: str, *, tokens_in: int, tokens_out: int, cost_usd: float, estimated: bool = False
+    model: str,
+    *,
+    tokens_in: int,
+    tokens_out: int,
+    cost_usd: float,
+    estimated: bool = False,
+    saved_usd: float | None = None,
 ) -> None:
     """Count a model call on the stats of the agent whose handler made it.
 
     LLM clients call it; they do not know their host, the context does. Outside an
-    agent (a driver calling a model itself) it does nothing.
+    agent (a driver calling a model itself) it does nothing. A call answered from a
+    response cache gives `saved_usd`, what the model call would have cost.
     """
     stats = _current.get()
     if stats is None:
         return
     usage = Usage(calls=1, input_tokens=tokens_in, output_tokens=tokens_out,
-                  cost_usd=cost_usd, estimated_calls=int(estimated))  # fmt: skip
+                  cost_usd=cost_usd, estimated_calls=int(estimated),
+                  cached_calls=int(saved_usd is not None), saved_usd=saved_usd or 0.0)  # fmt: skip
     stats.models.setdefault(model, Usage()).add(usage)
 
 

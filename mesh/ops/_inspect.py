@@ -78,6 +78,8 @@ async def agent_rows(mesh: Mesh, *, timeout: float = 5.0) -> list[dict[str, Any]
             "handled": None,
             "tokens": None,
             "cost_usd": None,
+            "cache_hits": None,
+            "saved_usd": None,
             "reachable": True,
         }
         try:
@@ -96,6 +98,8 @@ async def agent_rows(mesh: Mesh, *, timeout: float = 5.0) -> list[dict[str, Any]
                 failed=stats.failed,
                 tokens=sum(u.input_tokens + u.output_tokens for u in stats.models.values()),
                 cost_usd=sum(u.cost_usd for u in stats.models.values()),
+                cache_hits=sum(u.cached_calls for u in stats.models.values()),
+                saved_usd=sum(u.saved_usd for u in stats.models.values()),
             )
         rows.append(row)
     return rows

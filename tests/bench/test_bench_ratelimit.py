@@ -1,0 +1,44 @@
+"""`raymesh bench ratelimit --quick` runs end to end: with the limiter every call completes
+and no 429 comes back, without it 429s do; the cache halves a repeated workload's requests
+and cost.
+
+Run as a subprocess (`python -m benchmarks ratelimit`), as `raymesh bench` runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_the_ratelimit_benchmark_shows_the_limiter_and_the_cache_at_work(tmp_path: Path) -> None:
+    out = tmp_path / "ratelimit.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}  # fmt: skip
+    env.pop("RAY_ADDRESS", None)  # its own local Ray, not the test session's
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "ratelimit", "--quick", "--json", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=380, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "one key's rate limit shared by 8 agents" in done.stdout
+    figures = json.loads(out.read_text())["ratelimit"]
+    rows = {row["limiter"]: row for row in figures["limits"]}
+    assert rows["on"]["completed"] == rows["on"]["calls"]
+    assert rows["on"]["http_429"] <= 1
+    assert rows["off"]["http_429"] > 0
+    assert rows["on"]["calls_per_min"] <= 1.1 * rows["on"]["limit_per_min"] + 60
+    cache = {row["cache"]: row for row in figures["cache"]}
+    assert cache["off"]["model_requests"] == cache["off"]["calls"]
+    assert cache["on"]["model_requests"] == cache["on"]["calls"] // 2
+    assert cache["on"]["cost_usd"] == pytest.approx(cache["off"]["cost_usd"] / 2)

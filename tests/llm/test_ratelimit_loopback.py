@@ -1,0 +1,104 @@
+"""The limiter with the real openai and anthropic SDKs against the loopback server (no Ray:
+the key's scheduler runs in the process): provider headers adopted, 429s pausing the key,
+fairness across conversations, and the offline model under limits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from actors import LLMClient, RetryPolicy
+from actors.loopback import LoopbackLimits, LoopbackLLMServer, Step
+
+PROVIDERS = ["openai", "anthropic"]
+PATIENT = RetryPolicy(max_attempts=6, base_delay_s=0.05, max_delay_s=1.0)
+
+
+@pytest.fixture
+def limited() -> Iterator[LoopbackLLMServer]:
+    with LoopbackLLMServer(limits=LoopbackLimits(requests=5, window_s=1.0)) as server:
+        yield server
+
+
+def _client(server: LoopbackLLMServer, provider: str, model: str, **kwargs: Any) -> LLMClient:
+    url = server.openai_url if provider == "openai" else server.anthropic_url
+    kwargs.setdefault("retry", PATIENT)
+    return LLMClient(f"{provider}:{model}", agent="limited", api_key="sk-loop", base_url=url,
+                     **kwargs)  # fmt: skip
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_the_providers_headers_set_the_limit_so_only_the_first_429_comes(
+    limited: LoopbackLLMServer, provider: str
+) -> None:
+    model = f"headers-{provider}"
+    limited.always(model, Step(text="ok"))
+    # Configured far too high: the provider's headers (5 a window) correct it. The
+    # headers give no window: the configured one (a second here, scaled from a minute).
+    limits = {"requests": 1000, "window_s": 1.0, "lease_s": 0.1}
+    client = _client(limited, provider, model, limits=limits)
+    await client.complete("first", timeout=10)  # its reply carries the headers
+    started = time.monotonic()
+    await asyncio.gather(*(client.complete(f"q{i}", timeout=30) for i in range(12)))
+    elapsed = time.monotonic() - started
+    server_limits = limited.limits
+    assert server_limits is not None
+    assert server_limits.refused <= 1
+    assert server_limits.admitted == 13
+    # 13 requests at 5 a second with a burst of 5: at least 1.5 s, and not much more.
+    assert 1.4 <= elapsed <= 4.0, elapsed
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_429_pauses_the_key_for_every_client_until_its_retry_after(
+    provider: str,
+) -> None:
+    model = f"paused-{provider}"
+    with LoopbackLLMServer() as server:
+        server.script(model, Step(status=429, headers={"retry-after": "1"}))
+        server.always(model, Step(text="ok"))
+        limits = {"requests": 100, "window_s": 1.0, "lease_s": 0.1}
+        one = _client(server, provider, model, limits=limits)
+        other = _client(server, provider, model, limits=limits)
+        first = asyncio.create_task(one.complete("hit the 429", timeout=20))
+        await asyncio.sleep(0.2)  # the 429 has come back and paused the key
+        started = time.monotonic()
+        await other.complete("another client, same key", timeout=20)
+        assert time.monotonic() - started >= 0.6  # waited out the pause: no second 429
+        await first
+        statuses = [r.path for r in server.requests_for(model)]
+        assert len(statuses) == 3  # the 429, its retry, the other client's call
+
+
+async def test_a_conversation_of_many_calls_does_not_starve_one_of_few() -> None:
+    model = "fair"
+    with LoopbackLLMServer() as server:
+        server.always(model, Step(text="ok"))
+        client = _client(server, "openai", model,
+                         limits={"requests": 4, "window_s": 1.0, "lease_s": 0.1})  # fmt: skip
+        await client.complete("drain", timeout=10, trace_id="0" * 32)
+        await client.complete("drain", timeout=10, trace_id="0" * 32)
+        await client.complete("drain", timeout=10, trace_id="0" * 32)
+        busy = [client.complete(f"busy {i}", timeout=30, trace_id="a" * 32) for i in range(6)]
+        tasks = [asyncio.create_task(c) for c in busy]
+        await asyncio.sleep(0.05)  # the busy conversation's calls are queued first
+        quiet = [client.complete(f"quiet {i}", timeout=30, trace_id="b" * 32) for i in range(2)]
+        await asyncio.gather(*tasks, *quiet)
+        order = [r.body["messages"][-1]["content"].split()[0] for r in server.requests_for(model)]
+        order = [who for who in order if who != "drain"]
+        # Round robin over the two conversations: after the busy one's calls already on
+        # their way, the quiet one's alternate with the rest, instead of coming last.
+        last_quiet = max(i for i, who in enumerate(order) if who == "quiet")
+        assert last_quiet <= 4, order
+
+
+async def test_the_offline_model_keeps_to_limits_too() -> None:
+    client = LLMClient("offline:limited", limits={"requests": 4, "window_s": 1.0, "lease_s": 0.1})
+    started = time.monotonic()
+    await asyncio.gather(*(client.complete(f"q{i}", timeout=20) for i in range(8)))
+    # A burst of 4, then 4 a second: the last of 8 calls goes about a second in.
+    assert 0.8 <= time.monotonic() - started <= 3.0
