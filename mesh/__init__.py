@@ -42,6 +42,7 @@ from mesh.errors import (
 )
 from mesh.observability import AgentStats, DeadLetter, get_logger
 from mesh.security import AccessPolicy, AccessRule
+from protocols import Chunk, Stream
 
 __all__ = [
     "AccessDeniedError",
@@ -54,6 +55,7 @@ __all__ = [
     "AgentStats",
     "BaselineError",
     "CheckpointNotFoundError",
+    "Chunk",
     "ClusterError",
     "ClusterUnreachableError",
     "ConfigError",
@@ -86,6 +88,7 @@ __all__ = [
     "RestartIntensityError",
     "RunOutcome",
     "SignatureError",
+    "Stream",
     "SupervisionError",
     "TeamHandle",
     "TeamSpec",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar, overload
 
 from mesh.config import MeshConfig
@@ -21,6 +21,7 @@ from mesh.datapath._directory import RegistryClient
 from mesh.datapath._offloop import is_large, off_loop
 from mesh.datapath._peers import PeerDirectory
 from mesh.datapath._probe_rounds import Outstanding, ProbeRounds
+from mesh.datapath._stream_reader import StreamReader
 from mesh.datapath._typeshare import TypeShare
 from mesh.errors import (
     DeadlineExceededError,
@@ -34,12 +35,15 @@ from mesh.errors import (
 from mesh.observability import DeadLetter, DeadLetterBox, get_logger
 from protocols import (
     DRIVER,
+    Chunk,
     Envelope,
     ErrorReply,
     Kind,
     Message,
     MisdirectedError,
     ProtocolError,
+    Stream,
+    StreamEnd,
     UnknownMessageTypeError,
     new_trace_id,
 )
@@ -94,6 +98,11 @@ class Endpoint:
         self.retries = 0
         self.sent_by_type: dict[str, int] = {}
         self.dead_letters = DeadLetterBox(name, config.dead_letters_kept)
+        self._streams = StreamReader(
+            config=config, codec=self.codec, peers=self.peers, read_reply=self._read_reply,
+            cancel=self._cancel_downstream,
+            refuse=lambda frame, error: self.dead_letter("wrong_peer", frame, error),
+        )  # fmt: skip
         self._logged: dict[str, float] = {}
         self._log = get_logger(agent=name)
 
@@ -314,6 +323,54 @@ class Endpoint:
         if on_spent is not None and reply.budget:
             on_spent(reply.budget)
         return await self._read_reply(reply, expect)
+
+    def stream(
+        self,
+        peer: str,
+        msg: Message,
+        *,
+        parent: Envelope | None = None,
+        timeout: float | None = None,
+        trace_id: str | None = None,
+        expect: type[Message] | None = None,
+        budget: dict[str, float] | None = None,
+        on_spent: Callable[[dict[str, float]], None] | None = None,
+        forward: Callable[[Chunk], Awaitable[None]] | None = None,
+    ) -> Stream:
+        """Ask `peer` and return the `Stream` of its chunks and reply; sent on first read.
+
+        As `ask`, but the handler's chunks come as they are emitted; `forward` is given
+        each chunk as it is read (a handler passing its worker's chunks up).
+
+        Raises:
+            EncodeError: `msg` is not a sendable message.
+            HopLimitError: The chain would pass the configured maximum of hops.
+        """
+        env = self.envelope(Kind.ASK, peer, msg, parent=parent, trace_id=trace_id,
+                            timeout=timeout, budget=budget)  # fmt: skip
+        return Stream(self._read_stream(env, msg, expect, on_spent), trace_id=env.trace_id,
+                      forward=forward)  # fmt: skip
+
+    async def _read_stream(
+        self,
+        env: Envelope,
+        msg: Message,
+        expect: type[Message] | None,
+        on_spent: Callable[[dict[str, float]], None] | None,
+    ) -> AsyncIterator[Chunk | StreamEnd]:
+        if type(msg) not in self.types.settled:
+            await self.types.share(msg)
+        self.sent += 1
+        self.sent_by_type[env.type] = self.sent_by_type.get(env.type, 0) + 1
+        reading = self._streams.read(env, expect, on_spent)
+        try:
+            async for item in reading:
+                yield item
+        except MeshError as exc:
+            self._undelivered(env, exc)
+            raise exc.with_context(trace_id=env.trace_id) from None
+        finally:
+            await reading.aclose()  # at once: a reader that stops cancels the handler
 
     async def _ask_once(self, peer: str, env: Envelope, waiting: Outstanding) -> Envelope:
         link = await self.peers.link(peer, trace_id=env.trace_id)

@@ -35,6 +35,7 @@ from mesh.datapath import Endpoint, TypeShare, translate
 from mesh.edge._connect import join_cluster, use_local_tls
 from mesh.edge._local import start_private_ray
 from mesh.edge._run import RunOutcome, run_team
+from mesh.edge._stream import open_stream
 from mesh.errors import ConfigError, MeshError, PeerNotFoundError
 from mesh.observability import (
     AgentStats,
@@ -45,7 +46,7 @@ from mesh.observability import (
     get_logger,
     span_store,
 )
-from protocols import Message, UsageQuery, UsageSummary
+from protocols import Message, Stream, UsageQuery, UsageSummary
 from protocols.patterns import Checkpoint
 
 __all__ = ["Mesh"]
@@ -351,6 +352,14 @@ class Mesh:
         """
         return await self._edge.ask(name, msg, timeout=timeout, trace_id=trace_id, expect=expect,
                                     budget=budget, at_least_once=at_least_once)  # fmt: skip
+
+    def stream(self, name: str, msg: Message, *, timeout: float | None = None) -> Stream:
+        """Ask agent `name` and return the `Stream` of its chunks, then its reply (`reply`).
+
+        Returns at once (not a coroutine); ``async with`` it and iterate; leaving early
+        cancels the handler. The errors of `ask` are raised from the iteration.
+        """
+        return open_stream(self._edge, name, msg, timeout=timeout)
 
     async def tell(
         self, name: str, msg: Message, *, trace_id: str | None = None, at_least_once: bool = False
