@@ -19,10 +19,14 @@ from actors.providers._base import (
     ModelResponse,
     Provider,
     StructuredSpec,
+    TextSink,
     TokenUsage,
     ToolCall,
     ToolSpec,
     estimate_tokens,
+    pieces,
+    streaming_to,
+    text_sink,
 )
 from mesh import ConfigError
 from mesh.extension import get_secret
@@ -35,12 +39,16 @@ __all__ = [
     "ModelSpec",
     "Provider",
     "StructuredSpec",
+    "TextSink",
     "TokenUsage",
     "ToolCall",
     "ToolSpec",
     "estimate_tokens",
     "make_provider",
     "parse_model",
+    "pieces",
+    "streaming_to",
+    "text_sink",
 ]
 
 #: The environment variable each keyed provider reads its API key from.

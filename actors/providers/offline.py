@@ -16,7 +16,8 @@ expected *shape*:
 The same conversation always gets the same answer. Token usage is estimated (about four
 characters a token) and flagged ``estimated``. Options (keyword arguments or a query
 string: ``offline:default?latency_s=0.2&fail_first_n=2``): ``latency_s`` (seconds per
-call), ``fail_first_n`` (the first N calls fail with a retryable 503), ``fail_rate``
+call; a streamed answer comes word by word, the latency spread over its words),
+``fail_first_n`` (the first N calls fail with a retryable 503), ``fail_rate``
 (a seeded random fraction of calls fail), ``seed``.
 """
 
@@ -33,10 +34,13 @@ from actors.errors import ProviderError
 from actors.providers._base import (
     ModelRequest,
     ModelResponse,
+    TextSink,
     TokenUsage,
     ToolCall,
     ToolSpec,
     estimate_tokens,
+    pieces,
+    streaming_to,
 )
 
 __all__ = ["OfflineProvider"]
@@ -84,7 +88,8 @@ class OfflineProvider:
                 longer than `timeout`.
         """
         self.calls += 1
-        if self.latency_s > 0:
+        sink = streaming_to(request)
+        if self.latency_s > 0 and (sink is None or self.latency_s > timeout):
             if self.latency_s > timeout:
                 await asyncio.sleep(max(0.0, timeout))
                 raise ProviderError(
@@ -105,6 +110,8 @@ class OfflineProvider:
                 hint="configured with fail_first_n / fail_rate",
             )
         text, calls, structured = _answer(request, self.model)
+        if sink is not None:
+            await _stream(text, sink, self.latency_s)
         output = text + (structured or "") + "".join(c.arguments for c in calls)
         return ModelResponse(
             text=text,
@@ -121,6 +128,17 @@ class OfflineProvider:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+async def _stream(text: str, sink: TextSink, latency_s: float) -> None:
+    # The answer word by word, its latency spread over the words: the first one comes
+    # after a share of it, as a model's first token would.
+    words = pieces(text) or [text]
+    pause = latency_s / len(words)
+    for word in words:
+        if pause:
+            await asyncio.sleep(pause)
+        await sink(word)
 
 
 def _answer(request: ModelRequest, model: str) -> tuple[str, list[ToolCall], str | None]:
