@@ -284,6 +284,7 @@ class Mesh:
         timeout: float = 120.0,
         trace_id: str | None = None,
         on_step: Callable[[str], object] | None = None,
+        on_text: Callable[[str], object] | None = None,
     ) -> RunOutcome:
         """Start `team`, give its entry agent `task`, and stop the team: ``raymesh run``.
 
@@ -296,6 +297,7 @@ class Mesh:
             timeout: Seconds the task may take.
             trace_id: The run's conversation (default: a new one).
             on_step: Called with what the run is doing now, e.g. for a progress line.
+            on_text: Stream the answer: called with its text as it forms (redacted).
 
         Raises:
             ConfigError: The team is invalid, or an agent failed to start.
@@ -305,7 +307,7 @@ class Mesh:
             HandlerError: The entry agent's handler raised.
         """
         return await run_team(self, team, task, timeout=timeout, trace_id=trace_id,
-                              on_step=on_step)  # fmt: skip
+                              on_step=on_step, on_text=on_text)  # fmt: skip
 
     @overload
     async def ask(self, name: str, msg: Message, *, timeout: float | None = ...,
@@ -353,13 +355,15 @@ class Mesh:
         return await self._edge.ask(name, msg, timeout=timeout, trace_id=trace_id, expect=expect,
                                     budget=budget, at_least_once=at_least_once)  # fmt: skip
 
-    def stream(self, name: str, msg: Message, *, timeout: float | None = None) -> Stream:
+    def stream(
+        self, name: str, msg: Message, *, timeout: float | None = None, trace_id: str | None = None
+    ) -> Stream:
         """Ask agent `name` and return the `Stream` of its chunks, then its reply (`reply`).
 
         Returns at once (not a coroutine); ``async with`` it and iterate; leaving early
         cancels the handler. The errors of `ask` are raised from the iteration.
         """
-        return open_stream(self._edge, name, msg, timeout=timeout)
+        return open_stream(self._edge, name, msg, timeout=timeout, trace_id=trace_id)
 
     async def tell(
         self, name: str, msg: Message, *, trace_id: str | None = None, at_least_once: bool = False
