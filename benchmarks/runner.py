@@ -34,6 +34,7 @@ from benchmarks import (
     patterns,
     peer,
     stages,
+    stream,
     supervision,
     tls_cost,
     topology,
@@ -291,6 +292,9 @@ async def _measure(args: Options, console: Console, baseline: peer.Peer | None) 
         if "profile" in args.suites:
             with console.status(f"profile: {count:,} tells and asks, stage by stage"):
                 results["profile"] = await stages.run(mesh, count=count)
+        if "stream" in args.suites:
+            with console.status("streaming: time to first token per hop, chunks per second"):
+                results["stream"] = await stream.run(mesh, quick=args.quick)
     finally:
         await mesh.shutdown()
     return results
@@ -407,6 +411,9 @@ def run(args: Options) -> None:
     if "profile" in results:
         console.print(_stages_table(results["profile"]))
         report["profile"] = stages.as_json(results["profile"])
+    if "stream" in results:
+        console.print(stream.table(results["stream"]))
+        report["stream"] = stream.as_json(results["stream"])
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(report, out, indent=2)

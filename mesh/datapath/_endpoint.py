@@ -99,7 +99,7 @@ class Endpoint:
         self.sent_by_type: dict[str, int] = {}
         self.dead_letters = DeadLetterBox(name, config.dead_letters_kept)
         self._streams = StreamReader(
-            config=config, codec=self.codec, peers=self.peers, read_reply=self._read_reply,
+            codec=self.codec, peers=self.peers, read_reply=self._read_reply,
             cancel=self._cancel_downstream,
             refuse=lambda frame, error: self.dead_letter("wrong_peer", frame, error),
         )  # fmt: skip

@@ -349,8 +349,8 @@ class AgentHost:
         return await waiter
 
     @ray.method(num_returns="streaming")
-    async def stream(self, link_id: str, seq: int, frame: bytes) -> AsyncIterator[bytes]:
-        """Accept one streamed ask; yield its chunk frames, then its reply or error frame."""
+    async def stream(self, link_id: str, seq: int, frame: bytes) -> AsyncIterator[list[bytes]]:
+        """Accept one streamed ask; yield its chunk frames in batches, then its reply or error."""
         async for out in self._streams.serve(link_id, seq, frame):
             yield out
 

@@ -162,7 +162,8 @@ class Link:
         """Send a streamed ask as its own streaming call; return Ray's generator of its frames.
 
         Like `request`, it follows everything queued before it. Ray holds at most
-        `buffered` frames the reader has not taken, and pauses the peer's call beyond.
+        `buffered` items (batches of frames) the reader has not taken, and pauses the
+        peer's call beyond.
 
         Raises:
             DiedBeforeRunError: The peer is known to have died.

@@ -13,7 +13,10 @@ from collections.abc import AsyncIterator, Callable
 
 from protocols import Chunk, Envelope
 
-__all__ = ["StreamSink"]
+__all__ = ["RAY_BATCHES", "StreamSink"]
+
+#: Batches of frames Ray holds for a reader that has not taken them (its backpressure).
+RAY_BATCHES = 2
 
 
 class StreamSink:
@@ -61,15 +64,24 @@ class StreamSink:
         self.emitted += 1
         self._ready.set()
 
-    async def frames(self) -> AsyncIterator[bytes]:
-        """Yield the chunk frames in order, then the reply frame."""
+    async def batches(self) -> AsyncIterator[list[bytes]]:
+        """Yield the chunk frames in order, all those queued at once, then the reply frame.
+
+        A reader as fast as the handler gets each chunk alone, as it is emitted; a slower
+        one gets what piled up meanwhile in one batch, one Ray item instead of many.
+        """
         while True:
             if self._frames:
-                frame = self._frames.popleft()
+                batch = list(self._frames)
+                self._frames.clear()
                 self._room.set()
-                yield frame
+                if self.done.done():
+                    batch.append(self.done.result())
+                    yield batch
+                    return
+                yield batch
             elif self.done.done():
-                yield self.done.result()
+                yield [self.done.result()]
                 return
             else:
                 self._ready.clear()

@@ -16,9 +16,9 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 
 import ray
 
-from mesh.config import MeshConfig
 from mesh.datapath._peers import PeerDirectory
 from mesh.datapath._raycalls import translate
+from mesh.datapath._sink import RAY_BATCHES
 from mesh.errors import DeadlineExceededError, DecodeError, MeshError
 from protocols import Chunk, Codec, Envelope, Kind, Message, MisdirectedError, StreamEnd
 
@@ -40,14 +40,12 @@ class StreamReader:
     def __init__(
         self,
         *,
-        config: MeshConfig,
         codec: Codec,
         peers: PeerDirectory,
         read_reply: ReadReply,
         cancel: Callable[[str, str], None],
         refuse: Callable[[Envelope, MeshError], object],
     ) -> None:
-        self._buffer = config.stream_buffer_chunks
         self._codec = codec
         self._peers = peers
         self._read_reply = read_reply
@@ -71,31 +69,32 @@ class StreamReader:
         assert env.deadline is not None  # every ask has one
         link = await self._peers.link(peer, trace_id=env.trace_id)
         env.to_incarnation = link.incarnation  # a frame is bound to one incarnation
-        calls = link.open_stream(self._codec.encode(env), self._buffer)
+        calls = link.open_stream(self._codec.encode(env), RAY_BATCHES)
         ended = False
         try:
             while True:
-                answer = await self._next(calls, env)
-                self._check(env, answer, link.incarnation)
-                if answer.kind is Kind.CHUNK:
-                    yield self._codec.decode_message(answer, Chunk)
-                    continue
-                ended = True
-                if on_spent is not None and answer.budget:
-                    on_spent(answer.budget)
-                yield StreamEnd(await self._read_reply(answer, expect))
-                return
+                for frame in await self._next(calls, env):
+                    answer = self._codec.decode(frame)
+                    self._check(env, answer, link.incarnation)
+                    if answer.kind is Kind.CHUNK:
+                        yield self._codec.decode_message(answer, Chunk)
+                        continue
+                    ended = True
+                    if on_spent is not None and answer.budget:
+                        on_spent(answer.budget)
+                    yield StreamEnd(await self._read_reply(answer, expect))
+                    return
         finally:
             if not ended:
                 # The reader stopped, or the stream failed: stop the work below it.
                 self._cancel(peer, env.id)
                 ray.cancel(calls)
 
-    async def _next(self, calls: ray.ObjectRefGenerator, env: Envelope) -> Envelope:
+    async def _next(self, calls: ray.ObjectRefGenerator, env: Envelope) -> list[bytes]:
         left = env.deadline - time.time() if env.deadline is not None else None
         try:
             async with asyncio.timeout(left):
-                frame = await (await calls.__anext__())
+                batch: list[bytes] = await (await calls.__anext__())
         except TimeoutError:
             raise DeadlineExceededError(
                 f"the stream from {env.recipient!r} of {env.type!r} did not end by its deadline",
@@ -113,7 +112,7 @@ class StreamReader:
             raise
         except Exception as exc:  # Ray's errors: the actor died, the call failed
             raise translate(exc, agent=env.recipient).with_context(trace_id=env.trace_id) from None
-        return self._codec.decode(frame)
+        return batch
 
     def _check(self, ask: Envelope, answer: Envelope, incarnation: str) -> None:
         # As for a `request` call's result: it must come from the incarnation asked,

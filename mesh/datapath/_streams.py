@@ -2,11 +2,12 @@
 
 A streamed ask comes as one Ray streaming-generator call (`AgentHost.stream`). It passes
 the same sequencing gate and frame acceptance as any ask, and waits in the mailbox like
-one; its handler's chunks go into a `StreamSink` (`_sink`) of ``stream_buffer_chunks`` frames,
-which the call yields to the reader, then the reply frame. A full sink makes `emit`
-wait, and Ray holds at most as many frames again (its generator backpressure): a slow
-reader slows the handler, and a stream never holds more than about twice the buffer.
-A reader that stops cancels the call, and so the handler.
+one; its handler's chunks go into a `StreamSink` (`_sink`) of ``stream_buffer_chunks``
+frames, which the call yields to the reader in batches (what is queued when the reader
+takes the next), then the reply frame. A full sink makes `emit` wait, and Ray holds at
+most `RAY_BATCHES` (`_sink`) batches the reader has not taken (its generator backpressure): a slow
+reader slows the handler, and a stream never holds more than (1 + `RAY_BATCHES`) times
+the buffer. A reader that stops cancels the call, and so the handler.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class StreamServer:
         self._dispatcher = dispatcher
         self._replies = replies
 
-    async def serve(self, link_id: str, seq: int, frame: bytes) -> AsyncIterator[bytes]:
+    async def serve(self, link_id: str, seq: int, frame: bytes) -> AsyncIterator[list[bytes]]:
         """Take the streamed ask `frame` from `link_id`; yield its chunk frames, then its reply.
 
         Leaving early (the reader cancelled the call) cancels the handler.
@@ -54,11 +55,11 @@ class StreamServer:
         finally:
             self._gate.release(link_id, seq)
         if error is not None:
-            yield self._replies.error_frame_for(frame, error)
+            yield [self._replies.error_frame_for(frame, error)]
             return
         try:
-            async for out in sink.frames():
-                yield out
+            async for batch in sink.batches():
+                yield batch
         finally:
             if not sink.done.done() and sink.env is not None:
                 self._dispatcher.cancel(sink.env.id)
