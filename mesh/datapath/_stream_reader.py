@@ -16,9 +16,11 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 
 import ray
 
+from mesh.datapath._letters import DeadLetterLog
 from mesh.datapath._peers import PeerDirectory
 from mesh.datapath._raycalls import translate
 from mesh.datapath._sink import RAY_BATCHES
+from mesh.datapath._typeshare import TypeShare
 from mesh.errors import DeadlineExceededError, DecodeError, MeshError
 from protocols import Chunk, Codec, Envelope, Kind, Message, MisdirectedError, StreamEnd
 
@@ -32,9 +34,11 @@ class StreamReader:
 
     Args:
         peers: The endpoint's links.
+        types: Where a script's message classes are published before they are sent.
+        letters: The endpoint's dead letters.
         read_reply: Opens a reply envelope (the endpoint's, as for an ask).
         cancel: Tells a peer to stop handling a message (the asker gave up).
-        refuse: Records a frame refused as not from the peer asked (a dead letter).
+        counted: Counts a message sent.
     """
 
     def __init__(
@@ -42,34 +46,58 @@ class StreamReader:
         *,
         codec: Codec,
         peers: PeerDirectory,
+        types: TypeShare,
+        letters: DeadLetterLog,
         read_reply: ReadReply,
         cancel: Callable[[str, str], None],
-        refuse: Callable[[Envelope, MeshError], object],
+        counted: Callable[[Envelope], None],
     ) -> None:
         self._codec = codec
         self._peers = peers
+        self._types = types
+        self._letters = letters
         self._read_reply = read_reply
         self._cancel = cancel
-        self._refuse = refuse
+        self._counted = counted
 
     async def read(
         self,
         env: Envelope,
+        msg: Message,
         expect: type[Message] | None,
         on_spent: Callable[[dict[str, float]], None] | None,
     ) -> AsyncGenerator[Chunk | StreamEnd, None]:
-        """Send streamed ask `env`; yield its chunks, then `StreamEnd` with its reply.
+        """Send `msg`, the streamed ask `env`; yield its chunks, then `StreamEnd` with its reply.
 
         Raises:
             DeadlineExceededError: The stream did not end by the ask's deadline.
             PeerNotFoundError, PeerDeadError: No live peer, or it died meanwhile.
             MeshError: The error the handler ended with, or a refused frame.
         """
+        if type(msg) not in self._types.settled:
+            await self._types.share(msg)
+        reading = self._read(env, expect, on_spent)
+        try:
+            async for item in reading:
+                yield item
+        except MeshError as exc:
+            self._letters.undelivered(env, exc)
+            raise exc.with_context(trace_id=env.trace_id) from None
+        finally:
+            await reading.aclose()  # at once: a reader that stops cancels the handler
+
+    async def _read(
+        self,
+        env: Envelope,
+        expect: type[Message] | None,
+        on_spent: Callable[[dict[str, float]], None] | None,
+    ) -> AsyncGenerator[Chunk | StreamEnd, None]:
         peer = env.recipient
         assert env.deadline is not None  # every ask has one
         link = await self._peers.link(peer, trace_id=env.trace_id)
         env.to_incarnation = link.incarnation  # a frame is bound to one incarnation
         calls = link.open_stream(self._codec.encode(env), RAY_BATCHES)
+        self._counted(env)
         ended = False
         try:
             while True:
@@ -132,5 +160,5 @@ class StreamReader:
             trace_id=ask.trace_id,
             hint="a bug or a forgery on the way back: the stream's outcome is unknown",
         )
-        self._refuse(answer, error)
+        self._letters.record("wrong_peer", answer, error)
         raise error
