@@ -21,7 +21,7 @@ from mesh.datapath._peers import PeerDirectory
 from mesh.datapath._raycalls import translate
 from mesh.datapath._sink import RAY_BATCHES
 from mesh.datapath._typeshare import TypeShare
-from mesh.errors import DeadlineExceededError, DecodeError, MeshError
+from mesh.errors import DeadlineExceededError, DecodeError, MeshError, PeerDeadError
 from protocols import Chunk, Codec, Envelope, Kind, Message, MisdirectedError, StreamEnd
 
 __all__ = ["StreamReader"]
@@ -81,6 +81,8 @@ class StreamReader:
             async for item in reading:
                 yield item
         except MeshError as exc:
+            if isinstance(exc, PeerDeadError):
+                self._peers.forget(env.recipient)  # the next send looks up its successor
             self._letters.undelivered(env, exc)
             raise exc.with_context(trace_id=env.trace_id) from None
         finally:

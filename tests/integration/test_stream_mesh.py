@@ -6,10 +6,11 @@ import asyncio
 import time
 
 import pytest
+import ray
 from _stream_agents import Flood, HowFar, Producer, Progress, Quiet, Said, Say, Talker, Writer
 from conftest import Spawn
 
-from mesh import Chunk, DeadlineExceededError, Mesh, Stream
+from mesh import Chunk, DeadlineExceededError, Mesh, PeerDeadError, Stream
 from mesh.datapath._sink import RAY_BATCHES
 
 pytestmark = pytest.mark.ray
@@ -127,6 +128,24 @@ async def test_a_slow_reader_slows_the_producer_within_the_buffer(mesh: Mesh, sp
     assert held.running
     assert [c.seq for c in [first, *rest]] == list(range(10 * buffer))  # order kept
     assert s.reply == Said(text=str(10 * buffer), agent=producer.name)
+
+
+async def test_a_peer_that_dies_mid_stream_ends_it_with_the_typed_error(
+    mesh: Mesh, spawn: Spawn
+) -> None:
+    talker = await spawn(Talker, "dying")
+    got: list[str] = []
+
+    async def read() -> None:
+        async with mesh.stream(talker.name, Say(count=100, pause_s=0.05), timeout=20) as s:
+            async for chunk in s:
+                got.append(chunk.text)
+                if len(got) == 2:
+                    ray.kill(await mesh.actor(talker.name))
+
+    with pytest.raises(PeerDeadError):
+        await read()
+    assert 2 <= len(got) < 100
 
 
 async def _settled(mesh: Mesh, name: str) -> Progress:
