@@ -24,6 +24,7 @@ from actors.errors import (
     StructuredOutputError,
     ToolError,
 )
+from actors.gate import GatedOrchestrator, VetoedError
 from actors.memory import ConversationWindow, LongTermMemory, MemoryHit, SQLiteMemory
 from actors.messages import (
     CallUsage,
@@ -56,6 +57,8 @@ from actors.roles import (
     Verifier,
 )
 from actors.router import RoutedClient, Router, RouteRule
+from actors.routing import QualityRouter, escalate
+from actors.routing_agent import Routed, RoutedAnswer, RoutingAgent
 from actors.tools import Approver, Tool, Toolbox, tool
 from actors.usage import DEFAULT_PRICES, Price, PriceTable, UsageLedger, UsageRecord, UsageTotals
 
@@ -74,6 +77,7 @@ __all__ = [
     "Completion",
     "CompletionResult",
     "ConversationWindow",
+    "GatedOrchestrator",
     "Generalist",
     "LLMAgent",
     "LLMClient",
@@ -92,14 +96,18 @@ __all__ = [
     "Prompt",
     "Provider",
     "ProviderError",
+    "QualityRouter",
     "Reasoner",
     "Remember",
     "Remembered",
     "Retriever",
     "RetryPolicy",
     "RouteRule",
+    "Routed",
+    "RoutedAnswer",
     "RoutedClient",
     "Router",
+    "RoutingAgent",
     "SQLiteMemory",
     "Safety",
     "StructuredOutputError",
@@ -114,7 +122,9 @@ __all__ = [
     "Verdict",
     "Verifier",
     "Verify",
+    "VetoedError",
     "breaker_for",
+    "escalate",
     "make_provider",
     "parse_model",
     "peer_tool",

@@ -31,7 +31,8 @@ def bench(  # noqa: PLR0917 (typer maps each parameter to an option)
         bool,
         typer.Option(
             "--quick",
-            help="topology: N in {2, 8}, 1 KiB (under a minute); tls: the same, one round.",
+            help="topology: N in {2, 8}, 1 KiB (under a minute); tls: the same, one round; "
+            "gateway: 100 requests per level.",
         ),
     ] = False,
     full: Annotated[

@@ -30,9 +30,11 @@ from benchmarks import (
     DEFAULT_COUNT,
     SUITES,
     decode_bomb,
+    gateway,
     llm_bound,
     patterns,
     peer,
+    routing,
     stages,
     stream,
     supervision,
@@ -289,14 +291,25 @@ async def _measure(args: Options, console: Console, baseline: peer.Peer | None) 
         if "decode-bomb" in args.suites:
             with console.status("decode bombs: 1 MiB payloads at a live agent"):
                 results["decode-bomb"] = await decode_bomb.run(mesh)
-        if "profile" in args.suites:
-            with console.status(f"profile: {count:,} tells and asks, stage by stage"):
-                results["profile"] = await stages.run(mesh, count=count)
-        if "stream" in args.suites:
-            with console.status("streaming: time to first token per hop, chunks per second"):
-                results["stream"] = await stream.run(mesh, quick=args.quick)
+        results |= await _measure_newer(mesh, args, console, count)
     finally:
         await mesh.shutdown()
+    return results
+
+
+async def _measure_newer(mesh: Mesh, args: Options, console: Console, count: int) -> dict[str, Any]:
+    """Run the profile, stream and gateway suites that were chosen."""
+    results: dict[str, Any] = {}
+    if "profile" in args.suites:
+        with console.status(f"profile: {count:,} tells and asks, stage by stage"):
+            results["profile"] = await stages.run(mesh, count=count)
+    if "stream" in args.suites:
+        with console.status("streaming: time to first token per hop, chunks per second"):
+            results["stream"] = await stream.run(mesh, quick=args.quick)
+    if "gateway" in args.suites:
+        asks = args.count or (100 if args.quick else 400)
+        with console.status(f"gateway: {asks:,} chats per level over HTTP vs Mesh.ask"):
+            results["gateway"] = await gateway.run(mesh, requests=asks)
     return results
 
 
@@ -344,6 +357,25 @@ def _report_topology(
     return outcome.as_json()
 
 
+def _report_newer(results: dict[str, Any], console: Console) -> dict[str, Any]:
+    """The tables and JSON of the decode-bomb, profile, gateway and stream suites that ran."""
+    report: dict[str, Any] = {}
+    if "decode-bomb" in results:
+        console.print(decode_bomb.table(results["decode-bomb"]))
+        report["decode-bomb"] = [{**asdict(shape), "held": shape.held}
+                                 for shape in results["decode-bomb"].shapes]  # fmt: skip
+    if "profile" in results:
+        console.print(_stages_table(results["profile"]))
+        report["profile"] = stages.as_json(results["profile"])
+    if "gateway" in results:
+        console.print(gateway.table(results["gateway"]))
+        report["gateway"] = gateway.as_json(results["gateway"])
+    if "stream" in results:
+        console.print(stream.table(results["stream"]))
+        report["stream"] = stream.as_json(results["stream"])
+    return report
+
+
 def run(args: Options) -> None:
     """Run the chosen suites, print their tables, and write the JSON and plot if asked.
 
@@ -360,8 +392,8 @@ def run(args: Options) -> None:
     # Before Ray starts: an offline machine fails in seconds, not after the other suites.
     wants_peer = "topology" in args.suites and not args.no_peer
     baseline = peer.ensure(progress) if wants_peer else None
-    # The tls suite starts Rays of its own, in processes of their own.
-    in_process = set(args.suites) - {"tls"}
+    # The tls suite starts Rays of its own, in processes of their own; routing needs none.
+    in_process = set(args.suites) - {"tls", "routing"}
     results = asyncio.run(_measure(args, progress, baseline)) if in_process else {}
     if "topology" in results and args.cross_node:
         _cross_node(args, results["topology"], progress)
@@ -404,16 +436,10 @@ def run(args: Options) -> None:
     if "tls" in args.suites:
         report |= tls_cost.run(_plan(args), count=args.count, rounds=1 if args.quick else 2,
                                console=console, progress=progress)  # fmt: skip
-    if "decode-bomb" in results:
-        console.print(decode_bomb.table(results["decode-bomb"]))
-        report["decode-bomb"] = [{**asdict(shape), "held": shape.held}
-                                 for shape in results["decode-bomb"].shapes]  # fmt: skip
-    if "profile" in results:
-        console.print(_stages_table(results["profile"]))
-        report["profile"] = stages.as_json(results["profile"])
-    if "stream" in results:
-        console.print(stream.table(results["stream"]))
-        report["stream"] = stream.as_json(results["stream"])
+    report |= _report_newer(results, console)
+    if "routing" in args.suites:  # model clients only: no Ray
+        report["routing"] = asyncio.run(routing.run())
+        console.print(routing.table(report["routing"]))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(report, out, indent=2)

@@ -29,10 +29,11 @@ __all__ = ["Agent", "AgentInfo", "Context", "Endpoint", "handler"]
 
 M = TypeVar("M", bound=Message)
 HandlerFn = Callable[[Any, Any, "Context"], Awaitable[Message | None] | AsyncIterator[Any]]
+H = TypeVar("H", bound=HandlerFn)
 _MARK = "__raymesh_handler__"
 
 
-def handler(fn: HandlerFn) -> HandlerFn:
+def handler(fn: H) -> H:
     """Mark an ``async def h(self, msg: SomeMessage, ctx: Context)`` method as a handler.
 
     The annotation of ``msg`` picks the messages it receives; a union (``A | B``) takes

@@ -29,6 +29,8 @@ from protocols.errors import (
 __all__ = [
     "AccessDeniedError",
     "BaselineError",
+    "ClusterError",
+    "ClusterUnreachableError",
     "ConfigError",
     "DeadlineExceededError",
     "DeadlockError",
@@ -42,6 +44,7 @@ __all__ = [
     "HopLimitError",
     "MailboxFullError",
     "MeshError",
+    "MeshNotRunningError",
     "MisdirectedError",
     "NameTakenError",
     "NoHandlerError",
@@ -206,6 +209,11 @@ class ClusterError(MeshError):
 
 class ClusterUnreachableError(ClusterError, ConnectionError):
     """Nothing answers at the cluster address given."""
+
+
+class MeshNotRunningError(ClusterError):
+    """The cluster runs, but no mesh has started in the namespace: a read-only join
+    (``raymesh status``, ``trace``, ``deadletters``) found no registry to read."""
 
 
 class TlsError(ClusterUnreachableError):

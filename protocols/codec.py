@@ -22,8 +22,6 @@ time to build them, whatever its bytes say (`DecodeLimitError` names the setting
 
 from __future__ import annotations
 
-import math
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, overload
 
@@ -31,7 +29,16 @@ import msgpack
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
-from protocols.envelope import KNOWN_FLAGS, Envelope, Kind
+from protocols._header import (
+    FRAME_VERSION,
+    HEADER_STR_BYTES,
+    MAX_BUDGET_UNITS,
+    MAX_CHAIN,
+    check_header,
+    read_header,
+)
+from protocols._limits import DecodeBudget, HeaderShape, describe, over_limit, raise_hint
+from protocols.envelope import Envelope, Kind
 from protocols.errors import (
     DecodeError,
     DecodeLimitError,
@@ -62,25 +69,8 @@ DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 DEFAULT_MAX_DEPTH = 32
 #: Arrays, maps and their elements per payload (a map entry counts its key and value).
 DEFAULT_MAX_OBJECTS = 100_000
-FRAME_VERSION = 2
-_FIELDS = 18
-_MAX_BUDGET_UNITS = 16
-_MAX_NAME = 256
-_MAX_CHAIN = 256
-_TRACE_ID = re.compile(r"[0-9a-f]{32}")
-_SPAN_ID = re.compile(r"[0-9a-f]{16}")
-_KINDS = {kind.value: kind for kind in Kind}
-_HEADER_STR_BYTES = 4 * _MAX_NAME  # names are counted in characters, of up to 4 bytes
 #: Frames up to this size hold at most this many objects: their headers are not counted.
 _UNCOUNTED_FRAME_BYTES = 16 * 1024
-#: The msgpack limits and the setting that raises each, as its error names them.
-_SETTINGS = {
-    "max_array_len": "max_array_len",
-    "max_map_len": "max_map_len",
-    "max_str_len": "max_str_len",
-    "max_bin_len": "max_payload_bytes",
-    "max_ext_len": "max_payload_bytes",
-}
 
 
 class Codec:
@@ -163,7 +153,7 @@ class Codec:
             envelope.flags,
         ]
         try:
-            _check_header(fields)
+            check_header(fields)
         except DecodeError as exc:
             raise EncodeError(f"cannot encode envelope: {exc.message}") from None
         if len(envelope.payload) > self.max_payload_bytes:
@@ -178,7 +168,7 @@ class Codec:
         try:
             frame: bytes = msgpack.packb(fields, use_bin_type=True)
         except (ValueError, TypeError) as exc:  # e.g. a lone surrogate in a name
-            raise EncodeError(f"cannot encode envelope: {_describe(exc)}") from None
+            raise EncodeError(f"cannot encode envelope: {describe(exc)}") from None
         if self.signer is not None:
             frame = self.signer.sign(frame)
         if len(frame) > self.max_frame_bytes:
@@ -205,25 +195,25 @@ class Codec:
             raise DecodeLimitError(
                 f"frame of {len(frame)} bytes exceeds the limit of {self.max_frame_bytes} bytes",
                 limit="max_frame_bytes",
-                hint=_raise_hint("max_frame_bytes"),
+                hint=raise_hint("max_frame_bytes"),
             )
         signed_at: float | None = None
         if self.signer is not None:
             frame, signed_at = self.signer.verify(frame)
         # Each msgpack object takes a byte at least: a small frame cannot hold a header
         # bomb, so only a larger one pays for counting its containers.
-        shape = _HeaderShape() if len(frame) > _UNCOUNTED_FRAME_BYTES else None
+        shape = HeaderShape() if len(frame) > _UNCOUNTED_FRAME_BYTES else None
         try:
             fields = msgpack.unpackb(
                 frame, raw=False, use_list=True, strict_map_key=True,
-                max_array_len=_MAX_CHAIN + 1, max_map_len=_MAX_BUDGET_UNITS + 1,
-                max_str_len=_HEADER_STR_BYTES, max_bin_len=self.max_payload_bytes,
+                max_array_len=MAX_CHAIN + 1, max_map_len=MAX_BUDGET_UNITS + 1,
+                max_str_len=HEADER_STR_BYTES, max_bin_len=self.max_payload_bytes,
                 max_ext_len=0, list_hook=shape and shape.take, object_hook=shape and shape.take,
             )  # fmt: skip
         except DecodeLimitError:
             raise
         except Exception as exc:  # msgpack raises a zoo of types for bad input
-            limited = _over_limit(exc, "frame", header=True)
+            limited = over_limit(exc, "frame", header=True)
             if limited is not None:
                 raise limited from None
             if self.signer is None and is_signed(frame):
@@ -231,8 +221,8 @@ class Codec:
                     "frame is signed but this process has no secret to verify it",
                     hint="give every process of the mesh the same RAYMESH_SECRET",
                 ) from None
-            raise DecodeError(f"frame is not valid msgpack: {_describe(exc)}") from None
-        envelope = _read_header(fields)
+            raise DecodeError(f"frame is not valid msgpack: {describe(exc)}") from None
+        envelope = read_header(fields)
         envelope.signed_at = signed_at
         return envelope
 
@@ -257,7 +247,7 @@ class Codec:
             )
         except Exception as exc:  # pydantic or msgpack refusing a value
             raise EncodeError(
-                f"cannot encode {message.type_tag!r}: {_describe(exc)}",
+                f"cannot encode {message.type_tag!r}: {describe(exc)}",
                 hint="message fields must be plain data: str, numbers, bytes, lists, maps, "
                 "models, datetimes",
             ) from None
@@ -326,9 +316,9 @@ class Codec:
                     f"payload of {envelope.type!r} is {len(payload)} bytes, over the limit of "
                     f"{self.max_payload_bytes} bytes",
                     limit="max_payload_bytes",
-                    hint=_raise_hint("max_payload_bytes"),
+                    hint=raise_hint("max_payload_bytes"),
                 )
-            budget = _Budget(self.max_objects, self.max_depth, envelope.type)
+            budget = DecodeBudget(self.max_objects, self.max_depth, envelope.type)
             try:
                 return msgpack.unpackb(
                     payload, raw=False, use_list=True, strict_map_key=False,
@@ -341,131 +331,12 @@ class Codec:
                 raise
             except Exception as exc:  # msgpack raises a zoo of types for bad input
                 what = f"payload of {envelope.type!r}"
-                limited = _over_limit(exc, what, header=False)
+                limited = over_limit(exc, what, header=False)
                 if limited is not None:
                     raise limited from None
-                raise DecodeError(f"{what} is not valid msgpack: {_describe(exc)}") from None
+                raise DecodeError(f"{what} is not valid msgpack: {describe(exc)}") from None
         except DecodeError as exc:
             raise exc.with_context(agent=envelope.recipient, trace_id=envelope.trace_id) from None
-
-
-class _Budget:
-    """Counts a decode's objects and nesting as msgpack builds each array and map.
-
-    The hooks run bottom-up, each as its container is complete, so a container's depth
-    is one more than its deepest child's; only containers holding containers are
-    remembered (by id: they live on inside their parent until the end). Raising here
-    stops msgpack at once, so a bomb never gets past the budget.
-    """
-
-    __slots__ = ("_deep", "_depth", "_left", "_tag")
-
-    def __init__(self, objects: int, depth: int, tag: str) -> None:
-        self._left = objects
-        self._depth = depth
-        self._tag = tag  # named in the errors, which are made only when raised
-        self._deep: dict[int, int] | None = None  # made for the first nested container
-
-    def on_list(self, items: list[Any]) -> list[Any]:
-        self._left -= len(items) + 1
-        if self._left < 0:
-            raise self._over_objects()
-        if _holds_containers(items):
-            self._nest(items, items)
-        return items
-
-    def on_map(self, entries: dict[Any, Any]) -> dict[Any, Any]:
-        self._left -= 2 * len(entries) + 1
-        if self._left < 0:
-            raise self._over_objects()
-        if _holds_containers(entries.values()):
-            self._nest(entries, entries.values())
-        return entries
-
-    def _nest(self, container: Any, children: Any) -> None:
-        deep = self._deep
-        if deep is None:
-            deep = self._deep = {}
-        depth = 1 + max(deep.pop(id(child), 1) for child in children
-                        if type(child) is list or type(child) is dict)  # fmt: skip
-        if depth > self._depth:
-            raise DecodeLimitError(
-                f"payload of {self._tag!r} nests deeper than {self._depth} levels",
-                limit="max_depth",
-                hint=_raise_hint("max_depth"),
-            )
-        deep[id(container)] = depth
-
-    def _over_objects(self) -> DecodeLimitError:
-        return DecodeLimitError(
-            f"payload of {self._tag!r} holds more objects (arrays, maps and their elements) "
-            "than allowed",
-            limit="max_objects",
-            hint=_raise_hint("max_objects"),
-        )
-
-
-def _holds_containers(items: Any) -> bool:
-    # A few items (a message's fields) are looked at one by one; many, at C speed.
-    if len(items) < 16:
-        for item in items:  # noqa: SIM110 - a loop, not any(): no generator per call
-            if type(item) is list or type(item) is dict:
-                return True
-        return False
-    kinds = set(map(type, items))
-    return list in kinds or dict in kinds
-
-
-class _HeaderShape:
-    """Refuses a header with more arrays and maps than a frame has: its own, the chain
-    and the budget. So however its bytes nest, a header costs a few small objects."""
-
-    __slots__ = ("_left",)
-
-    def __init__(self) -> None:
-        self._left = 3
-
-    def take(self, container: Any) -> Any:
-        self._left -= 1
-        if self._left < 0:
-            raise DecodeLimitError(
-                "frame header holds more arrays and maps than a frame has",
-                limit="frame header",
-                hint=_HEADER_HINT,
-            )
-        return container
-
-
-def _over_limit(exc: BaseException, what: str, *, header: bool) -> DecodeLimitError | None:
-    # msgpack names the limit a length passed in its ValueError's text, and nesting past
-    # its own stack (1024 levels, so past any max_depth) is a StackError.
-    text = str(exc)
-    if isinstance(exc, msgpack.StackError):
-        if header:
-            return DecodeLimitError(f"{what} header nests too deep", limit="frame header",
-                                    hint=_HEADER_HINT)  # fmt: skip
-        return DecodeLimitError(f"{what} nests deeper than msgpack's stack", limit="max_depth",
-                                hint=_raise_hint("max_depth"))  # fmt: skip
-    for limit, setting in _SETTINGS.items():
-        if limit in text:
-            if header and setting != "max_payload_bytes":
-                return DecodeLimitError(f"{what} header has a field longer than a header allows: "
-                                        f"{text[:120]}", limit="frame header",
-                                        hint=_HEADER_HINT)  # fmt: skip
-            return DecodeLimitError(f"{what} has a value longer than {setting} allows: "
-                                    f"{text[:120]}", limit=setting,
-                                    hint=_raise_hint(setting))  # fmt: skip
-    return None
-
-
-_HEADER_HINT = "a header holds names and numbers of fixed shapes: the sender is buggy or hostile"
-
-
-def _raise_hint(setting: str) -> str:
-    return (
-        f"a peer sent more than this mesh allows; if such messages are expected, raise "
-        f"{setting} (RAYMESH_{setting.upper()}) on every process of the mesh"
-    )
 
 
 def _plain(value: Any) -> Any:
@@ -476,103 +347,6 @@ def _plain(value: Any) -> Any:
         if offset is not None and offset % timedelta(minutes=1):
             value = value.astimezone(UTC)
     return to_jsonable_python(value)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)[:200]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _read_header(fields: Any) -> Envelope:
-    _check_header(fields)
-    (_, kind, tag, sender, recipient, trace_id, span_id, parent, corr, deadline, hops,
-     chain, msg_id, payload, budget, to_incarnation, from_incarnation, flags) = fields  # fmt: skip
-    return Envelope(
-        kind=_KINDS[kind],
-        type=tag,
-        sender=sender,
-        recipient=recipient,
-        payload=payload,
-        trace_id=trace_id,
-        span_id=span_id,
-        parent_span_id=parent,
-        correlation_id=corr,
-        deadline=deadline,
-        hops=hops,
-        chain=tuple(chain),
-        id=msg_id,
-        budget=budget,
-        to_incarnation=to_incarnation,
-        from_incarnation=from_incarnation,
-        flags=flags,
-    )
-
-
-def _check_header(fields: Any) -> None:
-    # Also run on encode, where building the envelope again would be wasted work.
-    if type(fields) is not list or len(fields) != _FIELDS:
-        raise DecodeError(f"a frame must be a msgpack array of {_FIELDS} fields")
-    (version, kind, tag, sender, recipient, trace_id, span_id, parent, corr, deadline, hops,
-     chain, msg_id, payload, budget, to_incarnation, from_incarnation, flags) = fields  # fmt: skip
-    if version != FRAME_VERSION or type(version) is not int:
-        raise DecodeError(f"unsupported frame version {version!r} (expected {FRAME_VERSION})")
-    if type(kind) is not str or kind not in _KINDS:
-        raise DecodeError(f"unknown envelope kind {kind!r}")
-    _check_name("type", tag)
-    _check_name("sender", sender)
-    _check_name("recipient", recipient)
-    _check_trace(trace_id, span_id, parent)
-    if corr is not None:
-        _check_name("correlation_id", corr)
-    if deadline is not None and (type(deadline) not in (float, int) or not math.isfinite(deadline)):
-        raise DecodeError(f"deadline {deadline!r} is not a finite number of epoch seconds")
-    if type(hops) is not int or not 0 <= hops < 2**31:
-        raise DecodeError(f"hops {hops!r} is not a small non-negative integer")
-    if type(chain) is not list or len(chain) > _MAX_CHAIN:
-        raise DecodeError(f"chain must be a list of at most {_MAX_CHAIN} agent names")
-    for name in chain:
-        _check_name("chain entry", name)
-    _check_name("id", msg_id)
-    if type(payload) is not bytes:
-        raise DecodeError(f"payload must be msgpack bin, not {type(payload).__name__}")
-    if budget is not None:
-        _check_budget(budget)
-    _check_binding(to_incarnation, from_incarnation, flags)
-
-
-def _check_binding(to_incarnation: Any, from_incarnation: Any, flags: Any) -> None:
-    for incarnation in (to_incarnation, from_incarnation):
-        if incarnation is not None and (
-            type(incarnation) is not str or not 0 < len(incarnation) <= _MAX_NAME
-        ):
-            raise DecodeError(
-                f"an incarnation must be a non-empty string of at most {_MAX_NAME} characters"
-            )
-    if type(flags) is not int or flags & ~KNOWN_FLAGS or flags < 0:
-        raise DecodeError(f"flags {flags!r} are not a combination of known flags")
-
-
-def _check_trace(trace_id: Any, span_id: Any, parent: Any) -> None:
-    if type(trace_id) is not str or not _TRACE_ID.fullmatch(trace_id):
-        raise DecodeError(f"trace_id {trace_id!r} is not 32 lowercase hex digits")
-    if type(span_id) is not str or not _SPAN_ID.fullmatch(span_id):
-        raise DecodeError(f"span_id {span_id!r} is not 16 lowercase hex digits")
-    if parent is not None and (type(parent) is not str or not _SPAN_ID.fullmatch(parent)):
-        raise DecodeError(f"parent_span_id {parent!r} is not 16 lowercase hex digits")
-
-
-def _check_budget(budget: Any) -> None:
-    if type(budget) is not dict or len(budget) > _MAX_BUDGET_UNITS:
-        raise DecodeError(f"budget must be a map of at most {_MAX_BUDGET_UNITS} units")
-    for unit, amount in budget.items():
-        _check_name("budget unit", unit)
-        if type(amount) not in (int, float) or not math.isfinite(amount) or amount < 0:
-            raise DecodeError(f"budget of {unit!r} must be a finite number >= 0, not {amount!r}")
-
-
-def _check_name(what: str, value: Any) -> None:
-    if type(value) is not str or not 0 < len(value) <= _MAX_NAME:
-        raise DecodeError(f"{what} must be a non-empty string of at most {_MAX_NAME} characters")
 
 
 _DEFAULT = Codec()

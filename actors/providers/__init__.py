@@ -55,7 +55,9 @@ __all__ = [
 API_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 PROVIDERS = ("openai", "anthropic", "offline")
 _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
-_OFFLINE_OPTIONS = {"latency_s": float, "fail_rate": float, "fail_first_n": int, "seed": int}
+_OFFLINE_OPTIONS = {
+    "latency_s": float, "fail_rate": float, "fail_first_n": int, "seed": int, "quality": str,
+}  # fmt: skip
 
 
 class ModelSpec(NamedTuple):

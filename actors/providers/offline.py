@@ -18,16 +18,26 @@ characters a token) and flagged ``estimated``. Options (keyword arguments or a q
 string: ``offline:default?latency_s=0.2&fail_first_n=2``): ``latency_s`` (seconds per
 call; a streamed answer comes word by word, the latency spread over its words),
 ``fail_first_n`` (the first N calls fail with a retryable 503), ``fail_rate``
-(a seeded random fraction of calls fail), ``seed``.
+(a seeded random fraction of calls fail), ``seed``, and ``quality``.
+
+``quality`` (``offline:small?quality=easy:0.9,medium:0.6,hard:0.2``) makes it answer
+arithmetic questions ("What is 3 * (4 + 5)?") correctly with a probability per
+difficulty, where the difficulty is the expression's operator count (1 easy, 2 medium,
+3 or more hard); otherwise its answer is off by a little. The draw is seeded by the model,
+the seed and the question, so a model asked the same question again gives the same answer.
+With prices from the price table (``PriceTable({"offline:small": {...}})``) this stands in
+for a cheap and a strong model in routing benchmarks (``benchmarks/routing.py``).
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import hashlib
 import json
 import random
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from actors.errors import ProviderError
@@ -42,11 +52,17 @@ from actors.providers._base import (
     pieces,
     streaming_to,
 )
+from mesh import ConfigError
 
-__all__ = ["OfflineProvider"]
+__all__ = ["DIFFICULTIES", "OfflineProvider"]
+
+#: What `quality` is given per: an expression of 1, 2, 3 or more operators.
+DIFFICULTIES = ("easy", "medium", "hard")
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_'-]*")
+_EXPRESSION = re.compile(r"[-(\d][\d\s()+*-]*\d\)*")
+_OPERATORS = {ast.Add: int.__add__, ast.Sub: int.__sub__, ast.Mult: int.__mul__}
 _TOOL_ASK = re.compile(r"\b(use|call|invoke|run|compute|calculate|look up|search)\b", re.I)
 
 
@@ -63,6 +79,7 @@ class OfflineProvider:
         fail_first_n: int = 0,
         fail_rate: float = 0.0,
         seed: int = 0,
+        quality: str | Mapping[str, float] | None = None,
     ) -> None:
         """Configure the stand-in.
 
@@ -71,13 +88,21 @@ class OfflineProvider:
             latency_s: Seconds each call takes.
             fail_first_n: The first N calls fail with a retryable HTTP 503.
             fail_rate: The fraction of later calls that fail (seeded, so repeatable).
-            seed: Seed of the failure draws.
+            seed: Seed of the failure draws and of `quality`'s draws.
+            quality: Probability of a correct answer to an arithmetic question, per
+                difficulty (``easy``, ``medium``, ``hard``): a mapping, or
+                ``"easy:0.9,medium:0.6,hard:0.2"``.
+
+        Raises:
+            ConfigError: `quality` names another difficulty or a probability outside [0, 1].
         """
         self.model = model
         self.latency_s = latency_s
         self.fail_first_n = fail_first_n
         self.fail_rate = fail_rate
         self.calls = 0
+        self.seed = seed
+        self.quality = _quality(quality, model)
         self._rng = random.Random(f"{model}:{seed}")
 
     async def send(self, request: ModelRequest, *, timeout: float) -> ModelResponse:
@@ -110,6 +135,8 @@ class OfflineProvider:
                 hint="configured with fail_first_n / fail_rate",
             )
         text, calls, structured = _answer(request, self.model)
+        if self.quality and not (calls or structured):
+            text = self._arithmetic(request) or text
         if sink is not None:
             await _stream(text, sink, self.latency_s)
         output = text + (structured or "") + "".join(c.arguments for c in calls)
@@ -128,6 +155,25 @@ class OfflineProvider:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+    def _arithmetic(self, request: ModelRequest) -> str | None:
+        """Answer the prompt's arithmetic question, right with the configured probability."""
+        last_user = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+        found = _EXPRESSION.search(last_user)
+        if found is None:
+            return None
+        try:
+            value, operators = _evaluate(ast.parse(found.group(0).strip(), mode="eval").body)
+        except (SyntaxError, ValueError):
+            return None
+        if operators == 0:
+            return None
+        difficulty = DIFFICULTIES[min(operators, len(DIFFICULTIES)) - 1]
+        key = f"{self.model}:{self.seed}:{found.group(0)}".encode()
+        draw = int(hashlib.sha256(key).hexdigest()[:8], 16) / 0x1_0000_0000
+        if draw >= self.quality.get(difficulty, 1.0):
+            value += 1 + int(draw * 1000) % 9  # wrong, by a little: still a plausible answer
+        return f"Answer: {value}"
 
 
 async def _stream(text: str, sink: TextSink, latency_s: float) -> None:
@@ -269,3 +315,46 @@ def _role_answer(system: str, prompt: str, digest: str) -> str:
             f"Answer: {gist}"
         )
     return f"Answer ({digest[:8]}): {gist}"
+
+
+def _quality(quality: str | Mapping[str, float] | None, model: str) -> dict[str, float]:
+    """Parse ``"easy:0.9,medium:0.6"`` (or check a mapping) into difficulty -> probability."""
+    if quality is None:
+        return {}
+    pairs = (
+        quality.items()
+        if isinstance(quality, Mapping)
+        else (item.partition(":")[::2] for item in quality.split(",") if item.strip())
+    )
+    parsed: dict[str, float] = {}
+    for name, value in pairs:
+        try:
+            probability = float(value)
+        except ValueError:
+            probability = -1.0
+        if name.strip() not in DIFFICULTIES or not 0 <= probability <= 1:
+            raise ConfigError(
+                f"offline:{model}: quality {name!s}:{value!s} is not a difficulty and a "
+                "probability",
+                hint=f"write quality=easy:0.9,medium:0.6,hard:0.2 ({', '.join(DIFFICULTIES)})",
+            )
+        parsed[name.strip()] = probability
+    return parsed
+
+
+def _evaluate(node: ast.expr) -> tuple[int, int]:
+    """Return the value of an integer +, -, * expression and its operator count.
+
+    Raises:
+        ValueError: Anything else (names, calls, division...): not an arithmetic question.
+    """
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value, 0
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        value, count = _evaluate(node.operand)
+        return -value, count
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        left, left_count = _evaluate(node.left)
+        right, right_count = _evaluate(node.right)
+        return _OPERATORS[type(node.op)](left, right), left_count + right_count + 1
+    raise ValueError("not integer arithmetic")

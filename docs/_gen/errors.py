@@ -8,12 +8,14 @@ from collections.abc import Iterator
 
 #: raymesh's packages: importing them defines every error class.
 PACKAGES = ("protocols", "mesh", "actors")
+#: Packages that importing `PACKAGES` does not import (kept out of the runtime's imports).
+EXTRA = ("mesh.gateway",)
 #: The public modules, in the order an error's home (where to import it from) is looked for.
-HOMES = ("protocols", "mesh", "actors", "protocols.patterns")
+HOMES = ("protocols", "mesh", "actors", "protocols.patterns", "mesh.gateway")
 
 
 def _root() -> type[BaseException]:
-    for name in PACKAGES:
+    for name in (*PACKAGES, *EXTRA):
         importlib.import_module(name)
     root: type[BaseException] = importlib.import_module("protocols").MeshError
     return root

@@ -17,7 +17,7 @@ ROOT = DOCS.parent
 if str(DOCS) not in sys.path:
     sys.path.insert(0, str(DOCS))
 
-from _gen import bench, cli, errors, settings  # noqa: E402 (after the path is set)
+from _gen import bench, cli, errors, settings, teams  # noqa: E402 (after the path is set)
 
 #: The public packages whose ``__all__`` the API reference documents.
 API = ("protocols", "protocols.patterns", "mesh", "actors")
@@ -94,3 +94,5 @@ write(
 )
 for package in API:
     write(f"reference/api/{package}.md", api_page(package))
+for path, page in teams.render_all(ROOT).items():
+    write(path, page)

@@ -1,9 +1,9 @@
 """The ``raymesh`` command: the app, built from the command modules and the plugins.
 
 Each module adds one group of commands (``register(app)``): running a team (`_run`),
-the local head (`_cluster`), jobs (`_jobs`), inspecting a running mesh (`_inspect`),
-approvals (`_approvals`). Other packages add theirs under the ``raymesh.commands``
-entry points.
+serving one over HTTP (`_serve`), the local head (`_cluster`), jobs (`_jobs`), inspecting
+a running mesh (`_inspect`), approvals (`_approvals`). Other packages add theirs under
+the ``raymesh.commands`` entry points.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from importlib.metadata import entry_points, version
 import typer
 from rich.markup import escape
 
-from mesh.cli import _approvals, _cluster, _inspect, _jobs, _run
+from mesh.cli import _approvals, _cluster, _inspect, _jobs, _run, _serve
 from mesh.cli._console import err, fail
 
 __all__ = ["app", "fail"]
@@ -56,6 +56,6 @@ def _add_plugin_commands() -> None:
 # In this order in `raymesh --help`.
 _approvals.register(app)
 app.command("version")(show_version)
-for _commands in (_run, _cluster, _jobs, _inspect):
+for _commands in (_run, _serve, _cluster, _jobs, _inspect):
     _commands.register(app)
 _add_plugin_commands()

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mesh.cli._console import dash, err, fail, out
@@ -39,15 +40,25 @@ def _read(
     what: str,
     read: Callable[[Mesh], Awaitable[T]],
     timeout: float | None,
-) -> tuple[str, str, T]:
-    """Return the GCS address, the namespace and what `read` found of that mesh."""
+) -> tuple[str, str, T | None]:
+    """Return the GCS address, the namespace and what `read` found of that mesh.
+
+    A namespace where no mesh runs has nothing to read: None, with a note (the look starts
+    nothing there).
+    """
     from mesh.config import MeshConfig
+    from mesh.errors import MeshNotRunningError
     from mesh.ops import gcs_address, inspect_mesh
 
     namespace = namespace or MeshConfig().namespace
     gcs = gcs_address(address)
     with err.status(f"reading {what} of {gcs} (namespace {namespace})"):
-        return gcs, namespace, inspect_mesh(gcs, namespace=namespace, read=read, timeout=timeout)
+        try:
+            found = inspect_mesh(gcs, namespace=namespace, read=read, timeout=timeout)
+        except MeshNotRunningError:
+            err.print(f"no mesh runs in namespace {namespace!r} of {gcs}")
+            return gcs, namespace, None
+    return gcs, namespace, found
 
 
 def status(
@@ -55,16 +66,19 @@ def status(
     namespace: Namespace = None,
     as_json: AsJson = False,
 ) -> None:
-    """Show the mesh's agents: role, model, node, health, mailbox, handled, tokens, cost."""
-    from mesh.ops import agent_rows
+    """Show the mesh's agents (role, model, node, health, mailbox, handled, tokens, cost)
+    and its gateways (`raymesh serve`: application, route, replicas, status)."""
+    from mesh.ops import status_rows
 
     try:
         # No deadline in all: each agent has its own, after which it shows unreachable.
-        gcs, namespace, rows = _read(address, namespace, "the registry", agent_rows, None)
+        gcs, namespace, found = _read(address, namespace, "the registry", status_rows, None)
     except MeshError as exc:
         fail(exc)
+    rows, gateways = found or ([], [])
     if as_json:
-        typer.echo(json.dumps({"address": gcs, "namespace": namespace, "agents": rows}, indent=2))
+        shown = {"address": gcs, "namespace": namespace, "agents": rows, "gateways": gateways}
+        typer.echo(json.dumps(shown, indent=2))
         return
     table = Table(title=f"agents of {gcs}, namespace {namespace}")
     numbers = ("mailbox", "handled", "tokens", "cost $")
@@ -83,6 +97,19 @@ def status(
                       dash(row["handled"]), dash(row["tokens"]),
                       dash(cost))  # fmt: skip
     out.print(table if rows else f"no agents in namespace {namespace!r} of {gcs}")
+    if gateways:
+        out.print(_gateways_table(gateways))
+
+
+def _gateways_table(gateways: list[dict[str, Any]]) -> Table:
+    table = Table(title="gateways (raymesh serve)")
+    for column in ("application", "route", "url", "models", "replicas", "status"):
+        table.add_column(column, justify="right" if column == "replicas" else "left")
+    for row in gateways:
+        cells = (row["application"], dash(row["route"]), dash(row["url"]),
+                 ", ".join(row["models"]), str(row["replicas"]), row["status"])  # fmt: skip
+        table.add_row(*(escape(cell) for cell in cells))
+    return table
 
 
 def trace(
@@ -130,7 +157,8 @@ def _trace_spans(trace_id: str | None, address: str | None, namespace: str | Non
 
     spans: list[Any] = []
     if address or os.environ.get("RAY_ADDRESS") or live_head() is not None:
-        _, _, spans = _read(address, namespace, "the spans", lambda m: m.trace(trace_id), 10.0)
+        _, _, kept = _read(address, namespace, "the spans", lambda m: m.trace(trace_id), 10.0)
+        spans = kept or []
     spans = spans or saved_trace(trace_id)
     if spans:
         return spans
@@ -166,7 +194,7 @@ def deadletters(
             lambda m: m.dead_letters(agent, limit=limit),
             5.0,
         )
-        rows = [letter.model_dump() for letter in letters]
+        rows = [letter.model_dump() for letter in letters or []]
     except MeshError as exc:
         fail(exc)
     if as_json:

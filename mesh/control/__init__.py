@@ -10,7 +10,7 @@ from mesh.control._patterns import PatternConductor
 from mesh.control._registry import start_registry
 from mesh.control._spawn import start_host
 from mesh.control._supervisor import SUPERVISOR, TeamHandle, supervisor_options
-from mesh.control._team import AgentSpec, TeamSpec, load_team, with_access
+from mesh.control._team import AgentSpec, ServeSpec, TeamSpec, load_team, with_access
 
 __all__ = [
     "APPROVALS_NAME",
@@ -19,6 +19,7 @@ __all__ = [
     "CheckpointNotFoundError",
     "PatternConductor",
     "RayApprovalGate",
+    "ServeSpec",
     "TeamHandle",
     "TeamSpec",
     "load_team",

@@ -23,6 +23,7 @@ error then, naming the file and the field, not at the first message.
       - name: writers
         agents: [...]
     access: {...}                  # who may send what to whom: see mesh.security._acl
+    serve: {replicas: 2, port: 8000}  # `raymesh serve`: see ServeSpec
 
 A value that looks like an API key or token is a load error: keys come from the
 environment or a secrets file (mesh.security._secrets), never from a team file.
@@ -55,7 +56,15 @@ from mesh.control._policy import RestartType, Strategy
 from mesh.errors import ConfigError
 from mesh.security import AccessPolicy, AgentAccess, compile_access, secret_fields
 
-__all__ = ["ROLE_GROUP", "AgentSpec", "TeamSpec", "load_team", "resolve_agent", "with_access"]
+__all__ = [
+    "ROLE_GROUP",
+    "AgentSpec",
+    "ServeSpec",
+    "TeamSpec",
+    "load_team",
+    "resolve_agent",
+    "with_access",
+]
 
 ROLE_GROUP = "raymesh.roles"
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -128,6 +137,40 @@ class AgentSpec(BaseModel):
         return self._access
 
 
+class ServeSpec(BaseModel):
+    """How ``raymesh serve`` serves a team over HTTP (the team file's ``serve:`` block).
+
+    Scaling is Ray Serve's: `replicas` or `autoscaling_config` (passed to Serve as they
+    are) and `max_ongoing_requests` per replica. The rate limit is per token and per
+    replica: N replicas admit up to N times `rate_per_s` for one token.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    replicas: int = Field(1, ge=1, description="Gateway replicas (without autoscaling).")
+    autoscaling_config: dict[str, Any] | None = Field(
+        None, description="Ray Serve's autoscaling settings (min_replicas, max_replicas, ...)."
+    )
+    max_ongoing_requests: int = Field(64, ge=1, description="Requests one replica takes at once.")
+    port: int = Field(8000, ge=1, le=65535, description="The HTTP port of Serve's proxy.")
+    host: str = Field("127.0.0.1", description="The address Serve's proxy listens on.")
+    route_prefix: str = Field("/", pattern=r"^/", description="Where the API is mounted.")
+    cors_origins: tuple[str, ...] = Field((), description="Origins allowed by CORS (none: off).")
+    deadline_s: float = Field(60.0, gt=0, description="A request's deadline given none.")
+    max_deadline_s: float = Field(300.0, gt=0, description="Cap on X-Raymesh-Deadline-S.")
+    max_body_bytes: int = Field(1_048_576, ge=1, description="Larger request bodies get 413.")
+    rate_per_s: float = Field(20.0, gt=0, description="Requests a token may make per second.")
+    burst: int = Field(40, ge=1, description="Requests a token may make at once.")
+
+    @model_validator(mode="after")
+    def _deadlines(self) -> ServeSpec:
+        if self.deadline_s > self.max_deadline_s:
+            raise ValueError(
+                f"deadline_s {self.deadline_s} is over max_deadline_s {self.max_deadline_s}"
+            )
+        return self
+
+
 class TeamSpec(BaseModel):
     """A team: a supervisor with its agents and sub-teams."""
 
@@ -147,6 +190,7 @@ class TeamSpec(BaseModel):
     pattern: PatternSpec | None = Field(
         None, description="A conversation pattern its conductor runs on each task."
     )
+    serve: ServeSpec | None = Field(None, description="How `raymesh serve` serves the team.")
 
     @model_validator(mode="before")
     @classmethod
@@ -164,6 +208,8 @@ class TeamSpec(BaseModel):
             seen.add(name)
         if self.entry is not None and self.entry not in {a.name for a in self.walk_agents()}:
             raise ValueError(f"entry {self.entry!r} is not an agent of team {self.name!r}")
+        if any(team.serve is not None for team in self.walk_teams()):
+            raise ValueError("serve: only the top-level team of a file may declare it")
         if any(team.access is not None for team in self.walk_teams()):
             raise ValueError("access: only the top-level team of a file may declare access rules")
         if self.access is not None:

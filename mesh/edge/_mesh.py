@@ -7,54 +7,37 @@ ids are minted. It talks to agents the same way they talk to each other.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, overload
 
 import ray
 
-from mesh.agent import Agent, AgentInfo
 from mesh.config import MeshConfig
 from mesh.control import (
-    SUPERVISOR,
-    AgentSpec,
-    RayApprovalGate,
     TeamHandle,
     TeamSpec,
-    load_team,
-    start_host,
-    start_registry,
-    supervisor_options,
-    type_catalog,
 )
-from mesh.datapath import Endpoint, TypeShare, translate
+from mesh.datapath import Endpoint, TypeShare
+from mesh.edge._approvals import Approvals
 from mesh.edge._connect import join_cluster, use_local_tls
+from mesh.edge._lifecycle import Lifecycle
 from mesh.edge._local import start_private_ray
 from mesh.edge._run import RunOutcome, run_team
+from mesh.edge._services import Services
 from mesh.edge._stream import open_stream
-from mesh.errors import ConfigError, MeshError, PeerNotFoundError
-from mesh.observability import (
-    AgentStats,
-    DeadLetter,
-    UsageReport,
-    collect_dead_letters,
-    configure_logging,
-    get_logger,
-    span_store,
-)
-from protocols import Message, Stream, UsageQuery, UsageSummary
-from protocols.patterns import Checkpoint
+from mesh.errors import ConfigError, MeshNotRunningError
+from mesh.observability import configure_logging, get_logger
+from protocols import Message, Stream
 
 __all__ = ["Mesh"]
 
 M = TypeVar("M", bound=Message)
 
 
-class Mesh:
+class Mesh(Lifecycle, Approvals):
     """A handle on a mesh of agents in one Ray namespace.
 
     Use `Mesh.local()` or `Mesh.connect()` rather than the constructor, and one event
@@ -65,18 +48,25 @@ class Mesh:
             reply = await mesh.ask("echo", Question(text="hi"))
     """
 
-    def __init__(self, *, config: MeshConfig, owns_ray: bool) -> None:
+    def __init__(self, *, config: MeshConfig, owns_ray: bool, read_only: bool = False) -> None:
         configure_logging(fmt=config.log_format, level=config.log_level)
         self.config = config
         self._owns_ray = owns_ray
-        self._registry = start_registry(namespace=config.namespace, lease_s=config.lease_s)
-        self._spans = span_store(namespace=config.namespace, capacity=config.max_spans)
+        self._read_only = read_only
+        try:
+            services = Services.find(config) if read_only else Services.start(config)
+        except MeshNotRunningError:
+            if owns_ray and ray.is_initialized():
+                ray.shutdown()
+            raise
+        self._registry = services.registry
+        self._spans = services.spans
         self._edge = Endpoint(
             name=f"edge-{uuid.uuid4().hex[:8]}",
             incarnation=uuid.uuid4().hex[:16],
             config=config,
             registry=self._registry,
-            types=TypeShare.of_catalog(type_catalog(namespace=config.namespace)),
+            types=TypeShare.of_catalog(services.catalog),
         )
         # Agents this mesh spawned, in start order, with their host handles.
         self._spawned: dict[str, Any] = {}
@@ -140,6 +130,7 @@ class Mesh:
         *,
         config: MeshConfig | None = None,
         tls: bool | Path | None = None,
+        read_only: bool = False,
         **ray_init_kwargs: Any,
     ) -> Mesh:
         """Join the Ray cluster at `address` (``auto``, ``ray://host:10001``, ``host:6379``).
@@ -147,6 +138,9 @@ class Mesh:
         Args:
             address: Where the cluster's GCS (or Ray Client server) listens.
             config: Limits and timings; read from ``RAYMESH_*`` variables when omitted.
+            read_only: Find the namespace's service actors instead of starting them, and
+                refuse to spawn: a look at a mesh (``raymesh status``) leaves the cluster
+                as it found it.
             tls: None: speak TLS if the cluster does, with the certificates in
                 ``$RAYMESH_TLS_DIR``, else ``$RAYMESH_HOME/tls``. True: require it. A
                 path: the directory of ``ca.crt``, ``node.crt`` and ``node.key``.
@@ -157,12 +151,13 @@ class Mesh:
             ClusterUnreachableError: Nothing answers at the address.
             TlsError: The cluster and this client disagree on TLS or on its CA.
             ConfigError: The cluster refused the connection.
+            MeshNotRunningError: `read_only`, and no mesh started in the namespace.
         """
         config = config or MeshConfig()
         owns = not ray.is_initialized()
         if owns:
             join_cluster(address, namespace=config.namespace, tls=tls, **ray_init_kwargs)
-        return cls(config=config, owns_ray=owns)
+        return cls(config=config, owns_ray=owns, read_only=read_only)
 
     @property
     def name(self) -> str:
@@ -196,85 +191,6 @@ class Mesh:
         tb: TracebackType | None,
     ) -> None:
         await self.shutdown()
-
-    async def spawn(
-        self,
-        agent_cls: type[Agent],
-        *,
-        name: str,
-        role: str | None = None,
-        capabilities: Sequence[str] = (),
-        model: str | None = None,
-        topics: Sequence[str] = (),
-        concurrency: int | None = None,
-        mailbox_size: int | None = None,
-        actor_options: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> AgentInfo:
-        """Start `agent_cls` in a new host actor and register it as `name`.
-
-        Args:
-            agent_cls: An `Agent` subclass.
-            name: Unique among live agents of the namespace.
-            role: Its role, for `peers(role=...)` lookups.
-            capabilities: What it can do, for `peers(capability=...)` lookups.
-            model: The model behind it (LLM agents use it; the registry shows it).
-            topics: Topics it subscribes to, besides its class's `topics`.
-            concurrency: Messages handled at once (default: the class's `concurrency`).
-            mailbox_size: Messages queued before refusal (default: the config's).
-            actor_options: Extra Ray actor options (resources, scheduling_strategy, ...).
-            kwargs: Passed to the agent class's constructor.
-
-        Raises:
-            ConfigError: The class, the name or an option is not usable, or the agent
-                failed to start (its constructor or on_start raised).
-            NameTakenError: A live agent already has the name.
-        """
-        spec = AgentSpec.build(
-            name=name,
-            agent=agent_cls,
-            role=role,
-            capabilities=tuple(capabilities),
-            model=model,
-            topics=tuple(topics),
-            concurrency=concurrency,
-            mailbox_size=mailbox_size,
-            options=kwargs,
-            actor_options=actor_options or {},
-        )
-        await self._registry.evict_if_dead(name)
-        # Before the agent runs: a peer may meet its replies' types at its first message.
-        await self._edge.types.publish(agent_cls.message_classes)
-        host, info = await start_host(spec, self.config)
-        self._spawned[name] = host
-        return info
-
-    async def team(self, source: str | Path | dict[str, Any] | TeamSpec) -> TeamHandle:
-        """Start a team tree from a spec, a mapping or a YAML file, under a root supervisor.
-
-        Raises:
-            ConfigError: The team file or spec is invalid, or an agent failed to start.
-            NameTakenError: A live agent already has one of the team's names.
-        """
-        spec = load_team(source)
-        for agent in spec.walk_agents():
-            await self._registry.evict_if_dead(agent.name)
-        root = SUPERVISOR.options(
-            **supervisor_options(
-                spec, name=f"raymesh.team.{spec.name}", namespace=self.config.namespace
-            )
-        ).remote()
-        try:
-            started = await root.start.remote(spec, self.config, spec.name)
-        except ray.exceptions.RayError as exc:
-            ray.kill(root)
-            raise ConfigError(f"team {spec.name!r} could not start: {exc}") from exc
-        if "error" in started:
-            ray.kill(root)
-            raise MeshError.from_wire(started["error"])
-        team = TeamHandle(spec, root)
-        self._teams.append(team)
-        return team
 
     async def run(
         self,
@@ -379,140 +295,3 @@ class Mesh:
             MailboxFullError: The agent's mailbox was full; the message was not queued.
         """
         await self._edge.tell(name, msg, trace_id=trace_id, at_least_once=at_least_once)
-
-    async def agents(
-        self, *, role: str | None = None, capability: str | None = None
-    ) -> list[AgentInfo]:
-        """Return the live agents of the namespace, optionally by role and/or capability."""
-        return [info for info, _ in await self._registry.find(role=role, capability=capability)]
-
-    async def usage(
-        self, *, names: Sequence[str] | None = None, trace_id: str | None = None
-    ) -> UsageReport:
-        """Return model usage and cost, totalled per agent, team, model and trace.
-
-        Args:
-            names: The agents to ask (default: every live agent of the namespace).
-            trace_id: Count only this conversation.
-
-        The teams are those this mesh started (`team`).
-        """
-        if names is None:
-            names = [info.name for info in await self.agents()]
-        summaries = await asyncio.gather(
-            *(self.ask(name, UsageQuery(), timeout=5, expect=UsageSummary) for name in names),
-            return_exceptions=True,
-        )
-        return UsageReport.of(
-            [s for s in summaries if isinstance(s, UsageSummary)],
-            trace_id=trace_id,
-            teams=await self._team_paths(),
-        )
-
-    async def _team_paths(self) -> dict[str, str]:
-        # Each member agent's team path (``review/writers``), for usage per team.
-        paths: dict[str, str] = {}
-        for team in self._teams:
-            if not team.stopped:
-                with contextlib.suppress(ray.exceptions.RayError):  # it failed: none run
-                    paths |= {row["name"]: row["team"] for row in await team.members()
-                              if row["kind"] == "agent"}  # fmt: skip
-        return paths
-
-    async def trace(self, trace_id: str | None = None) -> list[dict[str, Any]]:
-        """Return the spans of a conversation kept by the mesh, in start order.
-
-        Args:
-            trace_id: The conversation; the most recent one when None.
-        """
-        if trace_id is None:
-            trace_id = await self._spans.last_trace.remote()
-            if trace_id is None:
-                return []
-        spans: list[dict[str, Any]] = await self._spans.trace.remote(trace_id)
-        return spans
-
-    async def dead_letters(self, agent: str | None = None, *, limit: int = 100) -> list[DeadLetter]:
-        """Return the most recent dead letters of the live agents and this edge, oldest first.
-
-        Args:
-            agent: Only those that concern this agent (recorded by, sent by or sent to it).
-            limit: At most this many (the most recent).
-        """
-        hosts = [handle for _, handle in await self._registry.find()]
-        return await collect_dead_letters(
-            hosts, self._edge.dead_letters.recent(), agent=agent, limit=limit
-        )
-
-    async def span_stats(self) -> dict[str, int]:
-        """Return how many spans the mesh keeps, its capacity and how many it dropped."""
-        stats: dict[str, int] = await self._spans.stats.remote()
-        return stats
-
-    async def approvals(self) -> list[Checkpoint]:
-        """Return the approval checkpoints waiting for a person, oldest first."""
-        return await self._approval_gate().pending()
-
-    async def approve(self, checkpoint_id: str, *, edit: str | None = None) -> None:
-        """Approve a waiting checkpoint; `edit` replaces its proposal.
-
-        Raises:
-            CheckpointNotFoundError: No such checkpoint is pending (decided or timed out).
-        """
-        await self._approval_gate().approve(checkpoint_id, edit=edit, by=self.name)
-
-    async def reject(self, checkpoint_id: str, *, reason: str = "") -> None:
-        """Reject a waiting checkpoint: its conversation fails with `ApprovalRejectedError`.
-
-        Raises:
-            CheckpointNotFoundError: No such checkpoint is pending (decided or timed out).
-        """
-        await self._approval_gate().reject(checkpoint_id, reason=reason, by=self.name)
-
-    def _approval_gate(self) -> RayApprovalGate:
-        return RayApprovalGate.get_or_create(namespace=self.config.namespace)
-
-    async def stats(self, name: str) -> AgentStats:
-        """Return agent `name`'s counters.
-
-        Raises:
-            PeerNotFoundError: No live agent is registered as `name`.
-            PeerDeadError: It died.
-        """
-        handle = await self.actor(name)
-        try:
-            return AgentStats(**await handle.stats.remote())
-        except ray.exceptions.RayError as exc:
-            raise translate(exc, agent=name) from exc
-
-    async def actor(self, name: str) -> Any:
-        """Return the Ray actor handle hosting agent `name` (for Ray-level operations).
-
-        Raises:
-            PeerNotFoundError: No live agent is registered as `name`.
-        """
-        found = await self._registry.lookup(name)
-        if found is None:
-            raise PeerNotFoundError(f"no agent named {name!r}", agent=name)
-        return found[1]
-
-    async def stop(self, name: str) -> None:
-        """Stop agent `name` gracefully (handlers finish, on_stop runs), then end its actor."""
-        host = self._spawned.pop(name, None) or await self.actor(name)
-        try:
-            await asyncio.wait_for(host.stop.remote(), self.config.stop_grace_s * 2 + 1)
-        except (TimeoutError, ray.exceptions.RayError) as exc:
-            self._log.warning("agent did not stop gracefully; killing it", agent=name,
-                              error=type(exc).__name__)  # fmt: skip
-        ray.kill(host)
-
-    async def shutdown(self) -> None:
-        """Stop the teams and agents this mesh started, newest first, then Ray if it started it."""
-        for team in reversed(self._teams):
-            await team.stop()
-        self._teams.clear()
-        for name in reversed(list(self._spawned)):
-            await self.stop(name)
-        self._edge.close()
-        if self._owns_ray and ray.is_initialized():
-            ray.shutdown()

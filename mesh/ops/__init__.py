@@ -3,7 +3,7 @@ running mesh.
 """
 
 from mesh.ops._head import gcs_address, live_head, start_head, stop_head
-from mesh.ops._inspect import agent_rows, inspect_mesh
+from mesh.ops._inspect import agent_rows, inspect_mesh, status_rows
 from mesh.ops._jobs import (
     follow_job,
     job_client,
@@ -33,6 +33,7 @@ __all__ = [
     "save_trace",
     "saved_trace",
     "start_head",
+    "status_rows",
     "stop_head",
     "stop_job",
     "submit_team",

@@ -1,8 +1,10 @@
 """Inspecting a running mesh from outside it: ``raymesh status``, ``trace``, ``deadletters``.
 
-A command joins the cluster as a short-lived `Mesh` (`Mesh.connect`), reads through its
-methods, and leaves; a process already in Ray (a test, a notebook) reads through its own
-connection.
+``status`` shows the gateways too (``raymesh serve``'s Ray Serve applications).
+
+A command joins the cluster as a short-lived, read-only `Mesh` (it starts no service actor
+and no agent), reads through its methods, and leaves; a process already in Ray (a test, a
+notebook) reads through its own connection.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from mesh.config import MeshConfig
 from mesh.edge import Mesh
 from mesh.errors import ClusterError, MeshError
 
-__all__ = ["agent_rows", "inspect_mesh"]
+__all__ = ["agent_rows", "inspect_mesh", "status_rows"]
 
 T = TypeVar("T")
 
@@ -35,11 +37,12 @@ def inspect_mesh(
     Raises:
         ClusterUnreachableError: Nothing answers at the address.
         ConfigError: Ray refused to join (e.g. another Ray version).
+        MeshNotRunningError: No mesh started in the namespace.
         ClusterError: The mesh did not answer within `timeout` seconds (None: no limit).
     """
 
     async def session() -> T:
-        mesh = Mesh.connect(address, config=MeshConfig(namespace=namespace),
+        mesh = Mesh.connect(address, config=MeshConfig(namespace=namespace), read_only=True,
                             log_to_driver=False, logging_level=logging.WARNING)  # fmt: skip
         try:
             async with asyncio.timeout(timeout):
@@ -96,3 +99,10 @@ async def agent_rows(mesh: Mesh, *, timeout: float = 5.0) -> list[dict[str, Any]
             )
         rows.append(row)
     return rows
+
+
+async def status_rows(mesh: Mesh) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Return what ``raymesh status`` shows: the agents' rows and the gateways' rows."""
+    from mesh.gateway import gateway_rows  # Ray Serve is imported only when asked
+
+    return await agent_rows(mesh), await gateway_rows()

@@ -1,0 +1,1 @@
+"""The research team of ``examples/research_team.yaml``: stages, sources, citation checks."""
