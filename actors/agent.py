@@ -14,12 +14,12 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from actors.budget import Budget, ChargedBudget, current_budget, current_charge
+from actors.budget import Budget, ChargedBudget, StreamMeter, current_budget, current_charge
 from actors.client import CompletionResult
 from actors.delegation import peer_tool
 from actors.memory import ConversationWindow
 from actors.messages import CallUsage, Completion, Prompt
-from actors.providers import ChatMessage
+from actors.providers import ChatMessage, TextSink, text_sink
 from actors.retry import RetryPolicy
 from actors.router import RoutedClient, Router
 from actors.tools import Approver, Tool, Toolbox
@@ -237,8 +237,17 @@ class LLMAgent(Agent):
         scoped = None if allowance is None else _budget_of(allowance)
         charged = None if scoped is None or ctx is None else ChargedBudget(scoped, ctx)
         token, charging = current_budget.set(scoped), current_charge.set(charged)
+        meter: StreamMeter | None = None
+        sink: TextSink | None = None
+        if ctx is not None and ctx.streaming:
+            budgets = [b for b in (self.budget, scoped) if b is not None]
+            used = _input_tokens(prompt, system or self.system_prompt)
+            meter = StreamMeter(budgets, input_tokens=used, model=self.model_id, agent=ctx.agent,
+                                trace_id=ctx.trace_id)  # fmt: skip
+            sink = _emitter(ctx, meter)
+        streaming = text_sink.set(sink)
         try:
-            return await self.client.complete(
+            result = await self.client.complete(
                 prompt,
                 system=system or self.system_prompt,
                 response_model=response_model,
@@ -250,12 +259,16 @@ class LLMAgent(Agent):
                 trace_id=None if ctx is None else ctx.trace_id,
             )
         finally:
+            text_sink.reset(streaming)
             current_budget.reset(token)
             current_charge.reset(charging)
             if charged is not None:
                 # What this call spent now counts against the message's allowance,
                 # and travels back to whoever asked.
                 charged.charge()
+        if meter is not None and ctx is not None and not meter.pieces and response_model is None:
+            await ctx.emit(text=result.text)  # not streamed by the model (it had tools): whole
+        return result
 
     @handler
     async def on_prompt(self, msg: Prompt, ctx: Context) -> Completion:
@@ -293,6 +306,19 @@ class LLMAgent(Agent):
         else:
             result = await self.complete(text, ctx, max_tokens=msg.max_tokens)
         return completion(result)
+
+
+def _emitter(ctx: Context, meter: StreamMeter) -> TextSink:
+    async def emit(piece: str) -> None:
+        meter.draw(piece)  # a spent budget stops the stream here
+        await ctx.emit(text=piece)
+
+    return emit
+
+
+def _input_tokens(prompt: str | Sequence[ChatMessage], system: str) -> int:
+    turns = [ChatMessage.user(prompt)] if isinstance(prompt, str) else list(prompt)
+    return sum(turn.size_hint() for turn in (ChatMessage.system(system), *turns))
 
 
 def _budget_of(allowance: dict[str, float]) -> Budget:

@@ -12,6 +12,7 @@ whole trace can travel with its messages and be rebuilt by each agent
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
@@ -19,8 +20,9 @@ from typing import Protocol
 from pydantic import BaseModel, Field
 
 from actors.errors import BudgetExceededError
+from actors.providers import estimate_tokens
 
-__all__ = ["Budget", "ChargedBudget", "Reservation", "current_charge"]
+__all__ = ["Budget", "ChargedBudget", "Reservation", "StreamMeter", "current_charge"]
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,53 @@ class Budget(BaseModel):
         """Drop a reservation without charging (the call was never made)."""
         self.reserved_tokens = max(0, self.reserved_tokens - reservation.tokens)
         self.reserved_usd = max(0.0, self.reserved_usd - reservation.usd)
+
+
+class StreamMeter:
+    """Draws a streamed answer's tokens on its budgets as they arrive, so a spent one ends it.
+
+    A call reserves its estimated cost before it starts and settles the real cost when
+    it ends, but a streamed answer can run past the estimate: each piece is counted as it
+    comes (estimated, about four characters a token), and the stream is stopped with
+    `BudgetExceededError` once the call's input and what it streamed pass the tokens its
+    budgets had left when it began. The reserving and settling stay as for any call.
+    """
+
+    def __init__(
+        self,
+        budgets: Sequence[Budget],
+        *,
+        input_tokens: int,
+        model: str | None = None,
+        agent: str | None = None,
+        trace_id: str | None = None,
+    ) -> None:
+        limits = [left for b in budgets if (left := b.remaining()["tokens"]) is not None]
+        self._limit = min(limits, default=None)
+        self._model, self._agent, self._trace_id = model, agent, trace_id
+        #: The call's tokens so far: its input, then each piece streamed.
+        self.tokens = input_tokens
+        self.pieces = 0
+
+    def draw(self, text: str) -> None:
+        """Count one piece of the answer.
+
+        Raises:
+            BudgetExceededError: The call has now used more tokens than its budgets had.
+        """
+        self.tokens += estimate_tokens(text)
+        self.pieces += 1
+        if self._limit is not None and self.tokens > self._limit:
+            raise BudgetExceededError(
+                f"the streamed answer of {self._model or 'the model'} reached about "
+                f"{self.tokens} tokens, past the {int(self._limit)} its budget had left",
+                model=self._model,
+                needed={"tokens": self.tokens},
+                remaining={"tokens": self._limit},
+                agent=self._agent,
+                trace_id=self._trace_id,
+                hint="raise the budget or lower max_tokens; the answer was cut short",
+            )
 
 
 def _describe(left: dict[str, float | None]) -> str:

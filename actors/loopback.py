@@ -5,8 +5,10 @@ It runs aiohttp in a background thread (its own event loop), on 127.0.0.1 and a 
 port, so the test's loop, and Ray worker processes on the same machine, can call it.
 Each model has a script of `Step`s (answer, tool calls, JSON, HTTP error, delay,
 malformed body) consumed in order, or a standing behaviour set with `always`; with
-neither, it echoes the last user message. Every request is recorded. Given `limits`, it
-enforces rate limits like a provider (429s and headers; see `actors._loopback_limits`).
+neither, it echoes the last user message. Every request is recorded. A request with
+``"stream": true`` is answered with server-sent events in the API's own format, the text
+word by word, ``chunk_delay_s`` apart. Given `limits`, it enforces rate limits like a
+provider (429s and headers; see `actors._loopback_limits`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import socket
 import threading
 import time
@@ -45,6 +48,8 @@ class Step:
     #: A raw body sent as is (malformed JSON, say).
     raw_body: str | None = None
     usage: tuple[int, int] | None = (12, 5)
+    #: Seconds between the events of a streamed answer.
+    chunk_delay_s: float = 0.0
 
 
 @dataclass
@@ -184,12 +189,14 @@ class LoopbackLLMServer:
         )
         return web.json_response(error, status=step.status, headers=step.headers)
 
-    async def _openai(self, request: web.Request) -> web.Response:
+    async def _openai(self, request: web.Request) -> web.StreamResponse:
         body, step = await self._next(request)
         step = step or Step(text=_echo(body["messages"], anthropic=False))
         if (failure := self._failure(step, anthropic=False)) is not None:
             return failure
         n = next(self._ids)
+        if body.get("stream"):
+            return await _sse(request, _openai_events(body, step, n), step.chunk_delay_s)
         calls = [
             {
                 "id": f"call_{n}_{i}",
@@ -224,12 +231,14 @@ class LoopbackLLMServer:
             }
         return web.json_response(reply, headers=step.headers)
 
-    async def _anthropic(self, request: web.Request) -> web.Response:
+    async def _anthropic(self, request: web.Request) -> web.StreamResponse:
         body, step = await self._next(request)
         step = step or Step(text=_echo(body["messages"], anthropic=True))
         if (failure := self._failure(step, anthropic=True)) is not None:
             return failure
         n = next(self._ids)
+        if body.get("stream"):
+            return await _sse(request, _anthropic_events(body, step, n), step.chunk_delay_s)
         content: list[dict[str, Any]] = []
         if step.text:
             content.append({"type": "text", "text": step.text})
@@ -275,3 +284,72 @@ def _echo(messages: list[dict[str, Any]], *, anthropic: bool) -> str:
             return f"tool said: {'; '.join(str(r) for r in results)}"
         content = " ".join(str(b.get("text", "")) for b in content)
     return f"echo: {content}"
+
+
+async def _sse(
+    request: web.Request, events: list[tuple[str | None, Any]], delay_s: float
+) -> web.StreamResponse:
+    """Send `events` as server-sent events, `delay_s` apart; a str is sent as is."""
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    await response.prepare(request)
+    for index, (name, data) in enumerate(events):
+        if index and delay_s:
+            await asyncio.sleep(delay_s)
+        text = data if isinstance(data, str) else json.dumps(data)
+        head = f"event: {name}\n" if name else ""
+        await response.write(f"{head}data: {text}\n\n".encode())
+    await response.write_eof()
+    return response
+
+
+def _words(step: Step) -> list[str]:
+    text = step.structured if step.structured is not None else step.text or ""
+    return re.findall(r"\s*\S+\s*|\s+", text)
+
+
+def _openai_events(body: dict[str, Any], step: Step, n: int) -> list[tuple[str | None, Any]]:
+    """A streamed Chat Completion: chat.completion.chunk events, the usage, then [DONE]."""
+    base = {"id": f"chatcmpl-{n}", "object": "chat.completion.chunk",
+            "created": int(time.time()), "model": body["model"]}  # fmt: skip
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+        return {**base, "choices": [choice]}
+
+    events: list[tuple[str | None, Any]] = [(None, chunk({"role": "assistant", "content": ""}))]
+    events += [(None, chunk({"content": word})) for word in _words(step)]
+    events.append((None, chunk({}, "stop")))
+    if step.usage is not None:
+        usage = {"prompt_tokens": step.usage[0], "completion_tokens": step.usage[1],
+                 "total_tokens": sum(step.usage)}  # fmt: skip
+        events.append((None, {**base, "choices": [], "usage": usage}))
+    events.append((None, "[DONE]"))
+    return events
+
+
+def _anthropic_events(body: dict[str, Any], step: Step, n: int) -> list[tuple[str | None, Any]]:
+    """A streamed Message: message_start, text deltas in one block, message_delta, message_stop."""
+    tokens_in, tokens_out = step.usage or (0, 0)
+    message = {"id": f"msg_{n}", "type": "message", "role": "assistant", "model": body["model"],
+               "content": [], "stop_reason": None, "stop_sequence": None,
+               "usage": {"input_tokens": tokens_in, "output_tokens": 1}}  # fmt: skip
+    events: list[tuple[str | None, Any]] = [
+        ("message_start", {"type": "message_start", "message": message}),
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": {"type": "text", "text": ""}}),
+    ]  # fmt: skip
+    events += [
+        ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                 "delta": {"type": "text_delta", "text": word}})
+        for word in _words(step)
+    ]  # fmt: skip
+    events += [
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta",
+                           "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                           "usage": {"output_tokens": tokens_out}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]  # fmt: skip
+    return events

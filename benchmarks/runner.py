@@ -37,6 +37,7 @@ from benchmarks import (
     ratelimit,
     routing,
     stages,
+    stream,
     supervision,
     tls_cost,
     topology,
@@ -303,7 +304,7 @@ async def _measure(args: Options, console: Console, baseline: peer.Peer | None) 
 
 
 async def _measure_newer(mesh: Mesh, args: Options, console: Console) -> dict[str, Any]:
-    """The decode-bomb, rate-limit, profile and gateway suites, on the run's mesh."""
+    """The decode-bomb, rate-limit, profile, stream and gateway suites, on the run's mesh."""
     results: dict[str, Any] = {}
     count = args.count or DEFAULT_COUNT
     if "decode-bomb" in args.suites:
@@ -315,6 +316,9 @@ async def _measure_newer(mesh: Mesh, args: Options, console: Console) -> dict[st
     if "profile" in args.suites:
         with console.status(f"profile: {count:,} tells and asks, stage by stage"):
             results["profile"] = await stages.run(mesh, count=count)
+    if "stream" in args.suites:
+        with console.status("streaming: time to first token per hop, chunks per second"):
+            results["stream"] = await stream.run(mesh, quick=args.quick)
     if "gateway" in args.suites:
         asks = args.count or (100 if args.quick else 400)
         with console.status(f"gateway: {asks:,} chats per level over HTTP vs Mesh.ask"):
@@ -367,7 +371,7 @@ def _report_topology(
 
 
 def _report_newer(results: dict[str, Any], console: Console) -> dict[str, Any]:
-    """The tables and JSON of the decode-bomb, profile and gateway suites that ran."""
+    """The tables and JSON of the decode-bomb, profile, gateway and stream suites that ran."""
     report: dict[str, Any] = {}
     if "decode-bomb" in results:
         console.print(decode_bomb.table(results["decode-bomb"]))
@@ -379,6 +383,9 @@ def _report_newer(results: dict[str, Any], console: Console) -> dict[str, Any]:
     if "gateway" in results:
         console.print(gateway.table(results["gateway"]))
         report["gateway"] = gateway.as_json(results["gateway"])
+    if "stream" in results:
+        console.print(stream.table(results["stream"]))
+        report["stream"] = stream.as_json(results["stream"])
     return report
 
 

@@ -43,6 +43,7 @@ from mesh.errors import (
 )
 from mesh.observability import AgentStats, DeadLetter, get_logger
 from mesh.security import AccessPolicy, AccessRule
+from protocols import Chunk, Stream
 
 __all__ = [
     "AccessDeniedError",
@@ -55,6 +56,7 @@ __all__ = [
     "AgentStats",
     "BaselineError",
     "CheckpointNotFoundError",
+    "Chunk",
     "ClusterError",
     "ClusterUnreachableError",
     "ConfigError",
@@ -88,6 +90,7 @@ __all__ = [
     "RestartIntensityError",
     "RunOutcome",
     "SignatureError",
+    "Stream",
     "SupervisionError",
     "TeamHandle",
     "TeamSpec",

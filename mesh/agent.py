@@ -17,28 +17,33 @@ import inspect
 import time
 import types
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict
 
 from mesh.errors import ConfigError
-from protocols import Envelope, Message
+from protocols import Chunk, Envelope, Message, Stream
 
 __all__ = ["Agent", "AgentInfo", "Context", "Endpoint", "handler"]
 
 M = TypeVar("M", bound=Message)
-HandlerFn = Callable[[Any, Any, "Context"], Awaitable[Message | None]]
+HandlerFn = Callable[[Any, Any, "Context"], Awaitable[Message | None] | AsyncIterator[Any]]
+H = TypeVar("H", bound=HandlerFn)
 _MARK = "__raymesh_handler__"
 
 
-def handler(fn: HandlerFn) -> HandlerFn:
+def handler(fn: H) -> H:
     """Mark an ``async def h(self, msg: SomeMessage, ctx: Context)`` method as a handler.
 
     The annotation of ``msg`` picks the messages it receives; a union (``A | B``) takes
     several types. It may return a `Message` (the reply to an ask) or None.
+
+    A handler may also be an async generator, for streamed asks: each str, dict or
+    `Chunk` it yields is emitted as a chunk, and the first `Message` it yields is the
+    reply (it ends the handler, as a return would; none yielded is a None reply).
     """
-    if not inspect.iscoroutinefunction(fn):
+    if not (inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)):
         raise ConfigError(f"handler {fn.__qualname__} must be an async def")
     setattr(fn, _MARK, True)
     return fn
@@ -49,6 +54,8 @@ class Route(NamedTuple):
 
     method: str
     message: type[Message]
+    #: The handler is an async generator: what it yields are chunks, then the reply.
+    streams: bool = False
 
 
 class Agent:
@@ -103,7 +110,9 @@ class Agent:
                 taken, returned = _message_types(cls, fn)
                 for message_cls in taken:
                     assert message_cls.type_tag is not None  # checked by _message_types
-                    found[message_cls.type_tag] = Route(attr, message_cls)
+                    found[message_cls.type_tag] = Route(
+                        attr, message_cls, inspect.isasyncgenfunction(fn)
+                    )
                 named.update(dict.fromkeys((*taken, *returned)))
         cls.handlers = found
         cls.message_classes = tuple(named)
@@ -235,6 +244,27 @@ class Endpoint(Protocol):
         at_least_once: bool,
     ) -> None: ...
 
+    def stream(
+        self,
+        peer: str,
+        msg: Message,
+        *,
+        parent: Envelope | None,
+        timeout: float | None,
+        expect: type[Message] | None,
+        budget: dict[str, float] | None,
+        on_spent: Callable[[dict[str, float]], None] | None,
+        forward: Callable[[Chunk], Awaitable[None]] | None,
+    ) -> Stream: ...
+
+
+class _Sink(Protocol):
+    """Where a streamed ask's chunks go (the data path's `StreamSink`)."""
+
+    def next_seq(self) -> int: ...
+
+    async def put(self, chunk: Chunk) -> None: ...
+
 
 class Context:
     """What a handler knows about the message it handles, and how it talks to peers.
@@ -243,11 +273,14 @@ class Context:
     outlive its deadline.
     """
 
-    __slots__ = ("_endpoint", "_envelope", "_spent", "log")
+    __slots__ = ("_endpoint", "_envelope", "_sink", "_spent", "log")
 
-    def __init__(self, endpoint: Endpoint, envelope: Envelope, log: Any) -> None:
+    def __init__(
+        self, endpoint: Endpoint, envelope: Envelope, log: Any, *, sink: _Sink | None = None
+    ) -> None:
         self._endpoint = endpoint
         self._envelope = envelope
+        self._sink = sink
         self._spent: dict[str, float] = {}
         self.log = log
 
@@ -370,6 +403,57 @@ class Context:
             peer, msg, parent=self._envelope, timeout=timeout, expect=expect,
             budget=self.allowance(), on_spent=self._absorb, at_least_once=at_least_once,
         )  # fmt: skip
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the asker reads this message's answer as a stream (`emit` reaches it)."""
+        return self._sink is not None
+
+    async def emit(self, text: str = "", data: dict[str, Any] | None = None) -> None:
+        """Send a chunk of the answer to a streamed ask; a no-op when nobody streams.
+
+        Waits while the stream's buffer (``stream_buffer_chunks``) is full: a slow
+        reader slows the handler instead of growing memory.
+
+        Raises:
+            EncodeError: The chunk is larger than the frame limits allow.
+        """
+        sink = self._sink
+        if sink is None:
+            return
+        await sink.put(Chunk(text=text, data=data, agent=self._endpoint.name,
+                             span_id=self._envelope.span_id, seq=sink.next_seq()))  # fmt: skip
+
+    def stream(
+        self,
+        peer: str,
+        msg: Message,
+        *,
+        timeout: float | None = None,
+        expect: type[Message] | None = None,
+        forward: bool = False,
+    ) -> Stream:
+        """Ask `peer` and read its answer as a `Stream` of chunks, then its reply.
+
+        Returns at once; the ask is sent when the stream is first read. Like `ask`, it
+        continues this trace and budget and never outlives this message's deadline.
+
+        Args:
+            forward: Also emit each of the peer's chunks, with its own agent and span,
+                to whoever streams this handler's answer (`await s.result()` forwards
+                all of them and returns the reply).
+
+        Raises (from the iteration): the errors of `ask`.
+        """
+        return self._endpoint.stream(
+            peer, msg, parent=self._envelope, timeout=timeout, expect=expect,
+            budget=self.allowance(), on_spent=self._absorb,
+            forward=self._forward if forward and self._sink is not None else None,
+        )  # fmt: skip
+
+    async def _forward(self, chunk: Chunk) -> None:
+        if self._sink is not None:
+            await self._sink.put(chunk)
 
     async def tell(self, peer: str, msg: Message, *, at_least_once: bool = False) -> None:
         """Send `msg` to `peer` without waiting for it to be handled.

@@ -60,6 +60,12 @@ class MeshConfig(BaseSettings):
     max_hops: int = Field(64, ge=1, description="Longest causal chain of handled messages.")
     max_batch: int = Field(512, ge=1, description="Frames coalesced into one Ray call.")
     max_inflight: int = Field(1, ge=1, description="Ray calls in flight per link.")
+    stream_buffer_chunks: int = Field(
+        16,
+        ge=1,
+        description="Chunks a streamed ask buffers at its handler (and again in "
+        "Ray) before `emit` waits for the reader: the bound on a stream's memory.",
+    )
     gap_timeout_s: float = Field(2.0, gt=0, description="Wait for a missing batch before skipping.")
     lease_s: float = Field(10.0, gt=0, description="Registry lease; hosts renew at a third of it.")
     watchdogs: bool = Field(True, description="Deadlock probes, handler deadlines, heartbeats.")

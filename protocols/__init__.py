@@ -41,6 +41,7 @@ from protocols.messenger import (
 )
 from protocols.patterns.errors import PatternError
 from protocols.signing import ReplayGuard, Signer
+from protocols.stream import Chunk, Stream, StreamEnd
 from protocols.wire import ErrorReply, Result, Task, Usage, UsageQuery, UsageSummary
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "DEFAULT_MAX_OBJECTS",
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "DRIVER",
+    "Chunk",
     "Codec",
     "DeadlineExceededError",
     "DecodeError",
@@ -75,6 +77,8 @@ __all__ = [
     "Result",
     "SignatureError",
     "Signer",
+    "Stream",
+    "StreamEnd",
     "Task",
     "UnknownMessageTypeError",
     "UnknownPeerError",

@@ -27,6 +27,8 @@ class Kind(StrEnum):
     ASK = "ask"
     REPLY = "reply"
     ERROR = "error"
+    #: A piece of a streamed ask's answer, before its reply (see `protocols.stream`).
+    CHUNK = "chunk"
 
 
 # Ids come from the OS's cryptographic source, so that nobody who saw some ids can

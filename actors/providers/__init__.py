@@ -19,11 +19,15 @@ from actors.providers._base import (
     ModelResponse,
     Provider,
     StructuredSpec,
+    TextSink,
     TokenUsage,
     ToolCall,
     ToolSpec,
     estimate_tokens,
+    pieces,
     rate_headers,
+    streaming_to,
+    text_sink,
 )
 from mesh import ConfigError
 from mesh.extension import get_secret
@@ -36,13 +40,17 @@ __all__ = [
     "ModelSpec",
     "Provider",
     "StructuredSpec",
+    "TextSink",
     "TokenUsage",
     "ToolCall",
     "ToolSpec",
     "estimate_tokens",
     "make_provider",
     "parse_model",
+    "pieces",
     "rate_headers",
+    "streaming_to",
+    "text_sink",
 ]
 
 #: The environment variable each keyed provider reads its API key from.

@@ -10,6 +10,9 @@ usage, budget, structured output, the tool loop) lives once, above it, in a
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,12 +27,25 @@ __all__ = [
     "ModelResponse",
     "Provider",
     "StructuredSpec",
+    "TextSink",
     "TokenUsage",
     "ToolCall",
     "ToolSpec",
     "estimate_tokens",
+    "pieces",
     "rate_headers",
+    "streaming_to",
+    "text_sink",
 ]
+
+#: Given each piece of a streamed answer's text as it arrives; it may raise (a spent
+#: budget) to stop the stream.
+TextSink = Callable[[str], Awaitable[None]]
+
+#: Where providers stream the text of the answer being made, when its asker reads a
+#: stream (`LLMAgent` sets it); None: every request is answered in one piece.
+text_sink: ContextVar[TextSink | None] = ContextVar("raymesh_text_sink", default=None)
+_PIECE = re.compile(r"\s*\S+\s*|\s+")
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -53,6 +69,23 @@ def rate_headers(headers: Any) -> dict[str, str]:
         for k, v in dict(headers or {}).items()
         if "ratelimit" in k.lower() or k.lower().startswith("retry-after")
     }
+
+
+def streaming_to(request: ModelRequest) -> TextSink | None:
+    """Return where to stream `request`'s answer, or None to answer in one piece.
+
+    Only plain text answers stream: a reply with tool calls or structured output is
+    of use only whole.
+    """
+    sink = text_sink.get()
+    if sink is None or request.tools or request.structured is not None:
+        return None
+    return sink
+
+
+def pieces(text: str) -> list[str]:
+    """Return `text` cut into words, each with the spaces after it (what a model streams)."""
+    return _PIECE.findall(text)
 
 
 class ToolCall(BaseModel):

@@ -17,9 +17,11 @@ from actors.providers._base import (
     ChatMessage,
     ModelRequest,
     ModelResponse,
+    TextSink,
     TokenUsage,
     ToolCall,
     rate_headers,
+    streaming_to,
 )
 from actors.providers._errors import provider_error
 
@@ -74,6 +76,9 @@ class AnthropicProvider:
         if tools:
             kwargs["tools"] = tools
         try:
+            sink = streaming_to(request)
+            if sink is not None:  # streamed: the events carry no rate-limit headers
+                return await self._stream(kwargs, sink, timeout)
             # The raw response carries the rate-limit headers the limiter adjusts to.
             raw = await self._client.messages.with_raw_response.create(**kwargs, timeout=timeout)
             response = _response(await raw.parse(), structured=request.structured)
@@ -87,6 +92,31 @@ class AnthropicProvider:
                 model=f"anthropic:{self.model}",
                 hint="is base_url an endpoint speaking Anthropic's Messages API?",
             ) from exc
+
+    async def _stream(
+        self, kwargs: dict[str, Any], sink: TextSink, timeout: float
+    ) -> ModelResponse:
+        # Server-sent events: message_start (input usage), text deltas, message_delta
+        # (stop reason, output usage), message_stop.
+        events = await self._client.messages.create(**kwargs, stream=True, timeout=timeout)
+        text: list[str] = []
+        input_tokens = output_tokens = 0
+        model, stop = "", None
+        try:
+            async for event in events:
+                if event.type == "message_start":
+                    model = event.message.model or model
+                    input_tokens = event.message.usage.input_tokens
+                elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    text.append(event.delta.text)
+                    await sink(event.delta.text)
+                elif event.type == "message_delta":
+                    stop = event.delta.stop_reason or stop
+                    output_tokens = event.usage.output_tokens
+        finally:
+            await events.close()
+        usage = TokenUsage(input_tokens=input_tokens, output_tokens=output_tokens)
+        return ModelResponse(text="".join(text), usage=usage, model=model, finish_reason=stop)
 
     async def aclose(self) -> None:
         """Close the SDK's HTTP connections."""

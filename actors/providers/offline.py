@@ -16,7 +16,8 @@ expected *shape*:
 The same conversation always gets the same answer. Token usage is estimated (about four
 characters a token) and flagged ``estimated``. Options (keyword arguments or a query
 string: ``offline:default?latency_s=0.2&fail_first_n=2``): ``latency_s`` (seconds per
-call), ``fail_first_n`` (the first N calls fail with a retryable 503), ``fail_rate``
+call; a streamed answer comes word by word, the latency spread over its words),
+``fail_first_n`` (the first N calls fail with a retryable 503), ``fail_rate``
 (a seeded random fraction of calls fail), ``seed``, and ``quality``.
 
 ``quality`` (``offline:small?quality=easy:0.9,medium:0.6,hard:0.2``) makes it answer
@@ -43,10 +44,13 @@ from actors.errors import ProviderError
 from actors.providers._base import (
     ModelRequest,
     ModelResponse,
+    TextSink,
     TokenUsage,
     ToolCall,
     ToolSpec,
     estimate_tokens,
+    pieces,
+    streaming_to,
 )
 from mesh import ConfigError
 
@@ -109,7 +113,8 @@ class OfflineProvider:
                 longer than `timeout`.
         """
         self.calls += 1
-        if self.latency_s > 0:
+        sink = streaming_to(request)
+        if self.latency_s > 0 and (sink is None or self.latency_s > timeout):
             if self.latency_s > timeout:
                 await asyncio.sleep(max(0.0, timeout))
                 raise ProviderError(
@@ -132,6 +137,8 @@ class OfflineProvider:
         text, calls, structured = _answer(request, self.model)
         if self.quality and not (calls or structured):
             text = self._arithmetic(request) or text
+        if sink is not None:
+            await _stream(text, sink, self.latency_s)
         output = text + (structured or "") + "".join(c.arguments for c in calls)
         return ModelResponse(
             text=text,
@@ -167,6 +174,17 @@ class OfflineProvider:
         if draw >= self.quality.get(difficulty, 1.0):
             value += 1 + int(draw * 1000) % 9  # wrong, by a little: still a plausible answer
         return f"Answer: {value}"
+
+
+async def _stream(text: str, sink: TextSink, latency_s: float) -> None:
+    # The answer word by word, its latency spread over the words: the first one comes
+    # after a share of it, as a model's first token would.
+    words = pieces(text) or [text]
+    pause = latency_s / len(words)
+    for word in words:
+        if pause:
+            await asyncio.sleep(pause)
+        await sink(word)
 
 
 def _answer(request: ModelRequest, model: str) -> tuple[str, list[ToolCall], str | None]:

@@ -14,7 +14,15 @@ from typing import Any
 import openai
 
 from actors.errors import ProviderError
-from actors.providers._base import ModelRequest, ModelResponse, TokenUsage, ToolCall, rate_headers
+from actors.providers._base import (
+    ModelRequest,
+    ModelResponse,
+    TextSink,
+    TokenUsage,
+    ToolCall,
+    rate_headers,
+    streaming_to,
+)
 from actors.providers._errors import provider_error
 
 __all__ = ["OpenAIProvider"]
@@ -73,6 +81,9 @@ class OpenAIProvider:
                 },
             }
         try:
+            sink = streaming_to(request)
+            if sink is not None:  # streamed: the chunks carry no rate-limit headers
+                return await self._stream(kwargs, sink, timeout)
             # The raw response carries the rate-limit headers the limiter adjusts to.
             raw = await self._client.chat.completions.with_raw_response.create(
                 **kwargs, timeout=timeout
@@ -88,6 +99,33 @@ class OpenAIProvider:
                 model=f"openai:{self.model}",
                 hint="is base_url an OpenAI-compatible Chat Completions endpoint?",
             ) from exc
+
+    async def _stream(
+        self, kwargs: dict[str, Any], sink: TextSink, timeout: float
+    ) -> ModelResponse:
+        # Server-sent chunks; the last one (asked for) carries the usage.
+        chunks = await self._client.chat.completions.create(
+            **kwargs, stream=True, stream_options={"include_usage": True}, timeout=timeout
+        )
+        text: list[str] = []
+        usage: TokenUsage | None = None
+        model, finish = "", None
+        try:
+            async for chunk in chunks:
+                model = chunk.model or model
+                if chunk.usage is not None:
+                    usage = TokenUsage(input_tokens=chunk.usage.prompt_tokens,
+                                       output_tokens=chunk.usage.completion_tokens)  # fmt: skip
+                if not chunk.choices:
+                    continue
+                finish = chunk.choices[0].finish_reason or finish
+                piece = chunk.choices[0].delta.content
+                if piece:
+                    text.append(piece)
+                    await sink(piece)
+        finally:
+            await chunks.close()
+        return ModelResponse(text="".join(text), usage=usage, model=model, finish_reason=finish)
 
     async def aclose(self) -> None:
         """Close the SDK's HTTP connections."""

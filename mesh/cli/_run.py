@@ -43,6 +43,7 @@ def run(  # noqa: PLR0917 (typer maps each parameter to an option)
     dev: Annotated[
         bool, typer.Option(help="Allow RAY_AUTH_MODE=disabled for the local Ray (loopback only).")
     ] = False,
+    stream: Annotated[bool, typer.Option(help="Print the answer as it forms.")] = False,
 ) -> None:
     """Start a team, give its entry agent a task, print the result, stop the team.
 
@@ -58,9 +59,16 @@ def run(  # noqa: PLR0917 (typer maps each parameter to an option)
         joining = "starting a local Ray" if address in (None, "local") else (
             f"joining the Ray cluster at {address}")  # fmt: skip
         with err.status(joining) as progress:
+
+            def show(text: str) -> None:  # the answer as it forms, the spinner gone
+                progress.stop()
+                out.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+
             here = team_file.resolve().parent
+            streaming = show if stream and not as_json else None
             running = _run_on_own_mesh(spec, task, timeout, progress.update, team_dir=here,
-                                       address=address, logs=logs, dev=dev)  # fmt: skip
+                                       address=address, logs=logs, dev=dev,
+                                       on_text=streaming)  # fmt: skip
             outcome = asyncio.run(running)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted: the team was stopped[/yellow]")
@@ -71,7 +79,9 @@ def run(  # noqa: PLR0917 (typer maps each parameter to an option)
     if as_json:
         typer.echo(json.dumps(outcome.as_json(), indent=2, default=str))
         return
-    _print_outcome(outcome)
+    if streaming is not None:
+        out.print()
+    _print_outcome(outcome, answered=streaming is not None)
 
 
 async def _run_on_own_mesh(
@@ -84,11 +94,12 @@ async def _run_on_own_mesh(
     address: str | None,
     logs: bool,
     dev: bool,
+    on_text: Callable[[str], object] | None = None,
 ) -> RunOutcome:
     """`Mesh.run` on a mesh of this process's own, then shut down (its Ray too, if it began one)."""
     mesh = _mesh_for(team_dir, address, logs=logs, dev=dev)
     try:
-        return await mesh.run(spec, task, timeout=timeout, on_step=on_step)
+        return await mesh.run(spec, task, timeout=timeout, on_step=on_step, on_text=on_text)
     finally:
         await mesh.shutdown()
 
@@ -105,9 +116,10 @@ def _mesh_for(team_dir: Path, address: str | None, *, logs: bool, dev: bool) -> 
     return Mesh.local(runtime_env={"env_vars": {"PYTHONPATH": path}}, log_to_driver=logs, dev=dev)
 
 
-def _print_outcome(outcome: RunOutcome) -> None:
+def _print_outcome(outcome: RunOutcome, *, answered: bool = False) -> None:
     # The answer is a model's text: printed as it is (no markup); `run_team` masked it.
-    out.print(outcome.result.text, style="bold", markup=False)
+    if not answered:  # not already printed as it formed
+        out.print(outcome.result.text, style="bold", markup=False)
     for key, value in outcome.result.data.items():
         out.print(f"  {key}: {value}", markup=False)
     out.print(f"trace id: {outcome.trace_id}  (raymesh trace {outcome.trace_id})")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mesh.config import MeshConfig
 from mesh.datapath._dispatch import Dispatcher
@@ -41,6 +41,9 @@ from protocols import (
     SignatureError,
 )
 from protocols.signing import ReplayGuard
+
+if TYPE_CHECKING:
+    from mesh.datapath._sink import StreamSink
 
 __all__ = ["MAX_HOLD_S", "FrameAcceptance", "InboundGuard", "Refusal"]
 
@@ -145,12 +148,18 @@ class FrameAcceptance:
         return refusals
 
     async def accept(
-        self, frame: bytes, link_id: str, *, call_waiter: asyncio.Future[bytes] | None = None
+        self,
+        frame: bytes,
+        link_id: str,
+        *,
+        call_waiter: asyncio.Future[bytes] | None = None,
+        sink: StreamSink | None = None,
     ) -> MeshError | None:
         """Take one frame from `link_id`; return the error for its sender if refused.
 
-        `call_waiter` is given for a frame that came as a `request` call: it is an ask,
-        and its reply (or error) will be the call's result.
+        `call_waiter` is given for a frame that came as a `request` or `stream` call: it
+        is an ask, and its reply (or error) will be the call's result; `sink` takes the
+        chunks of a streamed one.
         """
         self._stats.received += 1
         opened = self._open(frame, link_id)
@@ -166,7 +175,12 @@ class FrameAcceptance:
             return error
         if env.kind is Kind.REPLY or env.kind is Kind.ERROR:
             return self._answer(env, frame)
-        return await self._dispatcher.admit(env, call_waiter)
+        if env.kind is Kind.CHUNK:
+            # Chunks travel only as the results of the `stream` call they answer.
+            error = DecodeError("a chunk frame came on a link; chunks answer a stream call",
+                                agent=self._name, trace_id=env.trace_id)  # fmt: skip
+            return self._refuse("decode", env, error, frame_bytes=_size(frame))
+        return await self._dispatcher.admit(env, call_waiter, sink)
 
     def _answer(self, env: Envelope, frame: bytes) -> MeshError | None:
         # A reply completes its ask only if it comes from the peer, and the incarnation,

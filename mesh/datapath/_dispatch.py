@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mesh.config import MeshConfig
 from mesh.datapath._durable import Durability
@@ -30,6 +30,9 @@ from mesh.errors import (
 )
 from mesh.observability import AgentStats
 from protocols import Envelope, Kind
+
+if TYPE_CHECKING:
+    from mesh.datapath._sink import StreamSink
 
 __all__ = ["Dispatcher"]
 
@@ -89,11 +92,15 @@ class Dispatcher:
         self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
 
     async def admit(
-        self, env: Envelope, call_waiter: asyncio.Future[bytes] | None = None
+        self,
+        env: Envelope,
+        call_waiter: asyncio.Future[bytes] | None = None,
+        sink: StreamSink | None = None,
     ) -> MeshError | None:
         """Put tell or ask `env` in the mailbox; return the error for its sender if refused.
 
-        `call_waiter` is the `request` call that `env` came in, which its reply ends.
+        `call_waiter` is the `request` or `stream` call that `env` came in, which its
+        reply ends; `sink` takes a streamed ask's chunks.
         """
         if not self.accepting:
             return DiedBeforeRunError(f"agent {self._name!r} is not running", agent=self._name)
@@ -122,6 +129,9 @@ class Dispatcher:
         self.queued.add(env.id)
         if call_waiter is not None:
             self._replies.call_waiters[env.id] = call_waiter
+        if sink is not None:
+            sink.env = env
+            self._replies.sinks[env.id] = sink
         return None
 
     def _duplicate(
@@ -265,6 +275,7 @@ class Dispatcher:
                 gone = self._gone_error(message_id, reason)
                 waiter.set_result(self._replies.error_frame_for_id(message_id, gone))
         self._replies.call_waiters.clear()
+        self._replies.sinks.clear()
         self._durability.settle_all()  # the resends held behind them are answered too
 
     def _gone_error(self, message_id: str, reason: str) -> PeerDeadError:
@@ -316,6 +327,7 @@ class Dispatcher:
             finally:
                 self._running.pop(env.id, None)
                 self._cancel_running.discard(env.id)
+                self._replies.sinks.pop(env.id, None)
                 if env.id in self._replies.call_waiters:
                     # A `request` call whose ask was cancelled (or crashed the worker)
                     # would otherwise never return: end it with an error its caller no

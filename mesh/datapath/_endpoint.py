@@ -13,35 +13,36 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
 
 from mesh.config import MeshConfig
 from mesh.datapath._directory import RegistryClient
+from mesh.datapath._envelopes import new_envelope
+from mesh.datapath._letters import DeadLetterLog
 from mesh.datapath._offloop import is_large, off_loop
 from mesh.datapath._peers import PeerDirectory
 from mesh.datapath._probe_rounds import Outstanding, ProbeRounds
+from mesh.datapath._stream_reader import StreamReader
 from mesh.datapath._typeshare import TypeShare
 from mesh.errors import (
     DeadlineExceededError,
     DeadlockError,
-    HopLimitError,
     MeshError,
-    OutboxFullError,
     PeerDeadError,
     PeerNotFoundError,
 )
 from mesh.observability import DeadLetter, DeadLetterBox, get_logger
 from protocols import (
     DRIVER,
+    Chunk,
     Envelope,
     ErrorReply,
     Kind,
     Message,
     MisdirectedError,
-    ProtocolError,
+    Stream,
     UnknownMessageTypeError,
-    new_trace_id,
 )
 from protocols.message import is_known
 from protocols.wire import NoReply
@@ -81,7 +82,7 @@ class Endpoint:
         self.is_edge = self_handle is None  # the driver-side client, which peers cannot call
         self.peers = PeerDirectory(name=name, incarnation=incarnation, config=config,
                                    registry=registry, self_handle=self_handle,
-                                   on_late=self._late)  # fmt: skip
+                                   on_late=self._late_reply)  # fmt: skip
         # Asks this host is waiting on, by message id, with the peer and incarnation
         # asked: a reply completes one only if it comes from them.
         self.pending: dict[str, tuple[asyncio.Future[Envelope], str, str]] = {}
@@ -94,8 +95,11 @@ class Endpoint:
         self.retries = 0
         self.sent_by_type: dict[str, int] = {}
         self.dead_letters = DeadLetterBox(name, config.dead_letters_kept)
-        self._logged: dict[str, float] = {}
-        self._log = get_logger(agent=name)
+        self._letters = DeadLetterLog(self.dead_letters, config=config, log=get_logger(agent=name))
+        self._streams = StreamReader(
+            codec=self.codec, peers=self.peers, types=self.types, letters=self._letters,
+            read_reply=self._read_reply, cancel=self._cancel_downstream, counted=self._counted,
+        )  # fmt: skip
 
     def dead_letter(
         self,
@@ -105,40 +109,8 @@ class Endpoint:
         *,
         frame_bytes: int | None = None,
     ) -> DeadLetter:
-        """Record a message that was not delivered or not handled, and log it.
-
-        The one place every refusal goes through (the host's, the sender's, and any
-        check another module adds), so that nothing is dropped without a record.
-        """
-        letter = self.dead_letters.add(reason, header, error, frame_bytes=frame_bytes)
-        # One log line per reason a second at most: under overload or a flood of bad
-        # frames, logging each one would cost more than refusing it (all are recorded).
-        last = self._logged.get(reason, 0.0)
-        if self.config.log_dead_letters and letter.at - last >= 1.0:
-            self._logged[reason] = letter.at
-            self._log.warning("dead letter", reason=reason, message_type=letter.type,
-                              sender=letter.sender, recipient=letter.recipient,
-                              trace_id=letter.trace_id, error=letter.error,
-                              total=self.dead_letters.by_reason[reason])  # fmt: skip
-        return letter
-
-    def _undelivered(self, env: Envelope, error: MeshError) -> None:
-        # The sender records what only it can see; refusals by a live recipient
-        # (mailbox full, a bad frame) are recorded by the recipient.
-        if isinstance(error, PeerNotFoundError):
-            self.dead_letter("no_peer", env, error)
-        elif isinstance(error, PeerDeadError):
-            self.dead_letter("peer_dead", env, error)
-        elif isinstance(error, OutboxFullError):
-            self.dead_letter("mailbox_full", env, error)
-
-    def _late(self, frame: bytes) -> None:
-        try:
-            reply = self.codec.decode(frame)
-        except ProtocolError as exc:
-            self.dead_letter("decode", None, exc, frame_bytes=len(frame))
-            return
-        self.dead_letter("late", reply, f"reply to {reply.correlation_id} after its ask ended")
+        """Record a message that was not delivered or not handled, and log it (`_letters`)."""
+        return self._letters.record(reason, header, error, frame_bytes=frame_bytes)
 
     def envelope(
         self,
@@ -157,51 +129,10 @@ class Endpoint:
             EncodeError: `msg` is not a sendable message.
             HopLimitError: The chain would pass the configured maximum of hops.
         """
-        payload = self.codec.encode_message(msg)
-        deadline: float | None = None
-        if kind is Kind.ASK:
-            deadline = time.time() + (self.config.ask_timeout_s if timeout is None else timeout)
-        if parent is None:
-            return Envelope(
-                kind=kind,
-                type=msg.type_tag or "",
-                sender=self.name,
-                recipient=peer,
-                payload=payload,
-                trace_id=trace_id or new_trace_id(),
-                deadline=deadline,
-                budget=budget,
-                from_incarnation=self.incarnation,
-                flags=self._flags,
-            )
-        hops = parent.hops + 1
-        if hops > self.config.max_hops:
-            raise HopLimitError(
-                f"sending {msg.type_tag!r} to {peer!r} would make a chain of {hops} hops",
-                agent=self.name,
-                trace_id=parent.trace_id,
-                hint=f"a loop between agents? the limit is max_hops={self.config.max_hops}",
-            )
-        if parent.deadline is not None:
-            # A handler's own asks never outlive the message it is handling.
-            deadline = parent.deadline if deadline is None else min(deadline, parent.deadline)
-        # Only askers wait; nobody waits on a tell, so it starts a fresh chain.
-        waiting = (*parent.chain, self.name) if kind is Kind.ASK else ()
-        return Envelope(
-            kind=kind,
-            type=msg.type_tag or "",
-            sender=self.name,
-            recipient=peer,
-            payload=payload,
-            trace_id=parent.trace_id,
-            parent_span_id=parent.span_id,
-            deadline=deadline,
-            hops=hops,
-            chain=waiting,
-            budget=budget,
-            from_incarnation=self.incarnation,
-            flags=self._flags,
-        )
+        return new_envelope(kind, peer, msg, sender=self.name, incarnation=self.incarnation,
+                            flags=self._flags, codec=self.codec, config=self.config,
+                            parent=parent, trace_id=trace_id, timeout=timeout,
+                            budget=budget)  # fmt: skip
 
     async def tell(self, peer: str, msg: Message, *, parent: Envelope | None = None,
                    trace_id: str | None = None, budget: dict[str, float] | None = None,
@@ -225,15 +156,14 @@ class Endpoint:
                     frame = self.codec.encode(env)
                 accepted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 link.send(frame, accepted)
-                self.sent += 1
-                self.sent_by_type[env.type] = self.sent_by_type.get(env.type, 0) + 1
+                self._counted(env)
                 await accepted
                 return
             except MeshError as exc:
                 if isinstance(exc, PeerDeadError):
                     self.peers.forget(peer)
                 if not (at_least_once and await retry.again(exc)):
-                    self._undelivered(env, exc)
+                    self._letters.undelivered(env, exc)
                     raise exc.with_context(trace_id=env.trace_id) from None
                 self.retries += 1
 
@@ -292,7 +222,7 @@ class Endpoint:
                         self.retries += 1
         except TimeoutError:
             if retry.last is not None:  # it never reached a live peer
-                self._undelivered(env, retry.last)
+                self._letters.undelivered(env, retry.last)
             self._cancel_downstream(peer, env.id)
             raise DeadlineExceededError(
                 f"no reply from {peer!r} to {env.type!r} by its deadline "
@@ -305,7 +235,7 @@ class Endpoint:
             self._cancel_downstream(peer, env.id)
             raise
         except MeshError as exc:
-            self._undelivered(env, exc)
+            self._letters.undelivered(env, exc)
             if isinstance(exc, DeadlockError):
                 self._cancel_downstream(peer, env.id)
             raise exc.with_context(agent=peer, trace_id=env.trace_id) from None
@@ -315,12 +245,38 @@ class Endpoint:
             on_spent(reply.budget)
         return await self._read_reply(reply, expect)
 
+    def stream(
+        self,
+        peer: str,
+        msg: Message,
+        *,
+        parent: Envelope | None = None,
+        timeout: float | None = None,
+        trace_id: str | None = None,
+        expect: type[Message] | None = None,
+        budget: dict[str, float] | None = None,
+        on_spent: Callable[[dict[str, float]], None] | None = None,
+        forward: Callable[[Chunk], Awaitable[None]] | None = None,
+    ) -> Stream:
+        """Ask `peer` and return the `Stream` of its chunks and reply; sent on first read.
+
+        As `ask`, but the handler's chunks come as they are emitted; `forward` is given
+        each chunk as it is read (a handler passing its worker's chunks up).
+
+        Raises:
+            EncodeError: `msg` is not a sendable message.
+            HopLimitError: The chain would pass the configured maximum of hops.
+        """
+        env = self.envelope(Kind.ASK, peer, msg, parent=parent, trace_id=trace_id,
+                            timeout=timeout, budget=budget)  # fmt: skip
+        return Stream(self._streams.read(env, msg, expect, on_spent), trace_id=env.trace_id,
+                      forward=forward)  # fmt: skip
+
     async def _ask_once(self, peer: str, env: Envelope, waiting: Outstanding) -> Envelope:
         link = await self.peers.link(peer, trace_id=env.trace_id)
         env.to_incarnation = link.incarnation  # a frame is bound to one incarnation
         frame = self.codec.encode(env)
-        self.sent += 1
-        self.sent_by_type[env.type] = self.sent_by_type.get(env.type, 0) + 1
+        self._counted(env)
         if self.is_edge:
             # Peers cannot call the edge: the reply is the result of the ask's own call.
             waiting.future = link.request(frame)
@@ -337,6 +293,10 @@ class Endpoint:
             link.settled(env.id)
         # Bytes when the ask left alone, as a `request` call whose result is the reply.
         return reply if isinstance(reply, Envelope) else self.codec.decode(reply)
+
+    def _counted(self, env: Envelope) -> None:
+        self.sent += 1
+        self.sent_by_type[env.type] = self.sent_by_type.get(env.type, 0) + 1
 
     def _from_asked(self, ask: Envelope, reply: Envelope, incarnation: str) -> None:
         """Refuse a call's result that does not come from the incarnation asked.
@@ -382,6 +342,9 @@ class Endpoint:
             return self.codec.decode_message(reply, expect)
         message = self.codec.decode_message(reply)
         return None if isinstance(message, NoReply) else message
+
+    def _late_reply(self, frame: bytes) -> None:
+        self._letters.late(self.codec, frame)
 
     def close(self) -> None:
         """Fail everything still waiting on a link and cancel the links' calls."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from mesh.agent import Agent, AgentInfo, Context
@@ -23,7 +23,7 @@ from mesh.datapath._offloop import is_large, off_loop
 from mesh.datapath._replies import Replies
 from mesh.errors import DeadlineExceededError, HandlerError, MeshError, NoHandlerError
 from mesh.observability import AgentStats, HostMetrics, Recorder, trace_scope
-from protocols import Envelope, Kind, Message, ProtocolError
+from protocols import Chunk, Envelope, Kind, Message, ProtocolError
 
 __all__ = ["HandlerRunner"]
 
@@ -129,13 +129,19 @@ class HandlerRunner:
     async def _run_handler(
         self, env: Envelope
     ) -> tuple[Message | MeshError | None, dict[str, float]]:
-        ctx = Context(self._endpoint, env, self._log)
+        sink = self._replies.sinks.get(env.id)
+        ctx = Context(self._endpoint, env, self._log, sink=sink)
         if self._recorder is None:
             return await self._call_handler(env, ctx), ctx.spent
         info = self._info
         with self._recorder.span(env, agent=info.name, role=info.role, model=info.model) as span:
+            started = time.perf_counter()
             outcome = await self._call_handler(env, ctx)
             self._recorder.outcome(span, outcome if isinstance(outcome, MeshError) else None)
+            if sink is not None:  # a span per stream, with its time to first token
+                span.attributes["raymesh.stream.chunks"] = sink.emitted
+                if sink.first_at is not None:
+                    span.attributes["raymesh.stream.ttft_s"] = sink.first_at - started
         return outcome, ctx.spent
 
     async def _call_handler(self, env: Envelope, ctx: Context) -> Message | MeshError | None:
@@ -165,7 +171,8 @@ class HandlerRunner:
             slot = None if deadline is None else self._deadlines.watch(worker, deadline)
             cancelling = worker.cancelling()
             try:
-                result = await method(msg, ctx)
+                called = method(msg, ctx)
+                result = await (_drain(called, ctx) if route.streams else called)
             except asyncio.CancelledError:
                 if slot is None or not self._deadlines.unwatch(worker, slot):
                     raise
@@ -192,6 +199,29 @@ class HandlerRunner:
                 trace_id=env.trace_id,
             )
         return result
+
+
+async def _drain(gen: AsyncGenerator[Any, None], ctx: Context) -> Any:
+    """Run a generator handler: what it yields are chunks, until a Message (the reply).
+
+    A str is a text chunk, a dict a data chunk, a `Chunk` emitted as this agent's; the
+    first Message yielded is the reply and ends the handler, as a return would.
+    """
+    try:
+        async for item in gen:
+            if isinstance(item, Chunk):
+                await ctx.emit(text=item.text, data=item.data)
+            elif isinstance(item, Message):
+                return item
+            elif isinstance(item, str):
+                await ctx.emit(text=item)
+            elif isinstance(item, dict):
+                await ctx.emit(data=item)
+            else:
+                return item  # reported as a reply that is not a Message
+        return None
+    finally:
+        await gen.aclose()
 
 
 def _unhandled_reason(error: MeshError, *, is_ask: bool) -> str | None:

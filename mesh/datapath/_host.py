@@ -16,6 +16,7 @@ import gc
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import ray
@@ -35,6 +36,7 @@ from mesh.datapath._probes import Heartbeat, Probe
 from mesh.datapath._replies import Replies
 from mesh.datapath._selfcheck import settle_ray_calls
 from mesh.datapath._sequencing import SequencingGate
+from mesh.datapath._streams import StreamServer
 from mesh.datapath._typeshare import TYPE_CATALOG_NAME, TypeShare
 from mesh.errors import MeshError
 from mesh.observability import (
@@ -135,6 +137,9 @@ class AgentHost:
             name=name, config=config, guard=InboundGuard(name=name, config=config, access=access),
             endpoint=self._endpoint, dispatcher=self._dispatch, stats=self._stats,
         )  # fmt: skip
+        self._streams = StreamServer(buffer=config.stream_buffer_chunks, gate=self._gate,
+                                     acceptance=self._acceptance, dispatcher=self._dispatch,
+                                     replies=replies)  # fmt: skip
         self._background: list[asyncio.Task[None]] = []
         # Held apart from _background: it ticks until the stop ends, so that a host
         # draining its mailbox is not taken for a stuck one.
@@ -342,6 +347,12 @@ class AgentHost:
         if error is not None:
             return self._replies.error_frame_for(frame, error)
         return await waiter
+
+    @ray.method(num_returns="streaming")
+    async def stream(self, link_id: str, seq: int, frame: bytes) -> AsyncIterator[list[bytes]]:
+        """Accept one streamed ask; yield its chunk frames in batches, then its reply or error."""
+        async for out in self._streams.serve(link_id, seq, frame):
+            yield out
 
     # -- control: cancellation, probes, aborts ---------------------------------------------
 

@@ -158,6 +158,22 @@ class Link:
         self._request(frame, future)
         return future
 
+    def open_stream(self, frame: bytes, buffered: int) -> Any:
+        """Send a streamed ask as its own streaming call; return Ray's generator of its frames.
+
+        Like `request`, it follows everything queued before it. Ray holds at most
+        `buffered` items (batches of frames) the reader has not taken, and pauses the
+        peer's call beyond.
+
+        Raises:
+            DiedBeforeRunError: The peer is known to have died.
+        """
+        if self.dead is not None:
+            raise _never_ran(self.dead)
+        self._flush_all()
+        call = self.handle.stream.options(_generator_backpressure_num_objects=buffered)
+        return call.remote(self._link_id, self._next_seq(), frame)
+
     def _request(self, frame: bytes, future: asyncio.Future[Any]) -> None:
         ref = self.handle.request.remote(self._link_id, self._next_seq(), frame)
         self._requests += 1

@@ -9,11 +9,15 @@ one answer this way, or a dead letter when the way back failed.
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from mesh.datapath._endpoint import Endpoint
 from mesh.errors import MailboxFullError, MeshError, PeerNotFoundError
-from protocols import Envelope, ErrorReply, Kind, Message, ProtocolError
+from protocols import Chunk, Envelope, ErrorReply, Kind, Message, ProtocolError
 from protocols.wire import NoReply
+
+if TYPE_CHECKING:
+    from mesh.datapath._sink import StreamSink
 
 __all__ = ["Replies"]
 
@@ -33,6 +37,8 @@ class Replies:
         # Asks taken from `request` calls, by message id: their replies are the call
         # results. Invariant: an id leaves this map when its waiter gets its answer.
         self.call_waiters: dict[str, asyncio.Future[bytes]] = {}
+        # The sinks of streamed asks, by message id, from admission until handled.
+        self.sinks: dict[str, StreamSink] = {}
 
     def envelope(
         self,
@@ -52,9 +58,28 @@ class Replies:
                 kind, tag = Kind.ERROR, ErrorReply.type_tag
                 body = self._codec.encode_message(ErrorReply.of(exc.with_context(
                     agent=self._name, trace_id=env.trace_id)))  # fmt: skip
+        return self._answering(env, kind, tag or "", body, spent or None)
+
+    def chunk_frame(self, env: Envelope, chunk: Chunk) -> bytes:
+        """Return the frame of `chunk`, a piece of the answer to the streamed ask `env`.
+
+        Raises:
+            EncodeError: The chunk is too large or not encodable.
+        """
+        body = self._codec.encode_message(chunk)
+        return self._codec.encode(self._answering(env, Kind.CHUNK, Chunk.type_tag or "", body))
+
+    def _answering(
+        self,
+        env: Envelope,
+        kind: Kind,
+        tag: str,
+        body: bytes,
+        spent: dict[str, float] | None = None,
+    ) -> Envelope:
         return Envelope(
             kind=kind,
-            type=tag or "",
+            type=tag,
             sender=self._name,
             recipient=env.sender,
             payload=body,
@@ -64,7 +89,7 @@ class Replies:
             correlation_id=env.id,
             deadline=env.deadline,
             hops=env.hops,
-            budget=spent or None,
+            budget=spent,
             # Bound to the asker's incarnation that asked: a successor refuses it.
             to_incarnation=env.from_incarnation,
             from_incarnation=self._endpoint.incarnation,

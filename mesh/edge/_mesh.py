@@ -27,9 +27,10 @@ from mesh.edge._lifecycle import Lifecycle
 from mesh.edge._local import start_private_ray
 from mesh.edge._run import RunOutcome, run_team
 from mesh.edge._services import Services
+from mesh.edge._stream import open_stream
 from mesh.errors import ConfigError, MeshNotRunningError
 from mesh.observability import configure_logging, get_logger
-from protocols import Message
+from protocols import Message, Stream
 
 __all__ = ["Mesh"]
 
@@ -199,6 +200,7 @@ class Mesh(Lifecycle, Approvals):
         timeout: float = 120.0,
         trace_id: str | None = None,
         on_step: Callable[[str], object] | None = None,
+        on_text: Callable[[str], object] | None = None,
     ) -> RunOutcome:
         """Start `team`, give its entry agent `task`, and stop the team: ``raymesh run``.
 
@@ -211,6 +213,7 @@ class Mesh(Lifecycle, Approvals):
             timeout: Seconds the task may take.
             trace_id: The run's conversation (default: a new one).
             on_step: Called with what the run is doing now, e.g. for a progress line.
+            on_text: Stream the answer: called with its text as it forms (redacted).
 
         Raises:
             ConfigError: The team is invalid, or an agent failed to start.
@@ -220,7 +223,7 @@ class Mesh(Lifecycle, Approvals):
             HandlerError: The entry agent's handler raised.
         """
         return await run_team(self, team, task, timeout=timeout, trace_id=trace_id,
-                              on_step=on_step)  # fmt: skip
+                              on_step=on_step, on_text=on_text)  # fmt: skip
 
     @overload
     async def ask(self, name: str, msg: Message, *, timeout: float | None = ...,
@@ -267,6 +270,16 @@ class Mesh(Lifecycle, Approvals):
         """
         return await self._edge.ask(name, msg, timeout=timeout, trace_id=trace_id, expect=expect,
                                     budget=budget, at_least_once=at_least_once)  # fmt: skip
+
+    def stream(
+        self, name: str, msg: Message, *, timeout: float | None = None, trace_id: str | None = None
+    ) -> Stream:
+        """Ask agent `name` and return the `Stream` of its chunks, then its reply (`reply`).
+
+        Returns at once (not a coroutine); ``async with`` it and iterate; leaving early
+        cancels the handler. The errors of `ask` are raised from the iteration.
+        """
+        return open_stream(self._edge, name, msg, timeout=timeout, trace_id=trace_id)
 
     async def tell(
         self, name: str, msg: Message, *, trace_id: str | None = None, at_least_once: bool = False

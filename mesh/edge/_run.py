@@ -19,9 +19,11 @@ from typing import Any, Protocol
 
 from mesh.config import MeshConfig
 from mesh.control import TeamHandle, TeamSpec, load_team
+from mesh.edge._stream import read_answer
+from mesh.errors import DecodeError
 from mesh.observability import FLUSH_S, AgentStats, UsageReport
 from mesh.security import redact_data
-from protocols import Message, Result, Task, new_trace_id
+from protocols import Message, Result, Stream, Task, new_trace_id
 
 __all__ = ["AgentRun", "RunOutcome", "run_team", "settled_trace"]
 
@@ -38,6 +40,8 @@ class _Driver(_Spans, Protocol):
     async def team(self, source: str | Path | dict[str, Any] | TeamSpec) -> TeamHandle: ...
     async def ask(self, name: str, msg: Message, *, timeout: float | None = ...,
                   trace_id: str | None = ..., expect: type[Result]) -> Result: ...  # fmt: skip
+    def stream(self, name: str, msg: Message, *, timeout: float | None = ...,
+               trace_id: str | None = ...) -> Stream: ...  # fmt: skip
     async def stats(self, name: str) -> AgentStats: ...
     async def usage(
         self, *, names: list[str] | None = None, trace_id: str | None = None
@@ -115,6 +119,7 @@ async def run_team(
     timeout: float,
     trace_id: str | None = None,
     on_step: Callable[[str], object] | None = None,
+    on_text: Callable[[str], object] | None = None,
 ) -> RunOutcome:
     """Start `team`, ask its entry agent `task`, read what the run did, stop the team.
 
@@ -127,7 +132,9 @@ async def run_team(
     try:
         trace_id = trace_id or new_trace_id()
         step(f"{handle.entry} is working on the task")
-        answer = await _ask_unless_the_team_fails(mesh, handle, task, timeout, trace_id)
+        answer = await _ask_unless_the_team_fails(
+            mesh, handle, task, timeout, trace_id, on_text=on_text
+        )
         # The answer is printed and kept (a model may repeat a key a tool read): masked.
         result = type(answer).model_validate(redact_data(answer.model_dump()))
         agents, usage = await _agent_runs(mesh, handle, trace_id)
@@ -140,12 +147,22 @@ async def run_team(
 
 
 async def _ask_unless_the_team_fails(
-    mesh: _Driver, team: TeamHandle, task: str, timeout: float, trace_id: str
+    mesh: _Driver,
+    team: TeamHandle,
+    task: str,
+    timeout: float,
+    trace_id: str,
+    *,
+    on_text: Callable[[str], object] | None = None,
 ) -> Result:
     # A team failing past its restart intensity ends the run at once, with its error.
-    asking = asyncio.ensure_future(
-        mesh.ask(team.entry, Task(text=task), timeout=timeout, trace_id=trace_id, expect=Result)
-    )
+    if on_text is None:
+        answer = mesh.ask(team.entry, Task(text=task), timeout=timeout, trace_id=trace_id,
+                          expect=Result)  # fmt: skip
+    else:
+        stream = mesh.stream(team.entry, Task(text=task), timeout=timeout, trace_id=trace_id)
+        answer = _streamed(stream, on_text)
+    asking = asyncio.ensure_future(answer)
     failing = asyncio.ensure_future(team.wait())
     try:
         done, _ = await asyncio.wait([asking, failing], return_when=asyncio.FIRST_COMPLETED)
@@ -155,6 +172,17 @@ async def _ask_unless_the_team_fails(
     finally:
         asking.cancel()
         failing.cancel()
+
+
+async def _streamed(stream: Stream, on_text: Callable[[str], object]) -> Result:
+    answer = await read_answer(stream, on_text)
+    if not isinstance(answer, Result):
+        raise DecodeError(
+            f"the entry agent answered the task with {type(answer).__name__}, not a Result",
+            trace_id=stream.trace_id,
+            hint="a team's entry agent answers a Task with a Result",
+        )
+    return answer
 
 
 async def _agent_runs(
