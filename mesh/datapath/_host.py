@@ -31,6 +31,7 @@ from mesh.datapath._durable import Durability
 from mesh.datapath._endpoint import Endpoint
 from mesh.datapath._failures import start_failed
 from mesh.datapath._handling import HandlerRunner
+from mesh.datapath._lease import Lease
 from mesh.datapath._link import sender_of
 from mesh.datapath._probes import Heartbeat, Probe
 from mesh.datapath._replies import Replies
@@ -145,6 +146,8 @@ class AgentHost:
         # draining its mailbox is not taken for a stuck one.
         self._ticking: asyncio.Task[None] | None = None
         self._heartbeat = Heartbeat(config.tick_s)
+        self._lease = Lease(info=self._info, handle=self._handle, registry=self._registry,
+                            heartbeat=self._heartbeat, config=config, log=self._log)  # fmt: skip
         self._control: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self._stopping = False
@@ -202,7 +205,7 @@ class AgentHost:
     async def start_control(self) -> None:
         """Start the lease renewals on the control lane, which a blocked loop cannot stop."""
         if self._control is None:
-            self._control = asyncio.get_running_loop().create_task(self._renew_lease())
+            self._control = asyncio.get_running_loop().create_task(self._lease.renew())
 
     @ray.method(concurrency_group="ctl")
     async def health(self) -> dict[str, Any]:
@@ -210,7 +213,7 @@ class AgentHost:
         lag = self._heartbeat.lag_s()
         return {
             "incarnation": self._info.incarnation,
-            "healthy": await self._loop_runs(lag),
+            "healthy": await self._lease.loop_runs(lag),
             "loop_lag_s": lag,
             "mailbox_depth": self._mailbox_depth(),
         }
@@ -294,27 +297,6 @@ class AgentHost:
 
     def _mailbox_depth(self) -> int:
         return self._dispatch.mailbox.qsize()
-
-    async def _loop_runs(self, lag: float) -> bool:
-        # On the control lane: a lag over the limit is a blocked loop only if the loop
-        # cannot run a callback now; a starved process lags without being stuck.
-        return lag < self._config.stuck_after_s or not await self._heartbeat.blocked()
-
-    async def _renew_lease(self) -> None:
-        # Runs on the control lane: renewals carry the main loop's lag, so the registry
-        # shows a host whose loop is stuck as unhealthy instead of letting it vanish.
-        period = min(self._config.lease_s / 3, max(self._config.stuck_after_s / 2, 0.1))
-        while True:
-            await asyncio.sleep(period)
-            lag = self._heartbeat.lag_s()
-            healthy = await self._loop_runs(lag)
-            try:
-                if not await self._registry.renew(self._info.name, self._info.incarnation,
-                                                  healthy=healthy, loop_lag_s=lag):  # fmt: skip
-                    await self._registry.register(self._info, self._handle)
-                    self._log.info("registered again after the registry lost the entry")
-            except MeshError as exc:
-                self._log.warning("lease renewal failed", error=str(exc))
 
     # -- inbound ---------------------------------------------------------------------
 
