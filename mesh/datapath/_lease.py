@@ -8,6 +8,7 @@ the heartbeat tells apart.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from mesh.agent import AgentInfo
@@ -19,42 +20,33 @@ from mesh.errors import MeshError
 __all__ = ["Lease"]
 
 
+@dataclass(frozen=True, kw_only=True)
 class Lease:
     """Keeps one incarnation registered while it runs, and says whether its loop runs."""
 
-    def __init__(
-        self,
-        *,
-        info: AgentInfo,
-        handle: Any,
-        registry: RegistryClient,
-        heartbeat: Heartbeat,
-        config: MeshConfig,
-        log: Any,
-    ) -> None:
-        self._info = info
-        self._handle = handle
-        self._registry = registry
-        self._heartbeat = heartbeat
-        self._config = config
-        self._log = log
+    info: AgentInfo
+    handle: Any
+    registry: RegistryClient
+    heartbeat: Heartbeat
+    config: MeshConfig
+    log: Any
 
     async def loop_runs(self, lag: float) -> bool:
         """On the control lane: a lag over the limit is a blocked loop only if the loop
         cannot run a callback now."""
-        return lag < self._config.stuck_after_s or not await self._heartbeat.blocked()
+        return lag < self.config.stuck_after_s or not await self.heartbeat.blocked()
 
     async def renew(self) -> None:
         """Renew until cancelled; register again if the registry lost the entry."""
-        period = min(self._config.lease_s / 3, max(self._config.stuck_after_s / 2, 0.1))
+        period = min(self.config.lease_s / 3, max(self.config.stuck_after_s / 2, 0.1))
         while True:
             await asyncio.sleep(period)
-            lag = self._heartbeat.lag_s()
+            lag = self.heartbeat.lag_s()
             healthy = await self.loop_runs(lag)
             try:
-                if not await self._registry.renew(self._info.name, self._info.incarnation,
+                if not await self.registry.renew(self.info.name, self.info.incarnation,
                                                   healthy=healthy, loop_lag_s=lag):  # fmt: skip
-                    await self._registry.register(self._info, self._handle)
-                    self._log.info("registered again after the registry lost the entry")
+                    await self.registry.register(self.info, self.handle)
+                    self.log.info("registered again after the registry lost the entry")
             except MeshError as exc:
-                self._log.warning("lease renewal failed", error=str(exc))
+                self.log.warning("lease renewal failed", error=str(exc))
