@@ -11,11 +11,18 @@ pause the key for everyone.
 
 from actors.ratelimit._headers import LimitReport, read_headers
 from actors.ratelimit._limiter import RateLimiter, call_priority
-from actors.ratelimit._limits import RateLimits, fingerprint, limits_for, rate_limits
+from actors.ratelimit._limits import (
+    LIMITS_VARIABLE,
+    RateLimits,
+    fingerprint,
+    limits_for,
+    rate_limits,
+)
 from actors.ratelimit._scheduler import Finished, Grant, KeyScheduler
 from actors.ratelimit._source import KeyLimiterActor, LeaseSource, actor_name, lease_source
 
 __all__ = [
+    "LIMITS_VARIABLE",
     "Finished",
     "Grant",
     "KeyLimiterActor",

@@ -6,7 +6,10 @@ a fingerprint that names the limiter actor and appears in errors and metrics ins
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mesh import ConfigError
 
-__all__ = ["RateLimits", "fingerprint", "limits_for", "rate_limits"]
+__all__ = ["LIMITS_VARIABLE", "RateLimits", "fingerprint", "limits_for", "rate_limits"]
+
+#: The setting that gives every agent of a process the limits its own options do not:
+#: JSON mapping model strings or provider names to limits, as a team file's ``limits:``.
+LIMITS_VARIABLE = "RAYMESH_RATE_LIMITS"
 
 
 class RateLimits(BaseModel):
@@ -66,11 +73,37 @@ def limits_for(model: str, table: Mapping[str, Any] | None) -> Any:
     """Return the entry of `table` for ``provider:MODEL``: the model's own, else its provider's.
 
     An agent's ``limits:`` maps model strings or provider names to limits, so one entry can
-    cover every model of a key's provider.
+    cover every model of a key's provider; what it does not name comes from the setting
+    ``RAYMESH_RATE_LIMITS`` (the same mapping, as JSON), if set.
+
+    Raises:
+        ConfigError: ``RAYMESH_RATE_LIMITS`` is not a JSON mapping.
     """
-    if not table:
-        return None
-    return table.get(model, table.get(model.partition(":")[0]))
+    for source in (table or {}, _settings(os.environ.get(LIMITS_VARIABLE, ""))):
+        found = source.get(model, source.get(model.partition(":")[0]))
+        if found is not None:
+            return found
+    return None
+
+
+@functools.cache
+def _settings(text: str) -> Mapping[str, Any]:
+    # Parsed once per value: every client of the process reads it.
+    if not text.strip():
+        return {}
+    try:
+        table = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{LIMITS_VARIABLE} is not JSON: {exc.msg} at character {exc.pos}",
+            hint=f'{LIMITS_VARIABLE}=\'{{"openai": {{"requests": 500, "tokens": 200000}}}}\'',
+        ) from None
+    if not isinstance(table, dict):
+        raise ConfigError(
+            f"{LIMITS_VARIABLE} must map model strings or provider names to limits",
+            hint=f'{LIMITS_VARIABLE}=\'{{"openai": {{"requests": 500}}}}\'',
+        )
+    return table
 
 
 def fingerprint(provider: str, model: str, *, api_key: str, base_url: str) -> str:

@@ -10,6 +10,7 @@ import pytest
 
 from actors import RateLimitedError
 from actors.ratelimit import (
+    LIMITS_VARIABLE,
     Finished,
     KeyScheduler,
     LimitReport,
@@ -170,6 +171,22 @@ def test_limits_come_per_model_or_per_provider_and_bad_ones_are_config_errors() 
     assert caught.value.agent == "a"
     with pytest.raises(ConfigError):
         rate_limits({"rpm": 5}, agent="a")
+
+
+def test_the_setting_gives_the_limits_an_agents_options_do_not_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(LIMITS_VARIABLE, '{"anthropic": {"requests": 7}, "openai": {"requests": 3}}')
+    table = {"openai": {"requests": 10}}
+    assert limits_for("openai:gpt-4o", table) == {"requests": 10}  # the agent's own wins
+    assert limits_for("anthropic:claude-sonnet-4-5", table) == {"requests": 7}
+    assert limits_for("offline:echo", None) is None
+    monkeypatch.setenv(LIMITS_VARIABLE, "{openai: 3}")
+    with pytest.raises(ConfigError, match="RAYMESH_RATE_LIMITS is not JSON"):
+        limits_for("openai:gpt-4o", None)
+    monkeypatch.setenv(LIMITS_VARIABLE, "[1, 2]")
+    with pytest.raises(ConfigError, match="must map model strings"):
+        limits_for("openai:gpt-4o", None)
 
 
 async def test_the_limiter_fails_a_call_at_once_with_a_typed_error_naming_the_fingerprint() -> None:
