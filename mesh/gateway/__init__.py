@@ -5,6 +5,7 @@ like any other, and nothing below this package imports it (``raymesh serve`` and
 ``raymesh status`` do).
 """
 
+from mesh.gateway._a2a import A2A_PREFIX, MAX_TASKS, BoundedTaskStore, MeshExecutor, agent_card
 from mesh.gateway._access import DEV_CLIENT, TOKEN_PREFIX, RateLimiter, TokenCheck, load_tokens
 from mesh.gateway._app import DEADLINE_HEADER, TRACE_HEADER, build_app
 from mesh.gateway._errors import (
@@ -22,22 +23,27 @@ from mesh.gateway._serve import APP_PREFIX, app_name, deploy_gateway, gateway_ro
 from mesh.gateway._settings import GatewaySettings, gateway_settings
 
 __all__ = [
+    "A2A_PREFIX",
     "APP_PREFIX",
     "DEADLINE_HEADER",
     "DEV_CLIENT",
+    "MAX_TASKS",
     "TOKEN_PREFIX",
     "TRACE_HEADER",
     "BadRequestError",
+    "BoundedTaskStore",
     "ChatRequest",
     "EntryPoint",
     "GatewayError",
     "GatewaySettings",
+    "MeshExecutor",
     "RateLimitedError",
     "RateLimiter",
     "RequestTooLargeError",
     "TokenCheck",
     "UnauthorizedError",
     "UnknownModelError",
+    "agent_card",
     "app_name",
     "build_app",
     "chat_chunks",

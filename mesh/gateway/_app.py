@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mesh.errors import TraceNotFoundError
+from mesh.gateway._a2a import mount_a2a
 from mesh.gateway._access import RateLimiter
 from mesh.gateway._errors import (
     BadRequestError,
@@ -230,7 +231,20 @@ def build_app(settings: GatewaySettings, mesh: Driver) -> FastAPI:
             )
         return {"trace_id": trace_id, "spans": redact_data(spans)}
 
+    mount_a2a(app, settings, mesh, gate=_a2a_gate(settings, admit), refuse=_error_response)
     return app
+
+
+def _a2a_gate(settings: GatewaySettings, admit: _Admission) -> Callable[[Request], None]:
+    """The admission of an A2A request: its token, its client's rate, its declared size."""
+
+    def gate(request: Request) -> None:
+        admit.client(request)
+        declared, limit = request.headers.get("content-length", ""), settings.spec.max_body_bytes
+        if declared.isdigit() and int(declared) > limit:
+            raise _too_large(int(declared), limit)
+
+    return gate
 
 
 def _masked(reply: Message | None) -> Message | None:
