@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from a2a.client import A2ACardResolver, Client, ClientConfig, create_client
+from a2a.server.context import ServerCallContext
 from a2a.types import (
     CancelTaskRequest,
     GetTaskRequest,
@@ -22,14 +23,16 @@ from a2a.types import (
     Role,
     SendMessageRequest,
     StreamResponse,
+    Task,
     TaskState,
+    TaskStatus,
 )
 from google.protobuf.json_format import MessageToDict
 from ray import serve
 
 from mesh import Mesh
 from mesh.control import load_team
-from mesh.gateway import TokenCheck, deploy_gateway, gateway_settings, load_tokens
+from mesh.gateway import BoundedTaskStore, TokenCheck, deploy_gateway, gateway_settings, load_tokens
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -162,3 +165,15 @@ async def test_a_deadline_fails_the_task_naming_the_error(root: str) -> None:
     assert "BadRequestError" in "".join(p.text for p in bad[-1].task.status.message.parts)
     await client.close()
     await http.aclose()
+
+
+async def test_the_task_table_forgets_its_oldest_finished_task_first() -> None:
+    store, call = BoundedTaskStore(limit=2), ServerCallContext()
+    done = TaskStatus(state=TaskState.TASK_STATE_COMPLETED)
+    working = TaskStatus(state=TaskState.TASK_STATE_WORKING)
+    await store.save(Task(id="a", context_id="c", status=working), call)
+    await store.save(Task(id="b", context_id="c", status=done), call)
+    await store.save(Task(id="c", context_id="c", status=done), call)
+    assert await store.get("b", call) is None  # finished, so forgotten before the older "a"
+    assert await store.get("a", call) is not None
+    assert await store.get("c", call) is not None
