@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mesh.errors import ConfigError
-from mesh.gateway._errors import RateLimitedError, UnauthorizedError
+from mesh.gateway._errors import TooManyRequestsError, UnauthorizedError
 from mesh.security import read_secrets_file
 
 __all__ = ["DEV_CLIENT", "TOKEN_PREFIX", "RateLimiter", "TokenCheck", "load_tokens"]
@@ -112,7 +112,7 @@ class RateLimiter:
         """Spend one request of `client`'s allowance.
 
         Raises:
-            RateLimitedError: The bucket is empty; `retry_after_s` says when it is not.
+            TooManyRequestsError: The bucket is empty; `retry_after_s` says when it is not.
         """
         now = time.monotonic() if now is None else now
         bucket = self._buckets.setdefault(client, _Bucket(tokens=float(self.burst), at=now))
@@ -120,7 +120,7 @@ class RateLimiter:
         bucket.at = now
         if bucket.tokens < 1:
             wait = (1 - bucket.tokens) / self.rate_per_s
-            raise RateLimitedError(
+            raise TooManyRequestsError(
                 f"client {client!r} is over its rate limit of {self.rate_per_s:g} requests/s "
                 f"(burst {self.burst}) at this replica",
                 retry_after_s=math.ceil(wait * 1000) / 1000,

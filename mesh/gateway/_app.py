@@ -26,8 +26,8 @@ from mesh.gateway._a2a import mount_a2a
 from mesh.gateway._access import RateLimiter
 from mesh.gateway._errors import (
     BadRequestError,
-    RateLimitedError,
     RequestTooLargeError,
+    TooManyRequestsError,
     UnknownModelError,
     error_body,
     status_of,
@@ -143,7 +143,7 @@ def _too_large(size: int, limit: int) -> RequestTooLargeError:
 def _error_response(_: Request, exc: Exception) -> Response:
     status = status_of(exc)
     headers = {}
-    if isinstance(exc, RateLimitedError):
+    if isinstance(exc, TooManyRequestsError):
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
     if isinstance(exc, MeshError) and exc.trace_id:
         headers[TRACE_HEADER] = exc.trace_id

@@ -26,8 +26,8 @@ from protocols import DeadlineExceededError, DecodeError, MeshError
 __all__ = [
     "BadRequestError",
     "GatewayError",
-    "RateLimitedError",
     "RequestTooLargeError",
+    "TooManyRequestsError",
     "UnauthorizedError",
     "UnknownModelError",
     "error_body",
@@ -51,7 +51,7 @@ class RequestTooLargeError(GatewayError):
     """The request body is over the serve block's ``max_body_bytes`` (HTTP 413)."""
 
 
-class RateLimitedError(GatewayError):
+class TooManyRequestsError(GatewayError):
     """The token made more requests than its rate limit lets it, at this replica (HTTP 429).
 
     Attributes:
@@ -81,7 +81,7 @@ class UnknownModelError(GatewayError, LookupError):
 _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (UnauthorizedError, 401),
     (RequestTooLargeError, 413),
-    (RateLimitedError, 429),
+    (TooManyRequestsError, 429),
     (BadRequestError, 400),
     (UnknownModelError, 404),
     (PeerNotFoundError, 404),
@@ -122,7 +122,7 @@ def error_body(error: BaseException) -> dict[str, Any]:
         "hint": None if hint is None else redact(hint),
         "trace_id": trace_id,
     }
-    if isinstance(error, RateLimitedError):
+    if isinstance(error, TooManyRequestsError):
         body["retry_after_s"] = error.retry_after_s
     return {"error": body}
 

@@ -56,7 +56,7 @@ class SpanStore:
         conversations: traces rooted in a span marked ``raymesh.bookkeeping`` are skipped.
         """
         roots = [s for s in self._spans if s["parent_span_id"] is None
-                 and not s["attributes"].get("raymesh.bookkeeping")]  # fmt: skip
+                 and not s.get("attributes", {}).get("raymesh.bookkeeping")]  # fmt: skip
         return max(roots, key=lambda s: s["end_ns"])["trace_id"] if roots else None
 
     def stats(self) -> dict[str, int]:

@@ -179,7 +179,7 @@ async def test_a_burst_over_the_rate_limit_gets_429_with_retry_after(base_url: s
     assert 200 in statuses  # the burst of 10 is let through
     limited = [r for r in responses if r.status_code == 429]
     assert limited, statuses
-    _error(limited[0], 429, "RateLimitedError")
+    _error(limited[0], 429, "TooManyRequestsError")
     assert int(limited[0].headers["Retry-After"]) >= 1
     async with httpx.AsyncClient(base_url=base_url, headers=_auth("bob"), timeout=60) as http:
         assert (await http.get("/models")).status_code == 200  # another client: its own bucket

@@ -17,9 +17,9 @@ from mesh.errors import ConfigError, HandlerError, PeerNotFoundError
 from mesh.gateway import (
     BadRequestError,
     ChatRequest,
-    RateLimitedError,
     RateLimiter,
     TokenCheck,
+    TooManyRequestsError,
     UnauthorizedError,
     chat_chunks,
     error_body,
@@ -140,7 +140,7 @@ async def test_secrets_in_streamed_text_are_masked() -> None:
     [
         (UnauthorizedError("no"), 401),
         (BadRequestError("bad"), 400),
-        (RateLimitedError("slow down", retry_after_s=0.4), 429),
+        (TooManyRequestsError("slow down", retry_after_s=0.4), 429),
         (PeerNotFoundError("gone"), 404),
         (DeadlineExceededError("late"), 504),
         (HandlerError("boom", remote_type="KeyError"), 502),
@@ -211,12 +211,12 @@ def test_the_rate_limit_is_a_token_bucket_per_client() -> None:
     limiter = RateLimiter(rate_per_s=2.0, burst=3)
     for _ in range(3):
         limiter.take("a", now=100.0)
-    with pytest.raises(RateLimitedError) as caught:
+    with pytest.raises(TooManyRequestsError) as caught:
         limiter.take("a", now=100.0)
     assert caught.value.retry_after_s == pytest.approx(0.5)
     limiter.take("b", now=100.0)  # another client has its own bucket
     limiter.take("a", now=100.5)  # half a second refills one
-    with pytest.raises(RateLimitedError):
+    with pytest.raises(TooManyRequestsError):
         limiter.take("a", now=100.5)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -28,10 +29,10 @@ async def test_trace_last_skips_the_usage_query_sent_after_the_conversation(
     # showed that one raymesh.usage_query/1 span instead of the conversation.
     monkeypatch.setenv("RAYMESH_HOME", str(tmp_path))  # no saved traces of other runs
     a, b = [await spawn(Relayer, n) for n in ("last-a", "last-b")]
-    conversation = "5e" * 16
+    conversation = uuid.uuid4().hex  # the session's span store holds other tests' traces
     await mesh.ask(a.name, Relay(route=[b.name]), trace_id=conversation, expect=Seen)
     assert len(await settled_trace(mesh, conversation)) == 2
-    bookkeeping = "b0" * 16
+    bookkeeping = uuid.uuid4().hex
     with contextlib.suppress(MeshError):  # a Relayer has no model: it has no usage to report
         await mesh.ask(a.name, UsageQuery(), trace_id=bookkeeping, timeout=5)
     (usage_span,) = await settled_trace(mesh, bookkeeping)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import ray
 
 from actors import LLMClient, UsageLedger
 from actors.loopback import LoopbackLLMServer, Step
@@ -97,7 +98,9 @@ async def test_the_default_shared_file_is_per_namespace_under_the_raymesh_home(
     await client.complete("Where does it go?", timeout=10)
     await client.aclose()
     home = Path(os.environ["RAYMESH_HOME"])
-    assert (home / "cache" / "default.sqlite").is_file()
+    # The mesh's namespace when this process is in Ray (the suite's session Ray may be up).
+    namespace = ray.get_runtime_context().namespace if ray.is_initialized() else "default"
+    assert (home / "cache" / f"{namespace}.sqlite").is_file()
 
 
 async def test_old_and_excess_answers_are_dropped(server: LoopbackLLMServer) -> None:

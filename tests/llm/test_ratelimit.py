@@ -125,12 +125,13 @@ async def _high_before_low(mesh: Mesh, spawn: Spawn, server: LoopbackLLMServer) 
     await asyncio.gather(burst(low), burst(high))
     requests = server.requests_for("ranked")[warm:]
     order = [r.body["messages"][-1]["content"].split()[0] for r in requests]
-    # The first few go out at once (the bucket is full, 5); from then on the key's
-    # capacity goes to the high-priority agent while it has calls waiting: the low one's
-    # calls come after its last, but for those of the burst.
+    # The first few go out at once (the bucket is full, 5: all of them may be the low
+    # one's, whose burst starts first); from then on the key's capacity goes to the
+    # high-priority agent while it has calls waiting: the low one's calls come after its
+    # last, but for those of the burst (without priority, about 8 would come before it).
     last_high = max(i for i, who in enumerate(order) if who == high)
     assert order.count(low) == order.count(high) == calls
-    assert sum(who == low for who in order[: last_high + 1]) <= 4, order
+    assert sum(who == low for who in order[: last_high + 1]) <= 5, order
 
 
 async def test_a_call_that_cannot_get_capacity_in_its_deadline_fails_at_once_typed(

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import actors  # noqa: F401 -- defines the LLM branch of the tree
-import mesh  # noqa: F401 -- defines the runtime branch (cluster and approvals included)
+import mesh
+import mesh.gateway  # noqa: F401 -- defines the gateway's HTTP errors
 import protocols.patterns  # noqa: F401 -- defines the patterns' branch
 from actors.providers._base import ToolCall
 from actors.tools import Toolbox
@@ -52,6 +53,14 @@ TREE = sorted(
     },
     key=lambda cls: cls.__name__,
 )
+
+
+def test_every_error_class_has_a_name_of_its_own() -> None:
+    # The wire names an error by its class name: two classes of one name would rebuild as
+    # whichever registered first (the gateway's 429 once shadowed actors.RateLimitedError).
+    names = [cls.__name__ for cls in TREE]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
+    assert all(_ERROR_CLASSES[cls.__name__] is cls for cls in TREE if cls is not MeshError)
 
 
 def make(cls: type[MeshError], agent: str = "writer") -> MeshError:
