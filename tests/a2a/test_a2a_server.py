@@ -142,7 +142,7 @@ async def test_a_slow_task_is_canceled(root: str) -> None:
     began = time.monotonic()
     canceled = await client.cancel_task(CancelTaskRequest(id=task_id))
     assert canceled.status.state == TaskState.TASK_STATE_CANCELED
-    assert time.monotonic() - began < 4  # the sleeper would take 8 s
+    assert time.monotonic() - began < 6  # the sleeper would take 8 s
     await stream.aclose()
     got = await client.get_task(GetTaskRequest(id=task_id))
     assert got.status.state == TaskState.TASK_STATE_CANCELED
@@ -154,7 +154,7 @@ async def test_a_deadline_fails_the_task_naming_the_error(root: str) -> None:
     client, http = await _client(root, "late", "sleeper", streaming=False)
     began = time.monotonic()
     events = [e async for e in client.send_message(_ask("too slow", deadline_s=0.5))]
-    assert time.monotonic() - began < 4
+    assert time.monotonic() - began < 6  # the sleeper would take 8 s
     task = events[-1].task
     assert task.status.state == TaskState.TASK_STATE_FAILED
     failure = "".join(p.text for p in task.status.message.parts)

@@ -162,7 +162,7 @@ async def test_the_deadline_header_ends_a_slow_ask_with_504(base_url: str) -> No
         took = time.monotonic() - started
         body = _error(response, 504, "DeadlineExceededError")
         assert body["trace_id"] == response.headers[TRACE_HEADER]
-        assert took < 4  # the sleeper's model takes 8 s: the deadline ended it sooner
+        assert took < 6  # the sleeper's model takes 8 s: the deadline ended it sooner
         started = time.monotonic()
         response = await http.post(
             "/chat/completions", json=_chat("sleeper"), headers={DEADLINE_HEADER: "100"}

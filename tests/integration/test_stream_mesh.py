@@ -100,7 +100,7 @@ async def test_the_deadline_ends_a_stream_with_the_typed_error(mesh: Mesh, spawn
     with pytest.raises(DeadlineExceededError):
         await read()
     assert 2 <= len(got) <= 6  # chunks came until the deadline, not after
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 5.0  # the whole stream would take 10 s
 
 
 async def test_a_reader_that_stops_cancels_the_handler(mesh: Mesh, spawn: Spawn) -> None:

@@ -122,7 +122,7 @@ async def test_a_retry_after_longer_than_the_deadline_fails_at_once(
     async with make(server, "openai") as client:
         with pytest.raises(ModelUnavailableError, match="would pass the deadline"):
             await client.complete("hi", timeout=2)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 1.8  # before the 2 s deadline, not at it
     assert len(server.requests) == 1
 
 

@@ -151,7 +151,7 @@ async def _refused_at_once(mesh: Mesh, spawn: Spawn, server: LoopbackLLMServer) 
     started = time.monotonic()
     with pytest.raises(HandlerError) as caught:
         await mesh.ask(name, Prompt(text="second"), timeout=10, expect=Completion)
-    assert time.monotonic() - started < 3.0  # not slept to the 10 s deadline
+    assert time.monotonic() - started < 6.0  # not slept to the 10 s deadline
     error = caught.value
     assert error.remote_type == RateLimitedError.__name__
     assert f"key {digest}" in error.message

@@ -49,8 +49,9 @@ async def test_the_providers_headers_set_the_limit_so_only_the_first_429_comes(
     assert server_limits is not None
     assert server_limits.refused <= 1
     assert server_limits.admitted == 13
-    # 13 requests at 5 a second with a burst of 5: at least 1.5 s, and not much more.
-    assert 1.4 <= elapsed <= 4.0, elapsed
+    # 13 requests at 5 a second with a burst of 5: at least 1.5 s, and well short of
+    # the 13 s a limiter that had lost the window (one a second) would take.
+    assert 1.4 <= elapsed <= 8.0, elapsed
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -99,6 +100,12 @@ async def test_a_conversation_of_many_calls_does_not_starve_one_of_few() -> None
 async def test_the_offline_model_keeps_to_limits_too() -> None:
     client = LLMClient("offline:limited", limits={"requests": 4, "window_s": 1.0, "lease_s": 0.1})
     started = time.monotonic()
-    await asyncio.gather(*(client.complete(f"q{i}", timeout=20) for i in range(8)))
-    # A burst of 4, then 4 a second: the last of 8 calls goes about a second in.
-    assert 0.8 <= time.monotonic() - started <= 3.0
+
+    async def call(i: int) -> float:
+        await client.complete(f"q{i}", timeout=20)
+        return time.monotonic() - started
+
+    finished = sorted(await asyncio.gather(*(call(i) for i in range(8))))
+    # A burst of 4, then one every quarter second: whatever the machine's load, the k-th
+    # call past the burst cannot finish before k quarters have passed (load only delays).
+    assert all(at >= 0.2 * k for k, at in enumerate(finished[4:], start=1)), finished

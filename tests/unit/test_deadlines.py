@@ -15,7 +15,7 @@ async def test_a_task_past_its_deadline_is_cancelled_and_reported_fired() -> Non
     started = time.monotonic()
     await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled()
-    assert 0.03 < time.monotonic() - started < 1.0
+    assert 0.03 < time.monotonic() - started < 4.0  # the task sleeps 5 s
     assert wheel.unwatch(task, slot) is True
     assert wheel.unwatch(task, slot) is False  # reported once
 

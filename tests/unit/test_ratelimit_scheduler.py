@@ -35,7 +35,7 @@ async def test_a_full_bucket_grants_a_batch_then_makes_the_next_wait_for_the_ref
     started = time.monotonic()
     grant = await scheduler.acquire(1, 0, priority=0, flow="a", deadline=far)
     assert grant.requests == 1
-    assert 0.07 < time.monotonic() - started < 0.5  # one request refills in 0.1 s
+    assert 0.07 < time.monotonic() - started < 5.0  # refills in 0.1 s, not at the 10 s deadline
 
 
 async def test_a_lease_that_cannot_come_before_the_deadline_is_refused_at_once() -> None:
@@ -47,7 +47,7 @@ async def test_a_lease_that_cannot_come_before_the_deadline_is_refused_at_once()
     assert grant.requests == 0
     assert grant.wait_s is not None
     assert 9.0 < grant.wait_s <= 10.0
-    assert time.monotonic() - started < 0.05
+    assert time.monotonic() - started < 0.5  # at once, not at the 1 s deadline
     assert scheduler.refused == 1
 
 
@@ -195,7 +195,7 @@ async def test_the_limiter_fails_a_call_at_once_with_a_typed_error_naming_the_fi
     started = time.monotonic()
     with pytest.raises(RateLimitedError) as caught:
         await limiter.acquire(10, deadline=time.time() + 2, trace_id="t2", agent="a1")
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 1.0  # at once, not at the 2 s deadline
     error = caught.value
     assert (error.key, error.agent, error.trace_id) == ("0123456789abcdef", "a1", "t2")
     assert error.retry_in is not None
