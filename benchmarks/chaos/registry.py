@@ -36,6 +36,8 @@ class RegistryFigures:
     kills: int = 0
     messages: int = 0
     failed: dict[str, int] = field(default_factory=dict)
+    #: Kills after which every agent registered again (at any time), and within the target.
+    returned: int = 0
     reregistered: int = 0
     reregister_median_s: float | None = None
     reregister_max_s: float | None = None
@@ -103,6 +105,7 @@ async def registry_killed(
             await mesh.stop(name)
     figures.kills = len(took)
     back = [t for t in took if t is not None]
+    figures.returned = len(back)
     figures.reregistered = sum(1 for t in back if t <= REREGISTER_WITHIN_S)
     figures.reregister_median_s = percentile(back, 0.5)
     figures.reregister_max_s = max(back, default=None)

@@ -75,9 +75,10 @@ async def test_killing_the_registry_fails_no_agent_message_and_every_agent_regis
     assert figures.kills == kills
     assert figures.messages > 0
     assert figures.failed == {}
-    # Every kill was seen to empty the registry, and every agent came back after it.
+    # Every kill was seen to empty the registry, and every agent came back after it (how
+    # soon is the chaos report's figure: a loaded machine stretches it).
     assert figures.reregister_max_s is not None
-    assert figures.reregistered == kills
+    assert figures.returned == kills
 
 
 @pytest.mark.timeout(300)
