@@ -13,6 +13,9 @@ must be entered and left in one task) from the agent's start to its stop. A serv
 dies is restarted at the next call, with backoff, at most ``max_restarts`` times; the
 call that saw it die fails (it may have had effects: it is not repeated), and past the
 limit every call fails with `McpServerError`.
+
+The SDK is imported where a session opens, not with this module: it costs every agent's
+worker a quarter of a second to import, and most agents have no MCP server.
 """
 
 from __future__ import annotations
@@ -21,13 +24,11 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
 import jsonschema
-from mcp import ClientSession, McpError, StdioServerParameters, stdio_client, types
-from mcp.client.streamable_http import streamable_http_client
 
 from actors.budget import current_budget
 from actors.errors import BudgetExceededError, McpServerError, ToolError
@@ -37,6 +38,9 @@ from mesh import ConfigError, get_logger
 from mesh.control import SECRET_REFERENCE, McpServerSpec
 from mesh.extension import get_secret
 from mesh.security import remember_secret
+
+if TYPE_CHECKING:
+    from mcp import ClientSession, types
 
 __all__ = ["McpConnection", "McpTool", "McpToolset"]
 
@@ -96,6 +100,8 @@ class McpConnection:
                 agent=self.agent,
                 hint="add it to the server's allow list in the team file",
             )
+        from mcp import McpError, types
+
         session = await self._live_session()
         try:
             return await session.call_tool(tool, arguments)
@@ -174,6 +180,8 @@ class McpConnection:
 
     async def _run(self, ready: asyncio.Future[ClientSession]) -> None:
         """Hold the session open until `aclose`; report a failure to open on `ready`."""
+        from mcp import ClientSession
+
         try:
             async with self._transport() as (read, write), ClientSession(read, write) as session:
                 await session.initialize()
@@ -187,6 +195,9 @@ class McpConnection:
 
     @contextlib.asynccontextmanager
     async def _transport(self) -> AsyncIterator[tuple[Any, Any]]:
+        from mcp import StdioServerParameters, stdio_client
+        from mcp.client.streamable_http import streamable_http_client
+
         if self.spec.url is not None:
             async with streamable_http_client(self.spec.url) as (read, write, _):
                 yield read, write
@@ -350,6 +361,8 @@ class McpToolset:
 
 
 def _content_text(result: types.CallToolResult) -> str:
+    from mcp import types
+
     parts = [
         block.text if isinstance(block, types.TextContent) else block.model_dump_json()
         for block in result.content

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from mesh.errors import ConfigError
 from mesh.security import (
     TLS_DIR_ENV,
+    _certificates,
     _tls,
     ensure_certificates,
     read_certificates,
@@ -128,7 +129,7 @@ def test_a_new_host_makes_a_new_node_certificate_under_the_same_ca(tmp_path: Pat
 
 
 def _ca(files: _tls.TlsFiles) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = serialization.load_pem_private_key((files.directory / "ca.key").read_bytes(), None)
+    key = serialization.load_pem_private_key(files.ca_key.read_bytes(), None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     return _cert(files.ca_cert), key
 
@@ -136,7 +137,7 @@ def _ca(files: _tls.TlsFiles) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
 def test_an_expiring_node_certificate_is_renewed(tmp_path: Path) -> None:
     files = ensure_certificates(tmp_path / "tls")
     long_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=364)
-    cert, _ = _tls._make_node(_ca(files), ["127.0.0.1"], long_ago)  # ends tomorrow
+    cert, _ = _certificates._make_node(_ca(files), ["127.0.0.1"], long_ago)  # ends tomorrow
     files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     ensure_certificates(tmp_path / "tls")
     renewed = _cert(files.cert)
@@ -149,8 +150,8 @@ def test_an_expiring_node_certificate_is_renewed(tmp_path: Path) -> None:
 def test_an_expired_ca_is_made_again_with_its_node_certificate(tmp_path: Path) -> None:
     files = ensure_certificates(tmp_path / "tls")
     long_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=3651)
-    cert, key = _tls._make_ca(long_ago)
-    (files.directory / "ca.key").write_bytes(_tls._key_pem(key))
+    cert, key = _certificates._make_ca(long_ago)
+    files.ca_key.write_bytes(_certificates._key_pem(key))
     files.ca_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     ensure_certificates(tmp_path / "tls")
     ca = _cert(files.ca_cert)
