@@ -9,29 +9,20 @@ answering small asks.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from _bench_cli import Bench
 
 
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_decode_bombs_cost_an_agent_at_most_50_ms_of_loop_and_10_mib(tmp_path: Path) -> None:
+def test_decode_bombs_cost_an_agent_at_most_50_ms_of_loop_and_10_mib(
+    bench: Bench, tmp_path: Path
+) -> None:
     out = tmp_path / "bomb.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}  # fmt: skip
-    env.pop("RAY_ADDRESS", None)  # its own local Ray, not the test session's
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "decode-bomb", "--json", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=280, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = bench("decode-bomb", "--json", str(out), timeout=280)
     assert "decode bombs at a live agent" in done.stdout
     shapes = {shape["name"]: shape for shape in json.loads(out.read_text())["decode-bomb"]}
     assert len(shapes) == 4

@@ -8,29 +8,18 @@ wires it and every offered send is accounted for.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from _bench_cli import Bench
 
 
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.timeout(170)
-def test_overload_accounts_for_every_send_under_both_policies(tmp_path: Path) -> None:
+def test_overload_accounts_for_every_send_under_both_policies(bench: Bench, tmp_path: Path) -> None:
     out = tmp_path / "overload.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}  # fmt: skip
-    env.pop("RAY_ADDRESS", None)  # its own local Ray, not the test session's
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "overload", "--overload-s", "3", "--json", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=160, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    bench("overload", "--overload-s", "3", "--json", str(out), timeout=160)
     runs = {run["policy"]: run for run in json.loads(out.read_text())["overload"]}
     assert set(runs) == {"error", "wait"}
     for run in runs.values():

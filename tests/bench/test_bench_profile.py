@@ -7,14 +7,11 @@ machine is shared): what must hold is that every stage is measured and the rows 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _bench_cli import Bench
 
-ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("encode", "sign", "send", "Ray call", "receive", "verify", "decode", "validate",
           "dispatch", "span", "reply")  # fmt: skip
 
@@ -22,16 +19,9 @@ STAGES = ("encode", "sign", "send", "Ray call", "receive", "verify", "decode", "
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_the_profile_measures_every_stage_and_its_rows_add_up(tmp_path: Path) -> None:
+def test_the_profile_measures_every_stage_and_its_rows_add_up(bench: Bench, tmp_path: Path) -> None:
     out = tmp_path / "profile.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}  # fmt: skip
-    env.pop("RAY_ADDRESS", None)  # its own local Ray, not the test session's
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "profile", "--count", "300", "--json", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=290, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    bench("profile", "--count", "300", "--json", str(out), timeout=290)
     profile = json.loads(out.read_text())["profile"]
     assert set(STAGES) <= set(profile["rows"])
     scenarios = {s["scenario"]: s for s in profile["scenarios"]}

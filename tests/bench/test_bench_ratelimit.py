@@ -8,29 +8,20 @@ Run as a subprocess (`python -m benchmarks ratelimit`), as `raymesh bench` runs 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from _bench_cli import Bench
 
 
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.timeout(400)
-def test_the_ratelimit_benchmark_shows_the_limiter_and_the_cache_at_work(tmp_path: Path) -> None:
+def test_the_ratelimit_benchmark_shows_the_limiter_and_the_cache_at_work(
+    bench: Bench, tmp_path: Path
+) -> None:
     out = tmp_path / "ratelimit.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}  # fmt: skip
-    env.pop("RAY_ADDRESS", None)  # its own local Ray, not the test session's
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "ratelimit", "--quick", "--json", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=380, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = bench("ratelimit", "--quick", "--json", str(out), timeout=380)
     assert "one key's rate limit shared by 8 agents" in done.stdout
     figures = json.loads(out.read_text())["ratelimit"]
     rows = {row["limiter"]: row for row in figures["limits"]}

@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _bench_cli import Bench
 
 from actors import LLMClient, PriceTable
 from actors.routing import QualityRouter, escalate
 from benchmarks import SUITES
 from benchmarks.routing import load_tasks, run
 from mesh import ConfigError
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_task_set_is_100_checkable_questions_across_three_difficulties() -> None:
@@ -97,14 +93,10 @@ def test_routing_saves_at_equal_accuracy() -> None:
 
 
 @pytest.mark.timeout(120)
-def test_raymesh_bench_routing_writes_its_json(tmp_path: Path) -> None:
+def test_raymesh_bench_routing_writes_its_json(bench: Bench, tmp_path: Path) -> None:
     assert "routing" in SUITES
     out = tmp_path / "routing.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "routing", "--json", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=110,
-                          check=False)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = bench("routing", "--json", str(out), timeout=110)
     assert "routed saves" in done.stdout
     report = json.loads(out.read_text())["routing"]
     assert [t["team"] for t in report["teams"]] == ["routed", "all-strong", "all-cheap"]

@@ -9,14 +9,11 @@ shape.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _bench_cli import Bench
 
-ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGIES = {"mesh", "hub", "raw-mesh", "raw-hub", "autogen"}
 ROW_FIELDS = {"scenario": str, "topology": str, "mode": str, "agents": int, "payload_bytes": int,
               "msgs_per_s": float}  # fmt: skip
@@ -26,17 +23,9 @@ OPTIONAL_FLOATS = ("p50_ms", "p95_ms", "p99_ms", "cpu_s_per_1k")
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.timeout(400)  # the first run builds the autogen-core baseline's virtualenv
-def test_topology_quick_writes_the_report(tmp_path: Path) -> None:
+def test_topology_quick_writes_the_report(bench: Bench, tmp_path: Path) -> None:
     out = tmp_path / "topo.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}  # fmt: skip
-    env.pop("RAY_ADDRESS", None)  # its own local Ray, not the test session's
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "topology", "--quick", "--agents", "2",
-         "--count", "20", "--json", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=390, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    bench("topology", "--quick", "--agents", "2", "--count", "20", "--json", str(out), timeout=390)
     report = json.loads(out.read_text())
 
     assert isinstance(report["raymesh"], str)

@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from _bench_cli import Bench
 
 
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_the_stream_suite_reports_ttft_per_hop_beside_its_target_and_chunks_per_second(
-    tmp_path: Path,
+    bench: Bench, tmp_path: Path
 ) -> None:
     out = tmp_path / "stream.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}  # fmt: skip
-    env.pop("RAY_ADDRESS", None)  # its own local Ray, not the test session's
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "stream", "--quick", "--json", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=280, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = bench("stream", "--quick", "--json", str(out), timeout=280)
     assert "streaming: time to first token" in done.stdout
     figures = json.loads(out.read_text())["stream"]
     rows = {row["hops"]: row for row in figures["ttft"]}

@@ -7,30 +7,21 @@ Run as people run it (a subprocess from the checkout), in its quickest form.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _bench_cli import Bench
 
-ROOT = Path(__file__).resolve().parents[2]
 _LOGGED = re.compile(r"\[\s*warning\s*\]\s+dead letter")
 
 
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_kills_are_counted_in_the_table_not_logged(tmp_path: Path) -> None:
+def test_kills_are_counted_in_the_table_not_logged(bench: Bench, tmp_path: Path) -> None:
     out = tmp_path / "supervision.json"
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own local Ray
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "supervision", "--repeats", "3",
-         "--json", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=170, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = bench("supervision", "--repeats", "3", "--json", str(out), timeout=170)
 
     assert not _LOGGED.search(done.stdout + done.stderr), done.stderr[-3000:]
     counted = json.loads(out.read_text())["supervision"]["dead_letters"]

@@ -8,14 +8,11 @@ sides did the work, that the TLS side really ran TLS, and the report's shape.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _bench_cli import Bench
 
-ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGIES = {"mesh", "hub", "raw-mesh", "raw-hub"}
 MODES = ("tell", "ask")
 
@@ -23,17 +20,11 @@ MODES = ("tell", "ask")
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.timeout(400)
-def test_tls_suite_measures_both_sides_and_reports_the_ratio(tmp_path: Path) -> None:
+def test_tls_suite_measures_both_sides_and_reports_the_ratio(bench: Bench, tmp_path: Path) -> None:
     out = tmp_path / "tls.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}  # fmt: skip
-    env.pop("RAY_ADDRESS", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "tls", "--quick", "--agents", "2",
-         "--count", "20", "--json", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=390, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = bench(
+        "tls", "--quick", "--agents", "2", "--count", "20", "--json", str(out), timeout=390
+    )
     assert "cost of TLS" in done.stdout
     tls = json.loads(out.read_text())["tls"]
 

@@ -8,30 +8,20 @@ own arithmetic: hub N + 2, mesh review N^2 + 2 (the task, the work, the assembly
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from _bench_cli import Bench
 
 
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.timeout(170)
-def test_hub_and_mesh_review_are_measured_with_their_message_counts(tmp_path: Path) -> None:
+def test_hub_and_mesh_review_are_measured_with_their_message_counts(
+    bench: Bench, tmp_path: Path
+) -> None:
     out = tmp_path / "patterns.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}  # fmt: skip
-    env.pop("RAY_ADDRESS", None)  # its own local Ray, not the test session's
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "patterns", "--agents", "3", "--count", "2",
-         "--json", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=160, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    bench("patterns", "--agents", "3", "--count", "2", "--json", str(out), timeout=160)
     report = json.loads(out.read_text())["patterns"]
     by = {r["pattern"]: r for r in report["rows"]}
     assert by.keys() == {"hub", "mesh_review"}
