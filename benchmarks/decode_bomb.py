@@ -11,8 +11,8 @@ caller keeps asking it something small, and the agent itself reports:
   measured in a second pass of its own, as tracing slows the decoding (target: 10 MiB);
 - the small asks answered meanwhile, and the slowest of them.
 
-Beside each, the same bytes unpacked without limits in the driver (tracemalloc peak
-and time): what the payload would have cost before the limits. Shapes: the issue's
+Beside each, the same bytes unpacked without limits in a plain process (tracemalloc
+peak and time): what the payload would have cost before the limits. Shapes: the issue's
 bomb (one array of a million empty arrays), empty arrays and maps in arrays short
 enough to pass ``max_array_len`` (the object budget refuses them), and a large payload
 that is legitimate (90,000 floats), decoded off the event loop and handled.
@@ -21,7 +21,9 @@ that is legitimate (90,000 floats), decoded off the event loop and handled.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import multiprocessing
 import re
 import struct
 import time
@@ -249,9 +251,15 @@ async def _take(
 async def run(mesh: Mesh) -> BombFigures:
     """Send each payload of `bomb_payloads` to a fresh agent; return what it cost the agent."""
     figures = BombFigures()
-    for shape_name, payload in bomb_payloads().items():
+    payloads = bomb_payloads()
+    # In a process of its own: tracemalloc in this one, beside the threads of Ray's core
+    # worker, once crashed it (SIGSEGV in tracemalloc's traceback_new, no Python frame).
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        unbounded = list(pool.map(_unbounded, payloads.values()))
+    for (shape_name, payload), costs in zip(payloads.items(), unbounded, strict=True):
         shape = Shape(shape_name, len(payload))
-        shape.unbounded_ms, shape.unbounded_heap_mib = _unbounded(payload)
+        shape.unbounded_ms, shape.unbounded_heap_mib = costs
         name = f"bench-bomb-{uuid.uuid4().hex[:8]}"
         host, info = await start_host(AgentSpec.build(name=name, agent=Target), mesh.config)
         bomber = _Bomber(host, name, info.incarnation)
@@ -279,7 +287,8 @@ def _limit_of(letter: dict[str, Any]) -> str:
 
 
 def _unbounded(payload: bytes) -> tuple[float, float]:
-    """Return what unpacking `payload` with no limits costs here: ms and peak MiB."""
+    """Return what unpacking `payload` with no limits costs: ms and peak MiB (in a process
+    without Ray's threads)."""
     tracemalloc.start()
     started = time.perf_counter()
     with contextlib.suppress(ValueError):  # past msgpack's own stack: no cost to show

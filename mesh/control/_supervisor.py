@@ -110,7 +110,9 @@ class Supervisor:
     async def members(self) -> list[dict[str, Any]]:
         """Return a row per child, sub-teams' children included, in start order.
 
-        ``last_exit`` is ``{"at": epoch seconds, "reason": ...}`` of its latest exit, or None.
+        ``last_exit`` is ``{"at": epoch seconds, "reason": ..., "stretch": ...}`` of its
+        latest exit, or None; ``stretch`` is how far a starved node had stretched the hang
+        limits when the supervisor killed a stuck child (1.0 for any other exit).
         """
         assert self._policy is not None
         rows: list[dict[str, Any]] = []
@@ -163,14 +165,16 @@ class Supervisor:
             abnormal, reason = True, f"its actor died ({type(exc).__name__})"
         await self._exited(name, child, abnormal=abnormal, reason=reason)
 
-    async def _exited(self, name: str, child: _Child, *, abnormal: bool, reason: str) -> None:
+    async def _exited(
+        self, name: str, child: _Child, *, abnormal: bool, reason: str, stretch: float = 1.0
+    ) -> None:
         async with self._lock:
             if self._stopping or self._children.get(name) is not child:
                 return  # stopped on purpose, or already replaced
             del self._children[name]
             if child.health is not None:
                 child.health.cancel()
-            self._exits[name] = {"at": time.time(), "reason": reason}
+            self._exits[name] = {"at": time.time(), "reason": reason, "stretch": stretch}
             self._reap(child.handle)
             self._log.warning("child exited", child=name, abnormal=abnormal, reason=reason)
             assert self._policy is not None
@@ -269,7 +273,7 @@ class Supervisor:
                     child.stuck = True
                     self._log.warning("child is stuck; killing it", child=name, reason=stuck)
                     ray.kill(child.handle)
-                    self._replace_soon(name, child, f"stuck: {stuck}")
+                    self._replace_soon(name, child, f"stuck: {stuck}", stretch)
 
     def _check_health(
         self, child: _Child, now: float, silent_after: float, stretch: float
@@ -293,11 +297,13 @@ class Supervisor:
             return f"its control lane has not answered for {silent:.1f}s"
         return None
 
-    def _replace_soon(self, name: str, child: _Child, reason: str) -> None:
+    def _replace_soon(self, name: str, child: _Child, reason: str, stretch: float) -> None:
         # Not awaited: the other children's health is watched while this one restarts.
         if child.watcher is not None:
             child.watcher.cancel()  # a stopped process may not die for a long while
-        child.watcher = asyncio.create_task(self._exited(name, child, abnormal=True, reason=reason))
+        child.watcher = asyncio.create_task(
+            self._exited(name, child, abnormal=True, reason=reason, stretch=stretch)
+        )
 
 
 def _load_per_cpu() -> float:

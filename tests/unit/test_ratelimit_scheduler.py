@@ -190,7 +190,9 @@ def test_the_setting_gives_the_limits_an_agents_options_do_not_name(
 
 
 async def test_the_limiter_fails_a_call_at_once_with_a_typed_error_naming_the_fingerprint() -> None:
-    limiter = RateLimiter("0123456789abcdef", RateLimits(requests=1, window_s=30.0), model="m:x")
+    limits = RateLimits(requests=1, window_s=30.0)
+    # In-process, whether or not this test process has started Ray for other tests.
+    limiter = RateLimiter("0123456789abcdef", limits, model="m:x", source=KeyScheduler(limits))
     await limiter.acquire(10, deadline=time.time() + 5, trace_id="t1")
     started = time.monotonic()
     with pytest.raises(RateLimitedError) as caught:
@@ -204,7 +206,8 @@ async def test_the_limiter_fails_a_call_at_once_with_a_typed_error_naming_the_fi
 
 
 async def test_the_limiter_serves_a_message_priority_before_the_agents_own() -> None:
-    limiter = RateLimiter("f" * 16, RateLimits(requests=10, window_s=1.0, lease_s=0.1), model="m:x")
+    limits = RateLimits(requests=10, window_s=1.0, lease_s=0.1)
+    limiter = RateLimiter("f" * 16, limits, model="m:x", source=KeyScheduler(limits))
     for _ in range(10):
         await limiter.acquire(1, deadline=time.time() + 5)
         limiter.finish(1, 1)
