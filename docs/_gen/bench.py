@@ -157,6 +157,19 @@ def _overload(data: list[dict[str, Any]]) -> str:
     return _table(header, rows)
 
 
+def _stream(data: dict[str, Any]) -> str:
+    ttft = [("openai SDK, direct" if t["hops"] == 0 else f"mesh, {t['hops']} hop(s)",
+             _num(t["ttft_ms"], ".1f"), _ratio(t["ttft_ms"] / t["direct_ms"]),
+             "" if t["hops"] == 0 else _num(t["target_ms"], ".1f"),
+             "" if t["hops"] == 0 else ("yes" if t["ttft_ms"] <= t["target_ms"] else "**NO**"),
+             _num(t["total_ms"], ".1f"), t["rounds"]) for t in data["ttft"]]  # fmt: skip
+    header = ("path", "first token ms", "x direct", "target ms", "met", "whole answer ms",
+              "rounds")  # fmt: skip
+    flow = [(t["hops"], f"{t['chunks']:,}", _num(t["per_s"])) for t in data["throughput"]]
+    return (_table(header, ttft) + "\nChunks per second read at the edge:\n\n"
+            + _table(("hops", "chunks", "per s"), flow))  # fmt: skip
+
+
 #: The other suites of a full ``raymesh bench`` run: key, heading, renderer.
 SUITES: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("two_agents", "Two agents, 1 KiB payload", _two_agents),
@@ -167,6 +180,8 @@ SUITES: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("overload", "Overload (the chaos scenario `overload`)", _overload),
     ("profile", "CPU microseconds per message, stage by stage",
      lambda data: profile_table({"profile": data}, None)),
+    ("stream", "Streaming: time to first token per hop (target 1.2x direct + 5 ms a hop), "
+     "chunks per second", _stream),
 )  # fmt: skip
 
 
@@ -217,6 +232,8 @@ def render_results(root: Path) -> tuple[str, str]:
             bench.append(render_bench(path.name, data))
         elif "profile" in data:
             bench.append(render_profile(path.name, data))
+        elif any(key in data for key, _, _ in SUITES):  # one suite's run (`raymesh bench X`)
+            bench.append(render_bench(path.name, data))
     return "\n".join(bench), "\n".join(chaos)
 
 
