@@ -196,7 +196,7 @@ class LoopbackLLMServer:
             return failure
         n = next(self._ids)
         if body.get("stream"):
-            return await _sse(request, _openai_events(body, step, n), step.chunk_delay_s)
+            return await _sse(request, _openai_events(body, step, n), step)
         calls = [
             {
                 "id": f"call_{n}_{i}",
@@ -238,7 +238,7 @@ class LoopbackLLMServer:
             return failure
         n = next(self._ids)
         if body.get("stream"):
-            return await _sse(request, _anthropic_events(body, step, n), step.chunk_delay_s)
+            return await _sse(request, _anthropic_events(body, step, n), step)
         content: list[dict[str, Any]] = []
         if step.text:
             content.append({"type": "text", "text": step.text})
@@ -287,11 +287,14 @@ def _echo(messages: list[dict[str, Any]], *, anthropic: bool) -> str:
 
 
 async def _sse(
-    request: web.Request, events: list[tuple[str | None, Any]], delay_s: float
+    request: web.Request, events: list[tuple[str | None, Any]], step: Step
 ) -> web.StreamResponse:
-    """Send `events` as server-sent events, `delay_s` apart; a str is sent as is."""
+    """Send `events` as server-sent events, the step's `chunk_delay_s` apart, with its
+    headers (a provider's rate-limit headers come on a stream's response too); a str is
+    sent as is."""
+    delay_s = step.chunk_delay_s
     response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        headers={**step.headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
     await response.prepare(request)
     for index, (name, data) in enumerate(events):

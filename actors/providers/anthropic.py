@@ -77,7 +77,7 @@ class AnthropicProvider:
             kwargs["tools"] = tools
         try:
             sink = streaming_to(request)
-            if sink is not None:  # streamed: the events carry no rate-limit headers
+            if sink is not None:
                 return await self._stream(kwargs, sink, timeout)
             # The raw response carries the rate-limit headers the limiter adjusts to.
             raw = await self._client.messages.with_raw_response.create(**kwargs, timeout=timeout)
@@ -116,7 +116,9 @@ class AnthropicProvider:
         finally:
             await events.close()
         usage = TokenUsage(input_tokens=input_tokens, output_tokens=output_tokens)
-        return ModelResponse(text="".join(text), usage=usage, model=model, finish_reason=stop)
+        # The stream's HTTP response carries the rate-limit headers, as a whole reply's does.
+        return ModelResponse(text="".join(text), usage=usage, model=model, finish_reason=stop,
+                             headers=rate_headers(events.response.headers))  # fmt: skip
 
     async def aclose(self) -> None:
         """Close the SDK's HTTP connections."""

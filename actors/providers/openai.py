@@ -82,7 +82,7 @@ class OpenAIProvider:
             }
         try:
             sink = streaming_to(request)
-            if sink is not None:  # streamed: the chunks carry no rate-limit headers
+            if sink is not None:
                 return await self._stream(kwargs, sink, timeout)
             # The raw response carries the rate-limit headers the limiter adjusts to.
             raw = await self._client.chat.completions.with_raw_response.create(
@@ -125,7 +125,9 @@ class OpenAIProvider:
                     await sink(piece)
         finally:
             await chunks.close()
-        return ModelResponse(text="".join(text), usage=usage, model=model, finish_reason=finish)
+        # The stream's HTTP response carries the rate-limit headers, as a whole reply's does.
+        return ModelResponse(text="".join(text), usage=usage, model=model, finish_reason=finish,
+                             headers=rate_headers(chunks.response.headers))  # fmt: skip
 
     async def aclose(self) -> None:
         """Close the SDK's HTTP connections."""

@@ -13,6 +13,7 @@ import pytest
 
 from actors import LLMClient, RetryPolicy
 from actors.loopback import LoopbackLimits, LoopbackLLMServer, Step
+from actors.providers import text_sink
 
 PROVIDERS = ["openai", "anthropic"]
 PATIENT = RetryPolicy(max_attempts=6, base_delay_s=0.05, max_delay_s=1.0)
@@ -31,12 +32,20 @@ def _client(server: LoopbackLLMServer, provider: str, model: str, **kwargs: Any)
                      **kwargs)  # fmt: skip
 
 
+@pytest.mark.parametrize("streamed", [False, True], ids=["whole", "streamed"])
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_the_providers_headers_set_the_limit_so_only_the_first_429_comes(
-    limited: LoopbackLLMServer, provider: str
+    limited: LoopbackLLMServer, provider: str, streamed: bool
 ) -> None:
-    model = f"headers-{provider}"
+    model = f"headers-{provider}-{'streamed' if streamed else 'whole'}"
     limited.always(model, Step(text="ok"))
+    pieces: list[str] = []
+    if streamed:  # a streamed answer's response carries the headers too
+
+        async def sink(piece: str) -> None:
+            pieces.append(piece)
+
+        text_sink.set(sink)  # this test's context only
     # Configured far too high: the provider's headers (5 a window) correct it. The
     # headers give no window: the configured one (a second here, scaled from a minute).
     limits = {"requests": 1000, "window_s": 1.0, "lease_s": 0.1}
@@ -52,6 +61,7 @@ async def test_the_providers_headers_set_the_limit_so_only_the_first_429_comes(
     # 13 requests at 5 a second with a burst of 5: at least 1.5 s, and well short of
     # the 13 s a limiter that had lost the window (one a second) would take.
     assert 1.4 <= elapsed <= 8.0, elapsed
+    assert len(pieces) == (13 if streamed else 0)  # each answer came as a stream, or whole
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
