@@ -1,4 +1,5 @@
-"""One real local Ray for the whole test session (started on first use), per-test cleanup."""
+"""One real local Ray for the whole test session (started on first use), per-test cleanup,
+and the benchmark CLI as `raymesh bench` runs it (`bench`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import itertools
 import os
 import re
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,9 @@ _AMBIENT = re.compile(
 )
 
 Spawn = Callable[..., Awaitable[AgentInfo]]
+#: Runs ``python -m benchmarks ARGS`` to success within `timeout` seconds; returns the run.
+Bench = Callable[..., subprocess.CompletedProcess[str]]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -84,3 +90,21 @@ async def spawn(mesh: Mesh) -> AsyncIterator[Spawn]:
     for name in reversed(started):
         with contextlib.suppress(MeshError):  # already killed by the test
             await mesh.stop(name)
+
+
+@pytest.fixture
+def bench() -> Bench:
+    """Run a suite from the repo's root, starting its own local Ray (not the session's)."""
+
+    def run(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        env = {**os.environ, "PYTHONPATH": path}
+        env.pop("RAY_ADDRESS", None)
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks", *args],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    return run

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _bench_cli import Bench
+from conftest import Bench
 
 
 @pytest.mark.ray

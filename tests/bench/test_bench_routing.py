@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _bench_cli import Bench
+from conftest import Bench
 
 from actors import LLMClient, PriceTable
 from actors.routing import QualityRouter, escalate

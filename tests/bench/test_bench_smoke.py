@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _bench_cli import Bench
+from conftest import Bench
 
 TOPOLOGIES = {"mesh", "hub", "raw-mesh", "raw-hub", "autogen"}
 ROW_FIELDS = {"scenario": str, "topology": str, "mode": str, "agents": int, "payload_bytes": int,

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from _bench_cli import Bench
+from conftest import Bench
 
 _LOGGED = re.compile(r"\[\s*warning\s*\]\s+dead letter")
 

@@ -53,7 +53,7 @@ def supervisor(monkeypatch: pytest.MonkeyPatch) -> tuple[Supervisor, _Child, lis
                    handle=_Host(), incarnation="i1")  # fmt: skip
     supervisor._children["worker"] = child
     replaced: list[str] = []
-    monkeypatch.setattr(supervisor, "_replace_soon", lambda _n, _c, why: replaced.append(why))
+    monkeypatch.setattr(supervisor, "_replace_soon", lambda _n, _c, why, _s: replaced.append(why))
     return supervisor, child, replaced
 
 
