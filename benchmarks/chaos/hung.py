@@ -231,7 +231,7 @@ async def _detected(team: TeamHandle, name: str, since: float) -> tuple[float | 
 
     if await eventually(exited, within=30) is None:
         return None, "", 1.0
-    return float(found["at"]) - since, str(found["reason"]), float(found.get("stretch", 1.0))
+    return float(found["at"]) - since, str(found["reason"]), float(found["stretch"])
 
 
 async def _end_stopped(pid: int) -> None:
