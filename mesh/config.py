@@ -97,8 +97,9 @@ class MeshConfig(BaseSettings):
     refusal_penalty: float = Field(
         4.0,
         ge=0,
-        description="A batch with refused frames is answered after this many times what "
-        "refusing them took (0: at once), so a sender of bad frames slows down.",
+        description="A batch with refused frames pauses this many times what refusing "
+        "them took, as it goes (at most 1 s a call; 0: no pause), so a sender of bad frames "
+        "gets at most 1 / (1 + penalty) of the host.",
     )
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Figure", "Figures", "as_ms", "as_s", "as_share", "ended_typed"]
+__all__ = ["Figure", "Figures", "as_ms", "as_s", "as_share", "as_times", "ended_typed"]
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,16 @@ class Figures(Protocol):
         ...
 
 
-def as_ms(value: float | None) -> str:
-    return "none reached" if value is None else f"{value:.0f} ms"
+def as_ms(value: float | None, *, digits: int = 0) -> str:
+    return "none reached" if value is None else f"{value:.{digits}f} ms"
 
 
 def as_s(value: float | None) -> str:
     return "never" if value is None else f"{value:.2f} s"
+
+
+def as_times(ratio: float | None) -> str:
+    return "n/a" if ratio is None else f"{ratio:.2f}x"
 
 
 def as_share(count: int, total: int) -> str:

@@ -49,6 +49,8 @@ __all__ = ["MAX_HOLD_S", "FrameAcceptance", "InboundGuard", "Refusal"]
 
 #: The longest a batch of frames holds the event loop before it lets other calls in.
 MAX_HOLD_S = 0.0002
+#: The longest the tarpit holds one call.
+MAX_TARPIT_S = 1.0
 
 #: Why a frame was refused, and the typed error its sender gets.
 Refusal = tuple[str, MeshError]
@@ -127,7 +129,7 @@ class FrameAcceptance:
     ) -> list[tuple[int, dict[str, Any]]] | None:
         """Take a batch from `link_id`; return the refused frames as ``(index, wire error)``."""
         refusals = None
-        refusing_s = 0.0
+        owed_s = served_s = 0.0  # the tarpit's time this call has earned, and served
         held_since = time.perf_counter()
         for index, frame in enumerate(frames):
             started = time.perf_counter()
@@ -135,16 +137,18 @@ class FrameAcceptance:
             if error is not None:
                 refusals = refusals or []
                 refusals.append((index, error.to_wire()))
-                refusing_s += time.perf_counter() - started
+                owed_s += (time.perf_counter() - started) * self._refusal_penalty
             if time.perf_counter() - held_since > MAX_HOLD_S:
                 # A large batch (a flood of bad frames costs the most) lets the other
-                # senders' calls and the workers in before it goes on.
-                await asyncio.sleep(0)
+                # senders' calls and the workers in before it goes on, after the pause
+                # its refusals so far earned: its work comes in short slices.
+                pause = _tarpit(owed_s, served_s)
+                await asyncio.sleep(pause)
+                owed_s, served_s = 0.0, served_s + pause
                 held_since = time.perf_counter()
-        if refusing_s and self._refusal_penalty:
-            # A tarpit: the sender's link waits for this call, so a sender of bad (or
-            # refused) frames gets at most 1 / (1 + penalty) of this host's time.
-            await asyncio.sleep(min(refusing_s * self._refusal_penalty, 1.0))
+        pause = _tarpit(owed_s, served_s)
+        if pause:
+            await asyncio.sleep(pause)
         return refusals
 
     async def accept(
@@ -242,6 +246,16 @@ class FrameAcceptance:
         error = error.with_context(agent=self._name)
         self._endpoint.dead_letter(reason, header, error, frame_bytes=frame_bytes)
         return error
+
+
+def _tarpit(owed_s: float, served_s: float) -> float:
+    """Return the pause a call's refusals earned (`refusal_penalty` times their handling).
+
+    A tarpit: the sender's link waits for this call, so a sender of bad (or refused)
+    frames gets at most 1 / (1 + penalty) of this host's time; one call is held at most
+    `MAX_TARPIT_S` in all.
+    """
+    return max(0.0, min(owed_s, MAX_TARPIT_S - served_s))
 
 
 def _size(frame: Any) -> int | None:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from mesh import Agent, AgentInfo, Context, MeshConfig, handler
+from mesh.datapath import _acceptance
 from mesh.datapath._acceptance import FrameAcceptance, InboundGuard
 from mesh.datapath._dispatch import Dispatcher
 from mesh.datapath._durable import Durability
@@ -485,3 +486,31 @@ async def test_a_handlers_waiting_ask_is_probed_after_the_delay_then_at_twice_it
     await asyncio.sleep(0.16)
     assert [probe[0] for probe in peer.probe.args[-1][0]] == ["x2"]
     probes.close()
+
+
+async def test_a_batch_of_bad_frames_pays_its_tarpit_in_slices_and_good_frames_pay_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tarpit is served as the batch goes, after each slice of work, not in one
+    # burst at its end: the host's loop is never held by the flood for longer than a
+    # slice. The pauses are recorded, not slept (a sleep(0) still yields).
+    pauses: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recorded(delay: float) -> None:
+        pauses.append(delay)
+        await real_sleep(0)
+
+    monkeypatch.setattr(_acceptance.asyncio, "sleep", recorded)
+    host = _Host(tmp_path, mailbox_size=5000, refusal_penalty=4)
+    garbage = [bytes([0xC1]) * 40] * 3000  # 0xc1 is never valid msgpack
+    refusals = await host.acceptance.take_batch(garbage, "a#inc-a/0")
+    assert refusals is not None
+    assert len(refusals) == 3000
+    paid = [pause for pause in pauses if pause > 0]
+    assert len(paid) >= 2, pauses  # in slices: more than one pause, each after a slice
+    assert sum(paid) <= _acceptance.MAX_TARPIT_S
+
+    pauses.clear()
+    assert await host.acceptance.take_batch([host.ask(n) for n in range(300)], "a#inc-a/1") is None
+    assert not any(pauses)  # it may yield between slices, but never pauses
