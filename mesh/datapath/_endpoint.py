@@ -32,7 +32,7 @@ from mesh.errors import (
     PeerDeadError,
     PeerNotFoundError,
 )
-from mesh.observability import DeadLetter, DeadLetterBox, get_logger
+from mesh.observability import DeadLetterBox, get_logger
 from protocols import (
     DRIVER,
     Chunk,
@@ -108,9 +108,9 @@ class Endpoint:
         error: BaseException | str,
         *,
         frame_bytes: int | None = None,
-    ) -> DeadLetter:
+    ) -> None:
         """Record a message that was not delivered or not handled, and log it (`_letters`)."""
-        return self._letters.record(reason, header, error, frame_bytes=frame_bytes)
+        self._letters.record(reason, header, error, frame_bytes=frame_bytes)
 
     def envelope(
         self,

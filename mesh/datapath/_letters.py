@@ -6,7 +6,7 @@ from typing import Any
 
 from mesh.config import MeshConfig
 from mesh.errors import MeshError, OutboxFullError, PeerDeadError, PeerNotFoundError
-from mesh.observability import DeadLetter, DeadLetterBox
+from mesh.observability import DeadLetterBox
 from protocols import Codec, Envelope, ProtocolError
 
 __all__ = ["DeadLetterLog"]
@@ -28,23 +28,23 @@ class DeadLetterLog:
         error: BaseException | str,
         *,
         frame_bytes: int | None = None,
-    ) -> DeadLetter:
+    ) -> None:
         """Record a message that was not delivered or not handled, and log it.
 
         The one place every refusal goes through (the host's, the sender's, and any
         check another module adds), so that nothing is dropped without a record.
         """
-        letter = self._box.add(reason, header, error, frame_bytes=frame_bytes)
+        at = self._box.add(reason, header, error, frame_bytes=frame_bytes)
         # One log line per reason a second at most: under overload or a flood of bad
         # frames, logging each one would cost more than refusing it (all are recorded).
         last = self._logged.get(reason, 0.0)
-        if self._log_them and letter.at - last >= 1.0:
-            self._logged[reason] = letter.at
+        if self._log_them and at - last >= 1.0:
+            self._logged[reason] = at
+            letter = self._box.newest()
             self._log.warning("dead letter", reason=reason, message_type=letter.type,
                               sender=letter.sender, recipient=letter.recipient,
                               trace_id=letter.trace_id, error=letter.error,
                               total=self._box.by_reason[reason])  # fmt: skip
-        return letter
 
     def undelivered(self, env: Envelope, error: MeshError) -> None:
         """Record a send that failed as only its sender can see it.

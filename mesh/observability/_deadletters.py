@@ -9,9 +9,11 @@ burst of refusals never slow the traffic that is still flowing. The price: a hos
 dead letters go with its process when it dies (its successor starts an empty buffer).
 
 A dead letter holds the envelope header (never the payload, which may hold user data
-or secrets), why it was refused, the error, and where and when it happened. The error is
-redacted when it is recorded (before it is cut to length, so no half of a key stays),
-and every field again when the records are handed out.
+or secrets), why it was refused, the error, and where and when it happened. It is kept
+raw (a tuple) and becomes a `DeadLetter` only when read: a flood of bad frames records
+one per frame, and building the model and redacting it cost more than refusing the
+frame. Every dead letter leaves the box redacted, its error before it is cut to length
+(so no half of a key stays).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -79,6 +81,23 @@ class DeadLetter(BaseModel):
     frame_bytes: int | None = None
 
 
+class _Record(NamedTuple):
+    """A dead letter as recorded: raw, unredacted, never handed out as it is."""
+
+    reason: str
+    header: dict[str, object] | None
+    error_type: str
+    error: str
+    at: float
+    frame_bytes: int | None
+
+
+#: The most characters of an error text kept raw: twice what a dead letter shows, so that
+#: redaction sees a key whole wherever the shown text ends.
+_RAW_CHARS = 4000
+_SHOWN_CHARS = 2000
+
+
 class DeadLetterBox:
     """The last `capacity` dead letters of one participant, and how many there were.
 
@@ -89,7 +108,7 @@ class DeadLetterBox:
 
     def __init__(self, agent: str, capacity: int) -> None:
         self._agent = agent
-        self._letters: deque[DeadLetter] = deque(maxlen=capacity)
+        self._letters: deque[_Record] = deque(maxlen=capacity)
         self.total = 0
         self.by_reason: dict[str, int] = {}
 
@@ -100,27 +119,46 @@ class DeadLetterBox:
         error: BaseException | str,
         *,
         frame_bytes: int | None = None,
-    ) -> DeadLetter:
-        """Record one dead letter and return it."""
-        letter = DeadLetter(
-            agent=self._agent,
-            reason=reason,
-            error_type=error.__class__.__name__ if isinstance(error, BaseException) else reason,
-            error=redact(str(error))[:2000],
-            at=time.time(),
-            frame_bytes=frame_bytes,
-            **(_header(header) if header is not None else {}),
-        )
-        self._letters.append(letter)
+    ) -> float:
+        """Record one dead letter; return when it was recorded (epoch seconds)."""
+        at = time.time()
+        self._letters.append(_Record(
+            reason,
+            None if header is None else _header(header),
+            error.__class__.__name__ if isinstance(error, BaseException) else reason,
+            str(error)[:_RAW_CHARS],
+            at,
+            frame_bytes,
+        ))  # fmt: skip
         self.total += 1
         self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
-        return letter
+        return at
+
+    def newest(self) -> DeadLetter:
+        """Return the last dead letter recorded, redacted.
+
+        Raises:
+            IndexError: None was recorded.
+        """
+        return self._letter(self._letters[-1])
 
     def recent(self, limit: int | None = None) -> list[DeadLetter]:
         """Return the kept dead letters, oldest first (the last `limit` when given), redacted."""
         letters = list(self._letters)
         letters = letters if limit is None else letters[-limit:] if limit > 0 else []
-        return [DeadLetter.model_validate(redact_data(d.model_dump())) for d in letters]
+        return [self._letter(record) for record in letters]
+
+    def _letter(self, record: _Record) -> DeadLetter:
+        fields = {
+            "agent": self._agent,
+            "reason": record.reason,
+            "error_type": record.error_type,
+            "error": redact(record.error)[:_SHOWN_CHARS],
+            "at": record.at,
+            "frame_bytes": record.frame_bytes,
+            **(record.header or {}),
+        }
+        return DeadLetter.model_validate(redact_data(fields))
 
 
 def _header(env: Envelope) -> dict[str, object]:

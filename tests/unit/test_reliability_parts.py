@@ -40,13 +40,16 @@ def test_a_dead_letter_redacts_secrets_and_carries_no_payload(
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-canary-1234567890abcdef1234")
     box = DeadLetterBox("b", capacity=3)
-    letter = box.add("handler_crash", _env(), "leaked sk-canary-1234567890abcdef1234 here")
+    box.add("handler_crash", _env(), "leaked sk-canary-1234567890abcdef1234 here")
+    letter = box.newest()
     assert "sk-canary" not in letter.error
     assert "payload" not in letter.model_dump()
 
 
 def test_a_frame_without_a_header_is_recorded_with_its_size() -> None:
-    letter = DeadLetterBox("b", capacity=1).add("decode", None, "junk", frame_bytes=7)
+    box = DeadLetterBox("b", capacity=1)
+    box.add("decode", None, "junk", frame_bytes=7)
+    letter = box.newest()
     assert (letter.type, letter.trace_id, letter.frame_bytes) == (None, None, 7)
 
 
@@ -67,8 +70,10 @@ class _Host:
 
 async def test_collecting_skips_a_host_that_does_not_answer_and_filters_by_agent() -> None:
     box = DeadLetterBox("x", capacity=10)
-    mine = box.add("no_peer", _env(sender="x"), "gone").model_dump()
-    other = DeadLetterBox("y", capacity=10).add("late", _env(sender="y"), "late").model_dump()
+    theirs = DeadLetterBox("y", capacity=10)
+    box.add("no_peer", _env(sender="x"), "gone")
+    theirs.add("late", _env(sender="y"), "late")
+    mine, other = box.newest().model_dump(), theirs.newest().model_dump()
     hosts = [_Host([mine]), _Host([other]), _Host([], hang=True)]
     letters = await collect_dead_letters(hosts, limit=10, timeout=0.2)
     assert [d.reason for d in letters] == ["no_peer", "late"]
