@@ -26,8 +26,8 @@ host's share of it) slows every process, the bystander's too; its tail during th
 over its tail before is that, the machine's slowdown. The fuzzed agent's tail during the
 flood over the bystander's, in the same phase, is what the flood costs the agent beyond
 the machine: the figure judged, with 2x its target. (On two cores the machine's slowdown
-alone is 1.4 to 2.2x; the fuzzed agent's own tail during the flood over its tail before
-is shown beside it.)
+alone measured up to 3x; the fuzzed agent's own tail during the flood over its tail
+before is shown beside it.)
 """
 
 from __future__ import annotations
