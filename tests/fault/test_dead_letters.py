@@ -152,9 +152,12 @@ async def test_a_reply_after_the_asks_deadline_is_dropped_and_counted_as_late(
     mesh: Mesh, spawn: Spawn
 ) -> None:
     holder = await spawn(Holder, "dl-late")
+    # The link first: on a loaded machine, looking the agent up and opening the link could
+    # take the whole deadline, and an ask that never left gets no reply, late or not.
+    await mesh.ask(holder.name, Hold(seconds=0), timeout=30)
     with pytest.raises(DeadlineExceededError):
         # The handler blocks the loop past the deadline, so its reply comes late.
-        await mesh.ask(holder.name, Hold(seconds=1.0), timeout=0.3)
+        await mesh.ask(holder.name, Hold(seconds=2.0), timeout=0.5)
     (letter,) = await _letters(mesh, holder.name, "late")
     assert letter.agent == mesh.name  # the asker saw it
     assert letter.sender == holder.name
