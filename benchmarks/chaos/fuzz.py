@@ -304,8 +304,9 @@ async def fuzz_agent(
     return figures
 
 
-#: Latencies (seconds) of the asks to each agent, the fuzzed one first.
+#: Latencies (seconds) of the asks to each agent, in the order of `_ROLES`.
 _Latencies = tuple[list[float], list[float]]
+_ROLES = ("fuzzed", "bystander")
 
 
 async def _alternate(
@@ -377,7 +378,7 @@ async def _paced_asks(
         if isinstance(outcome, float):
             into[index].append(outcome)
         else:
-            key = f"{('fuzzed', 'bystander')[index]} {phase}: {outcome}"
+            key = f"{_ROLES[index]} {phase}: {outcome}"
             figures.ask_errors[key] = figures.ask_errors.get(key, 0) + 1
     return rounds
 

@@ -249,11 +249,11 @@ class FrameAcceptance:
 
 
 def _tarpit(owed_s: float, served_s: float) -> float:
-    """Return the pause a call's refusals earned (`refusal_penalty` times their handling).
+    """Return the pause to serve now: what is owed, within `MAX_TARPIT_S` a call in all.
 
-    A tarpit: the sender's link waits for this call, so a sender of bad (or refused)
-    frames gets at most 1 / (1 + penalty) of this host's time; one call is held at most
-    `MAX_TARPIT_S` in all.
+    A tarpit: refusals earn `refusal_penalty` times the time they took, and the sender's
+    link waits for this call, so a sender of bad (or refused) frames gets at most
+    1 / (1 + penalty) of this host's time.
     """
     return max(0.0, min(owed_s, MAX_TARPIT_S - served_s))
 

@@ -149,16 +149,17 @@ class DeadLetterBox:
         return [self._letter(record) for record in letters]
 
     def _letter(self, record: _Record) -> DeadLetter:
-        fields = {
-            "agent": self._agent,
-            "reason": record.reason,
-            "error_type": record.error_type,
-            "error": redact(record.error)[:_SHOWN_CHARS],
-            "at": record.at,
-            "frame_bytes": record.frame_bytes,
-            **(record.header or {}),
-        }
-        return DeadLetter.model_validate(redact_data(fields))
+        # The error is redacted before it is cut; the other fields as they are.
+        fields = redact_data(
+            {
+                "agent": self._agent,
+                "reason": record.reason,
+                "error_type": record.error_type,
+                **(record.header or {}),
+            }
+        )
+        return DeadLetter(**fields, error=redact(record.error)[:_SHOWN_CHARS], at=record.at,
+                          frame_bytes=record.frame_bytes)  # fmt: skip
 
 
 def _header(env: Envelope) -> dict[str, object]:
