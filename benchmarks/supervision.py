@@ -19,12 +19,40 @@ from dataclasses import dataclass
 import ray
 
 from benchmarks.watchdogs import Done, Latency, Looper, latency
-from mesh import DeliveryError, Mesh
+from mesh import DeliveryError, Mesh, MeshError, TeamHandle
+
+#: How long one restart may take before the suite gives up on it: far past the seconds a
+#: restart takes, even on a loaded machine, and short of a CI job's patience.
+RESTART_WITHIN_S = 60.0
 
 
 async def _incarnation(mesh: Mesh, name: str) -> str | None:
     found = [a.incarnation for a in await mesh.agents() if a.name == name]
     return found[0] if found else None
+
+
+async def _answered_anew(
+    mesh: Mesh, name: str, old: str | None, until: float, team: TeamHandle
+) -> None:
+    """Ask `name` until an incarnation other than `old` answers; fail at `until`.
+
+    ``ray.kill`` is asynchronous: an ask right after it may still reach the old
+    incarnation, so only an answer from a new one counts.
+    """
+    while time.perf_counter() < until:
+        try:
+            await mesh.ask(name, Done(), timeout=2)
+            if await _incarnation(mesh, name) not in (old, None):
+                return
+        except DeliveryError:
+            pass
+        await asyncio.sleep(0.01)
+    raise MeshError(
+        f"no new incarnation of {name!r} answered within {RESTART_WITHIN_S:g}s of its kill; "
+        f"its team's members: {await team.members()}",
+        agent=name,
+        hint="a starved machine starts Ray workers slowly: see the members' last_exit",
+    )
 
 
 @dataclass(frozen=True)
@@ -55,16 +83,7 @@ async def kill_to_answer(
             old = await _incarnation(mesh, name)
             ray.kill(await mesh.actor(name))
             killed = time.perf_counter()
-            # ray.kill is asynchronous: an ask right after it may still reach the old
-            # incarnation, so count only an answer from a new one.
-            while True:
-                try:
-                    await mesh.ask(name, Done(), timeout=2)
-                    if await _incarnation(mesh, name) not in (old, None):
-                        break
-                except DeliveryError:
-                    pass
-                await asyncio.sleep(0.01)
+            await _answered_anew(mesh, name, old, killed + RESTART_WITHIN_S, team)
             seconds.append(time.perf_counter() - killed)
     finally:
         await team.stop()

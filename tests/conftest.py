@@ -52,6 +52,11 @@ def _clean_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
         token.touch(mode=0o600)
         token.write_text(secrets.token_hex(32))
         patch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
+        # Ray runs its workers at nice 15, below every driver. The suite runs several
+        # local Rays side by side (xdist processes, benchmark subprocesses), and a busy
+        # driver of one starved another's workers: a new agent's imports took minutes on
+        # two cores. At nice 0 the processes share the CPU as the machine's users would.
+        patch.setenv("RAY_worker_niceness", "0")
         yield
 
 
