@@ -33,6 +33,8 @@ to an actor that died ran).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -102,7 +104,7 @@ class Link:
         self._inflight = 0
         self._requests = 0
         self._pump_due = False  # a pump is scheduled for the end of this loop turn
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False  # by its sender: calls that end later are ignored
         # Asks the peer accepted and has not answered, by message id.
         self._awaiting: dict[str, asyncio.Future[Any]] = {}
         self.dead: MeshError | None = None
@@ -177,7 +179,7 @@ class Link:
     def _request(self, frame: bytes, future: asyncio.Future[Any]) -> None:
         ref = self.handle.request.remote(self._link_id, self._next_seq(), frame)
         self._requests += 1
-        self._spawn(self._complete_request(ref, future))
+        self._when_ended(ref, lambda result, error: self._complete_request(result, error, future))
 
     def _next_seq(self) -> int:
         seq = self._seq
@@ -214,23 +216,44 @@ class Link:
         self._inflight += 1
         self.calls += 1
         self.frames += count
-        self._spawn(self._complete_batch(ref, items))
+        self._when_ended(ref, lambda result, error: self._complete_batch(result, error, items))
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _when_ended(self, ref: Any, then: Callable[[Any, BaseException | None], None]) -> None:
+        """Run ``then(result, error)`` on this loop once the Ray call `ref` has ended.
 
-    async def _complete_batch(
-        self, ref: Any, items: list[tuple[bytes, asyncio.Future[Any], bool]]
+        A callback on Ray's own future, not a task awaiting the ref: awaiting wraps that
+        future in an asyncio one, so the ending took a loop turn more, besides the
+        task's creation and first step, on every call.
+        """
+        loop = asyncio.get_running_loop()
+
+        def ended(call: concurrent.futures.Future[Any]) -> None:
+            # On Ray's thread: hand over to the loop, which owns the link.
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the process ends
+                loop.call_soon_threadsafe(self._settle, call, then)
+
+        ref.future().add_done_callback(ended)
+
+    def _settle(
+        self,
+        call: concurrent.futures.Future[Any],
+        then: Callable[[Any, BaseException | None], None],
     ) -> None:
-        try:
-            refusals = await ref
-        except BaseException as exc:
+        if self._closed:
+            return  # its futures were failed when the link closed
+        error = call.exception()
+        then(None if error is not None else call.result(), error)
+
+    def _complete_batch(
+        self,
+        refusals: Any,
+        exc: BaseException | None,
+        items: list[tuple[bytes, asyncio.Future[Any], bool]],
+    ) -> None:
+        self._inflight -= 1
+        if exc is not None:
             self._die(translate(exc, agent=self.peer), [i[1] for i in items])
             return
-        finally:
-            self._inflight -= 1
         refused: dict[int, dict[str, Any]] = dict(refusals) if refusals else {}
         for index, (_frame, future, is_ask) in enumerate(items):
             if future.done():
@@ -242,18 +265,17 @@ class Link:
                 future.set_result(None)
         self._pump()
 
-    async def _complete_request(self, ref: Any, future: asyncio.Future[Any]) -> None:
-        try:
-            reply = await ref
-        except BaseException as exc:
+    def _complete_request(
+        self, reply: Any, exc: BaseException | None, future: asyncio.Future[Any]
+    ) -> None:
+        self._requests -= 1
+        if exc is not None:
             error = translate(exc, agent=self.peer)
             if isinstance(error, PeerDeadError):
                 self._die(error, [])
             if not future.done():
                 future.set_exception(_maybe_ran(error))
             return
-        finally:
-            self._requests -= 1
         if future.done():
             self._on_late(reply)
         else:
@@ -263,12 +285,10 @@ class Link:
         # One long call per link that ends when the peer stops or dies, so that asks it
         # accepted fail at once rather than at their deadline, and the next send looks
         # up the peer's successor instead of calling a dead actor.
-        self._spawn(self._await_end(self.handle.watch.remote()))
+        self._when_ended(self.handle.watch.remote(), self._peer_ended)
 
-    async def _await_end(self, ref: Any) -> None:
-        try:
-            await ref
-        except BaseException as exc:
+    def _peer_ended(self, _result: Any, exc: BaseException | None) -> None:
+        if exc is not None:
             self._die(translate(exc, agent=self.peer), [])
         else:
             self._die(PeerDeadError(f"agent {self.peer!r} stopped", agent=self.peer), [])
@@ -288,10 +308,9 @@ class Link:
                 future.set_exception(_maybe_ran(error))
 
     def close(self) -> None:
-        """Fail what still waits on this link and cancel its calls (the sender is going)."""
+        """Fail what still waits on this link and ignore its calls' ends (the sender is going)."""
         self._die(MeshError(f"the link to {self.peer!r} was closed by its sender"), [])
-        for task in list(self._tasks):
-            task.cancel()
+        self._closed = True
 
 
 def _copy(error: MeshError) -> MeshError:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _raycalls import Call
 
 from mesh import Agent, AgentInfo, Context, MeshConfig, handler
 from mesh.datapath import _acceptance
@@ -420,14 +421,14 @@ async def test_a_stopping_dispatcher_tells_each_waiting_ask_whether_it_ran(
 
 
 class _Calls:
-    """A stand-in remote method: records its calls, each a future nobody settles."""
+    """A stand-in remote method: records its calls, each a call nobody settles."""
 
     def __init__(self) -> None:
         self.args: list[tuple[Any, ...]] = []
 
-    def remote(self, *args: Any) -> asyncio.Future[None]:
+    def remote(self, *args: Any) -> Call:
         self.args.append(args)
-        return asyncio.get_running_loop().create_future()
+        return Call()
 
 
 class _PeerHost:

@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from _raycalls import Call
 from ray.exceptions import ActorDiedError, ActorUnavailableError
 
 from mesh import AgentInfo, DiedBeforeRunError, MeshConfig, OutcomeUnknownError, PeerDeadError
@@ -37,11 +38,11 @@ class _Method:
     """One remote method of the stand-in peer: each call is a future the test settles."""
 
     def __init__(self) -> None:
-        self.calls: list[asyncio.Future[Any]] = []
+        self.calls: list[Call] = []
         self.args: list[tuple[Any, ...]] = []
 
-    def remote(self, *args: Any) -> asyncio.Future[Any]:
-        call: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    def remote(self, *args: Any) -> Call:
+        call = Call()
         self.calls.append(call)
         self.args.append(args)
         return call
