@@ -126,9 +126,11 @@ def _latency_table(title: str, latencies: list[watchdogs.Latency]) -> Table:
 def _watchdog_tables(latencies: list[watchdogs.Latency], cost: watchdogs.Cost) -> list[Table]:
     found = _latency_table("deadlock detection and deadline overshoot", latencies)
     spent = Table(title="watchdogs, tracing and metrics: windowed asks between two agents")
-    for column in ("all on, msgs/s", "all off, msgs/s", "on / off"):
+    for column in ("all on, msgs/s", "all off, msgs/s", "on / off", "rounds", "rounds' range"):
         spent.add_column(column, justify="right")
-    spent.add_row(f"{cost.on_msgs_per_s:,.0f}", f"{cost.off_msgs_per_s:,.0f}", f"{cost.ratio:.2f}x")
+    low, high = min(cost.round_ratios), max(cost.round_ratios)
+    spent.add_row(f"{cost.on_msgs_per_s:,.0f}", f"{cost.off_msgs_per_s:,.0f}", f"{cost.ratio:.2f}x",
+                  str(len(cost.round_ratios)), f"{low:.2f}x-{high:.2f}x")  # fmt: skip
     return [found, spent]
 
 

@@ -82,15 +82,21 @@ class Latency:
 
 @dataclass(frozen=True)
 class Cost:
-    """Ask throughput with watchdogs, tracing and metrics on and off, in alternating rounds."""
+    """Ask throughput with watchdogs, tracing and metrics on and off, in paired rounds.
+
+    The throughputs are medians over the rounds; `ratio` is the median of each round's
+    on / off, the two measured back to back, so a drift of the shared machine's speed
+    over the run cancels within a round instead of landing on one side.
+    """
 
     on_msgs_per_s: float
     off_msgs_per_s: float
+    round_ratios: tuple[float, ...]
 
     @property
     def ratio(self) -> float:
-        """Throughput with the instrumentation on over off."""
-        return self.on_msgs_per_s / self.off_msgs_per_s
+        """Throughput with the instrumentation on over off: the median round's."""
+        return statistics.median(self.round_ratios)
 
 
 def latency(scenario: str, agents: int, seconds: list[float]) -> Latency:
@@ -173,18 +179,29 @@ async def deadline_epsilon(mesh: Mesh, repeats: int, *, timeout: float = 0.3) ->
     return latency("deadline epsilon", 1, seconds)
 
 
-async def cost(mesh: Mesh, *, count: int, rounds: int = 3) -> Cost:
+async def cost(mesh: Mesh, *, count: int, rounds: int = 9) -> Cost:
     """Windowed ask throughput between two agents with the runtime's instrumentation on
-    (watchdogs, tracing and metrics), then off, alternating rounds in one run."""
+    (watchdogs, tracing and metrics) and off, `rounds` pairs in one run.
+
+    Each round measures both, in turn first, so neither side always runs on the warmer
+    (or the more crowded) machine.
+    """
     on = Mesh.local(config=mesh.config.model_copy(update=dict.fromkeys(_INSTRUMENTS, True)))
     off = Mesh.local(config=mesh.config.model_copy(update=dict.fromkeys(_INSTRUMENTS, False)))
     rates: dict[bool, list[float]] = {True: [], False: []}
-    async with agent_pair(on) as on_pair, agent_pair(off) as off_pair:
-        for _ in range(rounds):
-            for enabled, m, pair in ((True, on, on_pair), (False, off, off_pair)):
-                blast = Blast(peer=pair[1], mode="ask", count=count, window=64, payload_bytes=1024)
-                rates[enabled].append((await measure(m, pair, blast, "ask")).msgs_per_s)
-    return Cost(statistics.median(rates[True]), statistics.median(rates[False]))
+    try:
+        async with agent_pair(on) as on_pair, agent_pair(off) as off_pair:
+            sides = ((True, on, on_pair), (False, off, off_pair))
+            for i in range(rounds):
+                for enabled, m, pair in sides if i % 2 == 0 else sides[::-1]:
+                    blast = Blast(peer=pair[1], mode="ask", count=count, window=64,
+                                  payload_bytes=1024)  # fmt: skip
+                    rates[enabled].append((await measure(m, pair, blast, "ask")).msgs_per_s)
+    finally:
+        await on.shutdown()
+        await off.shutdown()
+    ratios = tuple(a / b for a, b in zip(rates[True], rates[False], strict=True))
+    return Cost(statistics.median(rates[True]), statistics.median(rates[False]), ratios)
 
 
 async def run(mesh: Mesh, *, repeats: int, count: int) -> tuple[list[Latency], Cost]:

@@ -113,13 +113,16 @@ def _latencies(data: list[dict[str, Any]]) -> str:
 def _watchdogs(data: dict[str, Any]) -> str:
     out = _latencies(data.get("latencies", []))
     if cost := data.get("cost"):
+        rounds = cost.get("round_ratios") or []  # older results kept medians only
         out += "\n" + _table(
-            ("all on, msgs/s", "all off, msgs/s", "on / off"),
+            ("all on, msgs/s", "all off, msgs/s", "on / off", "rounds", "rounds' range"),
             [
                 (
                     _num(cost.get("on_msgs_per_s")),
                     _num(cost.get("off_msgs_per_s")),
                     _ratio(cost.get("ratio")),
+                    str(len(rounds)) if rounds else "",
+                    f"{_ratio(min(rounds))}-{_ratio(max(rounds))}" if rounds else "",
                 )
             ],
             right=0,
