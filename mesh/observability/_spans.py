@@ -6,10 +6,14 @@ span, so the tree a trace viewer shows is exactly the tree of messages.
 
 A span is recorded as a small record in the host (a few microseconds) and batched off
 the message path to the mesh's span store, an actor that keeps a bounded window of
-recent spans for ``raymesh trace``. Creating full OpenTelemetry SDK spans for every
-message halved message throughput here (measured), so the SDK is used only when
-``OTEL_EXPORTER_OTLP_ENDPOINT`` is set: then each span is also an SDK span with the same
-ids, exported by the SDK's OTLP exporter to Jaeger, Tempo or any OTLP backend.
+recent spans for ``raymesh trace``. A batch travels as one msgpack blob of rows
+(`pack_spans`), which the store keeps as it came and reads only when asked: shipped as
+Python dicts, Ray pickled every span in the host and unpickled it in the store, most of
+what tracing cost (measured: windowed asks 0.87x of untraced, 0.95x with nothing shipped).
+Creating full OpenTelemetry SDK spans for every message halved message throughput here
+(measured), so the SDK is used only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set: then
+each span is also an SDK span with the same ids, exported by the SDK's OTLP exporter to
+Jaeger, Tempo or any OTLP backend.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import asyncio
 import os
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgpack
 
 from mesh.security import redact, redact_data
 from protocols import Envelope, UsageQuery
@@ -54,13 +60,33 @@ class SpanRecord:
     events: list[dict[str, Any]] = field(default_factory=list)
     otel: Any = None
 
-    def as_dict(self) -> dict[str, Any]:
-        """Return the span for the span store (the form `Mesh.trace` returns)."""
-        return {"trace_id": self.trace_id, "span_id": self.span_id,
-                "parent_span_id": self.parent_span_id, "name": self.name,
-                "start_ns": self.start_ns, "end_ns": self.end_ns, "status": self.status,
-                "error": self.error, "attributes": self.attributes,
-                "events": self.events}  # fmt: skip
+    def as_row(self) -> tuple[Any, ...]:
+        """Return the span as a row of `SPAN_FIELDS`, the form it travels in."""
+        return (self.trace_id, self.span_id, self.parent_span_id, self.name, self.start_ns,
+                self.end_ns, self.status, self.error, self.attributes,
+                self.events)  # fmt: skip
+
+
+#: A span row's fields, in order; a span as `Mesh.trace` returns it has these keys.
+SPAN_FIELDS = ("trace_id", "span_id", "parent_span_id", "name", "start_ns", "end_ns",
+               "status", "error", "attributes", "events")  # fmt: skip
+
+
+def pack_spans(records: Iterable[SpanRecord]) -> bytes:
+    """Return spans as one msgpack blob of rows (a value msgpack cannot pack, as text)."""
+    packed: bytes = msgpack.packb([r.as_row() for r in records], use_bin_type=True, default=str)
+    return packed
+
+
+def unpack_spans(blob: bytes) -> list[list[Any]]:
+    """Return the rows of a blob made by `pack_spans`."""
+    rows: list[list[Any]] = msgpack.unpackb(blob, raw=False, strict_map_key=False)
+    return rows
+
+
+def span_dict(row: Sequence[Any]) -> dict[str, Any]:
+    """Return a span row as the dict `Mesh.trace` returns."""
+    return dict(zip(SPAN_FIELDS, row, strict=True))
 
 
 def add_to(**amounts: float) -> None:
@@ -162,12 +188,13 @@ class Recorder:
         """Ship what is recorded now (also called when the host stops)."""
         if not self._pending:
             return
-        batch = [record.as_dict() for record in self._pending]
+        count = len(self._pending)
+        batch = pack_spans(self._pending)
         self._pending.clear()
         try:
-            self._store.add.remote(batch)
+            self._store.add.remote(batch, count)
         except Exception:  # the store restarting must never hurt an agent
-            self.dropped += len(batch)
+            self.dropped += count
         if self._otel is not None:
             self._otel.flush()
 

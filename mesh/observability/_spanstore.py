@@ -1,8 +1,10 @@
 """The span store: a bounded window of recent spans kept by the mesh itself.
 
 It lets ``raymesh trace`` show a conversation with no tracing backend installed. Spans
-reach it in batches, off the message path; when it is full the oldest are dropped and
-counted, so its memory stays bounded whatever the traffic. A trace leaves it redacted:
+reach it in batches, off the message path, each a msgpack blob kept as it came and read
+only by a query: the store does no work per span on the message path's account. When it
+is full the oldest spans are dropped and counted, so its memory stays bounded whatever
+the traffic. A trace leaves it redacted:
 masked are key shapes, the secret variables of its environment and the values of the
 cluster's secrets file (``RAYMESH_SECRETS_FILE``), which it reads when it starts.
 """
@@ -12,24 +14,33 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
+import msgpack
 import ray
 
 from mesh._placement import service_options
 from mesh.errors import ConfigError
+from mesh.observability._spans import SPAN_FIELDS, span_dict, unpack_spans
 from mesh.security import read_secrets_file, redact_data
 
 __all__ = ["SPAN_STORE_NAME", "SpanStore", "span_store"]
 
 SPAN_STORE_NAME = "raymesh.spans"
 
+_TRACE_ID, _PARENT, _START_NS, _END_NS, _ATTRIBUTES = (
+    SPAN_FIELDS.index(f) for f in ("trace_id", "parent_span_id", "start_ns", "end_ns", "attributes")
+)
+
 
 class SpanStore:
     """The span store actor's state and methods."""
 
     def __init__(self, capacity: int) -> None:
-        self._spans: deque[dict[str, Any]] = deque(maxlen=capacity)
+        self._capacity = capacity
+        self._batches: deque[tuple[int, bytes]] = deque()  # (spans, blob), oldest first
+        self._kept = 0
         self._dropped = 0
         if secrets_file := os.environ.get("RAYMESH_SECRETS_FILE"):
             # Its values are remembered, to be masked; a file gone or readable by others
@@ -37,17 +48,30 @@ class SpanStore:
             with contextlib.suppress(ConfigError):
                 read_secrets_file(secrets_file)
 
-    def add(self, batch: list[dict[str, Any]]) -> None:
-        """Keep a batch of finished spans, dropping the oldest beyond capacity."""
-        overflow = len(self._spans) + len(batch) - (self._spans.maxlen or 0)
-        self._dropped += max(0, overflow)
-        self._spans.extend(batch)
+    def add(self, batch: bytes, count: int) -> None:
+        """Keep a batch of `count` finished spans (`pack_spans`), dropping the oldest beyond
+        capacity."""
+        self._batches.append((count, batch))
+        self._kept += count
+        while self._kept > self._capacity:
+            excess = self._kept - self._capacity
+            oldest, blob = self._batches.popleft()
+            if oldest > excess:  # keep its newer rows
+                rest = unpack_spans(blob)[excess:]
+                self._batches.appendleft((len(rest), msgpack.packb(rest, use_bin_type=True)))
+            dropped = min(oldest, excess)
+            self._kept -= dropped
+            self._dropped += dropped
+
+    def _rows(self) -> Iterator[list[Any]]:
+        for _count, blob in self._batches:
+            yield from unpack_spans(blob)
 
     def trace(self, trace_id: str) -> list[dict[str, Any]]:
         """Return the spans of one trace, in start order, with secrets masked."""
-        spans = sorted((s for s in self._spans if s["trace_id"] == trace_id),
-                       key=lambda s: s["start_ns"])  # fmt: skip
-        return [redact_data(span) for span in spans]
+        rows = sorted((r for r in self._rows() if r[_TRACE_ID] == trace_id),
+                      key=lambda r: r[_START_NS])  # fmt: skip
+        return [redact_data(span_dict(row)) for row in rows]
 
     def last_trace(self) -> str | None:
         """Return the conversation whose root span ended last, or None.
@@ -55,14 +79,13 @@ class SpanStore:
         The runtime's own asks (a usage query a CLI sends after a run, say) are not
         conversations: traces rooted in a span marked ``raymesh.bookkeeping`` are skipped.
         """
-        roots = [s for s in self._spans if s["parent_span_id"] is None
-                 and not s.get("attributes", {}).get("raymesh.bookkeeping")]  # fmt: skip
-        return max(roots, key=lambda s: s["end_ns"])["trace_id"] if roots else None
+        roots = [r for r in self._rows() if r[_PARENT] is None
+                 and not (r[_ATTRIBUTES] or {}).get("raymesh.bookkeeping")]  # fmt: skip
+        return str(max(roots, key=lambda r: r[_END_NS])[_TRACE_ID]) if roots else None
 
     def stats(self) -> dict[str, int]:
         """Return how many spans are kept, the capacity and how many were dropped."""
-        return {"spans": len(self._spans), "capacity": self._spans.maxlen or 0,
-                "dropped": self._dropped}  # fmt: skip
+        return {"spans": self._kept, "capacity": self._capacity, "dropped": self._dropped}
 
 
 def span_store(*, namespace: str, capacity: int) -> Any:

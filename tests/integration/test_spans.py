@@ -18,6 +18,7 @@ from actors import Prompt, Reasoner
 from actors.loopback import LoopbackLLMServer, Step
 from mesh import HandlerError, Mesh
 from mesh.cli import app
+from mesh.observability._spans import SpanRecord, pack_spans
 from mesh.observability._spanstore import SpanStore
 
 pytestmark = pytest.mark.ray
@@ -70,14 +71,24 @@ async def test_a_failed_handler_ends_its_span_with_an_error(mesh: Mesh, spawn: S
 
 def test_the_span_store_drops_the_oldest_beyond_its_capacity_and_counts_them() -> None:
     store = SpanStore(capacity=100)
-    spans = [{"trace_id": f"{i:032x}", "parent_span_id": None, "start_ns": i, "end_ns": i}
+    spans = [SpanRecord(trace_id=f"{i:032x}", span_id=f"{i:016x}", parent_span_id=None,
+                        name="agent.a t", start_ns=i, end_ns=i, attributes={"n": i})
              for i in range(150)]  # fmt: skip
-    store.add(spans[:60])
-    store.add(spans[60:])
+    store.add(pack_spans(spans[:60]), 60)
+    store.add(pack_spans(spans[60:]), 90)  # the oldest 50 go: most of the first batch
     assert store.stats() == {"spans": 100, "capacity": 100, "dropped": 50}
-    assert store.trace(f"{0:032x}") == []
-    assert store.trace(f"{149:032x}") == [spans[149]]
+    assert store.trace(f"{49:032x}") == []
+    assert [s["attributes"] for s in store.trace(f"{50:032x}")] == [{"n": 50}]
+    assert store.trace(f"{149:032x}") == [{
+        "trace_id": f"{149:032x}", "span_id": f"{149:016x}", "parent_span_id": None,
+        "name": "agent.a t", "start_ns": 149, "end_ns": 149, "status": "UNSET", "error": None,
+        "attributes": {"n": 149}, "events": [],
+    }]  # fmt: skip
     assert store.last_trace() == f"{149:032x}"
+    store.add(pack_spans(spans[:5]), 5)  # the trimmed batch is trimmed again
+    assert store.stats() == {"spans": 100, "capacity": 100, "dropped": 55}
+    assert store.trace(f"{54:032x}") == []
+    assert len(store.trace(f"{55:032x}")) == 1
 
 
 async def test_an_api_key_given_to_an_agent_appears_in_no_span_and_no_log(

@@ -20,6 +20,7 @@ from mesh.datapath._failures import start_failed
 from mesh.errors import ConfigError
 from mesh.observability._deadletters import DeadLetterBox
 from mesh.observability._export_redaction import RedactingExporter
+from mesh.observability._spans import SpanRecord, pack_spans, span_dict
 from mesh.observability._spanstore import SpanStore
 from mesh.ops import save_trace, saved_trace
 from protocols import Envelope, Kind
@@ -28,13 +29,13 @@ KEY = "sk-ant-api03-Ab3dEf6hIj9kLm2nOp5qRs8tUv1w"
 OPAQUE = "opaque-cluster-value-3141"
 
 
-def _span(trace_id: str = "a" * 32) -> dict[str, Any]:
-    return {
-        "trace_id": trace_id, "span_id": "b" * 16, "parent_span_id": None, "name": "agent.x t",
-        "start_ns": 1, "end_ns": 2, "status": "ERROR", "error": "failed",
-        "attributes": {"raymesh.agent": "x", "note": f"key {KEY}", "api_key": "anything"},
-        "events": [{"name": "tool.call", "attributes": {"args": [f"with {OPAQUE}"]}}],
-    }  # fmt: skip
+def _record(trace_id: str = "a" * 32) -> SpanRecord:
+    return SpanRecord(
+        trace_id=trace_id, span_id="b" * 16, parent_span_id=None, name="agent.x t",
+        start_ns=1, end_ns=2, status="ERROR", error="failed",
+        attributes={"raymesh.agent": "x", "note": f"key {KEY}", "api_key": "anything"},
+        events=[{"name": "tool.call", "attributes": {"args": [f"with {OPAQUE}"]}}],
+    )  # fmt: skip
 
 
 def _clean(data: Any) -> bool:
@@ -50,7 +51,7 @@ def test_the_span_store_hands_out_traces_redacted_with_the_clusters_secrets_file
     secrets.chmod(0o600)
     monkeypatch.setenv("RAYMESH_SECRETS_FILE", str(secrets))
     store = SpanStore(capacity=10)
-    store.add([_span()])
+    store.add(pack_spans([_record()]), 1)
     [span] = store.trace("a" * 32)
     assert _clean(span)
     assert span["attributes"]["note"] == "key [redacted]"
@@ -62,14 +63,14 @@ def test_a_span_store_whose_secrets_file_is_unreadable_still_keeps_spans(
 ) -> None:
     monkeypatch.setenv("RAYMESH_SECRETS_FILE", str(tmp_path / "missing.env"))
     store = SpanStore(capacity=10)
-    store.add([_span()])
+    store.add(pack_spans([_record()]), 1)
     assert store.stats()["spans"] == 1
 
 
 def test_a_saved_trace_is_written_redacted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAYMESH_HOME", str(tmp_path))
     monkeypatch.setenv("VENDOR_TOKEN", OPAQUE)
-    path = save_trace([_span("c" * 32)])
+    path = save_trace([span_dict(_record("c" * 32).as_row())])
     assert path is not None
     assert _clean(json.loads(path.read_text()))
     assert saved_trace("c" * 32)[0]["attributes"]["api_key"] == "[redacted]"
