@@ -73,15 +73,25 @@ SPAN_FIELDS = ("trace_id", "span_id", "parent_span_id", "name", "start_ns", "end
 
 
 def pack_spans(records: Iterable[SpanRecord]) -> bytes:
-    """Return spans as one msgpack blob of rows (a value msgpack cannot pack, as text)."""
-    packed: bytes = msgpack.packb([r.as_row() for r in records], use_bin_type=True, default=str)
+    """Return spans as one msgpack blob of rows."""
+    return pack_rows([r.as_row() for r in records])
+
+
+def pack_rows(rows: Sequence[Sequence[Any]]) -> bytes:
+    """Return span rows as one msgpack blob (a value msgpack cannot pack, as text)."""
+    packed: bytes = msgpack.packb(rows, use_bin_type=True, default=str)
     return packed
 
 
 def unpack_spans(blob: bytes) -> list[list[Any]]:
-    """Return the rows of a blob made by `pack_spans`."""
-    rows: list[list[Any]] = msgpack.unpackb(blob, raw=False, strict_map_key=False)
-    return rows
+    """Return the rows of a blob made by `pack_spans`; none if it is not one."""
+    try:
+        rows = msgpack.unpackb(blob, raw=False, strict_map_key=False)
+    except (ValueError, TypeError):  # msgpack's format errors are ValueErrors
+        return []
+    if not isinstance(rows, list):
+        return []
+    return [r for r in rows if isinstance(r, list) and len(r) == len(SPAN_FIELDS)]
 
 
 def span_dict(row: Sequence[Any]) -> dict[str, Any]:

@@ -2,11 +2,11 @@
 
 It lets ``raymesh trace`` show a conversation with no tracing backend installed. Spans
 reach it in batches, off the message path, each a msgpack blob kept as it came and read
-only by a query: the store does no work per span on the message path's account. When it
-is full the oldest spans are dropped and counted, so its memory stays bounded whatever
-the traffic. A trace leaves it redacted:
-masked are key shapes, the secret variables of its environment and the values of the
-cluster's secrets file (``RAYMESH_SECRETS_FILE``), which it reads when it starts.
+only by a query: the store does no work per span while messages flow. When it is full the
+oldest spans are dropped and counted, so its memory stays bounded whatever the traffic; a
+blob that is not a batch of spans is ignored when read. A trace leaves it redacted: masked
+are key shapes, the secret variables of its environment and the values of the cluster's
+secrets file (``RAYMESH_SECRETS_FILE``), which it reads when it starts.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-import msgpack
 import ray
 
 from mesh._placement import service_options
 from mesh.errors import ConfigError
-from mesh.observability._spans import SPAN_FIELDS, span_dict, unpack_spans
+from mesh.observability._spans import SPAN_FIELDS, pack_rows, span_dict, unpack_spans
 from mesh.security import read_secrets_file, redact_data
 
 __all__ = ["SPAN_STORE_NAME", "SpanStore", "span_store"]
@@ -58,7 +57,7 @@ class SpanStore:
             oldest, blob = self._batches.popleft()
             if oldest > excess:  # keep its newer rows
                 rest = unpack_spans(blob)[excess:]
-                self._batches.appendleft((len(rest), msgpack.packb(rest, use_bin_type=True)))
+                self._batches.appendleft((len(rest), pack_rows(rest)))
             dropped = min(oldest, excess)
             self._kept -= dropped
             self._dropped += dropped

@@ -91,6 +91,17 @@ def test_the_span_store_drops_the_oldest_beyond_its_capacity_and_counts_them() -
     assert len(store.trace(f"{55:032x}")) == 1
 
 
+def test_the_span_store_reads_past_a_blob_that_is_not_a_batch_of_spans() -> None:
+    store = SpanStore(capacity=100)
+    kept = SpanRecord(trace_id="a" * 32, span_id="b" * 16, parent_span_id=None,
+                      name="agent.a t", start_ns=1, end_ns=2, attributes={})  # fmt: skip
+    store.add(b"\xc1 not msgpack", 1)
+    store.add(pack_spans([kept]), 1)
+    store.add(b"\x93\x01\x02\x03", 3)  # msgpack, but rows of the wrong shape
+    assert [s["span_id"] for s in store.trace("a" * 32)] == ["b" * 16]
+    assert store.last_trace() == "a" * 32
+
+
 async def test_an_api_key_given_to_an_agent_appears_in_no_span_and_no_log(
     mesh: Mesh, spawn: Spawn
 ) -> None:
