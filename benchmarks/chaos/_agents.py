@@ -412,9 +412,12 @@ class Producer(Agent):
                 task.add_done_callback(tasks.discard)
                 self.offered += 1
             await asyncio.sleep(tick)
-        unsettled = len(tasks)
-        for task in list(tasks):
+        # Not `tasks` as it stands: a send that ended in this loop turn is counted already,
+        # and its task leaves the set only in the next turn.
+        held = [task for task in tasks if not task.done()]
+        for task in held:
             task.cancel()  # the frames stay queued; only the waiting for them ends
+        unsettled = len(held)
         return Flooded(offered=self.offered, errors=errors, unsettled=unsettled, **counts)
 
     @handler
