@@ -32,13 +32,14 @@ async def _incarnation(mesh: Mesh, name: str) -> str | None:
 
 
 async def _answered_anew(
-    mesh: Mesh, name: str, old: str | None, until: float, team: TeamHandle
+    mesh: Mesh, name: str, old: str | None, team: TeamHandle, *, within_s: float = RESTART_WITHIN_S
 ) -> None:
-    """Ask `name` until an incarnation other than `old` answers; fail at `until`.
+    """Ask `name` until an incarnation other than `old` answers; fail after `within_s`.
 
     ``ray.kill`` is asynchronous: an ask right after it may still reach the old
     incarnation, so only an answer from a new one counts.
     """
+    until = time.perf_counter() + within_s
     while time.perf_counter() < until:
         try:
             await mesh.ask(name, Done(), timeout=2)
@@ -48,7 +49,7 @@ async def _answered_anew(
             pass
         await asyncio.sleep(0.01)
     raise MeshError(
-        f"no new incarnation of {name!r} answered within {RESTART_WITHIN_S:g}s of its kill; "
+        f"no new incarnation of {name!r} answered within {within_s:g}s of its kill; "
         f"its team's members: {await team.members()}",
         agent=name,
         hint="a starved machine starts Ray workers slowly: see the members' last_exit",
@@ -83,7 +84,7 @@ async def kill_to_answer(
             old = await _incarnation(mesh, name)
             ray.kill(await mesh.actor(name))
             killed = time.perf_counter()
-            await _answered_anew(mesh, name, old, killed + RESTART_WITHIN_S, team)
+            await _answered_anew(mesh, name, old, team)
             seconds.append(time.perf_counter() - killed)
     finally:
         await team.stop()
