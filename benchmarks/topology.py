@@ -37,6 +37,10 @@ from protocols import Message
 
 Mode = Literal["tell", "ask"]
 WINDOWS: dict[str, int] = {"tell": 256, "ask": 64}
+#: A preset's point has every sender send this many windows at least: a sender whose
+#: whole share fits in one window never waits on it, and the point would time one burst
+#: and the skew of the senders' starts, not a pipeline.
+MIN_WINDOWS = 2
 BASE_PAYLOAD = 1024
 #: A point that takes longer than this is recorded as failed, and the run goes on.
 POINT_LIMIT_S = 240.0
@@ -48,7 +52,7 @@ class Plan:
 
     agents: tuple[int, ...]
     payloads: tuple[int, ...]
-    messages: int  # per measurement, over all senders
+    messages: int  # per measurement, over all senders (at least MIN_WINDOWS per sender)
     modes: tuple[Mode, ...] = ("tell", "ask")
 
     def points(self) -> list[tuple[int, int]]:
@@ -392,6 +396,13 @@ def _row(
     )
 
 
+def per_sender_count(plan: Plan, n: int, mode: Mode, *, count: int | None) -> int:
+    """Messages each of `n` senders sends at a point: `count` as given, or the plan's."""
+    if count is not None:
+        return max(count // n, 10)
+    return max(plan.messages // n, MIN_WINDOWS * WINDOWS[mode])
+
+
 def steps(plan: Plan, *, with_peer: bool) -> int:
     """How many measurements `run` makes (for a progress bar)."""
     per_point = 4 + (1 if with_peer else 0)
@@ -410,12 +421,14 @@ async def run(
 ) -> Outcome:
     """Measure every topology at every point of `plan`; `count` overrides the plan's messages.
 
+    A plan's point has each sender send `MIN_WINDOWS` windows at least (`per_sender_count`); an
+    explicit `count` is taken as given, for smoke runs.
+
     `placement(i)` gives Ray actor options for ring member i (the hub is i = max N), so a
     caller can spread the ring over nodes. `peer` adds the autogen-core rows; it runs
     on this machine only, so it belongs to a one-machine scenario.
     """
     place = placement or (lambda _i: {})
-    total_wanted = count or plan.messages
     on_step = on_step or (lambda _text: None)
     size = max(n for n, _ in plan.points())
     suffix = str(time.time_ns())[-9:]
@@ -431,10 +444,10 @@ async def run(
             spawned.append(name)
         sides: dict[str, _Side] = {"mesh": _MeshSide(mesh, names), "raw": _RawSide(raw)}
         for n, payload in plan.points():
-            per_sender = max(total_wanted // n, 10)
-            total = per_sender * n
             for mode in plan.modes:
                 ask = mode == "ask"
+                per_sender = per_sender_count(plan, n, mode, count=count)
+                total = per_sender * n
                 for topology, side_name, hub in (
                     ("mesh", "mesh", None),
                     ("hub", "mesh", size),

@@ -52,3 +52,15 @@ def test_topology_quick_writes_the_report(bench: Bench, tmp_path: Path) -> None:
     assert set(summary["mesh_over_hub"]) == {"tell", "ask"}
     assert set(summary["mesh_over_raw"]) == {"tell", "ask"}
     assert set(summary["mesh_over_autogen"]) == {"tell", "ask"}  # the peer ran in this run
+
+
+def test_a_preset_point_has_every_sender_fill_its_window_twice() -> None:
+    # At N = 8 the quick preset's 1,000 messages are 125 a sender, inside one tell window
+    # of 256: such a point timed a single burst. A preset raises it; --count does not.
+    from benchmarks.topology import MIN_WINDOWS, PLANS, WINDOWS, per_sender_count
+
+    quick = PLANS["quick"]
+    assert per_sender_count(quick, 8, "tell", count=None) == MIN_WINDOWS * WINDOWS["tell"]
+    assert per_sender_count(quick, 8, "ask", count=None) == MIN_WINDOWS * WINDOWS["ask"]
+    assert per_sender_count(quick, 2, "ask", count=None) == quick.messages // 2
+    assert per_sender_count(quick, 8, "tell", count=20) == 10
