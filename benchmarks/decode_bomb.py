@@ -198,7 +198,7 @@ class _Bomber:
                        recipient=self.name, payload=payload, to_incarnation=self._incarnation,
                        from_incarnation=self._mine)  # fmt: skip
         frame = msgpack.packb(_fields(env), use_bin_type=True)
-        refused = await self._host.deliver.remote(self._link, self._seq, [frame])
+        refused, _ = await self._host.deliver.remote(self._link, self._seq, [frame])
         self._seq += 1
         if refused:
             raise RuntimeError(f"the host refused the frame at its door: {refused}")

@@ -57,6 +57,17 @@ class SendNotes(Message, type="test.send_notes/1"):
     count: int
 
 
+class PingMany(Message, type="test.ping_many/1"):
+    """Ask `peer` once, then `count` pings in one turn; reply with their answers."""
+
+    peer: str
+    count: int
+
+
+class Pongs(Message, type="test.pongs/1"):
+    texts: list[str]
+
+
 class Sleep(Message, type="test.sleep/1"):
     seconds: float
 
@@ -143,6 +154,14 @@ class Echo(Agent):
     @handler
     async def on_boom(self, msg: Boom, ctx: Context) -> Pong:
         raise ValueError(f"boom: {msg.text}")
+
+    @handler
+    async def on_ping_many(self, msg: PingMany, ctx: Context) -> Pongs:
+        # The first ask goes alone (a `request` call) and leaves the link and the
+        # message classes known, so the rest leave in this turn, in one batch call.
+        await ctx.ask(msg.peer, Ping(text="first"), expect=Pong)
+        asks = (ctx.ask(msg.peer, Ping(text=str(i)), expect=Pong) for i in range(msg.count))
+        return Pongs(texts=[pong.text for pong in await asyncio.gather(*asks)])
 
     @handler
     async def on_blob(self, msg: Blob, ctx: Context) -> Blob:

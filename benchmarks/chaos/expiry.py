@@ -220,6 +220,6 @@ async def _sent_expired(mesh: Mesh, name: str, figures: ExpiryFigures) -> None:
         )
         for _ in range(figures.asks)
     ]
-    refused = await host.deliver.remote(f"{mesh.name}#{link}", 0, frames)
+    refused, _ = await host.deliver.remote(f"{mesh.name}#{link}", 0, frames)
     assert not refused, f"expired tells refused at the door: {refused[:3]}"
     figures.stale = len(frames)

@@ -415,7 +415,7 @@ class _Attacker:
     async def _send(self, frames: Sequence[bytes]) -> list[dict[str, Any]]:
         refusals: list[dict[str, Any]] = []
         for start in range(0, len(frames), _BATCH):
-            found = await self._host.deliver.remote(
+            found, _ = await self._host.deliver.remote(
                 self._link, self._seq, list(frames[start : start + _BATCH])
             )
             self._seq += 1

@@ -449,7 +449,7 @@ class _Flooder:
         for start in range(0, len(frames), BATCH):
             batch = frames[start : start + BATCH]
             try:
-                refusals = ray.get(host.deliver.remote(f"{SENDER}#1", seq, batch))
+                refusals, _ = ray.get(host.deliver.remote(f"{SENDER}#1", seq, batch))
             except RayError:  # nothing more to send
                 return refused, typed, True, time.monotonic() - started, seq
             seq += 1
@@ -492,7 +492,7 @@ async def _bomb_lane(host: Any, rng: random.Random, to: Address, figures: FuzzFi
         figures.by_kind[kind] = figures.by_kind.get(kind, 0) + 1
         figures.frames += 1
         try:
-            refusals = await host.deliver.remote(f"{SENDER}#3", seq, [frame])
+            refusals, _ = await host.deliver.remote(f"{SENDER}#3", seq, [frame])
         except RayError:
             figures.crashes += 1
             return

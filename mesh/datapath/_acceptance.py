@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 from mesh.config import MeshConfig
 from mesh.datapath._dispatch import Dispatcher
 from mesh.datapath._endpoint import Endpoint
-from mesh.datapath._link import sender_of
+from mesh.datapath._link import link_id, sender_of
+from mesh.datapath._replies import Carry
 from mesh.errors import DecodeError
 from mesh.observability import AgentStats
 from mesh.security import AgentAccess
@@ -125,15 +126,18 @@ class FrameAcceptance:
         self._stats = stats
 
     async def take_batch(
-        self, frames: list[bytes], link_id: str
+        self, frames: list[bytes], link_id: str, carry: Carry | None = None
     ) -> list[tuple[int, dict[str, Any]]] | None:
-        """Take a batch from `link_id`; return the refused frames as ``(index, wire error)``."""
+        """Take a batch from `link_id`; return the refused frames as ``(index, wire error)``.
+
+        The replies to its asks may go back in `carry`, the batch call's.
+        """
         refusals = None
         owed_s = served_s = 0.0  # the tarpit's time this call has earned, and served
         held_since = time.perf_counter()
         for index, frame in enumerate(frames):
             started = time.perf_counter()
-            error = await self.accept(frame, link_id)
+            error = await self.accept(frame, link_id, carry=carry)
             if error is not None:
                 refusals = refusals or []
                 refusals.append((index, error.to_wire()))
@@ -158,12 +162,13 @@ class FrameAcceptance:
         *,
         call_waiter: asyncio.Future[bytes] | None = None,
         sink: StreamSink | None = None,
+        carry: Carry | None = None,
     ) -> MeshError | None:
         """Take one frame from `link_id`; return the error for its sender if refused.
 
         `call_waiter` is given for a frame that came as a `request` or `stream` call: it
         is an ask, and its reply (or error) will be the call's result; `sink` takes the
-        chunks of a streamed one.
+        chunks of a streamed one; `carry` is given for a frame of a batch call.
         """
         self._stats.received += 1
         opened = self._open(frame, link_id)
@@ -184,7 +189,28 @@ class FrameAcceptance:
             error = DecodeError("a chunk frame came on a link; chunks answer a stream call",
                                 agent=self._name, trace_id=env.trace_id)  # fmt: skip
             return self._refuse("decode", env, error, frame_bytes=_size(frame))
-        return await self._dispatcher.admit(env, call_waiter, sink)
+        return await self._dispatcher.admit(env, call_waiter, sink, carry)
+
+    def take_carried(self, frames: list[bytes], peer: str, incarnation: str) -> None:
+        """Take the replies that a batch call to `peer` brought back as its result.
+
+        They pass the checks of any frame from that incarnation (decode, binding,
+        signature, replay); only replies and errors may come this way. What is refused
+        is a dead letter: the call has ended, there is nobody to tell.
+        """
+        carrier = link_id(f"{peer}#{incarnation}", 0)  # whose frames these must be
+        for frame in frames:
+            self._stats.received += 1
+            opened = self._open(frame, carrier)
+            if isinstance(opened, MeshError):
+                continue
+            if opened.kind is Kind.REPLY or opened.kind is Kind.ERROR:
+                self._answer(opened, frame)
+                continue
+            self._refuse("decode", opened, DecodeError(
+                f"a {opened.kind} frame came back in a call's result; only replies do",
+                agent=self._name, trace_id=opened.trace_id,
+            ), frame_bytes=_size(frame))  # fmt: skip
 
     def _answer(self, env: Envelope, frame: bytes) -> MeshError | None:
         # A reply completes its ask only if it comes from the peer, and the incarnation,

@@ -18,7 +18,7 @@ from mesh.config import MeshConfig
 from mesh.datapath._durable import Durability
 from mesh.datapath._endpoint import Endpoint
 from mesh.datapath._probes import same_chain_deadlock
-from mesh.datapath._replies import Replies
+from mesh.datapath._replies import Carry, Replies
 from mesh.errors import (
     DeadlineExceededError,
     DiedBeforeRunError,
@@ -96,11 +96,13 @@ class Dispatcher:
         env: Envelope,
         call_waiter: asyncio.Future[bytes] | None = None,
         sink: StreamSink | None = None,
+        carry: Carry | None = None,
     ) -> MeshError | None:
         """Put tell or ask `env` in the mailbox; return the error for its sender if refused.
 
         `call_waiter` is the `request` or `stream` call that `env` came in, which its
-        reply ends; `sink` takes a streamed ask's chunks.
+        reply ends; `sink` takes a streamed ask's chunks; `carry` is the batch call's,
+        which may take the reply back.
         """
         if not self.accepting:
             return DiedBeforeRunError(f"agent {self._name!r} is not running", agent=self._name)
@@ -129,6 +131,8 @@ class Dispatcher:
         self.queued.add(env.id)
         if call_waiter is not None:
             self._replies.call_waiters[env.id] = call_waiter
+        elif carry is not None and env.kind is Kind.ASK:
+            self._replies.carry(env, carry)
         if sink is not None:
             sink.env = env
             self._replies.sinks[env.id] = sink

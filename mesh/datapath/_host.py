@@ -34,7 +34,7 @@ from mesh.datapath._handling import HandlerRunner
 from mesh.datapath._lease import Lease
 from mesh.datapath._link import sender_of
 from mesh.datapath._probes import Heartbeat, Probe
-from mesh.datapath._replies import Replies
+from mesh.datapath._replies import CARRY_TURNS, Carry, Replies
 from mesh.datapath._selfcheck import settle_ray_calls
 from mesh.datapath._sequencing import SequencingGate
 from mesh.datapath._streams import StreamServer
@@ -138,6 +138,7 @@ class AgentHost:
             name=name, config=config, guard=InboundGuard(name=name, config=config, access=access),
             endpoint=self._endpoint, dispatcher=self._dispatch, stats=self._stats,
         )  # fmt: skip
+        self._endpoint.peers.take_carried = self._acceptance.take_carried
         self._streams = StreamServer(buffer=config.stream_buffer_chunks, gate=self._gate,
                                      acceptance=self._acceptance, dispatcher=self._dispatch,
                                      replies=replies)  # fmt: skip
@@ -302,20 +303,33 @@ class AgentHost:
 
     async def deliver(
         self, link_id: str, seq: int, frames: list[bytes], reply_to: Any = None
-    ) -> list[tuple[int, dict[str, Any]]] | None:
+    ) -> tuple[list[tuple[int, dict[str, Any]]] | None, list[bytes]]:
         """Accept a batch of frames from one sender link, in its sequence order.
 
-        Returns the refused frames as ``(index, wire error)``, or None if all were taken.
+        Returns the refused frames as ``(index, wire error)`` (None if all were taken),
+        and the reply frames this call carries back: those to its asks that were ready
+        within `CARRY_TURNS` loop turns, while nothing sent to the sender before them was
+        still on its way. The others go back on this host's link to the sender.
         """
-        if not self._gate.enter(link_id, seq):
-            await self._gate.wait_turn(link_id, seq)
+        carry = Carry()
         try:
-            if reply_to is not None:
-                name, incarnation = sender_of(link_id)
-                self._endpoint.peers.learn(name, incarnation, reply_to)
-            return await self._acceptance.take_batch(frames, link_id)
+            if not self._gate.enter(link_id, seq):
+                await self._gate.wait_turn(link_id, seq)
+            try:
+                if reply_to is not None:
+                    name, incarnation = sender_of(link_id)
+                    self._endpoint.peers.learn(name, incarnation, reply_to)
+                refusals = await self._acceptance.take_batch(frames, link_id, carry)
+            finally:
+                self._gate.release(link_id, seq)
+            for _ in range(CARRY_TURNS):
+                if not carry.waiting:
+                    break
+                await asyncio.sleep(0)
         finally:
-            self._gate.release(link_id, seq)
+            self._replies.uncarry(carry)
+        self._stats.replies_carried += len(carry.frames)
+        return refusals, carry.frames
 
     async def request(self, link_id: str, seq: int, frame: bytes) -> bytes:
         """Accept one ask and return its encoded reply or error as the call's result."""

@@ -6,7 +6,9 @@ Ray calls are outstanding, frames leave at the end of the event loop's current t
 replies of handlers woken together, go in one call); otherwise frames accumulate and
 the next call carries all of them, up to `max_batch`. Per-call overhead, not bytes, is
 what limits Ray (on this machine a call costs its two processes about a millisecond of
-CPU), so under load one call carries many messages. An ask that leaves alone (nothing
+CPU), so under load one call carries many messages, and a batch call's result brings
+back the replies to its asks that the peer had ready (see `_replies`), sparing the peer
+a call of its own to answer. An ask that leaves alone (nothing
 else queued, and no other lone ask's call in flight) goes at once as a `request` call
 whose result is its reply, even while a batch call is in flight: one Ray call for the
 round trip instead of two, and no wait for the batch, the lowest latency when traffic
@@ -74,6 +76,8 @@ class Link:
             None for the edge, which takes replies as call results instead.
         max_outbox: Frames queued (not yet shipped) before sends are refused.
         on_late: Given a reply frame that came back after its ask had ended.
+        on_carried: Given the reply frames a batch call brought back, with the peer and
+            incarnation they came from.
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class Link:
         max_inflight: int,
         max_outbox: int,
         on_late: Callable[[bytes], None],
+        on_carried: Callable[[list[bytes], str, str], None],
     ) -> None:
         self.peer = peer
         self.incarnation = incarnation
@@ -98,6 +103,7 @@ class Link:
         self._max_inflight = max_inflight
         self._max_outbox = max_outbox
         self._on_late = on_late
+        self._on_carried = on_carried
         # (frame, future, is_ask)
         self._outbox: deque[tuple[bytes, asyncio.Future[Any], bool]] = deque()
         self._seq = 0
@@ -137,6 +143,11 @@ class Link:
         if not self._pump_due:
             self._pump_due = True
             asyncio.get_running_loop().call_soon(self._pump_soon)
+
+    @property
+    def idle(self) -> bool:
+        """Whether nothing is queued here and no batch or `request` call is out."""
+        return not self._outbox and self._inflight == 0 and self._requests == 0
 
     def settled(self, ask_id: str) -> None:
         """Forget ask `ask_id`, sent with `send`, once it has ended (whatever its outcome).
@@ -246,7 +257,7 @@ class Link:
 
     def _complete_batch(
         self,
-        refusals: Any,
+        result: Any,
         exc: BaseException | None,
         items: list[tuple[bytes, asyncio.Future[Any], bool]],
     ) -> None:
@@ -254,6 +265,9 @@ class Link:
         if exc is not None:
             self._die(translate(exc, agent=self.peer), [i[1] for i in items])
             return
+        refusals, carried = result
+        if carried:
+            self._on_carried(carried, self.peer, self.incarnation)
         refused: dict[int, dict[str, Any]] = dict(refusals) if refusals else {}
         for index, (_frame, future, is_ask) in enumerate(items):
             if future.done():

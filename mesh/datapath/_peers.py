@@ -36,6 +36,11 @@ class PeerDirectory:
         self_handle: The owner's host handle, sent on links so peers can answer; None at
             the edge.
         on_late: Given a reply frame that came back on a link after its ask had ended.
+
+    Attributes:
+        take_carried: Takes the replies a batch call brought back as its result, with
+            the peer and incarnation that sent them; set by the host (the edge sends
+            no asks in batch calls, so none come back to it).
     """
 
     def __init__(
@@ -52,6 +57,7 @@ class PeerDirectory:
         self._registry = registry
         self._self_handle = self_handle
         self._on_late = on_late
+        self.take_carried: Callable[[list[bytes], str, str], None] | None = None
         self._link_id = f"{name}#{incarnation}"
         self._links_opened = itertools.count()
         self._links: dict[str, Link] = {}
@@ -117,6 +123,11 @@ class PeerDirectory:
         task.add_done_callback(self._background.discard)
         return True
 
+    def quiet(self, peer: str) -> bool:
+        """Whether nothing sent to `peer` is on its way: no frame queued, no call out."""
+        link = self._links.get(peer)
+        return link is None or link.idle
+
     def learn(self, peer: str, incarnation: str, handle: Any) -> None:
         """Open a link to a peer that introduced itself, sparing a registry lookup."""
         current = self._links.get(peer)
@@ -136,6 +147,13 @@ class PeerDirectory:
         for link in self._links.values():
             link.close()
         self._links.clear()
+
+    def _carried(self, frames: list[bytes], peer: str, incarnation: str) -> None:
+        if self.take_carried is not None:
+            self.take_carried(frames, peer, incarnation)
+            return
+        for frame in frames:  # nobody here to take them: recorded, not lost silently
+            self._on_late(frame)
 
     def _resolving_task(self, peer: str) -> asyncio.Task[Link]:
         """Return the lookup of `peer` under way, starting one if there is none."""
@@ -199,6 +217,7 @@ class PeerDirectory:
             max_inflight=config.max_inflight,
             max_outbox=config.max_outbox,
             on_late=self._on_late,
+            on_carried=self._carried,
         )
         self._links[peer] = link
         return link

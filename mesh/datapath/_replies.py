@@ -2,13 +2,17 @@
 
 An ask comes in one of two ways, and its answer goes back the same way: an ask sent
 as a `request` call is answered as the call's result (its waiter, kept here by message
-id), any other on the host's own link to the asker. Every ask a host took gets exactly
-one answer this way, or a dead letter when the way back failed.
+id), any other in a batch call. The reply to an ask of a batch call goes back as that
+call's result too, carried, if it is ready while the call lingers (`CARRY_TURNS`) and
+nothing this host sent the asker before it is still on its way; otherwise on the
+host's own link to the asker. Every ask a host took gets exactly one answer this way,
+or a dead letter when the way back failed.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mesh.datapath._endpoint import Endpoint
@@ -19,7 +23,26 @@ from protocols.wire import NoReply
 if TYPE_CHECKING:
     from mesh.datapath._sink import StreamSink
 
-__all__ = ["Replies"]
+__all__ = ["CARRY_TURNS", "Carry", "Replies"]
+
+#: Loop turns a batch call that brought asks waits for their replies before it returns.
+#: A handler that does not wait on anything answers in the first: its worker wakes in
+#: the turn after the batch was queued. One that waits (a model, another agent) answers
+#: on the link later, and costs the call these few turns.
+CARRY_TURNS = 3
+
+
+@dataclass(slots=True, eq=False)
+class Carry:
+    """The replies one batch call takes back to its sender as its result.
+
+    Attributes:
+        waiting: The ids of the call's asks not yet answered, while it lingers.
+        frames: The reply frames it carries.
+    """
+
+    waiting: set[str] = field(default_factory=set)
+    frames: list[bytes] = field(default_factory=list)
 
 
 class Replies:
@@ -39,6 +62,20 @@ class Replies:
         self.call_waiters: dict[str, asyncio.Future[bytes]] = {}
         # The sinks of streamed asks, by message id, from admission until handled.
         self.sinks: dict[str, StreamSink] = {}
+        # Asks of batch calls that may still carry their replies, by message id.
+        # Invariant: an id is here exactly while it is in its carry's `waiting`.
+        self._carries: dict[str, Carry] = {}
+
+    def carry(self, env: Envelope, carry: Carry) -> None:
+        """Let the reply to ask `env`, which came in a batch call, go back in `carry`."""
+        self._carries[env.id] = carry
+        carry.waiting.add(env.id)
+
+    def uncarry(self, carry: Carry) -> None:
+        """End `carry`: its call returns, and replies still to come take the link."""
+        for ask_id in carry.waiting:
+            del self._carries[ask_id]
+        carry.waiting.clear()
 
     def envelope(
         self,
@@ -107,6 +144,14 @@ class Replies:
             if not waiter.done():
                 waiter.set_result(frame)
             return
+        carry = self._carries.pop(env.id, None)
+        if carry is not None:
+            carry.waiting.discard(env.id)
+            # Never ahead of what this host sent the asker before: only when nothing
+            # is queued on the link back or in a call on it.
+            if self._endpoint.peers.quiet(env.sender):
+                carry.frames.append(frame)
+                return
         try:
             link = await self._endpoint.peers.link(env.sender, trace_id=env.trace_id)
         except MeshError as exc:

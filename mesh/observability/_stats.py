@@ -29,6 +29,8 @@ class AgentStats:
         late_replies: Replies that came after their ask had given up.
         gaps: Times a sender's sequence had a hole that was skipped after waiting.
         sent: Messages this agent sent (asks and tells; replies are not counted).
+        replies_carried: Replies that went back as the result of the batch call that
+            brought their ask, not in a call of their own.
         cancelled: Messages dropped or stopped because their asker gave up.
         probes_sent: Deadlock probes this agent sent or forwarded.
         probes_received: Deadlock probes that reached this agent.
@@ -53,6 +55,7 @@ class AgentStats:
     late_replies: int = 0
     gaps: int = 0
     sent: int = 0
+    replies_carried: int = 0
     cancelled: int = 0
     probes_sent: int = 0
     probes_received: int = 0

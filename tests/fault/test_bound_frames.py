@@ -56,7 +56,7 @@ class _Peer:
         """Deliver `frames` in one call; return the refusals, as errors."""
         seq = self._seq.get(id(host), 0)
         self._seq[id(host)] = seq + 1
-        refusals = await host.deliver.remote(self.link, seq, frames)
+        refusals, _ = await host.deliver.remote(self.link, seq, frames)
         return [MeshError.from_wire(error) for _, error in refusals or []]
 
 

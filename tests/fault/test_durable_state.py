@@ -79,8 +79,8 @@ async def test_a_resent_tell_is_taken_once_counted_and_dead_lettered(
     echo = await spawn(Echo, "dedup")
     host = await mesh.actor(echo.name)
     env, frame = _frame(Kind.TELL, echo.name, Note(seq=7), to=echo.incarnation)
-    assert await host.deliver.remote("resender#1", 0, [frame]) is None
-    assert await host.deliver.remote("resender#1", 1, [frame]) is None  # taken, not queued
+    assert await host.deliver.remote("resender#1", 0, [frame]) == (None, [])
+    assert await host.deliver.remote("resender#1", 1, [frame]) == (None, [])  # taken, not queued
     assert await mesh.ask(echo.name, GetNotes(), expect=Notes) == Notes(
         seqs=[7], senders=["resender"]
     )

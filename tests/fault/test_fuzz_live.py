@@ -72,7 +72,7 @@ async def test_a_sender_of_refused_frames_waits_in_a_tarpit(mesh: Mesh, penalty:
     try:
         garbage = [b"\xc1 not msgpack %d" % n for n in range(50)]
         started = time.monotonic()
-        refusals = await host.deliver.remote("flooder#1", 0, garbage)
+        refusals, _ = await host.deliver.remote("flooder#1", 0, garbage)
         held_s = time.monotonic() - started
         assert len(refusals) == len(garbage)
         if penalty:

@@ -20,7 +20,9 @@ from _agents import (
     Notes,
     PeerNames,
     Ping,
+    PingMany,
     Pong,
+    Pongs,
     Recurse,
     Recursive,
     Relay,
@@ -81,6 +83,19 @@ async def test_thousand_concurrent_tells_between_agents_keep_their_order(
     assert notes.senders == [sender.name]
     stats = await mesh.stats(receiver.name)
     assert stats.gaps == 0
+
+
+async def test_replies_ready_at_once_go_back_in_the_call_that_brought_their_asks(
+    mesh: Mesh, spawn: Spawn
+) -> None:
+    asker = await spawn(Echo, "asker")
+    echo = await spawn(Echo, "echo", prefix="re:")
+    got = await mesh.ask(asker.name, PingMany(peer=echo.name, count=20), expect=Pongs)
+    assert got.texts == [f"re:{i}" for i in range(20)]
+    # The twenty came in one batch call; nothing had gone back the other way, so each
+    # reply went back in that call's result, none on a call of its own.
+    assert (await mesh.stats(echo.name)).replies_carried == 20
+    assert (await mesh.stats(asker.name)).late_replies == 0
 
 
 async def test_trace_id_and_spans_follow_a_chain_of_three_agents(mesh: Mesh, spawn: Spawn) -> None:

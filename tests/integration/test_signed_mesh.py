@@ -116,7 +116,7 @@ async def test_a_host_refuses_forged_replayed_and_spoofed_frames_and_keeps_servi
 
     spoofed = _frame(codec, "admin", echo, Kind.TELL, to=to)
     tell = _frame(codec, sender, echo, Kind.TELL, to=to)
-    refusals = await host.deliver.remote(_link(sender), 0, [spoofed, tell, tell])
+    refusals, _ = await host.deliver.remote(_link(sender), 0, [spoofed, tell, tell])
     assert [index for index, _ in refusals] == [0, 2]
     assert "'admin'" in MeshError.from_wire(refusals[0][1]).message
     assert MeshError.from_wire(refusals[1][1]).__class__ is ReplayError

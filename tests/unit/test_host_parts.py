@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _raycalls import Call
+from _raycalls import PeerHost
 
 from mesh import Agent, AgentInfo, Context, MeshConfig, handler
 from mesh.datapath import _acceptance
@@ -22,7 +22,7 @@ from mesh.datapath._durable import Durability
 from mesh.datapath._endpoint import Endpoint
 from mesh.datapath._handling import HandlerRunner
 from mesh.datapath._probe_rounds import Outstanding
-from mesh.datapath._replies import Replies
+from mesh.datapath._replies import Carry, Replies
 from mesh.datapath._sequencing import SequencingGate
 from mesh.datapath._typeshare import TypeShare
 from mesh.errors import (
@@ -119,6 +119,7 @@ class _Host:
             name="b", config=config, guard=InboundGuard(name="b", config=config),
             endpoint=self.endpoint, dispatcher=self.dispatch, stats=self.stats,
         )  # fmt: skip
+        self.endpoint.peers.take_carried = self.acceptance.take_carried
 
     def ask(self, n: int) -> bytes:
         payload = self.codec.encode_message(Work(n=n))
@@ -417,29 +418,98 @@ async def test_a_stopping_dispatcher_tells_each_waiting_ask_whether_it_ran(
         host.reply_to(await queued)
 
 
+# -- replies carried back by the batch call ----------------------------------------------------
+
+
+async def test_the_reply_to_an_ask_of_a_batch_goes_back_in_the_calls_carry(
+    tmp_path: Path,
+) -> None:
+    host = _Host(tmp_path)
+    host.dispatch.start()
+    carry = Carry()
+    assert await host.acceptance.take_batch([host.ask(7)], "a#inc-a/0", carry) is None
+    assert carry.waiting  # taken, not yet answered
+    await _settle()
+    assert not carry.waiting
+    assert [host.reply_to(frame) for frame in carry.frames] == [Done(n=7)]
+
+
+async def test_a_reply_does_not_overtake_what_the_host_sent_the_asker_before_it(
+    tmp_path: Path,
+) -> None:
+    host = _Host(tmp_path)
+    asker = PeerHost()
+    host.endpoint.peers.learn("a", "inc-a", asker)
+    earlier: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    host.endpoint.peers._links["a"].send(b"earlier", earlier)
+    await asyncio.sleep(0)  # the earlier frame's call is out, not yet returned
+    host.dispatch.start()
+    carry = Carry()
+    await host.acceptance.take_batch([host.ask(7)], "a#inc-a/0", carry)
+    await _settle()
+    assert carry.frames == []  # it would have reached the asker before the earlier frame
+    asker.deliver.calls[0].set_result((None, []))
+    await _settle()
+    earlier_call, (reply,) = (args[2] for args in asker.deliver.args)
+    assert earlier_call == [b"earlier"]
+    assert host.reply_to(reply) == Done(n=7)
+
+
+async def test_an_answer_still_to_come_when_the_call_returns_takes_the_link(
+    tmp_path: Path,
+) -> None:
+    host = _Host(tmp_path)
+    host.endpoint.peers.learn("a", "inc-a", PeerHost())
+    host.agent.release.clear()  # the handler waits past the call's last turn
+    host.dispatch.start()
+    carry = Carry()
+    await host.acceptance.take_batch([host.ask(7)], "a#inc-a/0", carry)
+    await _settle()
+    host.replies.uncarry(carry)
+    host.agent.release.set()
+    await _settle()
+    assert carry.frames == []
+    link = host.endpoint.peers._links["a"]
+    assert link.calls == 1  # the reply went on the link
+
+
+def _reply_from(host: _Host, sender: str, incarnation: str, to: str, *, kind: Kind = Kind.REPLY,
+                correlation: str | None = None) -> bytes:  # fmt: skip
+    return host.codec.encode(Envelope(
+        kind=kind, type=Done.type_tag or "", sender=sender, recipient="b",
+        payload=host.codec.encode_message(Done(n=1)), correlation_id=correlation or to,
+        deadline=_in(5.0), to_incarnation="inc-b", from_incarnation=incarnation,
+    ))  # fmt: skip
+
+
+async def test_carried_replies_answer_their_asks_and_pass_the_checks_of_any_frame(
+    tmp_path: Path,
+) -> None:
+    host = _Host(tmp_path)
+    loop = asyncio.get_running_loop()
+    asked_c: asyncio.Future[Envelope] = loop.create_future()
+    asked_d: asyncio.Future[Envelope] = loop.create_future()
+    host.endpoint.pending["m1"] = (asked_c, "c", "inc-c")
+    host.endpoint.pending["m2"] = (asked_d, "d", "inc-d")
+    frames = [
+        _reply_from(host, "c", "inc-c", "m2"),  # c answering what d was asked
+        _reply_from(host, "c", "inc-c", "m1", kind=Kind.TELL),  # not a reply
+        b"\xc1not msgpack",
+        _reply_from(host, "c", "inc-c", "m1"),
+    ]
+    host.acceptance.take_carried(frames, "c", "inc-c")
+    assert asked_c.result().correlation_id == "m1"
+    assert not asked_d.done()
+    assert host.endpoint.dead_letters.by_reason == {"wrong_peer": 1, "decode": 2}
+    assert host.stats.received == 4
+
+
 # -- deadlock probes -------------------------------------------------------------------------
-
-
-class _Calls:
-    """A stand-in remote method: records its calls, each a call nobody settles."""
-
-    def __init__(self) -> None:
-        self.args: list[tuple[Any, ...]] = []
-
-    def remote(self, *args: Any) -> Call:
-        self.args.append(args)
-        return Call()
-
-
-class _PeerHost:
-    def __init__(self) -> None:
-        self.watch = _Calls()
-        self.probe = _Calls()
 
 
 async def test_a_probe_is_forwarded_along_the_asks_a_handler_waits_on(tmp_path: Path) -> None:
     host = _Host(tmp_path)
-    peer = _PeerHost()
+    peer = PeerHost()
     host.endpoint.peers.learn("c", "inc-c", peer)
     # Message m1, running here, waits on ask x1 to c; a probe about m1 follows it there.
     host.endpoint.probes.waits("x1", Outstanding("c", 10.0, "t-b", parent="m1"))
@@ -465,7 +535,7 @@ async def test_a_handlers_waiting_ask_is_probed_after_the_delay_then_at_twice_it
     tmp_path: Path,
 ) -> None:
     host = _Host(tmp_path, probe_delay_s=0.1)
-    peer = _PeerHost()
+    peer = PeerHost()
     host.endpoint.peers.learn("c", "inc-c", peer)
     probes = host.endpoint.probes
     # An ask from outside a handler (no parent message) can close no cycle: never probed.

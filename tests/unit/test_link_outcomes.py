@@ -10,7 +10,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from _raycalls import Call
+from _raycalls import PeerHost
 from ray.exceptions import ActorDiedError, ActorUnavailableError
 
 from mesh import AgentInfo, DiedBeforeRunError, MeshConfig, OutcomeUnknownError, PeerDeadError
@@ -34,38 +34,16 @@ async def _store(tag: str, blob: bytes) -> None:
 _NO_TYPES = TypeShare(fetch=_fetch, store=_store)
 
 
-class _Method:
-    """One remote method of the stand-in peer: each call is a future the test settles."""
+def _link(
+    peer: PeerHost, *, max_batch: int = 1, carried: list[tuple[list[bytes], str, str]] | None = None
+) -> Link:
+    def on_carried(frames: list[bytes], name: str, incarnation: str) -> None:
+        assert carried is not None, "no carried replies expected"
+        carried.append((frames, name, incarnation))
 
-    def __init__(self) -> None:
-        self.calls: list[Call] = []
-        self.args: list[tuple[Any, ...]] = []
-
-    def remote(self, *args: Any) -> Call:
-        call = Call()
-        self.calls.append(call)
-        self.args.append(args)
-        return call
-
-
-class _Peer:
-    def __init__(self) -> None:
-        self.deliver = _Method()
-        self.request = _Method()
-        self.watch = _Method()
-
-    def die(self) -> None:
-        """Fail every call still open, as Ray does when the actor dies."""
-        for method in (self.deliver, self.request, self.watch):
-            for call in method.calls:
-                if not call.done():
-                    call.set_exception(ActorDiedError())
-
-
-def _link(peer: _Peer, *, max_batch: int = 1) -> Link:
     return Link(link_id="asker#1", peer="critic", incarnation="inc-1", handle=peer,
                 reply_to=None, max_batch=max_batch, max_inflight=1, max_outbox=100,
-                on_late=lambda _frame: None)  # fmt: skip
+                on_late=lambda _frame: None, on_carried=on_carried)  # fmt: skip
 
 
 def _future() -> asyncio.Future[Any]:
@@ -78,7 +56,7 @@ async def _settle() -> None:
 
 
 async def test_frames_in_a_failed_call_are_unknown_and_queued_ones_never_ran() -> None:
-    peer = _Peer()
+    peer = PeerHost()
     link = _link(peer)
     in_call, queued = _future(), _future()
     link.send(b"first", in_call)  # leaves at the end of this turn: one call may be in flight
@@ -95,13 +73,13 @@ async def test_frames_in_a_failed_call_are_unknown_and_queued_ones_never_ran() -
 
 
 async def test_an_accepted_ask_whose_peer_dies_is_unknown() -> None:
-    peer = _Peer()
+    peer = PeerHost()
     link = _link(peer, max_batch=2)
     answer = _future()
     link.send(b"tell", _future())
     link.send(b"ask", answer, ask_id="m1")
     await asyncio.sleep(0)
-    peer.deliver.calls[0].set_result(None)  # accepted into the mailbox, no reply yet
+    peer.deliver.calls[0].set_result((None, []))  # accepted into the mailbox, no reply yet
     await _settle()
     assert not answer.done()
     peer.die()  # the link's watch call fails
@@ -112,7 +90,7 @@ async def test_an_accepted_ask_whose_peer_dies_is_unknown() -> None:
 
 
 async def test_asks_sent_in_one_turn_share_a_call_and_a_lone_one_is_a_request() -> None:
-    peer = _Peer()
+    peer = PeerHost()
     link = _link(peer, max_batch=8)
     burst = [_future() for _ in range(3)]
     for i, future in enumerate(burst):
@@ -130,7 +108,7 @@ async def test_asks_sent_in_one_turn_share_a_call_and_a_lone_one_is_a_request() 
     await asyncio.sleep(0)
     assert len(peer.request.args) == 1
     assert len(peer.deliver.args) == 1
-    peer.deliver.calls[0].set_result(None)
+    peer.deliver.calls[0].set_result((None, []))
     await _settle()
     assert [args[2] for args in peer.deliver.args] == [[b"ask0", b"ask1", b"ask2"], [b"ask4"]]
     peer.request.calls[0].set_result(b"reply frame")
@@ -140,7 +118,7 @@ async def test_asks_sent_in_one_turn_share_a_call_and_a_lone_one_is_a_request() 
 
 
 async def test_sends_after_the_death_is_known_never_ran() -> None:
-    peer = _Peer()
+    peer = PeerHost()
     link = _link(peer)
     peer.die()
     await _settle()
@@ -158,7 +136,7 @@ async def test_sends_after_the_death_is_known_never_ran() -> None:
 
 
 async def test_a_request_call_that_fails_is_unknown_and_kills_the_link() -> None:
-    peer = _Peer()
+    peer = PeerHost()
     link = _link(peer)
     reply = link.request(b"ask")
     peer.request.calls[0].set_exception(ActorDiedError())
@@ -171,7 +149,7 @@ async def test_a_request_call_that_fails_is_unknown_and_kills_the_link() -> None
 class _Registry:
     """Lists one peer incarnation, dead or alive, as a registry does until its lease lapses."""
 
-    def __init__(self, handle: _Peer) -> None:
+    def __init__(self, handle: PeerHost) -> None:
         self.handle = handle
         self.answer: asyncio.Future[None] | None = None  # set: lookups wait for it
         self.info = AgentInfo(name="critic", node_id="n", incarnation="inc-1", pid=1,
@@ -186,7 +164,7 @@ class _Registry:
 
 
 async def test_an_endpoint_refuses_an_incarnation_it_saw_die_for_one_lease() -> None:
-    peer = _Peer()
+    peer = PeerHost()
     lease_s = 0.2
     endpoint = Endpoint(name="asker", incarnation="1", config=MeshConfig(lease_s=lease_s),
                         registry=_Registry(peer), types=_NO_TYPES)  # type: ignore[arg-type]  # fmt: skip
@@ -206,7 +184,7 @@ async def test_an_endpoint_refuses_an_incarnation_it_saw_die_for_one_lease() -> 
 async def test_a_second_link_to_the_same_incarnation_is_a_sequence_of_its_own() -> None:
     # The receiver orders calls by (link id, seq): a new link reusing the old one's id
     # would restart at seq 0, below what the receiver expects, and go unordered.
-    peer = _Peer()
+    peer = PeerHost()
     endpoint = Endpoint(name="asker", incarnation="1", config=MeshConfig(lease_s=0.05),
                         registry=_Registry(peer), types=_NO_TYPES)  # type: ignore[arg-type]  # fmt: skip
     first = await endpoint.peers.link("critic")
@@ -231,7 +209,7 @@ async def test_a_second_link_to_the_same_incarnation_is_a_sequence_of_its_own() 
 
 
 async def test_a_lookup_shared_by_two_askers_survives_the_first_giving_up() -> None:
-    registry = _Registry(_Peer())
+    registry = _Registry(PeerHost())
     registry.answer = _future()
     endpoint = Endpoint(name="asker", incarnation="1", config=MeshConfig(),
                         registry=registry, types=_NO_TYPES)  # type: ignore[arg-type]  # fmt: skip
@@ -249,7 +227,7 @@ async def test_a_lookup_shared_by_two_askers_survives_the_first_giving_up() -> N
 async def test_sends_that_waited_for_a_lookup_go_before_sends_made_after_it() -> None:
     # Per-pair order is the order of the calls: a sender that asked while the link was
     # being looked up must not be overtaken by one that asks once the link exists.
-    peer = _Peer()
+    peer = PeerHost()
     registry = _Registry(peer)
     registry.answer = _future()
     endpoint = Endpoint(name="asker", incarnation="1", config=MeshConfig(max_inflight=8),
@@ -271,3 +249,20 @@ async def test_sends_that_waited_for_a_lookup_go_before_sends_made_after_it() ->
     await asyncio.gather(first, second)
     await asyncio.sleep(0)  # they leave at the end of the turn, in one call or two
     assert [frame for args in peer.deliver.args for frame in args[2]] == [b"first", b"second"]
+
+
+async def test_the_replies_a_batch_call_brings_back_go_to_the_taker_with_their_sender() -> None:
+    peer = PeerHost()
+    carried: list[tuple[list[bytes], str, str]] = []
+    link = _link(peer, max_batch=4, carried=carried)
+    told, asked = _future(), _future()
+    link.send(b"tell", told)
+    link.send(b"ask", asked, ask_id="m1")
+    await asyncio.sleep(0)
+    assert not link.idle  # a call is out: a reply from the peer must not overtake it
+    peer.deliver.calls[0].set_result((None, [b"reply to m1"]))
+    await _settle()
+    assert carried == [([b"reply to m1"], "critic", "inc-1")]
+    assert told.result() is None
+    assert not asked.done()  # the taker routes the reply to its ask, not the link
+    assert link.idle
