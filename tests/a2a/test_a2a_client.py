@@ -5,7 +5,6 @@ unreachable URL failing the start."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from _ports import free_port
 from a2a.helpers import new_task_from_user_message
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
@@ -59,16 +59,9 @@ class Remote(AgentExecutor):
         await TaskUpdater(event_queue, context.task_id, context.context_id).cancel()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def remote() -> Iterator[tuple[str, Remote]]:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     card = AgentCard(
         name="remote-echo",
@@ -141,7 +134,7 @@ async def test_a_spent_budget_is_refused_before_anything_is_sent(
 
 
 async def test_an_unreachable_url_fails_the_start(mesh: Mesh) -> None:
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     # The host reports a failed start as a ConfigError naming the agent's own error.
     with pytest.raises(
         ConfigError, match=f"RemoteAgentError: cannot read the agent card of {dead}"
@@ -152,7 +145,7 @@ async def test_an_unreachable_url_fails_the_start(mesh: Mesh) -> None:
 async def test_the_remote_agents_error_is_typed_on_the_agent_itself(
     remote: tuple[str, Remote],
 ) -> None:
-    agent = A2AAgent(f"http://127.0.0.1:{_free_port()}", card_timeout_s=5)
+    agent = A2AAgent(f"http://127.0.0.1:{free_port()}", card_timeout_s=5)
     with pytest.raises(RemoteAgentError) as failed:
         await agent.on_start()
     assert failed.value.hint

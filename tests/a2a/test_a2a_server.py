@@ -5,7 +5,6 @@ deadline failure, and the bearer token."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from _ports import free_port
 from a2a.client import A2ACardResolver, Client, ClientConfig, create_client
 from a2a.server.context import ServerCallContext
 from a2a.types import (
@@ -51,20 +51,12 @@ async def root(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> AsyncIte
     spec = load_team(TEAM)
     team = await mesh.team(spec)
     settings = gateway_settings(spec, tokens=TokenCheck(load_tokens(secrets)),
-                                config=mesh.config, port=_free_port())  # fmt: skip
+                                config=mesh.config, port=free_port())  # fmt: skip
     try:
         yield await asyncio.to_thread(deploy_gateway, settings)
     finally:
         await asyncio.to_thread(serve.shutdown)
         await team.stop()
-
-
-def _free_port() -> int:
-    """A port nothing listens on now (the kernel's pick)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def _client(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _ports import free_port
 
 from benchmarks.chaos._sweep import Place, sweep_files
 from mesh.security._secrets import env_secret_reason
@@ -79,12 +79,6 @@ def _alive(pid: int, ticks: int) -> bool:
         return False
     fields = raw[raw.rfind(")") + 2 :].split()
     return fields[0] != "Z" and int(fields[19]) == ticks
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -323,7 +317,7 @@ def test_env_without_a_value_in_this_environment_is_refused(head: Head) -> None:
 def test_unreachable_address_fails_fast_naming_the_address(
     command: list[str], tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     args = [part.format(port=port) for part in command]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env |= {"RAYMESH_HOME": str(tmp_path), "COLUMNS": "200"}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from _ports import free_port
 from ray import serve
 
 from mesh import Mesh
@@ -20,14 +20,6 @@ TOKENS = {
     client: f"{client}-token-" + "q7" * 12
     for client in ("alice", "bob", "carol", "dave", "erin", "frank")
 }
-
-
-def free_port() -> int:
-    """A port nothing listens on now (the kernel's pick)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def secrets_file(folder: Path) -> Path:

@@ -16,6 +16,7 @@ from typing import Any
 
 import psutil
 import pytest
+from _ports import free_port
 
 from actors import LLMAgent, McpServerError, ToolError
 from actors.providers import ToolCall
@@ -41,16 +42,9 @@ async def agent() -> AsyncIterator[LLMAgent]:
     await running.on_stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def http_url() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, SERVER, "--http", str(port)],
         stdout=subprocess.DEVNULL,

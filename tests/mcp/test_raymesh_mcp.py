@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from _ports import free_port
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import TextContent
@@ -68,9 +69,7 @@ async def test_an_mcp_host_lists_the_teams_tools_and_gives_it_a_task(tmp_path: P
 
 
 async def test_the_team_over_streamable_http_on_loopback(tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # not one Ray, which the server starts first, may take
     with (tmp_path / "log").open("w") as log:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "mesh.cli", "mcp", str(TEAM), "--http", str(port),
