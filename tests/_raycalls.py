@@ -1,4 +1,5 @@
-"""A Ray call's result stand-in, for tests that drive the data path's parts without Ray."""
+"""Stand-ins for Ray calls and for a peer host's handle, for tests that drive the data
+path's parts without Ray: each call is a future the test settles by hand."""
 
 from __future__ import annotations
 

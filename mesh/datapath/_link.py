@@ -114,8 +114,6 @@ class Link:
         # Asks the peer accepted and has not answered, by message id.
         self._awaiting: dict[str, asyncio.Future[Any]] = {}
         self.dead: MeshError | None = None
-        self.calls = 0
-        self.frames = 0
         self._watch()
 
     def send(self, frame: bytes, future: asyncio.Future[Any], *, ask_id: str | None = None) -> None:
@@ -225,8 +223,6 @@ class Link:
         reply_to, self._reply_to = self._reply_to, None
         ref = self.handle.deliver.remote(self._link_id, seq, [i[0] for i in items], reply_to)
         self._inflight += 1
-        self.calls += 1
-        self.frames += count
         self._when_ended(ref, lambda result, error: self._complete_batch(result, error, items))
 
     def _when_ended(self, ref: Any, then: Callable[[Any, BaseException | None], None]) -> None:

@@ -459,7 +459,8 @@ async def test_an_answer_still_to_come_when_the_call_returns_takes_the_link(
     tmp_path: Path,
 ) -> None:
     host = _Host(tmp_path)
-    host.endpoint.peers.learn("a", "inc-a", PeerHost())
+    asker = PeerHost()
+    host.endpoint.peers.learn("a", "inc-a", asker)
     host.agent.release.clear()  # the handler waits past the call's last turn
     host.dispatch.start()
     carry = Carry()
@@ -469,8 +470,8 @@ async def test_an_answer_still_to_come_when_the_call_returns_takes_the_link(
     host.agent.release.set()
     await _settle()
     assert carry.frames == []
-    link = host.endpoint.peers._links["a"]
-    assert link.calls == 1  # the reply went on the link
+    ((reply,),) = (args[2] for args in asker.deliver.args)  # the reply went on the link
+    assert host.reply_to(reply) == Done(n=7)
 
 
 def _reply_from(host: _Host, sender: str, incarnation: str, to: str, *, kind: Kind = Kind.REPLY,
