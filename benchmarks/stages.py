@@ -62,7 +62,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
                   "mesh.datapath._dispatch:Dispatcher._work",
                   "mesh.datapath._handling:HandlerRunner._run_handler",
                   "mesh.datapath._handling:HandlerRunner._call_handler",
-                  "mesh.datapath._handling:HandlerRunner._remember")),
+                  "mesh.datapath._handling:HandlerRunner._snapshot")),
     ("span", ("mesh.observability._spans:Recorder.span",
               "mesh.observability._spans:Recorder.outcome",
               "mesh.observability._spans:Recorder.flush",

@@ -13,7 +13,8 @@ A message is also held by id while it is in flight (taken, and not yet handled o
 dropped), outside the bounded windows: with ``concurrency > 1`` a resend that comes
 while its first delivery still runs must neither run beside it (the window may have
 forgotten the id under many later messages) nor be answered "handled" before it is.
-Its duplicate waits for the first delivery's outcome (`settled`).
+Its duplicate waits for the first delivery's outcome (`settled`); the future it waits
+on is made only then, not for every message taken.
 
 Snapshots are JSON, written in a worker thread (a private temp file, fsynced, then
 ``os.replace``; see `mesh.security.write_private`), and
@@ -91,8 +92,9 @@ class Durability:
         self._every = every
         self._accepted = IdWindow(window)  # taken into the mailbox in this incarnation
         self._handled = IdWindow(window)  # handled, as the last snapshot (or memory) knows
-        # Taken and not yet handled or dropped, by (sender, id): resolved when it leaves.
-        self._in_flight: dict[tuple[str, str], asyncio.Future[None]] = {}
+        # Taken and not yet handled or dropped, by (sender, id): None, or the future a
+        # duplicate waits on, resolved when the first delivery leaves.
+        self._in_flight: dict[tuple[str, str], asyncio.Future[None] | None] = {}
         self._since = 0
         self._pending: tuple[int, dict[str, Any]] | None = None
         self._requested = 0
@@ -140,12 +142,18 @@ class Durability:
 
     def in_flight(self, env: Envelope) -> asyncio.Future[None] | None:
         """Return what resolves when `env`'s first delivery leaves, if it is in flight."""
-        return self._in_flight.get((env.sender, env.id))
+        key = (env.sender, env.id)
+        if key not in self._in_flight:
+            return None
+        first = self._in_flight[key]
+        if first is None:
+            first = self._in_flight[key] = asyncio.get_running_loop().create_future()
+        return first
 
     def taken(self, env: Envelope) -> None:
         """Remember that `env` went into the mailbox (a refused one may be resent)."""
         self._accepted.add(env.sender, env.id)
-        self._in_flight[(env.sender, env.id)] = asyncio.get_running_loop().create_future()
+        self._in_flight[(env.sender, env.id)] = None
 
     def settled(self, env: Envelope) -> None:
         """Release `env`'s id: its delivery was handled or dropped (its duplicates go on)."""
@@ -156,26 +164,32 @@ class Durability:
     def settle_all(self) -> None:
         """Release every id in flight: the host stops, and what it holds never leaves."""
         for first in self._in_flight.values():
-            if not first.done():
+            if first is not None and not first.done():
                 first.set_result(None)
         self._in_flight.clear()
 
-    async def handled(self, env: Envelope, agent: Any, *, snapshot: bool = True) -> None:
-        """Record that `env` was handled; snapshot when one is due and wait until it is on disk.
+    def handled(self, env: Envelope, *, snapshot: bool = True) -> bool:
+        """Record that `env` was handled; return True if a snapshot is due now (`save`).
 
         With `snapshot` False (the handler raised, the state may be half changed) the
         id is remembered in memory only, and the next snapshot is not brought forward.
+        Not a coroutine: it runs for every message, and a snapshot is rarely due.
+        """
+        self._handled.add(env.sender, env.id)
+        if self._state_cls is None or not snapshot:
+            return False
+        self._since += 1
+        if self._since < self._every:
+            return False
+        self._since = 0
+        return True
+
+    async def save(self, agent: Any) -> None:
+        """Snapshot `agent`'s state and the handled ids; wait until it is on disk.
 
         Raises:
             OSError: The snapshot could not be written.
         """
-        self._handled.add(env.sender, env.id)
-        if self._state_cls is None or not snapshot:
-            return
-        self._since += 1
-        if self._since < self._every:
-            return
-        self._since = 0
         state = agent.state.model_dump(mode="json")
         await self._save({"format": _FORMAT, "state": state, "handled": self._handled.dump()})
 

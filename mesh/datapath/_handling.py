@@ -83,7 +83,8 @@ class HandlerRunner:
         outcome, spent = await self._run_handler(env)
         ran = time.perf_counter() - started
         # A handler that raised may have left the state half changed: not snapshotted.
-        await self._remember(env, snapshot=not isinstance(outcome, HandlerError))
+        if self._durability.handled(env, snapshot=not isinstance(outcome, HandlerError)):
+            await self._snapshot()
         if self._metrics is not None:
             failed = type(outcome).__name__ if isinstance(outcome, MeshError) else None
             self._metrics.handled(env.type, ran, failed)
@@ -102,12 +103,12 @@ class HandlerRunner:
             # Let it crash: a fresh incarnation from the supervisor, not a bad state.
             self._stop_soon(normal=False, reason=f"crashed: {outcome.message}")
 
-    async def _remember(self, env: Envelope, *, snapshot: bool) -> None:
+    async def _snapshot(self) -> None:
         # Before the reply: an asker that has its reply knows the state is on disk
         # (when snapshots come after every message).
         assert self.agent is not None
         try:
-            await self._durability.handled(env, self.agent, snapshot=snapshot)
+            await self._durability.save(self.agent)
         except OSError as exc:
             self._log.error("state snapshot not written", error=str(exc),
                             snapshot=str(self._durability.path))  # fmt: skip

@@ -100,6 +100,14 @@ class _Holder:
     state: _State
 
 
+async def _handled(
+    durability: Durability, env: Envelope, agent: _Holder, *, snapshot: bool = True
+) -> None:
+    # As the handler runner does: record it, and snapshot when one is due.
+    if durability.handled(env, snapshot=snapshot):
+        await durability.save(agent)
+
+
 async def test_snapshots_hold_state_and_handled_ids_and_restore_both(tmp_path: Path) -> None:
     path = tmp_path / "ns" / "agent.json"
     durability = Durability(_State, path=path, window=8, every=1)
@@ -108,7 +116,7 @@ async def test_snapshots_hold_state_and_handled_ids_and_restore_both(tmp_path: P
     assert agent.state == _State()
     env = _env()
     agent.state.value = 41
-    await durability.handled(env, agent)
+    await _handled(durability, env, agent)
     assert json.loads(path.read_text()) == {
         "format": 1,
         "state": {"value": 41},
@@ -130,7 +138,7 @@ async def test_concurrent_snapshots_are_coalesced_and_the_last_state_wins(tmp_pa
 
     async def handle(value: int) -> None:
         agent.state.value = value
-        await durability.handled(_env(), agent)
+        await _handled(durability, _env(), agent)
 
     await asyncio.gather(*(handle(i) for i in range(50)))
     assert json.loads(path.read_text())["state"] == {"value": 49}
@@ -143,7 +151,7 @@ async def test_snapshots_come_every_k_messages(tmp_path: Path) -> None:
     agent = _Holder()
     durability.restore(agent)
     for _ in range(7):
-        await durability.handled(_env(), agent)
+        await _handled(durability, _env(), agent)
     assert durability.snapshots == 2
 
 
@@ -169,9 +177,9 @@ async def test_a_message_whose_handler_raised_is_remembered_but_not_snapshotted(
     agent = _Holder()
     durability.restore(agent)
     agent.state.value = 1
-    await durability.handled(_env(), agent)
+    await _handled(durability, _env(), agent)
     agent.state.value = 999  # half changed by a handler that then raised
     failed = _env()
-    await durability.handled(failed, agent, snapshot=False)
+    await _handled(durability, failed, agent, snapshot=False)
     assert json.loads(path.read_text())["state"] == {"value": 1}
     assert durability.duplicate(failed)
