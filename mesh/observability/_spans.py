@@ -10,6 +10,10 @@ recent spans for ``raymesh trace``. A batch travels as one msgpack blob of rows
 (`pack_spans`), which the store keeps as it came and reads only when asked: shipped as
 Python dicts, Ray pickled every span in the host and unpickled it in the store, most of
 what tracing cost (measured: windowed asks 0.87x of untraced, 0.95x with nothing shipped).
+Each span's row is packed when the span ends, and the batch is those bytes joined: the
+spans waiting for the next shipment (thousands, at full speed) are bytes, which the
+garbage collector never walks. Held as records, they were walked by every collection
+their allocations set off: 2.5 us a message, measured in isolation.
 Creating full OpenTelemetry SDK spans for every message halved message throughput here
 (measured), so the SDK is used only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set: then
 each span is also an SDK span with the same ids, exported by the SDK's OTLP exporter to
@@ -138,7 +142,8 @@ class Recorder:
 
     def __init__(self, store: Any, *, service: str, capacity: int = 10_000) -> None:
         self._store = store
-        self._pending: deque[SpanRecord] = deque(maxlen=capacity)
+        self._pending: deque[bytes] = deque(maxlen=capacity)  # each a span's packed row
+        self._packer = msgpack.Packer(use_bin_type=True, default=str)  # as `pack_rows`
         self.dropped = 0
         self._otel = _OtlpBridge(service) if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else None
 
@@ -172,9 +177,14 @@ class Recorder:
     def _kept(self, record: SpanRecord) -> None:
         record.end_ns = time.time_ns()
         record.otel = None
+        try:
+            row = self._packer.pack(record.as_row())
+        except (ValueError, TypeError):  # too deep or too large for msgpack: not kept
+            self.dropped += 1
+            return
         if len(self._pending) == self._pending.maxlen:
             self.dropped += 1
-        self._pending.append(record)
+        self._pending.append(row)
 
     @staticmethod
     def outcome(record: SpanRecord, error: BaseException | None) -> None:
@@ -200,7 +210,8 @@ class Recorder:
         if not self._pending:
             return
         count = len(self._pending)
-        batch = pack_spans(self._pending)
+        # The rows are packed already: the blob is an array of them, as `pack_rows` makes.
+        batch = self._packer.pack_array_header(count) + b"".join(self._pending)
         self._pending.clear()
         try:
             self._store.add.remote(batch, count)
