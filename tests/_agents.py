@@ -302,8 +302,14 @@ class Member(Agent):
 
     crash_on_error = True
 
-    def __init__(self, record: str | None = None) -> None:
-        self.record = record
+    def __init__(self, record: str | None = None, started: str | None = None) -> None:
+        self.record = record  # a file each member appends its name to when it stops
+        self.started = started  # and this one, when it starts
+
+    async def on_start(self) -> None:
+        if self.started:
+            with open(self.started, "a", encoding="utf-8") as out:  # noqa: ASYNC230
+                out.write(f"{self.name}\n")
 
     @handler
     async def on_ping(self, msg: Ping, ctx: Context) -> Pong:

@@ -13,7 +13,7 @@ from mesh.datapath import AgentHost
 from mesh.errors import ConfigError, MeshError
 from mesh.security import EDGE_PREFIX
 
-__all__ = ["HOST", "start_host"]
+__all__ = ["HOST", "create_host", "start_host"]
 
 # The control lane: one thread of its own that answers health checks and renews the
 # lease even while a handler blocks the main event loop.
@@ -22,13 +22,15 @@ __all__ = ["HOST", "start_host"]
 HOST: Any = ray.remote(concurrency_groups={"ctl": 4})(AgentHost)  # type: ignore[call-overload]
 
 
-async def start_host(spec: AgentSpec, config: MeshConfig) -> tuple[Any, AgentInfo]:
-    """Create the host actor for `spec`, start its agent and register it.
+def create_host(spec: AgentSpec, config: MeshConfig) -> Any:
+    """Create the host actor for `spec` and return its handle, without starting the agent.
+
+    Ray starts the actor's process in the background: a supervisor creates the hosts of
+    all its agents at once and starts them one by one, in order, so that the processes'
+    start (most of an agent's start, and mostly waiting) overlaps.
 
     Raises:
-        ConfigError: The name is reserved, or the agent could not be created or failed
-            to start.
-        NameTakenError: A live agent already has the name.
+        ConfigError: The name is reserved.
     """
     if spec.name.startswith(EDGE_PREFIX):
         raise ConfigError(
@@ -44,7 +46,7 @@ async def start_host(spec: AgentSpec, config: MeshConfig) -> tuple[Any, AgentInf
         "max_concurrency": 10_000,
         **spec.actor_options,
     }
-    host = HOST.options(**options).remote(
+    return HOST.options(**options).remote(
         spec.agent_class(),
         name=spec.name,
         role=spec.role,
@@ -57,6 +59,20 @@ async def start_host(spec: AgentSpec, config: MeshConfig) -> tuple[Any, AgentInf
         config=config,
         access=spec.access,
     )
+
+
+async def start_host(
+    spec: AgentSpec, config: MeshConfig, host: Any = None
+) -> tuple[Any, AgentInfo]:
+    """Start the agent in `host` (created here if not given), register it; return both.
+
+    Raises:
+        ConfigError: The name is reserved, or the agent could not be created or failed
+            to start.
+        NameTakenError: A live agent already has the name.
+    """
+    if host is None:
+        host = create_host(spec, config)
     try:
         started = await host.start.remote()
     except Exception as exc:

@@ -30,7 +30,7 @@ from ray.exceptions import RayError
 
 from mesh.config import MeshConfig
 from mesh.control._policy import Plan, Policy, Starvation
-from mesh.control._spawn import start_host
+from mesh.control._spawn import create_host, start_host
 from mesh.control._team import AgentSpec, TeamSpec
 from mesh.datapath import RegistryClient
 from mesh.errors import MeshError, RestartIntensityError
@@ -86,12 +86,21 @@ class Supervisor:
         self._log = get_logger(team=path)
         self._registry = RegistryClient.existing(namespace=config.namespace)
         self._policy = Policy(spec.strategy, spec.max_restarts, spec.within_s, spec.children())
-        for name in self._policy.order():
-            try:
-                await self._start_child(name)
-            except MeshError as exc:
-                await self._stop_all()
-                return {"error": exc.to_wire()}
+        # The agents' processes start at once (most of an agent's start, and mostly
+        # waiting); the agents themselves are built and started one by one, in order.
+        hosts: dict[str, Any] = {}
+        try:
+            for name, child in self._specs().items():
+                if isinstance(child, AgentSpec):
+                    hosts[name] = create_host(child, config)
+            for name in self._policy.order():
+                await self._start_child(name, hosts.pop(name, None))
+        except MeshError as exc:
+            await self._stop_all()
+            return {"error": exc.to_wire()}
+        finally:
+            for host in hosts.values():  # created, never started: a child before failed
+                ray.kill(host)
         self._monitor = asyncio.create_task(self._watch_health())
         return {"incarnation": self._incarnation}
 
@@ -135,12 +144,13 @@ class Supervisor:
         assert self._spec is not None
         return {**{a.name: a for a in self._spec.agents}, **{t.name: t for t in self._spec.teams}}
 
-    async def _start_child(self, name: str) -> None:
+    async def _start_child(self, name: str, host: Any = None) -> None:
+        # `host`: the agent's host actor if created already, as `start` does.
         spec = self._specs()[name]
         if isinstance(spec, AgentSpec):
             if self._registry is not None:
                 await self._registry.evict_if_dead(spec.name)  # e.g. its killed predecessor
-            handle, info = await start_host(spec, self._config)
+            handle, info = await start_host(spec, self._config, host)
             incarnation = info.incarnation
         else:
             handle = SUPERVISOR.options(**supervisor_options(spec)).remote()

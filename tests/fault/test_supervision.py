@@ -14,6 +14,7 @@ import ray
 from _agents import Block, Boom, Die, Ping, Pong, Quit, Sleep
 
 from mesh import (
+    ConfigError,
     DeadlineExceededError,
     HandlerError,
     Mesh,
@@ -237,10 +238,10 @@ async def test_intensity_escalates_through_two_levels_to_the_top(
 async def test_shutdown_stops_children_in_reverse_start_order(
     mesh: Mesh, start_team: StartTeam, tmp_path: Path
 ) -> None:
-    record = tmp_path / "stopped.txt"
+    record, started = tmp_path / "stopped.txt", tmp_path / "started.txt"
     n = next(_teams)
     a, b, c, d = (f"order{n}-{x}" for x in "abcd")
-    options = {"record": str(record)}
+    options = {"record": str(record), "started": str(started)}
     team = await start_team({
         "agents": [{"name": a, "agent": MEMBER, "options": options},
                    {"name": b, "agent": MEMBER, "options": options}],
@@ -248,5 +249,24 @@ async def test_shutdown_stops_children_in_reverse_start_order(
                    "agents": [{"name": c, "agent": MEMBER, "options": options},
                               {"name": d, "agent": MEMBER, "options": options}]}],
     })  # fmt: skip
+    # The agents' processes are created at once, the agents started one by one.
+    assert started.read_text().split() == [a, b, c, d]
     await team.stop()
     assert record.read_text().split() == [d, c, b, a]
+
+
+async def test_no_agent_after_one_that_failed_to_start_is_started(
+    mesh: Mesh, tmp_path: Path
+) -> None:
+    record, started = tmp_path / "stopped.txt", tmp_path / "started.txt"
+    a, b, c = _unique("failed")
+    options = {"record": str(record), "started": str(started)}
+    with pytest.raises(ConfigError, match="no database"):
+        await mesh.team({"name": f"t{next(_teams)}", "agents": [
+            {"name": a, "agent": MEMBER, "options": options},
+            {"name": b, "agent": "_agents:FailingStart"},
+            {"name": c, "agent": MEMBER, "options": options},
+        ]})  # fmt: skip
+    assert started.read_text().split() == [a]
+    assert record.read_text().split() == [a]  # stopped again when the team gave up
+    assert not {a, b, c} & {info.name for info in await mesh.agents()}
