@@ -82,9 +82,14 @@ def pack_spans(records: Iterable[SpanRecord]) -> bytes:
     return pack_rows([r.as_row() for r in records])
 
 
+#: How a span row is packed, alone (`Recorder`) or in a blob (`pack_rows`): a value msgpack
+#: cannot pack goes as text.
+_PACKING: dict[str, Any] = {"use_bin_type": True, "default": str}
+
+
 def pack_rows(rows: Sequence[Sequence[Any]]) -> bytes:
-    """Return span rows as one msgpack blob (a value msgpack cannot pack, as text)."""
-    packed: bytes = msgpack.packb(rows, use_bin_type=True, default=str)
+    """Return span rows as one msgpack blob."""
+    packed: bytes = msgpack.packb(rows, **_PACKING)
     return packed
 
 
@@ -143,7 +148,7 @@ class Recorder:
     def __init__(self, store: Any, *, service: str, capacity: int = 10_000) -> None:
         self._store = store
         self._pending: deque[bytes] = deque(maxlen=capacity)  # each a span's packed row
-        self._packer = msgpack.Packer(use_bin_type=True, default=str)  # as `pack_rows`
+        self._packer = msgpack.Packer(**_PACKING)
         self.dropped = 0
         self._otel = _OtlpBridge(service) if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else None
 

@@ -5,25 +5,24 @@ from __future__ import annotations
 import gc
 from typing import Any
 
+from _raycalls import Method
+
 from mesh.observability._spans import Recorder, add_to
 from mesh.observability._spanstore import SpanStore
 from protocols import Envelope, Kind
 
 
 class _StoreHandle:
-    """The span store actor's handle, calling a real `SpanStore` in this process."""
+    """The span store actor's handle: each `add` call is recorded, for `_ship`."""
 
-    def __init__(self, store: SpanStore) -> None:
-        self.calls = 0
-        outer = self
+    def __init__(self) -> None:
+        self.add = Method()
 
-        class _Add:
-            @staticmethod
-            def remote(batch: bytes, count: int) -> None:
-                outer.calls += 1
-                store.add(batch, count)
 
-        self.add = _Add()
+def _ship(handle: _StoreHandle, store: SpanStore) -> None:
+    # What the span store actor would do with the batches the recorder sent it.
+    for batch, count in handle.add.args:
+        store.add(batch, count)
 
 
 def _env(n: int) -> Envelope:
@@ -38,8 +37,7 @@ def _record(recorder: Recorder, env: Envelope, **amounts: Any) -> None:
 
 
 def test_spans_are_held_as_bytes_and_reach_the_store_in_one_batch() -> None:
-    store = SpanStore(capacity=100)
-    handle = _StoreHandle(store)
+    store, handle = SpanStore(capacity=100), _StoreHandle()
     recorder = Recorder(handle, service="b")
     for n in range(5):
         _record(recorder, _env(n), **{"llm.tokens_in": n})
@@ -47,7 +45,8 @@ def test_spans_are_held_as_bytes_and_reach_the_store_in_one_batch() -> None:
     assert not any(gc.is_tracked(row) for row in recorder._pending)
     recorder.flush()
     recorder.flush()  # nothing new: nothing shipped
-    assert handle.calls == 1
+    assert len(handle.add.args) == 1
+    _ship(handle, store)
     [span] = store.trace(f"{4:032x}")
     assert span["name"] == "agent.b parts.work/1"
     assert span["status"] == "UNSET"
@@ -62,18 +61,19 @@ def test_spans_are_held_as_bytes_and_reach_the_store_in_one_batch() -> None:
 
 
 def test_beyond_its_capacity_the_oldest_spans_are_dropped_and_counted() -> None:
-    store = SpanStore(capacity=100)
-    recorder = Recorder(_StoreHandle(store), service="b", capacity=3)
+    store, handle = SpanStore(capacity=100), _StoreHandle()
+    recorder = Recorder(handle, service="b", capacity=3)
     for n in range(5):
         _record(recorder, _env(n))
     assert recorder.dropped == 2
     recorder.flush()
+    _ship(handle, store)
     assert [n for n in range(5) if store.trace(f"{n + 1:032x}")] == [2, 3, 4]
 
 
 def test_a_span_msgpack_cannot_hold_is_dropped_and_handling_goes_on() -> None:
-    store = SpanStore(capacity=100)
-    recorder = Recorder(_StoreHandle(store), service="b")
+    store, handle = SpanStore(capacity=100), _StoreHandle()
+    recorder = Recorder(handle, service="b")
     cycle: list[Any] = []
     cycle.append(cycle)  # msgpack refuses it (too deep)
     with recorder.span(_env(1), agent="b", role=None, model=None) as span:
@@ -81,5 +81,6 @@ def test_a_span_msgpack_cannot_hold_is_dropped_and_handling_goes_on() -> None:
     _record(recorder, _env(2))
     assert recorder.dropped == 1
     recorder.flush()
+    _ship(handle, store)
     assert store.trace(f"{2:032x}") == []
     assert len(store.trace(f"{3:032x}")) == 1
