@@ -3,8 +3,9 @@
 The registry is the control plane only; no message passes through it. Agents register
 under a lease they renew; an entry whose lease lapsed is gone. A restarted registry
 starts empty and is rebuilt as hosts find their renewals refused and register again,
-within one lease period. Refusals are returned as data, not raised, so that no Ray
-exception wrapper ever reaches user code.
+within one lease period; for that period it says so (`rebuilding_s`), so that a lookup of
+a name it lacks waits for it rather than calling a live agent unknown. Refusals are
+returned as data, not raised, so that no Ray exception wrapper ever reaches user code.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class Registry:
     def __init__(self, lease_s: float) -> None:
         self._lease_s = lease_s
         self._entries: dict[str, _Entry] = {}
+        restarted = ray.get_runtime_context().was_current_actor_reconstructed
+        self._rebuilt_by = time.monotonic() + lease_s if restarted else 0.0
 
     def register(self, info: dict[str, Any], handle: Any) -> dict[str, Any] | None:
         """Add an entry; return a `NameTakenError` as data if a live agent has the name."""
@@ -79,6 +82,10 @@ class Registry:
         if entry is None:
             return None
         return entry.info.model_dump(), None if entry.info.incarnation == unless else entry.handle
+
+    def rebuilding_s(self) -> float:
+        """Seconds left of a restarted registry's rebuild (0 once every live host is back)."""
+        return max(self._rebuilt_by - time.monotonic(), 0.0)
 
     def find(
         self, role: str | None = None, capability: str | None = None, topic: str | None = None

@@ -19,6 +19,8 @@ REGISTRY_NAME = "raymesh.registry"
 
 
 _RETRY_DELAYS_S = (0.1, 0.3, 0.6, 1.0)
+#: How often a lookup asks again for a name a restarted registry may not have back yet.
+_REBUILD_POLL_S = 0.1
 
 
 class RegistryClient:
@@ -91,10 +93,18 @@ class RegistryClient:
     async def lookup(self, name: str, *, unless: str | None = None) -> tuple[AgentInfo, Any] | None:
         """Return the live entry for `name` and its host handle, or None.
 
-        The handle is None if the entry is incarnation `unless` (one known to be dead).
+        The handle is None if the entry is incarnation `unless` (one known to be dead). A
+        name a restarted registry lacks while it is rebuilt may be a live agent that has
+        not registered again yet: the lookup waits for it until the rebuild is over.
         """
-        found = await self._call("lookup", name, unless)
-        return None if found is None else (AgentInfo.model_validate(found[0]), found[1])
+        while True:
+            found = await self._call("lookup", name, unless)
+            if found is not None:
+                return AgentInfo.model_validate(found[0]), found[1]
+            rebuilding = await self._call("rebuilding_s")
+            if not rebuilding:
+                return None
+            await asyncio.sleep(min(rebuilding, _REBUILD_POLL_S))
 
     async def find(
         self, *, role: str | None = None, capability: str | None = None, topic: str | None = None

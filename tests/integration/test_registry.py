@@ -118,12 +118,41 @@ async def test_a_restarted_registry_is_rebuilt_and_direct_traffic_never_stops(
     async def rebuilt() -> bool:
         return {front.name, back.name} <= (await listed() or set())
 
-    # A restart is a new worker process, slow on a loaded machine; once the new registry
-    # answers, every host is in it again within a lease period.
+    # A restart is a new worker process, slow on a loaded machine. Once the new registry
+    # answers, a first contact waits for its peer's entry rather than failing, and every
+    # host is in it again within a lease period.
     await _eventually(gone, within=60)
     await _eventually(answers, within=60)
-    await _eventually(rebuilt, within=mesh.config.lease_s)
     assert await mesh.ask(back.name, Ping(text="after"), expect=Pong) == Pong(text="after")
+    await _eventually(rebuilt, within=mesh.config.lease_s)
+
+
+async def test_a_restarted_registry_has_a_lookup_wait_for_a_name_it_lacks(mesh: Mesh) -> None:
+    lease_s = 2.0
+    actor = ray.remote(Registry).options(num_cpus=0, max_restarts=1).remote(lease_s)
+    client = RegistryClient(actor)
+    info = _info("returning")
+    await client.register(info, None)
+    assert await client.lookup("unknown") is None  # a registry never restarted: no wait
+    ray.kill(actor, no_restart=False)
+
+    async def restarted() -> bool:
+        try:
+            return not await asyncio.wait_for(actor.find.remote(None, None, None), 1.0)
+        except (TimeoutError, RayError):
+            return False
+
+    await _eventually(restarted, within=60)
+    waiting = asyncio.ensure_future(client.lookup("returning"))
+    await asyncio.sleep(lease_s / 4)
+    assert not waiting.done()  # the name may yet come back
+    await client.register(info, None)  # as the host's next renewal would
+    found = await waiting
+    assert found is not None
+    assert found[0].incarnation == info.incarnation
+    started = time.monotonic()
+    assert await client.lookup("never") is None  # not back by the end of the rebuild
+    assert 0 < time.monotonic() - started <= lease_s
 
 
 async def test_a_lookup_for_an_incarnation_seen_dead_leaves_its_handle_out(spawn: Spawn) -> None:
