@@ -84,7 +84,8 @@ class Registry:
         return entry.info.model_dump(), None if entry.info.incarnation == unless else entry.handle
 
     def rebuilding_s(self) -> float:
-        """Seconds left of a restarted registry's rebuild (0 once every live host is back)."""
+        """Seconds left of a restarted registry's rebuild: 0 if it was never restarted, or
+        once a lease period has passed since, when every live host has registered again."""
         return max(self._rebuilt_by - time.monotonic(), 0.0)
 
     def find(
