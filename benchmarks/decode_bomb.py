@@ -38,6 +38,7 @@ from rich.table import Table
 from mesh import Agent, Context, Mesh, handler
 from mesh.control import AgentSpec, start_host
 from protocols import DEFAULT_MAX_PAYLOAD_BYTES, Envelope, Kind, Message
+from protocols.calls import open_result, pack_call
 
 __all__ = ["HEAP_TARGET_MIB", "LOOP_TARGET_MS", "BombFigures", "Shape", "bomb_payloads", "run",
            "table"]  # fmt: skip
@@ -198,7 +199,8 @@ class _Bomber:
                        recipient=self.name, payload=payload, to_incarnation=self._incarnation,
                        from_incarnation=self._mine)  # fmt: skip
         frame = msgpack.packb(_fields(env), use_bin_type=True)
-        refused, _ = await self._host.deliver.remote(self._link, self._seq, [frame])
+        call = pack_call(self._link, self._seq, [frame])
+        refused, _ = open_result(await self._host.deliver.remote(call))
         self._seq += 1
         if refused:
             raise RuntimeError(f"the host refused the frame at its door: {refused}")

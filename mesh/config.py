@@ -22,6 +22,7 @@ from protocols import (
     Codec,
     Signer,
 )
+from protocols.calls import DEFAULT_MAX_BATCH
 from protocols.signing import MAKE_KEY, MIN_KEY_BYTES
 
 __all__ = ["MeshConfig", "adopt_secrets", "raymesh_home"]
@@ -58,7 +59,9 @@ class MeshConfig(BaseSettings):
         64 * 1024, ge=0, description="Payloads larger than this are decoded off the event loop."
     )
     max_hops: int = Field(64, ge=1, description="Longest causal chain of handled messages.")
-    max_batch: int = Field(512, ge=1, description="Frames coalesced into one Ray call.")
+    max_batch: int = Field(
+        DEFAULT_MAX_BATCH, ge=1, description="Frames coalesced into one Ray call."
+    )
     max_inflight: int = Field(1, ge=1, description="Ray calls in flight per link.")
     stream_buffer_chunks: int = Field(
         16,

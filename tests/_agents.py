@@ -13,6 +13,7 @@ from actors import Completion, LLMAgent, Prompt
 from mesh import Agent, Context, MeshError, handler
 from mesh._compat import is_ray_call
 from protocols import Envelope, Kind, Message, Result, Task, decode, encode
+from protocols.calls import open_call
 from protocols.patterns import collect_reviews, pipeline
 from protocols.patterns.messages import (
     Assemble,
@@ -561,7 +562,8 @@ class UnknownTagReplier:
 
     TAG = "nobody.defined/1"
 
-    async def request(self, link_id: str, seq: int, frame: bytes) -> bytes:
+    async def request(self, call: bytes) -> bytes:
+        _link_id, _seq, frame = open_call(call)
         ask = decode(frame)
         return encode(Envelope(kind=Kind.REPLY, type=self.TAG, sender=ask.recipient,
                                recipient=ask.sender, payload=msgpack.packb({"text": "?"}),

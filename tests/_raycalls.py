@@ -1,5 +1,9 @@
 """Stand-ins for Ray calls and for a peer host's handle, for tests that drive the data
-path's parts without Ray: each call is a future the test settles by hand."""
+path's parts without Ray: each call is a future the test settles by hand.
+
+A stand-in host's data-path methods take calls in their wire form (`protocols.calls`)
+and keep them opened, so tests read ``(link_id, seq, body)``; a batch call's result is
+set as ``(refusals, carried)`` and reaches the link packed, as a host returns it."""
 
 from __future__ import annotations
 
@@ -8,7 +12,10 @@ import concurrent.futures
 from collections.abc import Generator
 from typing import Any
 
+import msgpack
 from ray.exceptions import ActorDiedError
+
+from protocols.calls import pack_result
 
 
 class Call(concurrent.futures.Future[Any]):
@@ -25,16 +32,32 @@ class Call(concurrent.futures.Future[Any]):
         return asyncio.wrap_future(self).__await__()
 
 
-class Method:
-    """One remote method of a stand-in host: each call is a `Call` the test settles."""
+class BatchCall(Call):
+    """A `deliver` call: its result, set as ``(refusals, carried)``, is packed as a host's."""
 
-    def __init__(self) -> None:
+    def set_result(self, result: Any) -> None:
+        super().set_result(pack_result(*result) if isinstance(result, tuple) else result)
+
+
+class Method:
+    """One remote method of a stand-in host: each call is a `Call` the test settles.
+
+    Args:
+        calls: Whether it takes a data-path call (`protocols.calls`), kept opened in `args`.
+        batch: Whether it is `deliver`, whose result is packed.
+    """
+
+    def __init__(self, *, calls: bool = False, batch: bool = False) -> None:
         self.calls: list[Call] = []
         self.args: list[tuple[Any, ...]] = []
+        self._opens = calls
+        self._batch = batch
 
     def remote(self, *args: Any) -> Call:
-        call = Call()
+        call = BatchCall() if self._batch else Call()
         self.calls.append(call)
+        if self._opens:
+            args = (*msgpack.unpackb(args[0]), *args[1:])
         self.args.append(args)
         return call
 
@@ -43,8 +66,8 @@ class PeerHost:
     """A peer host's Ray handle, stood in for: the methods that links and probes call."""
 
     def __init__(self) -> None:
-        self.deliver = Method()
-        self.request = Method()
+        self.deliver = Method(calls=True, batch=True)
+        self.request = Method(calls=True)
         self.watch = Method()
         self.probe = Method()
 

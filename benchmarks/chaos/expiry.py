@@ -25,6 +25,7 @@ from benchmarks.chaos._support import error_name, eventually, unique
 from mesh.edge import Mesh
 from mesh.errors import MeshError
 from protocols import Envelope, Kind
+from protocols.calls import open_result, pack_call
 
 __all__ = ["ExpiryFigures", "late_and_expired"]
 
@@ -220,6 +221,6 @@ async def _sent_expired(mesh: Mesh, name: str, figures: ExpiryFigures) -> None:
         )
         for _ in range(figures.asks)
     ]
-    refused, _ = await host.deliver.remote(f"{mesh.name}#{link}", 0, frames)
+    refused, _ = open_result(await host.deliver.remote(pack_call(f"{mesh.name}#{link}", 0, frames)))
     assert not refused, f"expired tells refused at the door: {refused[:3]}"
     figures.stale = len(frames)

@@ -62,6 +62,7 @@ from protocols import (
     ReplayError,
     SignatureError,
 )
+from protocols.calls import open_result, pack_call
 from protocols.errors import error_class
 from protocols.signing import TRAILER_BYTES
 
@@ -383,7 +384,7 @@ class _Attacker:
     async def request(self, frame: bytes) -> Envelope:
         """Send an ask as its own call; return the decoded reply."""
         self._seq += 1
-        answer = await self._host.request.remote(self._link, self._seq - 1, frame)
+        answer = await self._host.request.remote(pack_call(self._link, self._seq - 1, frame))
         return self._codec.decode(answer)
 
     async def still_accepted(self) -> bool:
@@ -415,9 +416,8 @@ class _Attacker:
     async def _send(self, frames: Sequence[bytes]) -> list[dict[str, Any]]:
         refusals: list[dict[str, Any]] = []
         for start in range(0, len(frames), _BATCH):
-            found, _ = await self._host.deliver.remote(
-                self._link, self._seq, list(frames[start : start + _BATCH])
-            )
+            call = pack_call(self._link, self._seq, list(frames[start : start + _BATCH]))
+            found, _ = open_result(await self._host.deliver.remote(call))
             self._seq += 1
             refusals += [error for _, error in found or []]
         return refusals

@@ -52,6 +52,7 @@ from benchmarks.percentiles import percentile
 from mesh.edge import Mesh
 from mesh.errors import DeliveryError, MeshError, ProtocolError
 from protocols import Codec, Kind
+from protocols.calls import open_result, pack_call
 from protocols.errors import error_class
 
 __all__ = ["MIN_BEYOND", "FuzzFigures", "fuzz_agent", "is_typed", "tail_share"]
@@ -449,7 +450,8 @@ class _Flooder:
         for start in range(0, len(frames), BATCH):
             batch = frames[start : start + BATCH]
             try:
-                refusals, _ = ray.get(host.deliver.remote(f"{SENDER}#1", seq, batch))
+                call = pack_call(f"{SENDER}#1", seq, batch)
+                refusals, _ = open_result(ray.get(host.deliver.remote(call)))
             except RayError:  # nothing more to send
                 return refused, typed, True, time.monotonic() - started, seq
             seq += 1
@@ -467,7 +469,7 @@ async def _request_lane(host: Any, rng: random.Random, to: Address, figures: Fuz
         figures.by_kind[kind] = figures.by_kind.get(kind, 0) + 1
         figures.frames += 1
         try:
-            reply = codec.decode(await host.request.remote(f"{SENDER}#2", seq, frame))
+            reply = codec.decode(await host.request.remote(pack_call(f"{SENDER}#2", seq, frame)))
         except RayError:
             figures.crashes += 1
             return
@@ -492,7 +494,8 @@ async def _bomb_lane(host: Any, rng: random.Random, to: Address, figures: FuzzFi
         figures.by_kind[kind] = figures.by_kind.get(kind, 0) + 1
         figures.frames += 1
         try:
-            refusals, _ = await host.deliver.remote(f"{SENDER}#3", seq, [frame])
+            call = pack_call(f"{SENDER}#3", seq, [frame])
+            refusals, _ = open_result(await host.deliver.remote(call))
         except RayError:
             figures.crashes += 1
             return

@@ -41,6 +41,7 @@ from protocols import (
     ReplayError,
     SignatureError,
 )
+from protocols.calls import open_batch_call, open_call
 from protocols.signing import ReplayGuard
 
 if TYPE_CHECKING:
@@ -118,12 +119,31 @@ class FrameAcceptance:
         self._name = name
         self._incarnation = endpoint.incarnation
         self._refusal_penalty = config.refusal_penalty
+        self._max_batch = config.max_batch
         self._guard = guard
         self._endpoint = endpoint
         self._codec = endpoint.codec
         self._pending = endpoint.pending
         self._dispatcher = dispatcher
         self._stats = stats
+
+    def open_call(self, call: Any) -> tuple[str, int, bytes] | MeshError:
+        """Return the link id, sequence number and frame of a one-frame call.
+
+        A call that cannot be opened is refused whole: a dead letter, counted, and its
+        error is returned for the caller.
+        """
+        try:
+            return open_call(call)
+        except DecodeError as exc:
+            return self._refuse("decode", None, exc, frame_bytes=_size(call))
+
+    def open_batch_call(self, call: Any) -> tuple[str, int, list[bytes]] | MeshError:
+        """Return the link id, sequence number and frames of a batch call, as `open_call`."""
+        try:
+            return open_batch_call(call, max_batch=self._max_batch)
+        except DecodeError as exc:
+            return self._refuse("decode", None, exc, frame_bytes=_size(call))
 
     async def take_batch(
         self, frames: list[bytes], link_id: str, carry: Carry | None = None

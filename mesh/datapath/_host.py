@@ -49,6 +49,7 @@ from mesh.observability import (
     get_logger,
 )
 from mesh.security import AgentAccess
+from protocols.calls import WHOLE_CALL, pack_result
 from protocols.message import register
 
 __all__ = ["AgentHost"]
@@ -301,16 +302,21 @@ class AgentHost:
 
     # -- inbound ---------------------------------------------------------------------
 
-    async def deliver(
-        self, link_id: str, seq: int, frames: list[bytes], reply_to: Any = None
-    ) -> tuple[list[tuple[int, dict[str, Any]]] | None, list[bytes]]:
-        """Accept a batch of frames from one sender link, in its sequence order.
+    async def deliver(self, call: bytes, reply_to: Any = None) -> bytes:
+        """Accept a batch call (`protocols.calls`) from one sender link, in its sequence order.
 
-        Returns the refused frames as ``(index, wire error)`` (None if all were taken),
-        and the reply frames this call carries back: those to its asks that were ready
-        within `CARRY_TURNS` loop turns, while nothing sent to the sender before them was
-        still on its way. The others go back on this host's link to the sender.
+        Returns the call's result: the refused frames as ``(index, wire error)`` (None if
+        all were taken), and the reply frames this call carries back: those to its asks
+        that were ready within `CARRY_TURNS` loop turns, while nothing sent to the sender
+        before them was still on its way. The others go back on this host's link to the
+        sender. `reply_to`, the sender's own handle, comes with a link's first call.
+
+        A call that cannot be opened is refused whole (index `WHOLE_CALL`).
         """
+        opened = self._acceptance.open_batch_call(call)
+        if isinstance(opened, MeshError):
+            return pack_result([(WHOLE_CALL, opened.to_wire())], [])
+        link_id, seq, frames = opened
         carry = Carry()
         try:
             if not self._gate.enter(link_id, seq):
@@ -329,10 +335,14 @@ class AgentHost:
         finally:
             self._replies.uncarry(carry)
         self._stats.replies_carried += len(carry.frames)
-        return refusals, carry.frames
+        return pack_result(refusals, carry.frames)
 
-    async def request(self, link_id: str, seq: int, frame: bytes) -> bytes:
-        """Accept one ask and return its encoded reply or error as the call's result."""
+    async def request(self, call: bytes) -> bytes:
+        """Accept one ask, a one-frame call, and return its encoded reply or error."""
+        opened = self._acceptance.open_call(call)
+        if isinstance(opened, MeshError):
+            return self._replies.error_frame_for(b"", opened)
+        link_id, seq, frame = opened
         if not self._gate.enter(link_id, seq):
             await self._gate.wait_turn(link_id, seq)
         try:
@@ -345,8 +355,13 @@ class AgentHost:
         return await waiter
 
     @ray.method(num_returns="streaming")
-    async def stream(self, link_id: str, seq: int, frame: bytes) -> AsyncIterator[list[bytes]]:
-        """Accept one streamed ask; yield its chunk frames in batches, then its reply or error."""
+    async def stream(self, call: bytes) -> AsyncIterator[list[bytes]]:
+        """Accept one streamed ask, a one-frame call; yield its chunk frames, then its reply."""
+        opened = self._acceptance.open_call(call)
+        if isinstance(opened, MeshError):
+            yield [self._replies.error_frame_for(b"", opened)]
+            return
+        link_id, seq, frame = opened
         async for out in self._streams.serve(link_id, seq, frame):
             yield out
 

@@ -49,6 +49,8 @@ from mesh.errors import (
     OutcomeUnknownError,
     PeerDeadError,
 )
+from protocols import ProtocolError
+from protocols.calls import WHOLE_CALL, open_result, pack_call
 
 __all__ = ["Link", "link_id", "sender_of"]
 
@@ -183,10 +185,10 @@ class Link:
             raise _never_ran(self.dead)
         self._flush_all()
         call = self.handle.stream.options(_generator_backpressure_num_objects=buffered)
-        return call.remote(self._link_id, self._next_seq(), frame)
+        return call.remote(pack_call(self._link_id, self._next_seq(), frame))
 
     def _request(self, frame: bytes, future: asyncio.Future[Any]) -> None:
-        ref = self.handle.request.remote(self._link_id, self._next_seq(), frame)
+        ref = self.handle.request.remote(pack_call(self._link_id, self._next_seq(), frame))
         self._requests += 1
         self._when_ended(ref, lambda result, error: self._complete_request(result, error, future))
 
@@ -217,11 +219,12 @@ class Link:
 
     def _ship(self, count: int) -> None:
         items = [self._outbox.popleft() for _ in range(count)]
-        seq = self._next_seq()
+        call = pack_call(self._link_id, self._next_seq(), [i[0] for i in items])
         # The sender's own handle goes once, on its first batch: a `request` call needs
         # none, its reply being the call's result.
         reply_to, self._reply_to = self._reply_to, None
-        ref = self.handle.deliver.remote(self._link_id, seq, [i[0] for i in items], reply_to)
+        deliver = self.handle.deliver
+        ref = deliver.remote(call) if reply_to is None else deliver.remote(call, reply_to)
         self._inflight += 1
         self._when_ended(ref, lambda result, error: self._complete_batch(result, error, items))
 
@@ -261,14 +264,23 @@ class Link:
         if exc is not None:
             self._die(translate(exc, agent=self.peer), [i[1] for i in items])
             return
-        refusals, carried = result
+        try:
+            refusals, carried = open_result(result, max_batch=self._max_batch)
+        except ProtocolError as garbage:
+            # A peer host that answers a call with garbage: what the call carried failed.
+            for _frame, future, _is_ask in items:
+                if not future.done():
+                    future.set_exception(_copy(garbage.with_context(agent=self.peer)))
+            self._pump()
+            return
         if carried:
             self._on_carried(carried, self.peer, self.incarnation)
         refused: dict[int, dict[str, Any]] = dict(refusals) if refusals else {}
+        whole = refused.get(WHOLE_CALL)  # the peer could not open the call
         for index, (_frame, future, is_ask) in enumerate(items):
             if future.done():
                 continue
-            error = refused.get(index)
+            error = refused.get(index, whole)
             if error is not None:
                 future.set_exception(MeshError.from_wire(error))
             elif not is_ask:

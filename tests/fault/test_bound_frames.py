@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from _agents import Echo, GetNotes, Note, Notes, Ping, Pong
+from _hostcalls import deliver
 from _rel_agents import Slow, Work
 
 from benchmarks.chaos._holding import AskIs, Held, Holder, HoldOn, LetGo, Waiter, WhatAsk
@@ -56,7 +57,7 @@ class _Peer:
         """Deliver `frames` in one call; return the refusals, as errors."""
         seq = self._seq.get(id(host), 0)
         self._seq[id(host)] = seq + 1
-        refusals, _ = await host.deliver.remote(self.link, seq, frames)
+        refusals, _ = await deliver(host, self.link, seq, frames)
         return [MeshError.from_wire(error) for _, error in refusals or []]
 
 

@@ -6,11 +6,13 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgpack
 import pytest
 import ray
 from _agents import Boom, Echo, Member, Note, Ping, Pong, Sleep
+from _hostcalls import deliver, request
 from _rel_agents import Hold, Holder
 from conftest import Spawn
 from typer.testing import CliRunner
@@ -26,7 +28,8 @@ from mesh import (
     PeerNotFoundError,
 )
 from mesh.cli import app
-from protocols import Codec, Envelope, Kind
+from protocols import Codec, Envelope, ErrorReply, Kind
+from protocols.calls import WHOLE_CALL, open_result
 
 pytestmark = pytest.mark.ray
 
@@ -87,7 +90,7 @@ async def test_a_frame_that_cannot_be_read_is_refused_and_dead_lettered(
     echo = await spawn(Echo, "dl-decode")
     host = await mesh.actor(echo.name)
     garbage = b"\xc1 not msgpack"
-    refusals, _ = await host.deliver.remote("fuzzer#1", 0, [garbage])
+    refusals, _ = await deliver(host, "fuzzer#1", 0, [garbage])
     assert refusals is not None
     ((index, error),) = refusals
     assert index == 0
@@ -97,6 +100,41 @@ async def test_a_frame_that_cannot_be_read_is_refused_and_dead_lettered(
     assert letter.type is None  # nothing of the header could be trusted
 
 
+async def _answer_to_call(host: Any, method: str, call: Any) -> MeshError:
+    """Call `method` of `host` with `call`; return the error its answer carries."""
+    if method == "deliver":
+        refusals, carried = open_result(await host.deliver.remote(call))
+        assert carried == []
+        ((index, error),) = refusals or []
+        assert index == WHOLE_CALL
+        return MeshError.from_wire(error)
+    if method == "request":
+        frame = await host.request.remote(call)
+    else:
+        (frame,) = [frame async for batch in host.stream.remote(call) for frame in await batch]
+    reply = _codec.decode(frame)
+    assert reply.kind is Kind.ERROR
+    return _codec.decode_message(reply, ErrorReply).to_error()
+
+
+@pytest.mark.parametrize("method", ["deliver", "request", "stream"])
+async def test_a_call_that_is_not_a_call_is_answered_typed_and_dead_lettered(
+    mesh: Mesh, spawn: Spawn, method: str
+) -> None:
+    echo = await spawn(Echo, f"dl-call-{method}")
+    host = await mesh.actor(echo.name)
+    calls = [b"\xc1 not msgpack", msgpack.packb(["fuzzer#1", "zero", b"frame"]), "not bytes"]
+    for call in calls:
+        error = await _answer_to_call(host, method, call)
+        assert isinstance(error, DecodeError)
+        assert "call" in error.message
+    letters = await _letters(mesh, echo.name, "decode", count=len(calls))
+    assert [letter.type for letter in letters] == [None] * len(calls)
+    assert [letter.frame_bytes for letter in letters] == [len(call) for call in calls]
+    reply = await mesh.ask(echo.name, Ping(text="still here"), expect=Pong)  # the agent lives on
+    assert reply.text == "still here"
+
+
 async def test_a_tell_whose_payload_fails_its_schema_is_a_schema_dead_letter(
     mesh: Mesh, spawn: Spawn
 ) -> None:
@@ -104,7 +142,7 @@ async def test_a_tell_whose_payload_fails_its_schema_is_a_schema_dead_letter(
     host = await mesh.actor(echo.name)
     bad = Envelope(kind=Kind.TELL, type="test.ping/1", sender="fuzzer", recipient=echo.name,
                    payload=msgpack.packb({"text": 5}), to_incarnation=echo.incarnation)  # fmt: skip
-    assert await host.deliver.remote("fuzzer#1", 0, [_codec.encode(bad)]) == (None, [])  # queued
+    assert await deliver(host, "fuzzer#1", 0, [_codec.encode(bad)]) == (None, [])  # queued
     (letter,) = await _letters(mesh, echo.name, "schema")
     assert letter.message_id == bad.id
     assert letter.trace_id == bad.trace_id
@@ -193,7 +231,7 @@ async def test_an_ask_that_arrives_already_expired_gets_a_typed_error_unhandled(
     stale = Envelope(kind=Kind.ASK, type="test.ping/1", sender="fuzzer", recipient=echo.name,
                      payload=_codec.encode_message(Ping(text="old")),
                      deadline=time.time() - 1, to_incarnation=echo.incarnation)  # fmt: skip
-    reply = _codec.decode(await host.request.remote("fuzzer#1", 0, _codec.encode(stale)))
+    reply = _codec.decode(await request(host, "fuzzer#1", 0, _codec.encode(stale)))
     assert reply.kind is Kind.ERROR
     assert reply.correlation_id == stale.id
     (letter,) = await _letters(mesh, echo.name, "expired")

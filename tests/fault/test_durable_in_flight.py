@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from _hostcalls import deliver, request
 from conftest import Spawn
 
 from benchmarks.chaos._agents import Applied, Apply, Ledger
@@ -40,7 +41,7 @@ async def test_a_resend_after_the_dedup_window_moved_on_waits_for_the_first_and_
     info = await spawn(Ledger, "inflight")
     host = await mesh.actor(info.name)
     first = _ask(info.name, Apply(key=-1, ms=8000), to=info.incarnation)
-    first_call = asyncio.ensure_future(host.request.remote("resender#1", 0, _codec.encode(first)))
+    first_call = asyncio.ensure_future(request(host, "resender#1", 0, _codec.encode(first)))
     window = mesh.config.dedup_window
     for seq, start in enumerate(range(0, window + 100, 200), start=1):
         tells = [
@@ -49,11 +50,11 @@ async def test_a_resend_after_the_dedup_window_moved_on_waits_for_the_first_and_
                                    payload=_codec.encode_message(Apply(key=key, ms=0))))
             for key in range(start, start + 200)
         ]  # fmt: skip
-        assert await host.deliver.remote("resender#2", seq - 1, tells) == (None, [])
+        assert await deliver(host, "resender#2", seq - 1, tells) == (None, [])
         # Taken behind the batch, so the mailbox has room for the next one.
         await mesh.ask(info.name, Apply(key=-2 - seq, ms=0), expect=Applied)
     assert not first_call.done(), "the first delivery ended too soon to test its resend"
-    again = _codec.decode(await host.request.remote("resender#3", 0, _codec.encode(first)))
+    again = _codec.decode(await request(host, "resender#3", 0, _codec.encode(first)))
     assert first_call.done(), f"the resend was answered before the first ended: {again}"
     assert mesh._edge.open_reply(_codec.decode(await first_call), Applied) == Applied(key=-1)
     assert again.kind is Kind.ERROR
@@ -72,9 +73,9 @@ async def test_a_resend_while_the_first_runs_is_answered_only_after_it(
     info = await spawn(Ledger, "inflight-early")
     host = await mesh.actor(info.name)
     first = _ask(info.name, Apply(key=7, ms=2000), to=info.incarnation)
-    first_call = asyncio.ensure_future(host.request.remote("resender#1", 0, _codec.encode(first)))
+    first_call = asyncio.ensure_future(request(host, "resender#1", 0, _codec.encode(first)))
     await asyncio.sleep(0.5)
-    again = _codec.decode(await host.request.remote("resender#2", 0, _codec.encode(first)))
+    again = _codec.decode(await request(host, "resender#2", 0, _codec.encode(first)))
     assert first_call.done(), "the resend was answered before its first delivery ended"
     with pytest.raises(DuplicateMessageError):
         mesh._edge.open_reply(again, Applied)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import ray
 from _agents import Echo, GetNotes, Note, Notes
+from _hostcalls import deliver, request
 from _rel_agents import Count, Counted, Counter
 from conftest import Spawn
 
@@ -79,8 +80,8 @@ async def test_a_resent_tell_is_taken_once_counted_and_dead_lettered(
     echo = await spawn(Echo, "dedup")
     host = await mesh.actor(echo.name)
     env, frame = _frame(Kind.TELL, echo.name, Note(seq=7), to=echo.incarnation)
-    assert await host.deliver.remote("resender#1", 0, [frame]) == (None, [])
-    assert await host.deliver.remote("resender#1", 1, [frame]) == (None, [])  # taken, not queued
+    assert await deliver(host, "resender#1", 0, [frame]) == (None, [])
+    assert await deliver(host, "resender#1", 1, [frame]) == (None, [])  # taken, not queued
     assert await mesh.ask(echo.name, GetNotes(), expect=Notes) == Notes(
         seqs=[7], senders=["resender"]
     )
@@ -96,12 +97,12 @@ async def test_a_resent_ask_gets_duplicate_message_error_not_a_second_run(
     echo = await spawn(Echo, "dedup-ask")
     host = await mesh.actor(echo.name)
     _, note = _frame(Kind.TELL, echo.name, Note(seq=1), to=echo.incarnation)
-    await host.deliver.remote("resender#1", 0, [note])
+    await deliver(host, "resender#1", 0, [note])
     env, frame = _frame(Kind.ASK, echo.name, GetNotes(), to=echo.incarnation,
                         deadline=time.time() + 10)  # fmt: skip
-    first = _codec.decode(await host.request.remote("resender#1", 1, frame))
+    first = _codec.decode(await request(host, "resender#1", 1, frame))
     assert first.kind is Kind.REPLY
-    again = _codec.decode(await host.request.remote("resender#1", 2, frame))
+    again = _codec.decode(await request(host, "resender#1", 2, frame))
     assert again.kind is Kind.ERROR
     assert again.correlation_id == env.id
     with pytest.raises(DuplicateMessageError):
@@ -149,7 +150,7 @@ async def test_a_resend_to_the_restarted_agent_is_not_applied_twice(
     host = await mesh.actor(name)
     old = await host.ping.remote()
     env, frame = _frame(Kind.ASK, name, Count(), to=old, deadline=time.time() + 60)
-    first = _codec.decode(await host.request.remote("resender#1", 0, frame))
+    first = _codec.decode(await request(host, "resender#1", 0, frame))
     assert mesh._edge.open_reply(first, Counted) == Counted(value=1, incarnation_handled=1)
     ray.kill(host)
     await _restarted(mesh, name, old)
@@ -157,7 +158,7 @@ async def test_a_resend_to_the_restarted_agent_is_not_applied_twice(
     # The resend is the same message (the same id), bound to the successor, as a
     # sender's retry makes it.
     env.to_incarnation = await successor.ping.remote()
-    again = _codec.decode(await successor.request.remote("resender#2", 0, _codec.encode(env)))
+    again = _codec.decode(await request(successor, "resender#2", 0, _codec.encode(env)))
     with pytest.raises(DuplicateMessageError):
         mesh._edge.open_reply(again, Counted)
     assert (await mesh.ask(name, Count(), expect=Counted)).value == 2  # not 3

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import ray
 from _agents import Boom, Echo, Ping, Pong
+from _hostcalls import deliver
 
 from benchmarks.chaos import secrets_sweep
 from benchmarks.chaos._sweep import Place, sweep_files
@@ -80,7 +81,7 @@ async def test_canaries_never_reach_errors_spans_refusals_or_ray_logs(
         # Forged frames carrying the key are refused; what the refusal says is looked at.
         forged = Codec().encode(Envelope(kind=Kind.TELL, type="test.ping/1", sender=key,
                                          recipient=name, payload=key.encode()))  # fmt: skip
-        refusals, _ = await host.deliver.remote(f"{key}#1", 0, [forged, forged + b"RMS1" * 13])
+        refusals, _ = await deliver(host, f"{key}#1", 0, [forged, forged + b"RMS1" * 13])
         seen += [str(MeshError.from_wire(error)) for _, error in refusals]
         assert {MeshError.from_wire(e).__class__ for _, e in refusals} == {SignatureError}
         spans: list[dict[str, object]] = []

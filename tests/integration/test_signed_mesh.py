@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import ray
 from _agents import Echo, GetNotes, Note, Notes, Ping, Pong, Relay, Relayer, Seen
+from _hostcalls import deliver, request
 
 from mesh import Mesh, MeshConfig, ReplayError, SignatureError
 from mesh.control._spawn import start_host
@@ -98,7 +99,7 @@ async def test_a_host_refuses_forged_replayed_and_spoofed_frames_and_keeps_servi
 
     to = await host.ping.remote()
     good = _frame(codec, sender, echo, to=to)
-    reply = codec.decode(await host.request.remote(_link(sender), 0, good))
+    reply = codec.decode(await request(host, _link(sender), 0, good))
     assert signed.edge.open_reply(reply, Pong) == Pong(text="forged")
 
     refused: list[MeshError] = []
@@ -107,7 +108,7 @@ async def test_a_host_refuses_forged_replayed_and_spoofed_frames_and_keeps_servi
     wrong_key = _frame(Codec(signer=MeshConfig(secret="w" * 32).codec().signer), sender, echo,
                        to=to)  # fmt: skip
     for frame in (bytes(forged), wrong_key, good):  # `good` again: a replay
-        answer = codec.decode(await host.request.remote(_link(sender), 0, frame))
+        answer = codec.decode(await request(host, _link(sender), 0, frame))
         assert answer.kind is Kind.ERROR
         with pytest.raises(SignatureError) as caught:
             signed.edge.open_reply(answer, Pong)
@@ -116,7 +117,7 @@ async def test_a_host_refuses_forged_replayed_and_spoofed_frames_and_keeps_servi
 
     spoofed = _frame(codec, "admin", echo, Kind.TELL, to=to)
     tell = _frame(codec, sender, echo, Kind.TELL, to=to)
-    refusals, _ = await host.deliver.remote(_link(sender), 0, [spoofed, tell, tell])
+    refusals, _ = await deliver(host, _link(sender), 0, [spoofed, tell, tell])
     assert [index for index, _ in refusals] == [0, 2]
     assert "'admin'" in MeshError.from_wire(refusals[0][1]).message
     assert MeshError.from_wire(refusals[1][1]).__class__ is ReplayError

@@ -18,6 +18,8 @@ from mesh.control._catalog import TypeCatalog
 from mesh.datapath._endpoint import Endpoint
 from mesh.datapath._link import Link, sender_of
 from mesh.datapath._typeshare import TypeShare
+from protocols import DecodeError
+from protocols.calls import WHOLE_CALL
 
 _CATALOG = TypeCatalog()
 
@@ -266,3 +268,37 @@ async def test_the_replies_a_batch_call_brings_back_go_to_the_taker_with_their_s
     assert told.result() is None
     assert not asked.done()  # the taker routes the reply to its ask, not the link
     assert link.idle
+
+
+async def test_a_batch_call_answered_with_garbage_fails_what_it_carried_and_the_link_goes_on() -> (
+    None
+):
+    peer = PeerHost()
+    link = _link(peer, max_batch=4)
+    told, later = _future(), _future()
+    link.send(b"tell", told)
+    await asyncio.sleep(0)
+    peer.deliver.calls[0].set_result(b"\xc1")  # not msgpack: a buggy or hostile host
+    await _settle()
+    with pytest.raises(DecodeError, match="batch call's result is not valid msgpack") as caught:
+        told.result()
+    assert caught.value.agent == "critic"
+    assert link.dead is None
+    link.send(b"next", later)
+    await asyncio.sleep(0)
+    assert peer.deliver.args[1][2] == [b"next"]
+
+
+async def test_a_batch_call_refused_whole_refuses_every_frame_in_it() -> None:
+    peer = PeerHost()
+    link = _link(peer, max_batch=4)
+    told, asked = _future(), _future()
+    link.send(b"tell", told)
+    link.send(b"ask", asked, ask_id="m1")
+    await asyncio.sleep(0)
+    refusal = DecodeError("a call must be an array of [link id, sequence number, frames]")
+    peer.deliver.calls[0].set_result(([(WHOLE_CALL, refusal.to_wire())], []))
+    await _settle()
+    for future in (told, asked):
+        with pytest.raises(DecodeError, match="a call must be"):
+            future.result()

@@ -71,7 +71,9 @@ async def _order_of(scheduler: KeyScheduler, asks: list[tuple[str, int]]) -> lis
 
 
 async def test_leases_go_by_priority_then_round_robin_over_flows() -> None:
-    scheduler = KeyScheduler(RateLimits(requests=50, window_s=1.0, lease_s=0.1))
+    # A request refills every 100 ms: the seven asks are all queued long before the first
+    # grant, even on a loaded machine (at 20 ms, a busy one was once served first).
+    scheduler = KeyScheduler(RateLimits(requests=50, window_s=5.0, lease_s=0.1))
     await scheduler.acquire(50, 0, priority=0, flow="x", deadline=time.time() + 5)  # drained
     scheduler.finish(Finished(requests=50))
     busy = [("busy", 0)] * 4
