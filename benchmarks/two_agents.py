@@ -5,6 +5,11 @@ Both sides run the same loop inside an actor (so the driver is not on the path):
 time it. raymesh sends typed msgpack envelopes through its links; the baseline makes
 one Ray actor call per message with the same payload as a pickled dict. Ratios measured
 in one run are what to quote: this machine is shared and absolute rates drift.
+
+Asks one at a time (the idle round trip) are measured in `IDLE_ROUNDS` paired rounds,
+raymesh and raw Ray back to back, each first in turn, and each side's latencies pooled
+over its rounds: on this machine the round trip drifts by a third within a minute, and
+two streams timed one after the other compared the drift as much as the systems.
 """
 
 from __future__ import annotations
@@ -105,6 +110,10 @@ class RawBlaster:
         return await _windowed(count, window, lambda: method.remote(load))
 
 
+#: Paired rounds of asks one at a time: raymesh and raw Ray back to back, each first in turn.
+IDLE_ROUNDS = 6
+
+
 @dataclass(frozen=True)
 class Row:
     """One measured stream."""
@@ -165,6 +174,9 @@ async def run(mesh: Mesh, *, count: int, payload_bytes: int = 1024) -> list[Row]
             for scenario, mode, window, n in scenarios:
                 blast = Blast(peer=pair[1], mode=mode, count=n, window=window,
                               payload_bytes=payload_bytes)  # fmt: skip
+                if window == 1:
+                    rows += await _paired(mesh, pair, (raw_sink, raw_blaster), blast, scenario)
+                    continue
                 rows.append(await measure(mesh, pair, blast, scenario))
                 await raw_blaster.blast.remote(raw_sink, mode, min(n, 200), window, payload_bytes)
                 seconds, lat = await raw_blaster.blast.remote(
@@ -175,6 +187,30 @@ async def run(mesh: Mesh, *, count: int, payload_bytes: int = 1024) -> list[Row]
         ray.kill(raw_sink)
         ray.kill(raw_blaster)
     return rows
+
+
+async def _paired(
+    mesh: Mesh, pair: tuple[str, str], raw: tuple[Any, Any], blast: Blast, scenario: str
+) -> list[Row]:
+    """Measure `blast` on raymesh and raw Ray in `IDLE_ROUNDS` alternating rounds; pool each."""
+    raw_sink, raw_blaster = raw
+    each = blast.model_copy(update={"count": max(blast.count // IDLE_ROUNDS, 1)})
+    args = (blast.mode, each.count, blast.window, blast.payload_bytes)
+    await mesh.ask(pair[0], each.model_copy(update={"count": min(each.count, 200)}), timeout=120)
+    await raw_blaster.blast.remote(raw_sink, blast.mode, min(each.count, 200), blast.window,
+                                   blast.payload_bytes)  # fmt: skip
+    taken: dict[str, tuple[float, list[float]]] = {"raymesh": (0.0, []), "raw Ray": (0.0, [])}
+    for round_ in range(IDLE_ROUNDS):
+        for system in ("raymesh", "raw Ray") if round_ % 2 == 0 else ("raw Ray", "raymesh"):
+            if system == "raymesh":
+                timing = await mesh.ask(pair[0], each, timeout=600, expect=Timing)
+                seconds, lat = timing.seconds, timing.latencies_ms
+            else:
+                seconds, lat = await raw_blaster.blast.remote(raw_sink, *args)
+            total_s, pooled = taken[system]
+            taken[system] = (total_s + seconds, pooled + lat)
+    counted = each.model_copy(update={"count": each.count * IDLE_ROUNDS})
+    return [_row(scenario, system, counted, *taken[system]) for system in ("raymesh", "raw Ray")]
 
 
 @dataclass(frozen=True)
