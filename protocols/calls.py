@@ -58,6 +58,7 @@ _CALL_HINT = (
     "raymesh's links send [link id, sequence number, frames]: the caller is buggy or hostile"
 )
 
+_RESULT_HINT = "a buggy or hostile peer host answered the call"
 _SHAPE = "a call must be an array of [link id, sequence number, frames]"
 
 #: The refused frames of a batch call: ``(index, wire error)`` pairs, or None.
@@ -112,7 +113,8 @@ def open_result(result: Any, *, max_batch: int = DEFAULT_MAX_BATCH) -> tuple[Ref
     """
     fields = _unpack(result, "a batch call's result",
                      max_array_len=max(max_batch, MAX_CHAIN + 1, 2), max_str_len=-1,
-                     containers=_RESULT_CONTAINERS * (max_batch + 1))  # fmt: skip
+                     containers=_RESULT_CONTAINERS * (max_batch + 1),
+                     hint=_RESULT_HINT)  # fmt: skip
     shaped = type(fields) is list and len(fields) == 2
     refusals, carried = fields if shaped else (None, None)
     if (
@@ -121,10 +123,8 @@ def open_result(result: Any, *, max_batch: int = DEFAULT_MAX_BATCH) -> tuple[Ref
         or any(type(frame) is not bytes for frame in carried)
         or not (refusals is None or _refusals(refusals))
     ):
-        raise DecodeError(
-            "a batch call's result must be [refusals, carried frames]",
-            hint="a buggy or hostile peer host answered the call",
-        )
+        raise DecodeError("a batch call's result must be [refusals, carried frames]",
+                          hint=_RESULT_HINT)  # fmt: skip
     return ([(index, error) for index, error in refusals] if refusals else None), carried
 
 
@@ -154,27 +154,28 @@ class _Containers:
     """Refuses a blob that builds more arrays and maps than its shape has, as msgpack
     builds each: however its bytes nest, a call costs a few containers."""
 
-    __slots__ = ("_left", "_what")
+    __slots__ = ("_hint", "_left", "_what")
 
-    def __init__(self, limit: int, what: str) -> None:
+    def __init__(self, limit: int, what: str, hint: str) -> None:
         self._left = limit
         self._what = what
+        self._hint = hint
 
     def take(self, container: Any) -> Any:
         self._left -= 1
         if self._left < 0:
             raise DecodeError(f"{self._what} holds more arrays and maps than its shape has",
-                              hint=_CALL_HINT)  # fmt: skip
+                              hint=self._hint)  # fmt: skip
         return container
 
 
 def _unpack(
     blob: Any, what: str, *, max_array_len: int, max_str_len: int, containers: int,
-    batched: bool = True,
+    batched: bool = True, hint: str = _CALL_HINT,
 ) -> Any:  # fmt: skip
     if type(blob) is not bytes:
-        raise DecodeError(f"{what} must be bytes, not {type(blob).__name__}", hint=_CALL_HINT)
-    shape = _Containers(containers, what)
+        raise DecodeError(f"{what} must be bytes, not {type(blob).__name__}", hint=hint)
+    shape = _Containers(containers, what, hint)
     try:
         return msgpack.unpackb(
             blob, raw=False, use_list=True, strict_map_key=True,
@@ -200,4 +201,4 @@ def _unpack(
                 hint=_CALL_HINT,
             ) from None
         raise DecodeError(f"{what} is not valid msgpack: {describe(exc)}",
-                          hint=_CALL_HINT) from None  # fmt: skip
+                          hint=hint) from None  # fmt: skip
