@@ -84,26 +84,15 @@ class KeyLimiterActor:
 
 
 class _Remote:
-    """The key's actor; only `acquire` is awaited, the rest are sent and forgotten.
-
-    Ray does not order calls to an async actor, so a lease request sent right after a
-    pause or the provider's headers could be served under the limits they change (seen:
-    twelve calls granted against a limit of five just reported, eight 429s). What this
-    process told the key (`pause`, `observe`) is still sent without waiting, but its
-    next `acquire` waits for it to land first.
-    """
+    """The key's actor; only `acquire` is awaited, the rest are sent and forgotten."""
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
-        self._told: list[Any] = []  # pauses and observations not yet known to have landed
 
     async def acquire(
         self, requests: int, tokens_each: int, *, priority: int, flow: str, deadline: float,
         finished: Finished | None = None,
     ) -> Grant:  # fmt: skip
-        told, self._told = self._told, []
-        if told:
-            await asyncio.gather(*told, return_exceptions=True)  # a failed one has no effect
         grant: Grant = await self.handle.acquire.remote(
             requests,
             tokens_each,
@@ -121,10 +110,10 @@ class _Remote:
         self.handle.finish.remote(finished)
 
     def pause(self, seconds: float) -> None:
-        self._told.append(self.handle.pause.remote(seconds))
+        self.handle.pause.remote(seconds)
 
     def observe(self, reports: dict[str, LimitReport]) -> None:
-        self._told.append(self.handle.observe.remote(reports))
+        self.handle.observe.remote(reports)
 
 
 def actor_name(key: str) -> str:
