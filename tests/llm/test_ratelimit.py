@@ -16,7 +16,7 @@ import pytest
 import ray
 from conftest import Spawn
 
-from actors import Completion, LLMAgent, LLMClient, Prompt, RateLimitedError, RetryPolicy
+from actors import Completion, LLMAgent, Prompt, RateLimitedError
 from actors.loopback import LoopbackLimits, LoopbackLLMServer, Step
 from actors.ratelimit import actor_name, fingerprint
 from mesh import HandlerError, Mesh
@@ -158,27 +158,3 @@ async def _refused_at_once(mesh: Mesh, spawn: Spawn, server: LoopbackLLMServer) 
     assert "capacity comes in about" in error.message
     assert "sk-shared" not in str(error)
     assert len(server.requests_for("scarce")) == 1
-
-
-@pytest.mark.parametrize("round_", range(3))
-async def test_headers_just_seen_hold_for_the_next_lease_of_the_key_actor(
-    mesh: Mesh, round_: int
-) -> None:
-    # The provider's headers go to the key's actor without waiting, and Ray does not order
-    # calls to an async actor: the next lease must still be served under what they said.
-    # The client runs in this driver, so its limiter is the key's actor's remote client.
-    model = f"observed-{round_}-{time.time_ns()}"
-    with LoopbackLLMServer(limits=LoopbackLimits(requests=5, window_s=1.0)) as limited:
-        limited.always(model, Step(text="ok"))
-        patient = RetryPolicy(max_attempts=6, base_delay_s=0.05, max_delay_s=1.0)
-        client = LLMClient(f"openai:{model}", agent="limited", api_key=KEY,
-                           base_url=limited.openai_url, retry=patient,
-                           limits={"requests": 1000, "window_s": 1.0, "lease_s": 0.1})  # fmt: skip
-        try:
-            await client.complete("first", timeout=10)  # its reply says: 5 a second
-            await asyncio.gather(*(client.complete(f"q{i}", timeout=30) for i in range(12)))
-            assert limited.limits is not None
-            assert (limited.limits.admitted, limited.limits.refused) == (13, 0)
-        finally:
-            digest = fingerprint("openai", model, api_key=KEY, base_url=limited.openai_url)
-            ray.kill(ray.get_actor(actor_name(digest)))
