@@ -12,10 +12,9 @@ import concurrent.futures
 from collections.abc import Generator
 from typing import Any
 
-import msgpack
 from ray.exceptions import ActorDiedError
 
-from protocols.calls import pack_result
+from protocols.calls import open_batch_call, open_call, pack_result
 
 
 class Call(concurrent.futures.Future[Any]):
@@ -56,8 +55,9 @@ class Method:
     def remote(self, *args: Any) -> Call:
         call = BatchCall() if self._batch else Call()
         self.calls.append(call)
-        if self._opens:
-            args = (*msgpack.unpackb(args[0]), *args[1:])
+        if self._opens:  # opened as a host opens it: a malformed call fails the test
+            opened = open_batch_call(args[0]) if self._batch else open_call(args[0])
+            args = (*opened, *args[1:])
         self.args.append(args)
         return call
 
