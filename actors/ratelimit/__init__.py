@@ -18,13 +18,14 @@ from actors.ratelimit._limits import (
     limits_for,
     rate_limits,
 )
-from actors.ratelimit._scheduler import Finished, Grant, KeyScheduler
+from actors.ratelimit._scheduler import Finished, Grant, Heard, KeyScheduler
 from actors.ratelimit._source import KeyLimiterActor, LeaseSource, actor_name, lease_source
 
 __all__ = [
     "LIMITS_VARIABLE",
     "Finished",
     "Grant",
+    "Heard",
     "KeyLimiterActor",
     "KeyScheduler",
     "LeaseSource",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 __all__ = ["LimitReport", "read_headers"]
@@ -28,11 +28,15 @@ class LimitReport:
     remaining: int | None = None
     #: Seconds until `remaining` is back to `limit`.
     reset_s: float | None = None
+    #: Epoch seconds when the headers were read (None: just now), so that a report
+    #: applied late credits the refill since.
+    at: float | None = field(default=None, compare=False)
 
 
 def read_headers(headers: Mapping[str, str]) -> dict[str, LimitReport]:
     """Return ``{"requests": ..., "tokens": ...}`` for the dimensions the headers name."""
     lower = {k.lower(): v for k, v in headers.items()}
+    now = time.time()
     found: dict[str, LimitReport] = {}
     for dim in ("requests", "tokens"):
         names = (
@@ -49,7 +53,7 @@ def read_headers(headers: Mapping[str, str]) -> dict[str, LimitReport]:
         )
         for limit, remaining, reset in names:
             report = LimitReport(
-                _int(lower.get(limit)), _int(lower.get(remaining)), _reset(lower.get(reset))
+                _int(lower.get(limit)), _int(lower.get(remaining)), _reset(lower.get(reset)), now
             )
             if report != LimitReport():
                 found[dim] = report

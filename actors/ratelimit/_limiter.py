@@ -4,7 +4,9 @@ runs dry does the limiter ask the key's scheduler (one Ray call) for the next on
 Calls waiting here are ordered like the scheduler orders leases: priority first (higher
 first), then round robin over trace ids, so a conversation making many calls does not
 starve one making few. Finished calls (and how far their token estimates were off) are
-reported to the scheduler with the next lease request, or a lease period after they end.
+reported to the scheduler with the next lease request, or a lease period after they end;
+the provider's headers and 429s go at once, and again with the next lease request, which
+they must come before.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from actors.errors import RateLimitedError
 from actors.ratelimit._headers import LimitReport, read_headers
 from actors.ratelimit._limits import RateLimits
-from actors.ratelimit._scheduler import Finished
+from actors.ratelimit._scheduler import Finished, Heard
 from actors.ratelimit._source import LeaseSource, lease_source
 
 __all__ = ["RateLimiter", "call_priority"]
@@ -75,6 +77,7 @@ class RateLimiter:
         self._pump: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._finished = Finished()
+        self._heard = Heard()
         self._flush: asyncio.TimerHandle | None = None
         self._recent: list[float] = []
         self._known: dict[str, LimitReport] = {}
@@ -148,11 +151,13 @@ class RateLimiter:
         }  # fmt: skip
         if changed:
             self._known.update(changed)
+            self._heard.reports.update(changed)
             self.source.observe(changed)
 
     def pause(self, seconds: float) -> None:
         """The provider said 429: the whole key (every process) waits `seconds`."""
         self._lease = _Lease()  # what is left of it would be refused too
+        self._heard.paused_until = max(self._heard.paused_until, time.time() + seconds)
         self.source.pause(seconds)
 
     def close(self) -> None:
@@ -182,7 +187,7 @@ class RateLimiter:
                 continue
             grant = await self.source.acquire(
                 self._wanted(head), head.tokens, priority=head.priority, flow=self._flow,
-                deadline=head.deadline, finished=self._take_finished(),
+                deadline=head.deadline, finished=self._take_finished(), heard=self._take_heard(),
             )  # fmt: skip
             if grant.requests == 0:
                 heapq.heappop(self._queue)
@@ -197,6 +202,10 @@ class RateLimiter:
     def _take_finished(self) -> Finished | None:
         finished, self._finished = self._finished, Finished()
         return finished if finished.requests else None
+
+    def _take_heard(self) -> Heard | None:
+        heard, self._heard = self._heard, Heard()
+        return heard if heard.reports or heard.paused_until else None
 
     def _wanted(self, head: _Call) -> int:
         """Requests to lease: every call waiting (so a priority takes what the key has at

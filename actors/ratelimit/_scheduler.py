@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from actors.ratelimit._headers import LimitReport
 from actors.ratelimit._limits import RateLimits
 
-__all__ = ["Finished", "Grant", "KeyScheduler"]
+__all__ = ["Finished", "Grant", "Heard", "KeyScheduler"]
 
 
 @dataclass
@@ -97,6 +97,22 @@ class Finished:
         self.correction += used - estimated
 
 
+@dataclass
+class Heard:
+    """What a process heard from the provider since its last lease request.
+
+    Sent on its own at once (for every other process using the key) and again inside
+    the next lease request: Ray does not order calls to an async actor, so headers or a
+    429 sent alone could reach the scheduler after the lease they should have limited.
+    Hearing the same thing twice changes nothing: limits are set, not added, what
+    remains only lowers the level, and a pause runs to the same end.
+    """
+
+    reports: dict[str, LimitReport] = field(default_factory=dict)
+    #: Epoch seconds until which the provider asked for a pause (a 429); 0: none.
+    paused_until: float = 0.0
+
+
 @dataclass(order=True)
 class _Waiter:
     order: tuple[int, int, int]
@@ -125,15 +141,20 @@ class KeyScheduler:
 
     async def acquire(
         self, requests: int, tokens_each: int, *, priority: int, flow: str, deadline: float,
-        finished: Finished | None = None,
+        finished: Finished | None = None, heard: Heard | None = None,
     ) -> Grant:  # fmt: skip
         """Wait for a lease of 1 to `requests` requests with `tokens_each` tokens apiece.
 
-        `finished` reports the caller's calls that ended since its last report.
+        `finished` reports the caller's calls that ended since its last report, `heard`
+        what the provider told it since its last request (applied before this lease).
         Returns a refusal (``requests == 0``) at once when the deadline cannot be met.
         """
         if finished is not None:
             self.finish(finished)
+        if heard is not None:
+            self.observe(heard.reports)
+            if heard.paused_until > time.time():
+                self.pause(heard.paused_until - time.time())
         turn = max(self._turns.get(flow, 0), self._clock) + 1
         self._turns[flow] = turn
         waiter = _Waiter(
@@ -186,7 +207,9 @@ class KeyScheduler:
             bucket = self.requests if dim == "requests" else self.tokens
             if bucket is not None and report.remaining is not None:
                 bucket.refill(time.monotonic())
-                bucket.level = min(bucket.level, float(report.remaining))
+                # What remained then, plus what has refilled since it was read.
+                age = 0.0 if report.at is None else max(0.0, time.time() - report.at)
+                bucket.level = min(bucket.level, report.remaining + age * bucket.rate)
         self._serve()
 
     def _bucket(self, limit: int | None) -> _Bucket | None:

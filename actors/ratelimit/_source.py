@@ -16,7 +16,7 @@ import ray
 
 from actors.ratelimit._headers import LimitReport
 from actors.ratelimit._limits import RateLimits
-from actors.ratelimit._scheduler import Finished, Grant, KeyScheduler
+from actors.ratelimit._scheduler import Finished, Grant, Heard, KeyScheduler
 
 __all__ = ["LeaseSource", "actor_name", "lease_source"]
 
@@ -26,7 +26,7 @@ class LeaseSource(Protocol):
 
     async def acquire(
         self, requests: int, tokens_each: int, *, priority: int, flow: str, deadline: float,
-        finished: Finished | None = None,
+        finished: Finished | None = None, heard: Heard | None = None,
     ) -> Grant: ...  # fmt: skip
 
     def release(self, requests: int, tokens: int) -> None: ...
@@ -47,7 +47,7 @@ class KeyLimiterActor:
 
     async def acquire(
         self, requests: int, tokens_each: int, *, priority: int, flow: str, deadline: float,
-        finished: Finished | None = None,
+        finished: Finished | None = None, heard: Heard | None = None,
     ) -> Grant:  # fmt: skip
         """Wait for a lease, or a refusal; see `KeyScheduler.acquire`."""
         return await self.scheduler.acquire(
@@ -57,6 +57,7 @@ class KeyLimiterActor:
             flow=flow,
             deadline=deadline,
             finished=finished,
+            heard=heard,
         )
 
     async def release(self, requests: int, tokens: int) -> None:
@@ -84,14 +85,18 @@ class KeyLimiterActor:
 
 
 class _Remote:
-    """The key's actor; only `acquire` is awaited, the rest are sent and forgotten."""
+    """The key's actor; only `acquire` is awaited, the rest are sent and forgotten.
+
+    Ray does not order calls to an async actor: what must come before a lease (the
+    provider's headers, a pause) goes again inside it (`Heard`).
+    """
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
 
     async def acquire(
         self, requests: int, tokens_each: int, *, priority: int, flow: str, deadline: float,
-        finished: Finished | None = None,
+        finished: Finished | None = None, heard: Heard | None = None,
     ) -> Grant:  # fmt: skip
         grant: Grant = await self.handle.acquire.remote(
             requests,
@@ -100,6 +105,7 @@ class _Remote:
             flow=flow,
             deadline=deadline,
             finished=finished,
+            heard=heard,
         )
         return grant
 

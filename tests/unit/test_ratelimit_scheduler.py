@@ -4,6 +4,7 @@ robin over flows, refusals at once when the deadline cannot be met, pauses, head
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import pytest
@@ -225,3 +226,60 @@ async def test_the_limiter_serves_a_message_priority_before_the_agents_own() -> 
     tasks.append(asyncio.create_task(one("high", 9)))
     await asyncio.gather(*tasks)
     assert served[0] == "high"
+
+
+class _LateNews:
+    """A key scheduler whose headers and pauses sent alone arrive a second late, as Ray
+    may deliver calls to an async actor: after the lease request sent behind them."""
+
+    def __init__(self, scheduler: KeyScheduler) -> None:
+        self.scheduler = scheduler
+        self.acquire = scheduler.acquire
+        self.release = scheduler.release
+        self.finish = scheduler.finish
+
+    def observe(self, reports: dict[str, LimitReport]) -> None:
+        asyncio.get_running_loop().call_later(1.0, self.scheduler.observe, reports)
+
+    def pause(self, seconds: float) -> None:
+        asyncio.get_running_loop().call_later(1.0, self.scheduler.pause, seconds)
+
+
+async def test_headers_limit_the_next_lease_even_when_they_arrive_alone_after_it() -> None:
+    limits = RateLimits(requests=1000, window_s=1.0, lease_s=0.1)
+    limiter = RateLimiter("e" * 16, limits, model="m:x", source=_LateNews(KeyScheduler(limits)))
+    await limiter.acquire(1, deadline=time.time() + 5)
+    limiter.finish(1, 1)
+    # The provider says 5 a second, 4 left: far below the 1000 configured.
+    limiter.observe({"x-ratelimit-limit-requests": "5", "x-ratelimit-remaining-requests": "4"})
+    started = time.monotonic()
+    granted: list[float] = []
+
+    async def one() -> None:
+        await limiter.acquire(1, deadline=time.time() + 10)
+        granted.append(time.monotonic() - started)
+        limiter.finish(1, 1)
+
+    await asyncio.gather(*(one() for _ in range(12)))
+    # The 4 left at once, then one each 0.2 s: not 12 under the configured 1000.
+    assert sum(t < 0.15 for t in granted) <= 4
+    assert max(granted) >= 1.2
+
+
+async def test_a_429_holds_the_next_lease_even_when_its_pause_arrives_alone_after_it() -> None:
+    limits = RateLimits(requests=1000, window_s=1.0, lease_s=0.1)
+    limiter = RateLimiter("d" * 16, limits, model="m:x", source=_LateNews(KeyScheduler(limits)))
+    await limiter.acquire(1, deadline=time.time() + 5)
+    limiter.pause(0.5)  # the provider's 429: retry after half a second
+    started = time.monotonic()
+    await limiter.acquire(1, deadline=time.time() + 5)
+    assert 0.45 <= time.monotonic() - started < 0.95  # the pause, not the late copy
+
+
+async def test_a_report_applied_late_credits_the_refill_since_it_was_read() -> None:
+    scheduler = KeyScheduler(RateLimits(requests=10, window_s=1.0))
+    read = read_headers({"x-ratelimit-limit-requests": "10", "x-ratelimit-remaining-requests": "0"})
+    late = {"requests": dataclasses.replace(read["requests"], at=time.time() - 0.5)}
+    scheduler.observe(late)
+    assert scheduler.requests is not None
+    assert 4.9 <= scheduler.requests.level <= 5.1  # 0 then, 10 a second for half a second
