@@ -5,7 +5,10 @@ sender's link, the call's sequence number on it, and the body, one frame (`reque
 `stream`) or an array of frames (`deliver`). A `deliver` call's result is
 ``[refusals, carried]``: the refused frames as ``[index, wire error]`` pairs (nil when
 every frame was taken; the index `WHOLE_CALL` when the call itself could not be opened,
-which refuses every frame in it), and the reply frames the call carries back.
+which refuses every frame in it), and the reply frames the call carries back. An `asks`
+call (the edge's asks made together) has a batch call's argument and yields its answers as
+they come, each item ``[[index, reply frame], ...]``, the index that of the ask in the call
+(`WHOLE_CALL`: the call could not be opened, and the frame is the error for every ask).
 
 Why one blob, not Ray arguments: Ray serializes, ships and deserializes each argument
 and each result apart, and on a small message that, not the bytes, is the cost.
@@ -36,9 +39,11 @@ __all__ = [
     "DEFAULT_MAX_BATCH",
     "WHOLE_CALL",
     "Refusals",
+    "open_answers",
     "open_batch_call",
     "open_call",
     "open_result",
+    "pack_answers",
     "pack_call",
     "pack_result",
 ]
@@ -126,6 +131,31 @@ def open_result(result: Any, *, max_batch: int = DEFAULT_MAX_BATCH) -> tuple[Ref
         raise DecodeError("a batch call's result must be [refusals, carried frames]",
                           hint=_RESULT_HINT)  # fmt: skip
     return ([(index, error) for index, error in refusals] if refusals else None), carried
+
+
+def pack_answers(answers: list[tuple[int, bytes]]) -> bytes:
+    """Return an item of an `asks` call: reply frames by the index of the ask they answer."""
+    packed: bytes = msgpack.packb(answers, use_bin_type=True)
+    return packed
+
+
+def open_answers(item: Any, *, max_batch: int = DEFAULT_MAX_BATCH) -> list[tuple[int, bytes]]:
+    """Return the ``(index, reply frame)`` pairs of an item of an `asks` call.
+
+    Raises:
+        DecodeError: The item is not ``[[index, frame], ...]`` with indexes below
+            `max_batch` (or `WHOLE_CALL`).
+    """
+    pairs = _unpack(item, "an asks call's answers", max_array_len=max(max_batch, 2),
+                    max_str_len=0, containers=max_batch + 1, hint=_RESULT_HINT)  # fmt: skip
+    if type(pairs) is not list or not all(
+        type(pair) is list and len(pair) == 2 and type(pair[0]) is int
+        and WHOLE_CALL <= pair[0] < max_batch and type(pair[1]) is bytes
+        for pair in pairs
+    ):  # fmt: skip
+        raise DecodeError("an asks call's answers must be [[index, reply frame], ...]",
+                          hint=_RESULT_HINT)  # fmt: skip
+    return [(index, frame) for index, frame in pairs]
 
 
 def _refusals(value: Any) -> bool:

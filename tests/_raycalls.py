@@ -3,7 +3,8 @@ path's parts without Ray: each call is a future the test settles by hand.
 
 A stand-in host's data-path methods take calls in their wire form (`protocols.calls`)
 and keep them opened, so tests read ``(link_id, seq, body)``; a batch call's result is
-set as ``(refusals, carried)`` and reaches the link packed, as a host returns it."""
+set as ``(refusals, carried)`` and reaches the link packed, as a host returns it; an
+`asks` call is a stream the test pushes answers into, packed as a host yields them."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from ray.exceptions import ActorDiedError
 
-from protocols.calls import open_batch_call, open_call, pack_result
+from protocols.calls import open_batch_call, open_call, pack_answers, pack_result
 
 
 class Call(concurrent.futures.Future[Any]):
@@ -62,12 +63,62 @@ class Method:
         return call
 
 
+class StreamCall:
+    """A streaming call (`asks`): the test pushes its items, then ends or fails it.
+
+    Read as Ray's generator is: ``async for ref in call``, then ``await ref``.
+    """
+
+    def __init__(self) -> None:
+        self._items: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self.ended = False
+
+    def push(self, item: list[tuple[int, bytes]] | bytes) -> None:
+        """Yield `item`: answers as ``(index, frame)`` pairs, packed; bytes as they are."""
+        self._items.put_nowait(("item", item if isinstance(item, bytes) else pack_answers(item)))
+
+    def end(self) -> None:
+        self.ended = True
+        self._items.put_nowait(("end", None))
+
+    def fail(self, error: BaseException) -> None:
+        self.ended = True
+        self._items.put_nowait(("fail", error))
+
+    def __aiter__(self) -> StreamCall:
+        return self
+
+    async def __anext__(self) -> asyncio.Future[Any]:
+        kind, value = await self._items.get()
+        if kind == "end":
+            raise StopAsyncIteration
+        if kind == "fail":
+            raise value
+        ref: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        ref.set_result(value)
+        return ref
+
+
+class StreamMethod:
+    """The `asks` method of a stand-in host: each call a `StreamCall`, its call kept opened."""
+
+    def __init__(self) -> None:
+        self.calls: list[StreamCall] = []
+        self.args: list[tuple[Any, ...]] = []
+
+    def remote(self, call: bytes) -> StreamCall:
+        self.args.append(open_batch_call(call))
+        self.calls.append(StreamCall())
+        return self.calls[-1]
+
+
 class PeerHost:
     """A peer host's Ray handle, stood in for: the methods that links and probes call."""
 
     def __init__(self) -> None:
         self.deliver = Method(calls=True, batch=True)
         self.request = Method(calls=True)
+        self.asks = StreamMethod()
         self.watch = Method()
         self.probe = Method()
 
@@ -77,3 +128,6 @@ class PeerHost:
             for call in method.calls:
                 if not call.done():
                     call.set_exception(ActorDiedError())
+        for stream in self.asks.calls:
+            if not stream.ended:
+                stream.fail(ActorDiedError())

@@ -146,18 +146,24 @@ class FrameAcceptance:
             return self._refuse("decode", None, exc, frame_bytes=_size(call))
 
     async def take_batch(
-        self, frames: list[bytes], link_id: str, carry: Carry | None = None
+        self,
+        frames: list[bytes],
+        link_id: str,
+        carry: Carry | None = None,
+        waiters: list[asyncio.Future[bytes]] | None = None,
     ) -> list[tuple[int, dict[str, Any]]] | None:
         """Take a batch from `link_id`; return the refused frames as ``(index, wire error)``.
 
-        The replies to its asks may go back in `carry`, the batch call's.
+        The replies to its asks may go back in `carry`, the batch call's; or, for an
+        `asks` call (every frame an ask), each to its waiter in `waiters`, by index.
         """
         refusals = None
         owed_s = served_s = 0.0  # the tarpit's time this call has earned, and served
         held_since = time.perf_counter()
         for index, frame in enumerate(frames):
             started = time.perf_counter()
-            error = await self.accept(frame, link_id, carry=carry)
+            waiter = None if waiters is None else waiters[index]
+            error = await self.accept(frame, link_id, call_waiter=waiter, carry=carry)
             if error is not None:
                 refusals = refusals or []
                 refusals.append((index, error.to_wire()))
@@ -186,9 +192,9 @@ class FrameAcceptance:
     ) -> MeshError | None:
         """Take one frame from `link_id`; return the error for its sender if refused.
 
-        `call_waiter` is given for a frame that came as a `request` or `stream` call: it
-        is an ask, and its reply (or error) will be the call's result; `sink` takes the
-        chunks of a streamed one; `carry` is given for a frame of a batch call.
+        `call_waiter` is given for a frame that came as a `request`, `stream` or `asks`
+        call: it is an ask, and its reply (or error) will be (in) the call's result; `sink`
+        takes the chunks of a streamed one; `carry` is given for a frame of a batch call.
         """
         self._stats.received += 1
         opened = self._open(frame, link_id)

@@ -1,11 +1,11 @@
 """The host: the async Ray actor one agent lives in, a thin facade over plain parts.
 
-Inbound calls (`deliver`, `request`) pass the sequencing gate (`_sequencing`), then
-frame acceptance (`_acceptance`), which routes replies to waiting asks at once, never
-behind a busy handler, and queues tells and asks with the dispatcher (`_dispatch`);
-its workers run the handlers (`_handling`) and answer (`_replies`). What is left here
-is what needs Ray: building the parts, the agent's lifecycle and registration, and the
-control lane.
+Inbound calls (`deliver`, `request`, `stream`, `asks`) pass the sequencing gate
+(`_sequencing`), then frame acceptance (`_acceptance`), which routes replies to waiting
+asks at once, never behind a busy handler, and queues tells and asks with the dispatcher
+(`_dispatch`); its workers run the handlers (`_handling`) and answer (`_replies`). What
+is left here is what needs Ray: building the parts, the agent's lifecycle and
+registration, and the control lane.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from mesh._compat import settle_ray_calls_at_once
 from mesh.agent import Agent, AgentInfo
 from mesh.config import MeshConfig, adopt_secrets
 from mesh.datapath._acceptance import FrameAcceptance, InboundGuard
+from mesh.datapath._ask_batches import AskBatches
 from mesh.datapath._directory import RegistryClient
 from mesh.datapath._dispatch import Dispatcher
 from mesh.datapath._durable import Durability
@@ -49,7 +50,7 @@ from mesh.observability import (
     get_logger,
 )
 from mesh.security import AgentAccess
-from protocols.calls import WHOLE_CALL, pack_result
+from protocols.calls import WHOLE_CALL, pack_answers, pack_result
 from protocols.message import register
 
 __all__ = ["AgentHost"]
@@ -143,6 +144,8 @@ class AgentHost:
         self._streams = StreamServer(buffer=config.stream_buffer_chunks, gate=self._gate,
                                      acceptance=self._acceptance, dispatcher=self._dispatch,
                                      replies=replies)  # fmt: skip
+        self._ask_batches = AskBatches(gate=self._gate, acceptance=self._acceptance,
+                                       replies=replies)  # fmt: skip
         self._background: list[asyncio.Task[None]] = []
         # Held apart from _background: it ticks until the stop ends, so that a host
         # draining its mailbox is not taken for a stuck one.
@@ -364,6 +367,22 @@ class AgentHost:
         link_id, seq, frame = opened
         async for out in self._streams.serve(link_id, seq, frame):
             yield out
+
+    @ray.method(num_returns="streaming")
+    async def asks(self, call: bytes) -> AsyncIterator[bytes]:
+        """Accept the asks of a batch call from the edge; yield their replies as they come.
+
+        Each item is ``[[index, reply frame], ...]`` (`protocols.calls`); a call that
+        cannot be opened is answered with one error for all its asks (index `WHOLE_CALL`).
+        """
+        opened = self._acceptance.open_batch_call(call)
+        if isinstance(opened, MeshError):
+            yield pack_answers([(WHOLE_CALL, self._replies.error_frame_for(b"", opened))])
+            return
+        link_id, seq, frames = opened
+        self._stats.asks_together += len(frames)
+        async for answers in self._ask_batches.serve(link_id, seq, frames):
+            yield answers
 
     # -- control: cancellation, probes, aborts ---------------------------------------------
 

@@ -14,6 +14,10 @@ whose result is its reply, even while a batch call is in flight: one Ray call fo
 round trip instead of two, and no wait for the batch, the lowest latency when traffic
 is light or arrives one ask at a time (conversations waiting on models).
 
+The edge cannot be called, so its asks never go in a batch call: one it makes alone goes
+as a `request` call, and those it makes in the same loop turn go together as one `asks`
+call, whose replies come back as they are ready (`_ask_batches`).
+
 Each call carries the link id and a sequence number; the receiver admits calls in
 sequence order, which is how raymesh keeps per-pair order on top of async actors that
 do not (DESIGN.md, "Facts about Ray"). Every link has an id of its own: a sender that
@@ -49,8 +53,8 @@ from mesh.errors import (
     OutcomeUnknownError,
     PeerDeadError,
 )
-from protocols import ProtocolError
-from protocols.calls import WHOLE_CALL, open_result, pack_call
+from protocols import DecodeError, ProtocolError
+from protocols.calls import WHOLE_CALL, open_answers, open_result, pack_call
 
 __all__ = ["Link", "link_id", "sender_of"]
 
@@ -101,6 +105,7 @@ class Link:
         self.handle = handle
         self._link_id = link_id
         self._reply_to = reply_to
+        self._edge = reply_to is None  # asks' replies come back only as call results
         self._max_batch = max_batch
         self._max_inflight = max_inflight
         self._max_outbox = max_outbox
@@ -115,6 +120,7 @@ class Link:
         self._closed = False  # by its sender: calls that end later are ignored
         # Asks the peer accepted and has not answered, by message id.
         self._awaiting: dict[str, asyncio.Future[Any]] = {}
+        self._readers: set[asyncio.Task[None]] = set()  # of the edge's `asks` calls
         self.dead: MeshError | None = None
         self._watch()
 
@@ -158,17 +164,20 @@ class Link:
         self._awaiting.pop(ask_id, None)
 
     def request(self, frame: bytes) -> asyncio.Future[Any]:
-        """Send an ask as its own call and return a future for the encoded reply frame.
+        """Send an ask of the edge's; return a future for its encoded reply frame.
 
-        It takes the next sequence number, after everything queued before it, and is
-        its own Ray call whose result is the reply.
+        It follows everything queued before it, at the end of the loop turn: alone as a
+        `request` call whose result is the reply, or with the other asks of the turn in
+        one `asks` call.
         """
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.dead is not None:
             future.set_exception(_never_ran(self.dead))
             return future
-        self._flush_all()
-        self._request(frame, future)
+        self._outbox.append((frame, future, True))
+        if not self._pump_due:
+            self._pump_due = True
+            asyncio.get_running_loop().call_soon(self._pump_soon)
         return future
 
     def open_stream(self, frame: bytes, buffered: int) -> Any:
@@ -218,6 +227,15 @@ class Link:
             self._ship(min(len(self._outbox), self._max_batch))
 
     def _ship(self, count: int) -> None:
+        if self._edge:
+            # The edge's asks and tells go apart, in their order: its asks' replies come
+            # back on the calls of the asks, never on a batch call.
+            outbox = self._outbox
+            asking = outbox[0][2]
+            count = next((i for i in range(1, count) if outbox[i][2] is not asking), count)
+            if asking:
+                self._ask_together([outbox.popleft() for _ in range(count)])
+                return
         items = [self._outbox.popleft() for _ in range(count)]
         call = pack_call(self._link_id, self._next_seq(), [i[0] for i in items])
         # The sender's own handle goes once, on its first batch: a `request` call needs
@@ -227,6 +245,53 @@ class Link:
         ref = deliver.remote(call) if reply_to is None else deliver.remote(call, reply_to)
         self._inflight += 1
         self._when_ended(ref, lambda result, error: self._complete_batch(result, error, items))
+
+    def _ask_together(self, items: list[tuple[bytes, asyncio.Future[Any], bool]]) -> None:
+        """Send the edge's asks: one alone as a `request` call, more as one `asks` call."""
+        if len(items) == 1:
+            self._request(items[0][0], items[0][1])
+            return
+        call = pack_call(self._link_id, self._next_seq(), [frame for frame, _, _ in items])
+        answers = self.handle.asks.remote(call)
+        self._requests += 1
+        reader = asyncio.get_running_loop().create_task(
+            self._read_answers(answers, [future for _, future, _ in items])
+        )
+        self._readers.add(reader)
+        reader.add_done_callback(self._readers.discard)
+
+    async def _read_answers(self, answers: Any, futures: list[asyncio.Future[Any]]) -> None:
+        """Route the replies an `asks` call yields to its asks' futures, by index."""
+        error: MeshError | None = None
+        try:
+            async for ref in answers:
+                self._route_answers(await ref, futures)
+        except ProtocolError as garbage:
+            error = garbage.with_context(agent=self.peer)
+        except Exception as exc:  # Ray's errors: the peer died, the call failed
+            error = translate(exc, agent=self.peer)
+            if isinstance(error, PeerDeadError):
+                self._die(error, [])
+            error = _maybe_ran(error)
+        finally:
+            self._requests -= 1
+        if error is None:
+            error = DecodeError(f"{self.peer!r} ended an asks call with asks unanswered",
+                                agent=self.peer, hint=_PEER_HINT)  # fmt: skip
+        for future in futures:
+            if not future.done():
+                future.set_exception(_copy(error))
+
+    def _route_answers(self, item: Any, futures: list[asyncio.Future[Any]]) -> None:
+        for index, frame in open_answers(item, max_batch=self._max_batch):
+            if index >= len(futures):
+                raise DecodeError(f"an answer to ask {index} of a call of {len(futures)}",
+                                  hint=_PEER_HINT)  # fmt: skip
+            for future in futures if index == WHOLE_CALL else (futures[index],):
+                if future.done():
+                    self._on_late(frame)
+                else:
+                    future.set_result(frame)
 
     def _when_ended(self, ref: Any, then: Callable[[Any, BaseException | None], None]) -> None:
         """Run ``then(result, error)`` on this loop once the Ray call `ref` has ended.
@@ -333,6 +398,11 @@ class Link:
         """Fail what still waits on this link and ignore its calls' ends (the sender is going)."""
         self._die(MeshError(f"the link to {self.peer!r} was closed by its sender"), [])
         self._closed = True
+        for reader in self._readers:
+            reader.cancel()
+
+
+_PEER_HINT = "a buggy or hostile peer host answered the call"
 
 
 def _copy(error: MeshError) -> MeshError:

@@ -31,6 +31,8 @@ class AgentStats:
         sent: Messages this agent sent (asks and tells; replies are not counted).
         replies_carried: Replies that went back as the result of the batch call that
             brought their ask, not in a call of their own.
+        asks_together: Asks from the edge that came with others in one `asks` call
+            (made in the same loop turn), their replies going back on it as ready.
         cancelled: Messages dropped or stopped because their asker gave up.
         probes_sent: Deadlock probes this agent sent or forwarded.
         probes_received: Deadlock probes that reached this agent.
@@ -56,6 +58,7 @@ class AgentStats:
     gaps: int = 0
     sent: int = 0
     replies_carried: int = 0
+    asks_together: int = 0
     cancelled: int = 0
     probes_sent: int = 0
     probes_received: int = 0

@@ -29,7 +29,7 @@ from mesh import (
 )
 from mesh.cli import app
 from protocols import Codec, Envelope, ErrorReply, Kind
-from protocols.calls import WHOLE_CALL, open_result
+from protocols.calls import WHOLE_CALL, open_answers, open_result
 
 pytestmark = pytest.mark.ray
 
@@ -110,6 +110,10 @@ async def _answer_to_call(host: Any, method: str, call: Any) -> MeshError:
         return MeshError.from_wire(error)
     if method == "request":
         frame = await host.request.remote(call)
+    elif method == "asks":
+        items = [open_answers(await item) async for item in host.asks.remote(call)]
+        ((index, frame),) = [answer for answers in items for answer in answers]
+        assert index == WHOLE_CALL
     else:
         (frame,) = [frame async for batch in host.stream.remote(call) for frame in await batch]
     reply = _codec.decode(frame)
@@ -117,7 +121,7 @@ async def _answer_to_call(host: Any, method: str, call: Any) -> MeshError:
     return _codec.decode_message(reply, ErrorReply).to_error()
 
 
-@pytest.mark.parametrize("method", ["deliver", "request", "stream"])
+@pytest.mark.parametrize("method", ["deliver", "request", "stream", "asks"])
 async def test_a_call_that_is_not_a_call_is_answered_typed_and_dead_lettered(
     mesh: Mesh, spawn: Spawn, method: str
 ) -> None:

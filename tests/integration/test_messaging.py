@@ -85,6 +85,23 @@ async def test_thousand_concurrent_tells_between_agents_keep_their_order(
     assert stats.gaps == 0
 
 
+async def test_the_edges_asks_of_one_turn_share_a_call_and_a_slow_one_holds_back_none(
+    mesh: Mesh, spawn: Spawn
+) -> None:
+    echo = await spawn(Echo, "asked-together", prefix="re:", concurrency=8)
+    await mesh.ask(echo.name, Sleep(seconds=0.0))  # the link and the types, made alone
+    before = (await mesh.stats(echo.name)).asks_together
+    slow = asyncio.ensure_future(mesh.ask(echo.name, Sleep(seconds=2.0), timeout=30))
+    fast = [mesh.ask(echo.name, Ping(text=str(i)), expect=Pong, timeout=30) for i in range(5)]
+    replies = await asyncio.gather(*fast)
+    assert [reply.text for reply in replies] == [f"re:{i}" for i in range(5)]
+    assert not slow.done()  # its reply comes on the same call, when it is ready
+    assert (await mesh.stats(echo.name)).asks_together - before == 6
+    slept = await slow
+    assert isinstance(slept, Pong)
+    assert slept.text == "slept"
+
+
 async def test_replies_ready_at_once_go_back_in_the_call_that_brought_their_asks(
     mesh: Mesh, spawn: Spawn
 ) -> None:

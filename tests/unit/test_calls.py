@@ -12,9 +12,12 @@ from hypothesis import strategies as st
 
 from protocols import DecodeError, DecodeLimitError, MeshError
 from protocols.calls import (
+    WHOLE_CALL,
+    open_answers,
     open_batch_call,
     open_call,
     open_result,
+    pack_answers,
     pack_call,
     pack_result,
 )
@@ -126,3 +129,28 @@ def test_nesting_inside_a_call_is_refused_as_it_is_built() -> None:
         open_batch_call(_raw("link#1/0", 0, []).replace(b"\x90", bomb), max_batch=_BATCH)
     with pytest.raises(DecodeError, match="result"):
         open_result(_raw(None, []).replace(b"\x90", bomb), max_batch=2)
+
+
+@given(answers=st.lists(st.tuples(st.integers(WHOLE_CALL, _BATCH - 1), st.binary(max_size=64)),
+                        max_size=_BATCH))  # fmt: skip
+def test_an_asks_calls_answers_round_trip(answers: list[tuple[int, bytes]]) -> None:
+    assert open_answers(pack_answers(answers), max_batch=_BATCH) == answers
+
+
+@pytest.mark.parametrize(
+    ("item", "words"),
+    [
+        (b"\xc1", "not valid msgpack"),
+        (_raw(0, b"frame"), "must be \\[\\[index, reply frame\\], ...\\]"),
+        (_raw([_BATCH, b"frame"]), "must be \\[\\[index, reply frame\\]"),  # no such ask
+        (_raw([-2, b"frame"]), "must be \\[\\[index, reply frame\\]"),
+        (_raw([0, "text"]), "answers holds a link id or text longer than allowed"),
+        (_raw(*[[0, b"x"]] * (_BATCH + 1)), "more frames than max_batch"),
+        (b"\x91" * 500 + b"\x90", "more arrays and maps than its shape has"),  # a bomb
+    ],
+    ids=["garbage", "not-pairs", "index-past-batch", "negative-index", "text-frame", "too-many",
+         "nested"],
+)  # fmt: skip
+def test_a_malformed_asks_answer_is_refused_with_what_was_wrong(item: bytes, words: str) -> None:
+    with pytest.raises(DecodeError, match=words):
+        open_answers(item, max_batch=_BATCH)

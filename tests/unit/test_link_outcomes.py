@@ -37,15 +37,26 @@ _NO_TYPES = TypeShare(fetch=_fetch, store=_store)
 
 
 def _link(
-    peer: PeerHost, *, max_batch: int = 1, carried: list[tuple[list[bytes], str, str]] | None = None
+    peer: PeerHost,
+    *,
+    max_batch: int = 1,
+    carried: list[tuple[list[bytes], str, str]] | None = None,
+    edge: bool = False,
+    late: list[bytes] | None = None,
 ) -> Link:
+    """An agent's link to `peer` (its own handle goes with its first call), or the edge's."""
+
     def on_carried(frames: list[bytes], name: str, incarnation: str) -> None:
         assert carried is not None, "no carried replies expected"
         carried.append((frames, name, incarnation))
 
+    def on_late(frame: bytes) -> None:
+        assert late is not None, "no late replies expected"
+        late.append(frame)
+
     return Link(link_id="asker#1", peer="critic", incarnation="inc-1", handle=peer,
-                reply_to=None, max_batch=max_batch, max_inflight=1, max_outbox=100,
-                on_late=lambda _frame: None, on_carried=on_carried)  # fmt: skip
+                reply_to=None if edge else "the asker's host", max_batch=max_batch,
+                max_inflight=1, max_outbox=100, on_late=on_late, on_carried=on_carried)  # fmt: skip
 
 
 def _future() -> asyncio.Future[Any]:
@@ -121,7 +132,7 @@ async def test_asks_sent_in_one_turn_share_a_call_and_a_lone_one_is_a_request() 
 
 async def test_sends_after_the_death_is_known_never_ran() -> None:
     peer = PeerHost()
-    link = _link(peer)
+    link = _link(peer, edge=True)
     peer.die()
     await _settle()
     told, asked = _future(), _future()
@@ -139,8 +150,9 @@ async def test_sends_after_the_death_is_known_never_ran() -> None:
 
 async def test_a_request_call_that_fails_is_unknown_and_kills_the_link() -> None:
     peer = PeerHost()
-    link = _link(peer)
+    link = _link(peer, edge=True)
     reply = link.request(b"ask")
+    await asyncio.sleep(0)  # it leaves at the end of the turn
     peer.request.calls[0].set_exception(ActorDiedError())
     await _settle()
     with pytest.raises(OutcomeUnknownError):
@@ -302,3 +314,104 @@ async def test_a_batch_call_refused_whole_refuses_every_frame_in_it() -> None:
     for future in (told, asked):
         with pytest.raises(DecodeError, match="a call must be"):
             future.result()
+
+
+async def test_the_edges_asks_of_one_turn_share_an_asks_call_and_come_back_as_ready() -> None:
+    peer = PeerHost()
+    link = _link(peer, max_batch=8, edge=True)
+    asks = [link.request(b"ask%d" % i) for i in range(3)]
+    await asyncio.sleep(0)
+    assert peer.asks.args == [("asker#1", 0, [b"ask0", b"ask1", b"ask2"])]
+    assert peer.request.calls == []
+    assert peer.deliver.calls == []  # the edge's asks never go in a batch call
+    answers = peer.asks.calls[0]
+    answers.push([(1, b"reply 1")])  # the slow first ask holds back none of the others
+    await _settle()
+    assert asks[1].result() == b"reply 1"
+    assert not asks[0].done()
+    assert not asks[2].done()
+    answers.push([(2, b"reply 2"), (0, b"reply 0")])
+    answers.end()
+    await _settle()
+    assert [ask.result() for ask in asks] == [b"reply 0", b"reply 1", b"reply 2"]
+    lone = link.request(b"ask3")  # alone in its turn: a `request` call, whose result it is
+    await asyncio.sleep(0)
+    assert peer.request.args == [("asker#1", 1, b"ask3")]
+    peer.request.calls[0].set_result(b"reply 3")
+    await _settle()
+    assert lone.result() == b"reply 3"
+    assert link.idle
+
+
+async def test_the_edges_tells_and_asks_go_in_their_order_on_calls_of_their_kind() -> None:
+    peer = PeerHost()
+    link = _link(peer, max_batch=8, edge=True)
+    told, later = _future(), _future()
+    link.send(b"tell0", told)
+    asks = [link.request(b"ask1"), link.request(b"ask2")]
+    link.send(b"tell3", later)
+    await asyncio.sleep(0)
+    assert [args[1:3] for args in peer.deliver.args] == [(0, [b"tell0"])]
+    assert peer.asks.args == []  # behind the tell's call, which fills the window of one
+    peer.deliver.calls[0].set_result((None, []))
+    await _settle()
+    assert peer.asks.args == [("asker#1", 1, [b"ask1", b"ask2"])]
+    assert [args[1:3] for args in peer.deliver.args] == [(0, [b"tell0"]), (2, [b"tell3"])]
+    assert told.result() is None
+    assert not any(ask.done() for ask in asks)
+
+
+async def test_an_asks_call_whose_peer_dies_fails_its_unanswered_asks_as_unknown() -> None:
+    peer = PeerHost()
+    link = _link(peer, max_batch=8, edge=True)
+    asks = [link.request(b"ask0"), link.request(b"ask1")]
+    await asyncio.sleep(0)
+    peer.asks.calls[0].push([(0, b"reply 0")])
+    await _settle()
+    peer.die()
+    await _settle()
+    assert asks[0].result() == b"reply 0"
+    with pytest.raises(OutcomeUnknownError) as caught:
+        asks[1].result()
+    assert caught.value.agent == "critic"
+    assert isinstance(link.dead, PeerDeadError)
+
+
+@pytest.mark.parametrize(
+    ("answers", "error"),
+    [
+        (b"\xc1", "asks call's answers is not valid msgpack"),
+        ([(5, b"reply")], "an answer to ask 5 of a call of 2"),
+        ([(0, b"reply 0")], "ended an asks call with asks unanswered"),
+    ],
+    ids=["garbage", "no-such-ask", "cut-short"],
+)
+async def test_an_asks_call_answered_wrong_fails_its_unanswered_asks_typed_and_the_link_goes_on(
+    answers: Any, error: str
+) -> None:
+    peer = PeerHost()
+    link = _link(peer, max_batch=8, edge=True)
+    asks = [link.request(b"ask0"), link.request(b"ask1")]
+    await asyncio.sleep(0)
+    peer.asks.calls[0].push(answers)
+    peer.asks.calls[0].end()
+    await _settle()
+    with pytest.raises(DecodeError, match=error) as caught:
+        asks[1].result()
+    assert caught.value.agent == "critic"
+    assert link.dead is None
+    assert link.idle
+
+
+async def test_an_asks_call_refused_whole_answers_every_ask_with_its_error() -> None:
+    peer = PeerHost()
+    late: list[bytes] = []
+    link = _link(peer, max_batch=8, edge=True, late=late)
+    asks = [link.request(b"ask0"), link.request(b"ask1")]
+    await asyncio.sleep(0)
+    asks[0].cancel()  # its asker gave up: the answer comes late
+    peer.asks.calls[0].push([(WHOLE_CALL, b"error frame")])
+    peer.asks.calls[0].end()
+    await _settle()
+    assert asks[1].result() == b"error frame"  # decoded and raised by the endpoint
+    assert late == [b"error frame"]
