@@ -31,6 +31,7 @@ from typing import Any
 
 __all__ = [
     "LOOPBACK_ENV",
+    "RAY_SYSTEM_CONFIG",
     "RAY_UPLOAD_LOGGER",
     "VERIFIED_MCP",
     "VERIFIED_PYTHON",
@@ -48,6 +49,7 @@ __all__ = [
     "reload_ray_config",
     "settle_ray_calls_at_once",
     "settling_problem",
+    "system_config_problem",
 ]
 
 #: Ray minor versions every touch below was verified against (the pin in pyproject.toml).
@@ -227,6 +229,38 @@ def on_head_node() -> Any:
         if node.get("Alive") and _HEAD_NODE_RESOURCE in node.get("Resources", {}):
             return NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)
     return "DEFAULT"
+
+
+# -- Ray's system config for the clusters raymesh starts (Ray 2.60.0) --------------------
+
+# A call's argument up to `max_direct_call_object_size` (100 KiB by default) goes inline
+# in the call; a larger one is put in the node's object store, through the raylet, and
+# fetched from it. A batch call of a busy link carries up to `max_batch` (512) frames:
+# at 1 KiB a frame, past 100 KiB from about 90. In a ring of 8 agents sending tells, the
+# raylet took about 15% of a core doing that (0.55-0.96 CPU s a run of 80,000 tells,
+# `/proc`), the ring's throughput 16,700-18,800 a second; with 1 MiB inline, the raylet
+# was idle and the ring did 16,500-25,300 (six runs each, alternating). The setting is a
+# cluster's: `ray.init(_system_config=...)` and ``ray start --system-config`` (a flag
+# Ray's help does not list) give it to a Ray that raymesh starts; a cluster raymesh joins
+# keeps its own (the operations guide says how to set it).
+
+#: Ray's system config for a Ray that raymesh starts (`Mesh.local`, ``raymesh up``).
+RAY_SYSTEM_CONFIG: dict[str, Any] = {"max_direct_call_object_size": 1 << 20}
+
+
+def system_config_problem(expected: dict[str, Any] = RAY_SYSTEM_CONFIG) -> str | None:
+    """Return how the running Ray's system config differs from `expected`, or None."""
+    from ray._private.state import state
+
+    try:
+        running = state.get_system_config()  # type: ignore[no-untyped-call]
+    except Exception as exc:  # any failure to read it is the finding
+        return f"Ray's system config could not be read ({type(exc).__name__}: {exc})"
+    wrong = {key: running.get(key) for key in expected if running.get(key) != expected[key]}
+    if not wrong:
+        return None
+    wanted = {key: expected[key] for key in wrong}
+    return f"Ray's system config has {wrong}, not raymesh's {wanted}"
 
 
 # -- a local Ray on loopback only (Ray 2.60.0) -----------------------------------------

@@ -2,7 +2,8 @@
 
 The same guards as ``raymesh up``: an inherited ``RAY_AUTH_MODE=disabled`` is refused
 unless `dev`, Ray's token file is made before Ray starts, 0600, and the Ray binds
-127.0.0.1, which is checked once it runs.
+127.0.0.1, which is checked once it runs. It starts with raymesh's system config
+(`RAY_SYSTEM_CONFIG`: batch calls inline, not through the object store), also checked.
 """
 
 from __future__ import annotations
@@ -12,8 +13,14 @@ from typing import Any
 
 import ray
 
-from mesh._compat import loopback_problem, ray_on_loopback
+from mesh._compat import (
+    RAY_SYSTEM_CONFIG,
+    loopback_problem,
+    ray_on_loopback,
+    system_config_problem,
+)
 from mesh.errors import ClusterError
+from mesh.observability import get_logger
 from mesh.security import guard_local_ray, is_loopback, secure_token_file, token_path
 
 __all__ = ["joining", "start_private_ray"]
@@ -28,8 +35,9 @@ def start_private_ray(*, dev: bool, **ray_init_kwargs: Any) -> None:
         ClusterError: The Ray took an address other than loopback; it is stopped.
     """
     guard_local_ray(dev=dev)
+    system_config = RAY_SYSTEM_CONFIG | ray_init_kwargs.pop("_system_config", {})
     with ray_on_loopback():
-        ray.init(**ray_init_kwargs)
+        ray.init(_system_config=system_config, **ray_init_kwargs)
     secure_token_file(token_path())  # in case Ray wrote one after all
     problem = loopback_problem()
     if problem is not None:
@@ -38,6 +46,10 @@ def start_private_ray(*, dev: bool, **ray_init_kwargs: Any) -> None:
             problem,
             hint="use the Ray version raymesh pins (mesh/_compat.py: VERIFIED_RAY)",
         )
+    tuning = system_config_problem(system_config)
+    if tuning is not None:  # slower, not wrong: said, not refused
+        get_logger().warning("Ray ignored raymesh's system config", problem=tuning,
+                             hint="use the Ray version raymesh pins (VERIFIED_RAY)")  # fmt: skip
 
 
 def joining(address: str) -> contextlib.AbstractContextManager[None]:

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from mesh._compat import current_cluster_file
+from mesh._compat import RAY_SYSTEM_CONFIG, current_cluster_file
 from mesh.config import raymesh_home
 from mesh.errors import ClusterError
 from mesh.ops._listeners import exposed_listeners
@@ -297,6 +297,7 @@ def start_head(
     temp_dir = _temp_dir()
     command = [
         _ray_executable(), "start", "--head", "--disable-usage-stats",
+        "--system-config", json.dumps(RAY_SYSTEM_CONFIG),
         "--port", str(port),
         "--include-dashboard", "true",
         *bind_args(host),

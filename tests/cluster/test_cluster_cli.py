@@ -112,6 +112,20 @@ def test_up_prints_the_address_the_dashboard_and_the_next_commands(head: Head) -
     assert "raymesh down" in head.up_output
 
 
+def test_the_head_runs_with_raymeshs_system_config(head: Head) -> None:
+    joined = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            from mesh import Mesh
+            from mesh._compat import system_config_problem
+            Mesh.connect({head.state["address"]!r})  # a driver joining, as `submit` does
+            print("problem:", system_config_problem())
+        """)],
+        capture_output=True, text=True, env=head.env, cwd=REPO, timeout=90, check=False,
+    )  # fmt: skip
+    assert joined.returncode == 0, joined.stderr
+    assert "problem: None" in joined.stdout
+
+
 def test_up_twice_says_the_cluster_is_already_up_and_where(head: Head) -> None:
     again = raymesh("up", env=head.env)
     assert again.returncode == 0

@@ -47,6 +47,7 @@ from mesh import (
     PeerDeadError,
     PeerNotFoundError,
 )
+from mesh._compat import system_config_problem
 
 pytestmark = pytest.mark.ray
 
@@ -83,6 +84,12 @@ async def test_thousand_concurrent_tells_between_agents_keep_their_order(
     assert notes.senders == [sender.name]
     stats = await mesh.stats(receiver.name)
     assert stats.gaps == 0
+
+
+def test_the_local_ray_runs_with_raymeshs_system_config(mesh: Mesh) -> None:
+    # Batch calls inline, not through the object store (`mesh._compat.RAY_SYSTEM_CONFIG`).
+    assert system_config_problem() is None
+    assert system_config_problem({"max_direct_call_object_size": 1}) is not None  # it reads
 
 
 async def test_the_edges_asks_of_one_turn_share_a_call_and_a_slow_one_holds_back_none(
