@@ -37,6 +37,7 @@ from protocols.errors import DecodeError, DecodeLimitError
 
 __all__ = [
     "DEFAULT_MAX_BATCH",
+    "PEER_HOST_HINT",
     "WHOLE_CALL",
     "Refusals",
     "open_answers",
@@ -63,7 +64,8 @@ _CALL_HINT = (
     "raymesh's links send [link id, sequence number, frames]: the caller is buggy or hostile"
 )
 
-_RESULT_HINT = "a buggy or hostile peer host answered the call"
+#: The hint of an error in what a peer host answered: its result or its items.
+PEER_HOST_HINT = "a buggy or hostile peer host answered the call"
 _SHAPE = "a call must be an array of [link id, sequence number, frames]"
 
 #: The refused frames of a batch call: ``(index, wire error)`` pairs, or None.
@@ -119,7 +121,7 @@ def open_result(result: Any, *, max_batch: int = DEFAULT_MAX_BATCH) -> tuple[Ref
     fields = _unpack(result, "a batch call's result",
                      max_array_len=max(max_batch, MAX_CHAIN + 1, 2), max_str_len=-1,
                      containers=_RESULT_CONTAINERS * (max_batch + 1),
-                     hint=_RESULT_HINT)  # fmt: skip
+                     hint=PEER_HOST_HINT)  # fmt: skip
     shaped = type(fields) is list and len(fields) == 2
     refusals, carried = fields if shaped else (None, None)
     if (
@@ -129,7 +131,7 @@ def open_result(result: Any, *, max_batch: int = DEFAULT_MAX_BATCH) -> tuple[Ref
         or not (refusals is None or _refusals(refusals))
     ):
         raise DecodeError("a batch call's result must be [refusals, carried frames]",
-                          hint=_RESULT_HINT)  # fmt: skip
+                          hint=PEER_HOST_HINT)  # fmt: skip
     return ([(index, error) for index, error in refusals] if refusals else None), carried
 
 
@@ -147,14 +149,14 @@ def open_answers(item: Any, *, max_batch: int = DEFAULT_MAX_BATCH) -> list[tuple
             `max_batch` (or `WHOLE_CALL`).
     """
     pairs = _unpack(item, "an asks call's answers", max_array_len=max(max_batch, 2),
-                    max_str_len=0, containers=max_batch + 1, hint=_RESULT_HINT)  # fmt: skip
+                    max_str_len=0, containers=max_batch + 1, hint=PEER_HOST_HINT)  # fmt: skip
     if type(pairs) is not list or not all(
         type(pair) is list and len(pair) == 2 and type(pair[0]) is int
         and WHOLE_CALL <= pair[0] < max_batch and type(pair[1]) is bytes
         for pair in pairs
     ):  # fmt: skip
         raise DecodeError("an asks call's answers must be [[index, reply frame], ...]",
-                          hint=_RESULT_HINT)  # fmt: skip
+                          hint=PEER_HOST_HINT)  # fmt: skip
     return [(index, frame) for index, frame in pairs]
 
 

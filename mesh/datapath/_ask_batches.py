@@ -64,6 +64,6 @@ class AskBatches:
                 answers = ready.copy()
                 ready.clear()
                 yield pack_answers(answers)
-            elif unanswered:
+            else:
                 woken.clear()
                 await woken.wait()

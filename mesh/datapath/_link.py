@@ -54,7 +54,7 @@ from mesh.errors import (
     PeerDeadError,
 )
 from protocols import DecodeError, ProtocolError
-from protocols.calls import WHOLE_CALL, open_answers, open_result, pack_call
+from protocols.calls import PEER_HOST_HINT, WHOLE_CALL, open_answers, open_result, pack_call
 
 __all__ = ["Link", "link_id", "sender_of"]
 
@@ -277,7 +277,7 @@ class Link:
             self._requests -= 1
         if error is None:
             error = DecodeError(f"{self.peer!r} ended an asks call with asks unanswered",
-                                agent=self.peer, hint=_PEER_HINT)  # fmt: skip
+                                agent=self.peer, hint=PEER_HOST_HINT)  # fmt: skip
         for future in futures:
             if not future.done():
                 future.set_exception(_copy(error))
@@ -286,7 +286,7 @@ class Link:
         for index, frame in open_answers(item, max_batch=self._max_batch):
             if index >= len(futures):
                 raise DecodeError(f"an answer to ask {index} of a call of {len(futures)}",
-                                  hint=_PEER_HINT)  # fmt: skip
+                                  hint=PEER_HOST_HINT)  # fmt: skip
             for future in futures if index == WHOLE_CALL else (futures[index],):
                 if future.done():
                     self._on_late(frame)
@@ -400,9 +400,6 @@ class Link:
         self._closed = True
         for reader in self._readers:
             reader.cancel()
-
-
-_PEER_HINT = "a buggy or hostile peer host answered the call"
 
 
 def _copy(error: MeshError) -> MeshError:
