@@ -7,7 +7,7 @@ span, so the tree a trace viewer shows is exactly the tree of messages.
 A span is recorded as a small record in the host (a few microseconds) and batched off
 the message path to the mesh's span store, an actor that keeps a bounded window of
 recent spans for ``raymesh trace``. A batch travels as one msgpack blob of rows
-(`pack_spans`), which the store keeps as it came and reads only when asked: shipped as
+(`Recorder.flush`), which the store keeps as it came and reads only when asked: shipped as
 Python dicts, Ray pickled every span in the host and unpickled it in the store, most of
 what tracing cost (measured: windowed asks 0.87x of untraced, 0.95x with nothing shipped).
 Each span's row is packed when the span ends, and the batch is those bytes joined: the
@@ -26,7 +26,7 @@ import asyncio
 import os
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
@@ -77,24 +77,12 @@ SPAN_FIELDS = ("trace_id", "span_id", "parent_span_id", "name", "start_ns", "end
 _ROW = attrgetter(*SPAN_FIELDS)
 
 
-def pack_spans(records: Iterable[SpanRecord]) -> bytes:
-    """Return spans as one msgpack blob of rows."""
-    return pack_rows([r.as_row() for r in records])
-
-
-#: How a span row is packed, alone (`Recorder`) or in a blob (`pack_rows`): a value msgpack
-#: cannot pack goes as text.
+#: How a span row is packed (`Recorder`): a value msgpack cannot pack goes as text.
 _PACKING: dict[str, Any] = {"use_bin_type": True, "default": str}
 
 
-def pack_rows(rows: Sequence[Sequence[Any]]) -> bytes:
-    """Return span rows as one msgpack blob."""
-    packed: bytes = msgpack.packb(rows, **_PACKING)
-    return packed
-
-
 def unpack_spans(blob: bytes) -> list[list[Any]]:
-    """Return the rows of a blob made by `pack_spans`; none if it is not one."""
+    """Return the rows of a batch a `Recorder` shipped; none if it is not one."""
     try:
         rows = msgpack.unpackb(blob, raw=False, strict_map_key=False)
     except (ValueError, TypeError):  # msgpack's format errors are ValueErrors
@@ -215,7 +203,7 @@ class Recorder:
         if not self._pending:
             return
         count = len(self._pending)
-        # The rows are packed already: the blob is an array of them, as `pack_rows` makes.
+        # The rows are packed already: the blob is a msgpack array of them.
         batch = self._packer.pack_array_header(count) + b"".join(self._pending)
         self._pending.clear()
         try:

@@ -18,8 +18,6 @@ from actors import Prompt, Reasoner
 from actors.loopback import LoopbackLLMServer, Step
 from mesh import HandlerError, Mesh
 from mesh.cli import app
-from mesh.observability._spans import SpanRecord, pack_spans
-from mesh.observability._spanstore import SpanStore
 
 pytestmark = pytest.mark.ray
 
@@ -67,39 +65,6 @@ async def test_a_failed_handler_ends_its_span_with_an_error(mesh: Mesh, spawn: S
     assert span["status"] == "ERROR"
     assert span["attributes"]["raymesh.outcome"] == "HandlerError"
     assert "boom: bad" in span["error"]
-
-
-def test_the_span_store_drops_the_oldest_beyond_its_capacity_and_counts_them() -> None:
-    store = SpanStore(capacity=100)
-    spans = [SpanRecord(trace_id=f"{i:032x}", span_id=f"{i:016x}", parent_span_id=None,
-                        name="agent.a t", start_ns=i, end_ns=i, attributes={"n": i})
-             for i in range(150)]  # fmt: skip
-    store.add(pack_spans(spans[:60]), 60)
-    store.add(pack_spans(spans[60:]), 90)  # the oldest 50 go: most of the first batch
-    assert store.stats() == {"spans": 100, "capacity": 100, "dropped": 50}
-    assert store.trace(f"{49:032x}") == []
-    assert [s["attributes"] for s in store.trace(f"{50:032x}")] == [{"n": 50}]
-    assert store.trace(f"{149:032x}") == [{
-        "trace_id": f"{149:032x}", "span_id": f"{149:016x}", "parent_span_id": None,
-        "name": "agent.a t", "start_ns": 149, "end_ns": 149, "status": "UNSET", "error": None,
-        "attributes": {"n": 149}, "events": [],
-    }]  # fmt: skip
-    assert store.last_trace() == f"{149:032x}"
-    store.add(pack_spans(spans[:5]), 5)  # the trimmed batch is trimmed again
-    assert store.stats() == {"spans": 100, "capacity": 100, "dropped": 55}
-    assert store.trace(f"{54:032x}") == []
-    assert len(store.trace(f"{55:032x}")) == 1
-
-
-def test_the_span_store_reads_past_a_blob_that_is_not_a_batch_of_spans() -> None:
-    store = SpanStore(capacity=100)
-    kept = SpanRecord(trace_id="a" * 32, span_id="b" * 16, parent_span_id=None,
-                      name="agent.a t", start_ns=1, end_ns=2, attributes={})  # fmt: skip
-    store.add(b"\xc1 not msgpack", 1)
-    store.add(pack_spans([kept]), 1)
-    store.add(b"\x93\x01\x02\x03", 3)  # msgpack, but rows of the wrong shape
-    assert [s["span_id"] for s in store.trace("a" * 32)] == ["b" * 16]
-    assert store.last_trace() == "a" * 32
 
 
 async def test_an_api_key_given_to_an_agent_appears_in_no_span_and_no_log(
