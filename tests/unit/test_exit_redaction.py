@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _span_batches import batch
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -20,7 +21,7 @@ from mesh.datapath._failures import start_failed
 from mesh.errors import ConfigError
 from mesh.observability._deadletters import DeadLetterBox
 from mesh.observability._export_redaction import RedactingExporter
-from mesh.observability._spans import SpanRecord, pack_spans, span_dict
+from mesh.observability._spans import SpanRecord, span_dict
 from mesh.observability._spanstore import SpanStore
 from mesh.ops import save_trace, saved_trace
 from protocols import Envelope, Kind
@@ -51,7 +52,7 @@ def test_the_span_store_hands_out_traces_redacted_with_the_clusters_secrets_file
     secrets.chmod(0o600)
     monkeypatch.setenv("RAYMESH_SECRETS_FILE", str(secrets))
     store = SpanStore(capacity=10)
-    store.add(pack_spans([_record()]), 1)
+    store.add(batch([_record()]), 1)
     [span] = store.trace("a" * 32)
     assert _clean(span)
     assert span["attributes"]["note"] == "key [redacted]"
@@ -63,7 +64,7 @@ def test_a_span_store_whose_secrets_file_is_unreadable_still_keeps_spans(
 ) -> None:
     monkeypatch.setenv("RAYMESH_SECRETS_FILE", str(tmp_path / "missing.env"))
     store = SpanStore(capacity=10)
-    store.add(pack_spans([_record()]), 1)
+    store.add(batch([_record()]), 1)
     assert store.stats()["spans"] == 1
 
 
