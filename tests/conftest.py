@@ -34,20 +34,6 @@ Bench = Callable[..., subprocess.CompletedProcess[str]]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Hand out the longest files first: those with slow tests, then those on Ray.
-
-    The suite runs on two processes, a file at a time (``--dist loadfile``), and is bound
-    by the CPU: a long file begun last leaves the other process idle until it ends.
-    pytest-xdist's own order (most tests first) put the files of one long benchmark last.
-    """
-    weight: dict[Path, int] = {}
-    for item in items:
-        rank = 2 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("ray") else 0
-        weight[item.path] = max(weight.get(item.path, 0), rank)
-    items.sort(key=lambda item: -weight[item.path])  # stable: a file's own order is kept
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _clean_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Run the suite as on a fresh machine, whatever the shell around it has set.
