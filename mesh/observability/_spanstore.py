@@ -6,14 +6,14 @@ only by a query: the store does no work per span while messages flow. When it is
 oldest spans are dropped and counted: whole batches, and of the oldest batch left only a
 count of its rows to skip, so that dropping never decodes a blob either. Its memory stays
 bounded whatever the traffic (the capacity's spans and the skipped rows of one batch); a
-blob that is not a batch of spans is ignored when read.
+blob that is not a batch of spans is ignored when read. A trace leaves it redacted: masked
+are key shapes, the secret variables of its environment and the values of the cluster's
+secrets file (``RAYMESH_SECRETS_FILE``), which it reads when it starts.
 
 Trimming the oldest batch by decoding and re-packing its newer rows, as it once did, cost
 the store a decode and a pack of up to a whole batch for every batch it took once full: on
 two cores, after earlier traffic had filled it, traced messages ran at 0.86x of untraced
-where an empty store gave 0.92x (`watchdogs.cost`). A trace leaves it redacted: masked
-are key shapes, the secret variables of its environment and the values of the cluster's
-secrets file (``RAYMESH_SECRETS_FILE``), which it reads when it starts.
+where an empty store gave 0.92x (`watchdogs.cost`).
 """
 
 from __future__ import annotations
