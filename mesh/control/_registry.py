@@ -11,9 +11,11 @@ returned as data, not raised, so that no Ray exception wrapper ever reaches user
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import ray
+from ray.util.annotations import RayDeprecationWarning
 
 from mesh._placement import service_options
 from mesh.agent import AgentInfo
@@ -36,7 +38,11 @@ class Registry:
     def __init__(self, lease_s: float) -> None:
         self._lease_s = lease_s
         self._entries: dict[str, _Entry] = {}
-        restarted = ray.get_runtime_context().was_current_actor_reconstructed
+        with warnings.catch_warnings():
+            # Ray's property reads its own deprecated `actor_id`, and the warning it
+            # raises would reach the user's console as if raymesh used that API.
+            warnings.simplefilter("ignore", RayDeprecationWarning)
+            restarted = ray.get_runtime_context().was_current_actor_reconstructed
         self._rebuilt_by = time.monotonic() + lease_s if restarted else 0.0
 
     def register(self, info: dict[str, Any], handle: Any) -> dict[str, Any] | None:

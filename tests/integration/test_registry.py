@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -50,6 +51,28 @@ def _info(name: str) -> AgentInfo:
 async def registry(mesh: Mesh) -> RegistryClient:
     # A private registry with a short lease, so that the session's is not disturbed.
     return RegistryClient(ray.remote(Registry).options(num_cpus=0).remote(0.5))
+
+
+async def test_starting_the_registry_raises_no_warning(mesh: Mesh) -> None:
+    # Ray's own `was_current_actor_reconstructed` once warned of a deprecated API at
+    # every start, printed on the user's console in the registry's name.
+    class WarningsKept(
+        Registry
+    ):  # local: pickled by value, as test modules are not on the workers' path
+        def __init__(self, lease_s: float) -> None:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                super().__init__(lease_s)
+            self.caught = [f"{w.category.__name__}: {w.message}" for w in caught]
+
+        def warnings_raised(self) -> list[str]:
+            return self.caught
+
+    actor = ray.remote(WarningsKept).options(num_cpus=0).remote(1.0)
+    try:
+        assert await actor.warnings_raised.remote() == []
+    finally:
+        ray.kill(actor)
 
 
 async def test_an_entry_whose_lease_is_not_renewed_drops_out(registry: RegistryClient) -> None:
