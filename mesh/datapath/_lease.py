@@ -2,16 +2,12 @@
 
 Renewals carry the main loop's lag, so the registry shows a host whose loop is stuck as
 unhealthy instead of letting it vanish; a starved loop lags without being stuck, which
-the heartbeat tells apart. The health is looked at often (every half of
-``stuck_after_s``) but sent only when it changed or the lease is due (a third of
-``lease_s``): a call from every agent twice a second was most of the registry's work,
-while what reads health live (the supervisor, ``raymesh status``) asks the host itself.
+the heartbeat tells apart.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,26 +38,15 @@ class Lease:
 
     async def renew(self) -> None:
         """Renew until cancelled; register again if the registry lost the entry."""
-        due_every = self.config.lease_s / 3
-        look_every = min(due_every, max(self.config.stuck_after_s / 2, 0.1))
-        sent: bool | None = None  # the health the registry has from this host
-        renewed = time.monotonic()
+        period = min(self.config.lease_s / 3, max(self.config.stuck_after_s / 2, 0.1))
         while True:
-            await asyncio.sleep(look_every)
+            await asyncio.sleep(period)
             lag = self.heartbeat.lag_s()
             healthy = await self.loop_runs(lag)
-            # Half a look early rather than a whole look late: sleeps drift.
-            if healthy == sent and time.monotonic() - renewed < due_every - look_every / 2:
-                continue
             try:
-                if await self.registry.renew(self.info.name, self.info.incarnation,
-                                             healthy=healthy, loop_lag_s=lag):  # fmt: skip
-                    sent = healthy
-                else:
+                if not await self.registry.renew(self.info.name, self.info.incarnation,
+                                                  healthy=healthy, loop_lag_s=lag):  # fmt: skip
                     await self.registry.register(self.info, self.handle)
-                    sent = None  # registered with its entry's health: the loop's goes next
                     self.log.info("registered again after the registry lost the entry")
             except MeshError as exc:
                 self.log.warning("lease renewal failed", error=str(exc))
-                continue
-            renewed = time.monotonic()
