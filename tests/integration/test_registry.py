@@ -55,10 +55,9 @@ async def registry(mesh: Mesh) -> RegistryClient:
 
 async def test_starting_the_registry_raises_no_warning(mesh: Mesh) -> None:
     # Ray's own `was_current_actor_reconstructed` once warned of a deprecated API at
-    # every start, printed on the user's console in the registry's name.
-    class WarningsKept(
-        Registry
-    ):  # local: pickled by value, as test modules are not on the workers' path
+    # every start, printed on the user's console in the registry's name. The class is
+    # local, so pickled by value: the test modules are not on the workers' path.
+    class WarningsKept(Registry):
         def __init__(self, lease_s: float) -> None:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
