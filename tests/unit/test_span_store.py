@@ -41,7 +41,7 @@ def test_the_span_store_drops_the_oldest_beyond_its_capacity_and_counts_them() -
     assert _kept(store, 0, 155) == list(range(55, 155))
 
 
-def test_a_full_store_drops_spans_without_decoding_abatch(
+def test_a_full_store_drops_spans_without_decoding_a_batch(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Dropping runs for every batch once the store is full: decoding the oldest batch to
